@@ -1,0 +1,109 @@
+/*
+ * bootstrap.c - finding the real allocator, and memory for the moments
+ * before we have it.
+ *
+ * dlsym() may itself call calloc/malloc before the real functions are known;
+ * those requests are served from a static pool (like heaptrack does) and
+ * never reach the real free. The shim's own large structures (rings, the
+ * stack table) come from raw mmap syscalls so they never pass through the
+ * hooks and never count as the program's memory.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define POOL_SIZE (256 * 1024)
+
+static _Alignas(64) unsigned char pool[POOL_SIZE];
+static _Atomic size_t pool_used;
+
+/* Each pool block is preceded by 16 bytes holding its size, so a realloc of
+ * a pool block knows how much to copy. */
+void *shim_pool_alloc(size_t size, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    size_t old = atomic_load(&pool_used), start;
+    do {
+        start = (old + 16 + align - 1) & ~(align - 1);
+        if (size > POOL_SIZE || start + size > POOL_SIZE)
+            return NULL;
+    } while (!atomic_compare_exchange_weak(&pool_used, &old, start + size));
+    memcpy(pool + start - 16, &size, sizeof size);
+    return pool + start; /* static storage is zeroed: calloc is satisfied */
+}
+
+size_t shim_pool_size(const void *p)
+{
+    size_t size;
+    memcpy(&size, (const unsigned char *)p - 16, sizeof size);
+    return size;
+}
+
+int shim_pool_owns(const void *p)
+{
+    return (const unsigned char *)p >= pool && (const unsigned char *)p < pool + POOL_SIZE;
+}
+
+void *shim_os_mmap(size_t size)
+{
+    long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r < 0 && r > -4096)
+        return NULL;
+    return (void *)r;
+}
+
+void shim_os_munmap(void *p, size_t size)
+{
+    syscall(SYS_munmap, p, size);
+}
+
+#define RESOLVE(field, name)                                   \
+    do {                                                       \
+        void *sym = dlsym(RTLD_NEXT, name);                    \
+        memcpy(&g_shim.real.field, &sym, sizeof sym);          \
+    } while (0)
+
+/* Resolves every real function once. Calls made meanwhile (from dlsym
+ * itself) see NULL pointers and use the pool. */
+void shim_resolve_real(void)
+{
+    static _Atomic int done;
+    if (atomic_load(&done))
+        return;
+    int saved = shim_guard;
+    shim_guard = SHIM_GUARD_PASS;
+    shim_real_t r;
+    memset(&r, 0, sizeof r);
+    /* Resolve into g_shim.real field by field; malloc last, since its being
+     * non-NULL is what tells the hooks that bootstrap is over. */
+    RESOLVE(free, "free");
+    RESOLVE(calloc, "calloc");
+    RESOLVE(realloc, "realloc");
+    RESOLVE(reallocarray, "reallocarray");
+    RESOLVE(posix_memalign, "posix_memalign");
+    RESOLVE(aligned_alloc, "aligned_alloc");
+    RESOLVE(memalign, "memalign");
+    RESOLVE(valloc, "valloc");
+    RESOLVE(pvalloc, "pvalloc");
+    RESOLVE(mmap, "mmap");
+    RESOLVE(mmap64, "mmap64");
+    RESOLVE(munmap, "munmap");
+    RESOLVE(mremap, "mremap");
+    RESOLVE(dlopen, "dlopen");
+    RESOLVE(dlclose, "dlclose");
+    RESOLVE(fork, "fork");
+    RESOLVE(exit, "exit");
+    RESOLVE(underscore_exit, "_exit");
+    RESOLVE(malloc, "malloc");
+    (void)r;
+    shim_guard = saved;
+    atomic_store(&done, 1);
+}

@@ -1,0 +1,185 @@
+/*
+ * hooks_os.c - the memory the program gets from the kernel directly (mmap,
+ * munmap, mremap), and the process events the shim must follow: dlopen and
+ * dlclose (the module map), fork (the child gets a stream of its own),
+ * exit and _exit (the final flush, and the exit code).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "record.h"
+
+static uint64_t page_round(uint64_t n)
+{
+    uint64_t page = 4096;
+    return (n + page - 1) & ~(page - 1);
+}
+
+static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), void *addr,
+                         size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (!shim_recording_os())
+        return real(addr, len, prot, flags, fd, off);
+    void *p;
+    int saved = shim_guard;
+    shim_guard = SHIM_GUARD_PASS;
+    p = real(addr, len, prot, flags, fd, off);
+    shim_guard = saved;
+    if (p != MAP_FAILED) {
+        int anon = (flags & MAP_ANONYMOUS) || fd < 0;
+        uint64_t arg = anon ? ((uint64_t)(uint32_t)prot | ((uint64_t)(uint32_t)flags << 32))
+                            : (uint64_t)(uint32_t)fd;
+        shim_record_simple(anon ? MLMEM_EV_MMAP : MLMEM_EV_MMAP_FILE, (uintptr_t)p,
+                           page_round(len), arg, 1);
+    }
+    return p;
+}
+
+SHIM_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.mmap))
+        shim_resolve_real();
+    return mmap_common(g_shim.real.mmap, addr, len, prot, flags, fd, off);
+}
+
+SHIM_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.mmap64))
+        shim_resolve_real();
+    return mmap_common(g_shim.real.mmap64, addr, len, prot, flags, fd, off);
+}
+
+SHIM_EXPORT int munmap(void *addr, size_t len)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.munmap))
+        shim_resolve_real();
+    if (!shim_recording_os())
+        return g_shim.real.munmap(addr, len);
+    shim_ring_t *r = shim_ring_get();
+    shim_event_t *e = r ? shim_event_reserve(r) : NULL;
+    if (e) {
+        e->seq = shim_next_seq(); /* before the range can be mapped again */
+        e->time = shim_ticks();
+    }
+    int saved = shim_guard;
+    shim_guard = SHIM_GUARD_PASS;
+    int rc = g_shim.real.munmap(addr, len);
+    shim_guard = saved;
+    if (e) {
+        e->type = rc == 0 ? MLMEM_EV_MUNMAP : MLMEM_EV_NOP;
+        e->fn = 0;
+        e->addr = (uintptr_t)addr;
+        e->size = page_round(len);
+        e->old_addr = 0;
+        e->arg = 0;
+        e->stack_id = 0;
+        e->tid = r->tid;
+        shim_event_commit(r);
+    }
+    return rc;
+}
+
+SHIM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.mremap))
+        shim_resolve_real();
+    void *want = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        want = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (!shim_recording_os())
+        return g_shim.real.mremap(old, old_len, new_len, flags, want);
+    shim_ring_t *r = shim_ring_get();
+    shim_event_t *e = r ? shim_event_reserve(r) : NULL;
+    if (e) {
+        e->seq = shim_next_seq();
+        e->time = shim_ticks();
+    }
+    int saved = shim_guard;
+    shim_guard = SHIM_GUARD_PASS;
+    void *p = g_shim.real.mremap(old, old_len, new_len, flags, want);
+    shim_guard = saved;
+    if (e) {
+        e->fn = 0;
+        e->tid = r->tid;
+        if (p != MAP_FAILED) {
+            e->type = MLMEM_EV_MREMAP;
+            e->addr = (uintptr_t)p;
+            e->size = page_round(new_len);
+            e->old_addr = (uintptr_t)old;
+            e->arg = page_round(old_len);
+            e->stack_id = shim_stack_for(r, new_len, 1);
+        } else {
+            e->type = MLMEM_EV_NOP;
+            e->stack_id = 0;
+        }
+        shim_event_commit(r);
+    }
+    return p;
+}
+
+SHIM_EXPORT void *dlopen(const char *file, int mode)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.dlopen))
+        shim_resolve_real();
+    void *h = g_shim.real.dlopen(file, mode);
+    if (h && atomic_load(&g_shim.mode) == SHIM_ACTIVE)
+        shim_modules_refresh(0);
+    return h;
+}
+
+SHIM_EXPORT int dlclose(void *handle)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.dlclose))
+        shim_resolve_real();
+    int rc = g_shim.real.dlclose(handle);
+    if (rc == 0 && atomic_load(&g_shim.mode) == SHIM_ACTIVE)
+        shim_modules_refresh(1);
+    return rc;
+}
+
+SHIM_EXPORT pid_t fork(void)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.fork))
+        shim_resolve_real();
+    pid_t pid = g_shim.real.fork();
+    if (pid > 0 && shim_recording())
+        shim_record_simple(MLMEM_EV_FORK, 0, 0, (uint64_t)pid, 0);
+    return pid;
+}
+
+SHIM_EXPORT void exit(int code)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.exit))
+        shim_resolve_real();
+    if (getpid() == g_shim.pid) {
+        atomic_store(&g_shim.end_code, code);
+        atomic_store(&g_shim.end_code_known, 1);
+    }
+    g_shim.real.exit(code); /* our destructor does the final flush */
+}
+
+static void __attribute__((noreturn)) underscore_exit(int code)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.underscore_exit))
+        shim_resolve_real();
+    shim_writer_finish(MLMEM_END_UNDERSCORE_EXIT, 1, code);
+    g_shim.real.underscore_exit(code);
+}
+
+SHIM_EXPORT void _exit(int code)
+{
+    underscore_exit(code);
+}
+
+SHIM_EXPORT void _Exit(int code)
+{
+    underscore_exit(code);
+}

@@ -1,0 +1,147 @@
+/*
+ * record.c - the slow half of the hot path: full rings, sampling decisions,
+ * and the recording helpers the hooks share.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <sched.h>
+#include <time.h>
+
+#include "record.h"
+
+uint64_t shim_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t ring_used(shim_ring_t *r)
+{
+    r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+    return __atomic_load_n(&r->reserve, __ATOMIC_RELAXED) - r->tail_cache;
+}
+
+/* A ring is (nearly) full, or its thread is dropping. Policy (documented in
+ * docs/shim.md): wake the writer and wait up to block_ms for room; if none
+ * comes, drop this event and every further one until the ring is half
+ * empty, so a stalled analyzer costs the program at most one wait. Events
+ * of a signal handler never wait: they may use the slack, else drop. */
+shim_event_t *shim_event_slow(shim_ring_t *r)
+{
+    uint64_t used = ring_used(r);
+    int nested = r->depth > 1;
+
+    if (r->dropping) {
+        if (used < SHIM_RING_SLOTS / 2)
+            r->dropping = 0;
+        else
+            goto drop;
+    }
+    if (used < SHIM_RING_SLOTS - SHIM_RING_SLACK || (nested && used < SHIM_RING_SLOTS))
+        goto take;
+    if (nested)
+        goto drop;
+
+    shim_writer_wake();
+    uint64_t deadline = shim_now() + (uint64_t)g_shim.config.block_ms * 1000000ull;
+    for (;;) {
+        sched_yield();
+        used = ring_used(r);
+        if (used < SHIM_RING_SLOTS - SHIM_RING_SLACK)
+            goto take;
+        if (shim_now() >= deadline ||
+            atomic_load_explicit(&g_shim.mode, memory_order_relaxed) != SHIM_ACTIVE)
+            break;
+    }
+    r->dropping = 1;
+drop:
+    r->dropped++;
+    shim_event_cancel(r);
+    return NULL;
+take: {
+        uint64_t slot = shim_xadd(&r->reserve, 1);
+        return &r->slots[slot & (SHIM_RING_SLOTS - 1)];
+    }
+}
+
+/* Draws the bytes until the next sampled allocation: exponential with mean
+ * sample_rate, so every byte has the same chance 1/rate of being sampled
+ * and an allocation of s bytes is sampled with probability 1 - exp(-s/rate).
+ * That is what makes the sample unbiased (docs/shim.md, "Sampling"). */
+static int64_t next_sample_gap(shim_ring_t *r)
+{
+    /* xorshift64*: per-thread, no locks, good enough for sampling. */
+    uint64_t x = r->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->rng = x;
+    double u = (double)((x * 0x2545F4914F6CDD1Dull) >> 11) * (1.0 / 9007199254740992.0);
+    if (u <= 0.0)
+        u = 1e-300;
+    double gap = -log(u) * (double)g_shim.config.sample_rate;
+    return gap < 1.0 ? 1 : (int64_t)gap;
+}
+
+uint32_t shim_stack_for(shim_ring_t *r, uint64_t size, int force)
+{
+    if (!force && g_shim.config.stack_mode != MLMEM_STACKS_ALL &&
+        size < g_shim.config.stack_threshold) {
+        if (r->sample_countdown == 0)
+            r->sample_countdown = next_sample_gap(r);
+        r->sample_countdown -= (int64_t)size;
+        if (r->sample_countdown > 0)
+            return MLMEM_STACK_NONE;
+        r->sample_countdown = next_sample_gap(r);
+    }
+    if (shim_guard == SHIM_GUARD_UNWIND)
+        return MLMEM_STACK_NONE; /* a signal handler interrupted libunwind */
+    return shim_stack_capture(r);
+}
+
+void shim_record_alloc(int fn, void *p, size_t size)
+{
+    shim_ring_t *r = shim_ring_get();
+    if (!r)
+        return;
+    uint32_t stack = shim_stack_for(r, size, 0);
+    shim_event_t *e = shim_event_reserve(r);
+    if (!e)
+        return;
+    e->seq = shim_next_seq();
+    e->time = shim_ticks();
+    e->type = MLMEM_EV_ALLOC;
+    e->fn = (uint8_t)fn;
+    e->addr = (uintptr_t)p;
+    e->size = size;
+    e->old_addr = 0;
+    e->arg = 0;
+    e->stack_id = stack;
+    e->tid = r->tid;
+    shim_event_commit(r);
+}
+
+/* Records an event that is not a heap allocation (mappings, annotations).
+ * 'want_stack' asks for a stack regardless of size. */
+void shim_record_simple(int type, uint64_t addr, uint64_t size, uint64_t arg, int want_stack)
+{
+    shim_ring_t *r = shim_ring_get();
+    if (!r)
+        return;
+    uint32_t stack = want_stack ? shim_stack_for(r, size, 1) : MLMEM_STACK_NONE;
+    shim_event_t *e = shim_event_reserve(r);
+    if (!e)
+        return;
+    e->seq = shim_next_seq();
+    e->time = shim_ticks();
+    e->type = (uint8_t)type;
+    e->fn = 0;
+    e->addr = addr;
+    e->size = size;
+    e->old_addr = 0;
+    e->arg = arg;
+    e->stack_id = stack;
+    e->tid = r->tid;
+    shim_event_commit(r);
+}

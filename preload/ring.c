@@ -1,0 +1,130 @@
+/*
+ * ring.c - the registry of per-thread rings. A thread gets a ring on its
+ * first event; when it exits (pthread key destructor) the ring is marked
+ * EXITED, the writer drains it and returns it to the pool for the next new
+ * thread. Rings are never unmapped while the process runs, so the writer can
+ * read any registered ring without locks.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "record.h"
+
+/* Rounds of pthread key destructors we stay attached through: other keys'
+ * destructors (run in the same rounds) may still free memory. glibc runs at
+ * most PTHREAD_DESTRUCTOR_ITERATIONS (4) rounds. */
+#define RING_KEEP_ROUNDS 3
+
+static SHIM_TLS int destructor_rounds;
+
+static void ring_thread_exit(void *p)
+{
+    shim_ring_t *r = p;
+    if (++destructor_rounds < RING_KEEP_ROUNDS) {
+        int saved = shim_guard;
+        shim_guard = SHIM_GUARD_PASS;
+        pthread_setspecific(g_shim.ring_key, r); /* run again next round */
+        shim_guard = saved;
+        return;
+    }
+    shim_thread_exited = 1;
+    shim_ring = NULL;
+    atomic_store_explicit(&r->state, SHIM_RING_EXITED, memory_order_release);
+    shim_writer_wake();
+}
+
+static void ring_claimed(shim_ring_t *r)
+{
+    r->tid = (uint32_t)syscall(SYS_gettid);
+    r->depth = 0;
+    r->dropping = 0;
+    r->sample_countdown = 0;
+    r->rng = ((uint64_t)r->tid << 32) ^ shim_ticks() ^ 0x9E3779B97F4A7C15ull;
+    if (!r->rng)
+        r->rng = 1;
+    r->last_stack_id = 0;
+    r->last_depth = 0;
+}
+
+shim_ring_t *shim_ring_attach(void)
+{
+    if (shim_thread_exited) {
+        atomic_fetch_add_explicit(&g_shim.orphan_dropped, 1, memory_order_relaxed);
+        return NULL;
+    }
+    shim_ring_t *r = NULL;
+    uint32_t n = atomic_load(&g_shim.ring_count);
+    for (uint32_t i = 0; i < n && !r; i++) {
+        shim_ring_t *c = atomic_load(&g_shim.rings[i]);
+        int expect = SHIM_RING_FREE;
+        if (c && atomic_compare_exchange_strong(&c->state, &expect, SHIM_RING_ACTIVE))
+            r = c;
+    }
+    if (!r) {
+        r = shim_os_mmap(sizeof(shim_ring_t));
+        if (!r) {
+            atomic_fetch_add_explicit(&g_shim.orphan_dropped, 1, memory_order_relaxed);
+            return NULL;
+        }
+        uint32_t idx = atomic_fetch_add(&g_shim.ring_count, 1);
+        if (idx >= SHIM_MAX_RINGS) {
+            atomic_fetch_sub(&g_shim.ring_count, 1);
+            shim_os_munmap(r, sizeof(shim_ring_t));
+            atomic_fetch_add_explicit(&g_shim.orphan_dropped, 1, memory_order_relaxed);
+            return NULL;
+        }
+        atomic_store(&r->state, SHIM_RING_ACTIVE);
+        ring_claimed(r);
+        atomic_store(&g_shim.rings[idx], r);
+    } else {
+        ring_claimed(r);
+    }
+    shim_ring = r;
+    int saved = shim_guard;
+    shim_guard = SHIM_GUARD_PASS;
+    pthread_setspecific(g_shim.ring_key, r);
+    shim_guard = saved;
+    return r;
+}
+
+/* In the child of fork only this thread exists: every other ring's owner is
+ * gone, and every event still in a ring belongs to the parent's stream. */
+void shim_rings_reset_after_fork(void)
+{
+    uint32_t n = atomic_load(&g_shim.ring_count);
+    for (uint32_t i = 0; i < n; i++) {
+        shim_ring_t *c = atomic_load(&g_shim.rings[i]);
+        if (!c)
+            continue;
+        uint64_t pos = c->reserve;
+        atomic_store(&c->head, pos);
+        atomic_store(&c->tail, pos);
+        c->tail_cache = pos;
+        c->dropped = 0;
+        c->depth = 0;
+        c->dropping = 0;
+        atomic_store(&c->state, c == shim_ring ? SHIM_RING_ACTIVE : SHIM_RING_FREE);
+    }
+    if (shim_ring)
+        shim_ring->tid = (uint32_t)syscall(SYS_gettid);
+    atomic_store(&g_shim.orphan_dropped, 0);
+}
+
+uint64_t shim_dropped_total(void)
+{
+    uint64_t total = atomic_load(&g_shim.orphan_dropped);
+    uint32_t n = atomic_load(&g_shim.ring_count);
+    for (uint32_t i = 0; i < n; i++) {
+        shim_ring_t *c = atomic_load(&g_shim.rings[i]);
+        if (c)
+            total += __atomic_load_n(&c->dropped, __ATOMIC_RELAXED);
+    }
+    return total;
+}
+
+void shim_rings_init(void)
+{
+    pthread_key_create(&g_shim.ring_key, ring_thread_exit);
+}

@@ -1,0 +1,291 @@
+/*
+ * shim.h - internals of libmlmem_preload.so, the LD_PRELOAD shim.
+ *
+ * The shim records raw facts about every allocation of the process it is
+ * loaded into and streams them to the analyzer; it never symbolizes,
+ * aggregates or formats. How it is laid out:
+ *
+ *   hooks_alloc.c  malloc family forwarders    hooks_os.c  mmap family, dlopen,
+ *   record.c       the hot path: event -> ring              fork, exit
+ *   ring.c         per-thread rings + registry  stacks.c    unwind + dedup table
+ *   writer.c       background thread: drains rings, encodes, sends, samples RSS
+ *   modules.c      module map (dl_iterate_phdr)  config.c   environment, once
+ *   bootstrap.c    real functions + static pool  log.c      write(2) logging
+ *   annotate.c     the entry points of mlmem/annotate.h
+ *   state.c        the one mutable global, g_shim
+ *
+ * Rules every file keeps (see docs/architecture.md, "The shim"):
+ * - No allocation through the hooked functions and no stdio: memory comes
+ *   from mmap (shim_os_mmap, a raw syscall) or static storage; messages are
+ *   formatted on the stack and written with write(2).
+ * - A thread-local guard sends calls made from inside a hook (the real
+ *   allocator's own calls, libunwind, dlsym) straight to the real functions.
+ * - Every hot-path step is signal-safe: a signal handler that allocates in
+ *   the middle of a hook records its event correctly (rings tolerate nesting).
+ * - Events are ordered by a global sequence number, taken after an
+ *   allocation succeeded and before a block is released, so the analyzer's
+ *   order never shows a block freed before it was allocated.
+ */
+#ifndef SHIM_H
+#define SHIM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <mlmem/trace_format.h>
+
+#define SHIM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SHIM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SHIM_EXPORT __attribute__((visibility("default")))
+#define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* ---- events in a ring --------------------------------------------------- */
+
+/* One slot of a per-thread ring: a raw event, one cache line. 'time' is in
+ * TSC ticks (or ns where there is no TSC); the writer converts. */
+typedef struct {
+    uint64_t seq;
+    uint64_t time;
+    uint64_t addr;
+    uint64_t size;
+    uint64_t old_addr;
+    uint64_t arg;      /* old_size for MREMAP; see prof_event.h for the rest */
+    uint32_t stack_id;
+    uint32_t tid;
+    uint8_t type;
+    uint8_t fn;
+    uint8_t pad[6];
+} shim_event_t;
+
+_Static_assert(sizeof(shim_event_t) == 64, "one event per cache line");
+
+#define SHIM_RING_SLOTS 8192u /* per thread; 512 KiB */
+
+typedef enum {
+    SHIM_RING_FREE = 0,    /* in the pool, no owner                         */
+    SHIM_RING_ACTIVE = 1,  /* owned by a live thread                        */
+    SHIM_RING_EXITED = 2,  /* owner exited; the writer drains then frees it */
+} shim_ring_state_t;
+
+/* A single-producer ring owned by one thread, drained by the writer.
+ * 'reserve' counts slots handed out (signal-nesting safe), 'head' slots
+ * published, 'tail' slots consumed by the writer. */
+typedef struct shim_ring {
+    _Atomic uint64_t head;          /* producer publishes (release)       */
+    uint64_t reserve;               /* producer only                      */
+    uint64_t tail_cache;            /* producer's view of tail            */
+    uint32_t depth;                 /* nesting of in-progress events      */
+    uint32_t dropping;              /* dropped since the ring was full    */
+    uint64_t dropped;               /* events this ring's owner dropped   */
+    uint32_t tid;
+    _Atomic int state;              /* shim_ring_state_t                  */
+
+    /* Sampling state of the owner thread (stays with the ring). */
+    int64_t sample_countdown;       /* bytes until the next sampled one   */
+    uint64_t rng;
+
+    /* The last stack this thread captured, to skip the table lookup when
+     * the same call site allocates again. */
+    uint32_t last_stack_id;
+    uint32_t last_depth;
+    uintptr_t last_frames[MLMEM_STACK_MAX_DEPTH];
+
+    char pad1[64];
+    _Atomic uint64_t tail;          /* writer only (release)              */
+    char pad2[56];
+    shim_event_t slots[SHIM_RING_SLOTS];
+} shim_ring_t;
+
+/* ---- the one global --------------------------------------------------- */
+
+typedef enum {
+    SHIM_OFF = 0,       /* not initialized yet: pass through             */
+    SHIM_ACTIVE = 1,    /* recording                                      */
+    SHIM_DETACHED = 2,  /* not recording (no analyzer, gone, or finished) */
+} shim_mode_t;
+
+typedef struct {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    void *(*mmap)(void *, size_t, int, int, int, off_t);
+    void *(*mmap64)(void *, size_t, int, int, int, off_t);
+    int (*munmap)(void *, size_t);
+    void *(*mremap)(void *, size_t, size_t, int, ...);
+    void *(*dlopen)(const char *, int);
+    int (*dlclose)(void *);
+    pid_t (*fork)(void);
+    void (*exit)(int) __attribute__((noreturn));
+    void (*underscore_exit)(int) __attribute__((noreturn));
+} shim_real_t;
+
+typedef struct {
+    char socket_path[108];
+    int stack_mode;              /* MLMEM_STACKS_*                        */
+    uint64_t stack_threshold;    /* bytes; >= always gets a stack         */
+    uint64_t sample_rate;        /* mean bytes between sampled small ones */
+    int follow_fork;
+    int root_pid;                /* with follow_fork 0: record only this  */
+    uint32_t block_ms;           /* max wait for ring space, then drop    */
+    uint32_t rss_interval_ms;
+    uint32_t exit_timeout_ms;    /* max wait for the final flush at exit  */
+    int debug;
+} shim_config_t;
+
+#define SHIM_MAX_RINGS 4096
+#define SHIM_MAX_MODULES 2048
+#define SHIM_MODULE_PATH_ARENA (512 * 1024)
+
+typedef struct {
+    uint64_t bias;
+    uint64_t start;
+    uint64_t end;
+    uint64_t load_seq;
+    uint64_t unload_seq;     /* 0 while loaded                              */
+    uint32_t path_offset;    /* into modules_paths                          */
+    uint32_t seen;           /* scratch for a refresh                       */
+} shim_module_t;
+
+/* The writer thread's working state (writer.c). Only the writer touches
+ * it, except the fork handler, which resets it in the child. */
+#define SHIM_OUT_CAP (1u << 20)
+#define SHIM_SCRATCH_CAP (256u * 1024)
+#define SHIM_BATCH_EVENTS 2048u
+#define SHIM_STACK_IDS (1u << 20)
+
+typedef struct {
+    uint8_t out[SHIM_OUT_CAP];        /* records waiting to be sent         */
+    size_t out_len;
+    uint8_t scratch[SHIM_SCRATCH_CAP];/* one EVENTS payload being built     */
+    uint8_t stack_sent[SHIM_STACK_IDS / 8];
+    uint32_t modules_sent;
+    uint32_t modules_generation_seen;
+    uint8_t unload_sent[SHIM_MAX_MODULES];
+    uint64_t dropped_sent;
+    uint64_t base_ticks, base_ns;     /* calibration pair, whole process    */
+    double ns_per_tick;
+    uint64_t stream_ns0;              /* time zero of this stream           */
+    uint64_t next_rss_ns;
+    uint32_t tid;
+    char cmdline[16384];
+} shim_writer_state_t;
+
+typedef struct {
+    _Atomic int mode;                 /* shim_mode_t                        */
+    _Atomic int initializing;
+    shim_real_t real;
+    shim_config_t config;
+
+    _Atomic uint64_t seq;             /* last sequence number handed out    */
+    uint64_t tsc0;                    /* clock pair taken at start          */
+    uint64_t ns0;
+    uint64_t start_realtime_ns;
+    pid_t pid;
+
+    /* Rings, indexed by registration; never shrinks. */
+    shim_ring_t *_Atomic rings[SHIM_MAX_RINGS];
+    _Atomic uint32_t ring_count;
+    pthread_key_t ring_key;
+    _Atomic uint64_t orphan_dropped;  /* events of threads with no ring     */
+
+    /* Stack table (stacks.c). */
+    _Atomic uint64_t *stack_slots;
+    _Atomic uint64_t *stack_index;    /* id -> offset << 8 | depth         */
+    uintptr_t *stack_arena;
+    _Atomic uint64_t stack_arena_top;
+    _Atomic uint32_t stack_next_id;
+    _Atomic uint64_t stack_overflows; /* stacks that found no room          */
+    uintptr_t self_start, self_end;   /* the shim's own text, skipped       */
+
+    /* Module map (modules.c), guarded by modules_lock. */
+    pthread_mutex_t modules_lock;
+    shim_module_t modules[SHIM_MAX_MODULES];
+    _Atomic uint32_t module_count;
+    _Atomic uint32_t modules_generation; /* bumped on every change          */
+    char modules_paths[SHIM_MODULE_PATH_ARENA];
+    uint32_t modules_paths_used;
+    char exe_path[4096];
+
+    /* Writer (writer.c). */
+    int sock;
+    pthread_t writer;
+    int writer_running;
+    _Atomic uint32_t writer_wake;     /* futex word                         */
+    _Atomic int writer_sleeping;
+    _Atomic int writer_stop;          /* ask for a final flush and exit     */
+    _Atomic int writer_done;
+    _Atomic int end_reason;           /* MLMEM_END_* for the END record     */
+    _Atomic int end_code;
+    _Atomic int end_code_known;       /* exit() or _exit() told us the code */
+    _Atomic int connected;
+    shim_writer_state_t w;
+} shim_state_t;
+
+extern shim_state_t g_shim;
+
+/* ---- thread-local state ------------------------------------------------- */
+
+/* Guard values. GUARD_PASS: calls are the allocator's or our own internals;
+ * pass them through unrecorded. GUARD_UNWIND: we are inside libunwind; a
+ * signal handler's allocation is recorded, without a stack. */
+enum { SHIM_GUARD_NONE = 0, SHIM_GUARD_PASS = 1, SHIM_GUARD_UNWIND = 2 };
+
+extern SHIM_TLS int shim_guard;
+extern SHIM_TLS shim_ring_t *shim_ring;     /* NULL: none yet              */
+extern SHIM_TLS int shim_thread_exited;
+
+/* ---- functions --------------------------------------------------------- */
+
+/* bootstrap.c */
+void shim_resolve_real(void);
+void *shim_pool_alloc(size_t size, size_t align);
+int shim_pool_owns(const void *p);
+size_t shim_pool_size(const void *p);
+void *shim_os_mmap(size_t size);
+void shim_os_munmap(void *p, size_t size);
+
+/* config.c */
+void shim_config_load(shim_config_t *c);
+
+/* log.c: format with a tiny printf subset (%s %d %u %lu %llu %x %zu %p). */
+void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+size_t shim_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ring.c */
+void shim_rings_init(void);
+shim_ring_t *shim_ring_attach(void);
+void shim_rings_reset_after_fork(void);
+uint64_t shim_dropped_total(void);
+
+/* record.c: the hot path (the inline half is in record.h). */
+uint64_t shim_now(void);
+void shim_record_alloc(int fn, void *p, size_t size);
+void shim_record_simple(int type, uint64_t addr, uint64_t size, uint64_t arg, int want_stack);
+uint32_t shim_stack_for(shim_ring_t *r, uint64_t size, int force);
+
+/* stacks.c */
+int shim_stacks_init(void);
+uint32_t shim_stack_capture(shim_ring_t *r);
+int shim_stack_get(uint32_t id, const uintptr_t **frames, uint32_t *depth);
+
+/* modules.c */
+void shim_modules_init(void);
+void shim_modules_refresh(int after_close);
+
+/* writer.c */
+int shim_writer_start(void);
+void shim_writer_wake(void);
+void shim_writer_finish(int reason, int code_known, int code);
+void shim_writer_after_fork_child(void);
+
+#endif /* SHIM_H */

@@ -1,0 +1,599 @@
+/*
+ * writer.c - the shim's one background thread. It drains every thread's
+ * ring, encodes the events compactly (varints, deltas; docs/trace-format.md),
+ * sends stack and module definitions before their first use, samples the
+ * resident set size, and writes batches to the analyzer's socket. All of
+ * the encoding happens here, off the program's threads.
+ *
+ * The thread runs with every signal blocked and with the hook guard set, so
+ * nothing it does is recorded as the program's. If the analyzer goes away
+ * (EPIPE, ECONNRESET) the shim detaches: recording stops, the program runs
+ * on at full speed, and what was lost is counted and reported on stderr at
+ * exit. If the analyzer only stalls, sends block (100 ms at a time) and the
+ * rings fill; producers then wait briefly and drop (record.c).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "record.h"
+
+#define W (g_shim.w)
+
+/* ---- time ---------------------------------------------------------------- */
+
+static void calibrate(void)
+{
+#if defined(__x86_64__)
+    uint64_t t = shim_ticks(), n = shim_now();
+    if (n > W.base_ns + 1000000 && t > W.base_ticks)
+        W.ns_per_tick = (double)(n - W.base_ns) / (double)(t - W.base_ticks);
+#endif
+}
+
+/* Converts an event's ticks to nanoseconds since this stream started. */
+static int64_t ticks_to_stream_ns(uint64_t ticks)
+{
+#if defined(__x86_64__)
+    double ns = (double)(int64_t)(ticks - W.base_ticks) * W.ns_per_tick + (double)W.base_ns;
+    return (int64_t)ns - (int64_t)W.stream_ns0;
+#else
+    return (int64_t)ticks - (int64_t)W.stream_ns0;
+#endif
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static void detach(const char *why, int err)
+{
+    if (atomic_exchange(&g_shim.connected, 0)) {
+        atomic_store(&g_shim.mode, SHIM_DETACHED);
+        shim_log("analyzer connection lost (%s: errno %d); the program continues unprofiled",
+                 why, err);
+        close(g_shim.sock);
+        g_shim.sock = -1;
+    }
+    W.out_len = 0;
+}
+
+static void flush_out(void)
+{
+    const uint8_t *p = W.out;
+    size_t n = W.out_len;
+    uint64_t give_up = 0;
+    while (n && atomic_load(&g_shim.connected)) {
+        ssize_t k = send(g_shim.sock, p, n, MSG_NOSIGNAL);
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* The analyzer is slow or stopped. Keep trying, unless the
+             * process is exiting and the exit timeout ran out. */
+            if (atomic_load(&g_shim.writer_stop)) {
+                uint64_t now = shim_now();
+                if (!give_up)
+                    give_up = now + (uint64_t)g_shim.config.exit_timeout_ms * 1000000ull;
+                else if (now > give_up) {
+                    detach("analyzer not reading at exit", errno);
+                    return;
+                }
+            }
+            continue;
+        }
+        detach("send", k < 0 ? errno : 0);
+        return;
+    }
+    W.out_len = 0;
+}
+
+/* Makes room for 'need' bytes in the output buffer. */
+static uint8_t *out_reserve(size_t need)
+{
+    if (W.out_len + need > SHIM_OUT_CAP)
+        flush_out();
+    return W.out + W.out_len;
+}
+
+/* Appends a record header + payload. */
+static void put_record(uint8_t tag, const uint8_t *payload, size_t len)
+{
+    uint8_t *p = out_reserve(1 + MLMEM_VARINT_MAX + len);
+    size_t n = 0;
+    p[n++] = tag;
+    n += mlmem_varint_put(p + n, len);
+    memcpy(p + n, payload, len);
+    W.out_len += n + len;
+}
+
+static size_t put_bytes(uint8_t *p, const void *data, size_t len)
+{
+    size_t n = mlmem_varint_put(p, len);
+    memcpy(p + n, data, len);
+    return n + len;
+}
+
+/* ---- definitions --------------------------------------------------------- */
+
+static void send_hello(void)
+{
+    uint8_t buf[4096 + sizeof W.cmdline + 64];
+    size_t n = 0;
+    n += mlmem_varint_put(buf + n, (uint64_t)getpid());
+    n += mlmem_varint_put(buf + n, (uint64_t)getppid());
+    n += mlmem_varint_put(buf + n, g_shim.start_realtime_ns);
+    n += mlmem_varint_put(buf + n, (uint64_t)g_shim.config.stack_mode);
+    n += mlmem_varint_put(buf + n, g_shim.config.stack_threshold);
+    n += mlmem_varint_put(buf + n, g_shim.config.sample_rate);
+    n += mlmem_varint_put(buf + n, (uint64_t)sysconf(_SC_PAGESIZE));
+    n += put_bytes(buf + n, g_shim.exe_path, strlen(g_shim.exe_path));
+
+    size_t len = 0;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t k;
+        while (len < sizeof W.cmdline &&
+               (k = read(fd, W.cmdline + len, sizeof W.cmdline - len)) > 0)
+            len += (size_t)k;
+        close(fd);
+    }
+    n += put_bytes(buf + n, W.cmdline, len);
+
+    uint8_t *p = out_reserve(MLMEM_STREAM_HEADER_LEN);
+    memcpy(p, MLMEM_STREAM_MAGIC, MLMEM_STREAM_MAGIC_LEN);
+    p[8] = MLMEM_STREAM_VERSION & 0xff;
+    p[9] = MLMEM_STREAM_VERSION >> 8;
+    W.out_len += MLMEM_STREAM_HEADER_LEN;
+    put_record(MLMEM_REC_HELLO, buf, n);
+}
+
+static void send_modules(void)
+{
+    uint32_t gen = atomic_load(&g_shim.modules_generation);
+    if (gen == W.modules_generation_seen)
+        return;
+    pthread_mutex_lock(&g_shim.modules_lock);
+    W.modules_generation_seen = gen;
+    uint32_t count = atomic_load(&g_shim.module_count);
+    uint8_t buf[4096 + 64];
+    for (uint32_t i = 0; i < count; i++) {
+        const shim_module_t *m = &g_shim.modules[i];
+        if (i >= W.modules_sent) {
+            const char *path = g_shim.modules_paths + m->path_offset;
+            size_t plen = strnlen(path, 4096);
+            size_t n = 0;
+            n += mlmem_varint_put(buf + n, i);
+            n += mlmem_varint_put(buf + n, m->bias);
+            n += mlmem_varint_put(buf + n, m->start);
+            n += mlmem_varint_put(buf + n, m->end);
+            n += mlmem_varint_put(buf + n, m->load_seq);
+            n += put_bytes(buf + n, path, plen);
+            put_record(MLMEM_REC_MODULE, buf, n);
+        }
+        if (m->unload_seq && !W.unload_sent[i]) {
+            size_t n = 0;
+            n += mlmem_varint_put(buf + n, i);
+            n += mlmem_varint_put(buf + n, m->unload_seq);
+            put_record(MLMEM_REC_UNLOAD, buf, n);
+            W.unload_sent[i] = 1;
+        }
+    }
+    W.modules_sent = count;
+    pthread_mutex_unlock(&g_shim.modules_lock);
+}
+
+/* Sends stack 'id' if it has not crossed the wire yet. 'seq' is the first
+ * event that uses it: modules are matched to the stack at that point. */
+static void ensure_stack_sent(uint32_t id, uint64_t seq)
+{
+    if (id == MLMEM_STACK_NONE || id >= SHIM_STACK_IDS)
+        return;
+    if (W.stack_sent[id >> 3] & (1u << (id & 7)))
+        return;
+    const uintptr_t *frames;
+    uint32_t depth;
+    if (shim_stack_get(id, &frames, &depth) != 0)
+        return;
+    uint8_t buf[MLMEM_STACK_MAX_DEPTH * MLMEM_VARINT_MAX + 3 * MLMEM_VARINT_MAX];
+    size_t n = 0;
+    n += mlmem_varint_put(buf + n, id);
+    n += mlmem_varint_put(buf + n, seq);
+    n += mlmem_varint_put(buf + n, depth);
+    uint64_t prev = 0;
+    for (uint32_t i = 0; i < depth; i++) {
+        n += mlmem_varint_put(buf + n, mlmem_zigzag((int64_t)(frames[i] - prev)));
+        prev = frames[i];
+    }
+    put_record(MLMEM_REC_STACK, buf, n);
+    W.stack_sent[id >> 3] |= (uint8_t)(1u << (id & 7));
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *p;        /* next byte in scratch                               */
+    uint32_t count;
+    uint32_t tid;
+    uint64_t seq, addr;
+    int64_t time;
+} batch_t;
+
+static void batch_begin(batch_t *b, uint32_t tid)
+{
+    memset(b, 0, sizeof *b);
+    b->p = W.scratch;
+    b->tid = tid;
+}
+
+static void batch_end(batch_t *b)
+{
+    if (!b->count)
+        return;
+    uint8_t head[2 * MLMEM_VARINT_MAX];
+    size_t hn = mlmem_varint_put(head, b->tid);
+    hn += mlmem_varint_put(head + hn, b->count);
+    size_t body = (size_t)(b->p - W.scratch);
+    uint8_t *p = out_reserve(1 + MLMEM_VARINT_MAX + hn + body);
+    size_t n = 0;
+    p[n++] = MLMEM_REC_EVENTS;
+    n += mlmem_varint_put(p + n, hn + body);
+    memcpy(p + n, head, hn);
+    memcpy(p + n + hn, W.scratch, body);
+    W.out_len += n + hn + body;
+    b->count = 0;
+    b->p = W.scratch;
+    b->seq = b->addr = 0;
+    b->time = 0;
+}
+
+static void put_addr(batch_t *b, uint64_t addr)
+{
+    b->p += mlmem_varint_put(b->p, mlmem_zigzag((int64_t)(addr - b->addr)));
+    b->addr = addr;
+}
+
+static void batch_add(batch_t *b, const shim_event_t *e)
+{
+    if (e->tid != b->tid || b->count == SHIM_BATCH_EVENTS) {
+        batch_end(b);
+        b->tid = e->tid;
+    }
+    uint8_t *p = b->p;
+    *p++ = e->type;
+    p += mlmem_varint_put(p, mlmem_zigzag((int64_t)(e->seq - b->seq)));
+    b->seq = e->seq;
+    int64_t t = ticks_to_stream_ns(e->time);
+    p += mlmem_varint_put(p, mlmem_zigzag(t - b->time));
+    b->time = t;
+    b->p = p;
+
+    switch (e->type) {
+    case MLMEM_EV_ALLOC:
+    case MLMEM_EV_REALLOC:
+        ensure_stack_sent(e->stack_id, e->seq);
+        put_addr(b, e->addr);
+        b->p += mlmem_varint_put(b->p, e->size);
+        b->p += mlmem_varint_put(b->p, e->stack_id);
+        if (e->type == MLMEM_EV_REALLOC)
+            b->p += mlmem_varint_put(b->p, mlmem_zigzag((int64_t)(e->old_addr - e->addr)));
+        *b->p++ = e->fn;
+        break;
+    case MLMEM_EV_MMAP:
+    case MLMEM_EV_MMAP_FILE:
+        ensure_stack_sent(e->stack_id, e->seq);
+        put_addr(b, e->addr);
+        b->p += mlmem_varint_put(b->p, e->size);
+        b->p += mlmem_varint_put(b->p, e->stack_id);
+        b->p += mlmem_varint_put(b->p, e->arg);
+        break;
+    case MLMEM_EV_MREMAP:
+        ensure_stack_sent(e->stack_id, e->seq);
+        put_addr(b, e->addr);
+        b->p += mlmem_varint_put(b->p, e->size);
+        b->p += mlmem_varint_put(b->p, e->stack_id);
+        b->p += mlmem_varint_put(b->p, mlmem_zigzag((int64_t)(e->old_addr - e->addr)));
+        b->p += mlmem_varint_put(b->p, e->arg);
+        break;
+    case MLMEM_EV_FREE:
+        put_addr(b, e->addr);
+        break;
+    case MLMEM_EV_MUNMAP:
+    case MLMEM_EV_FILE_READ:
+        put_addr(b, e->addr);
+        b->p += mlmem_varint_put(b->p, e->size);
+        if (e->type == MLMEM_EV_FILE_READ)
+            b->p += mlmem_varint_put(b->p, e->arg);
+        break;
+    case MLMEM_EV_TAG:
+        put_addr(b, e->addr);
+        b->p += mlmem_varint_put(b->p, e->arg);
+        break;
+    case MLMEM_EV_RSS:
+        b->p += mlmem_varint_put(b->p, e->size);
+        break;
+    case MLMEM_EV_STEP:
+    case MLMEM_EV_PHASE:
+    case MLMEM_EV_REGION_BEGIN:
+    case MLMEM_EV_FORK:
+        b->p += mlmem_varint_put(b->p, e->arg);
+        break;
+    default: /* REGION_END, NOP: nothing more */
+        break;
+    }
+    b->count++;
+}
+
+/* Drains one ring; returns the number of events taken. With 'discard' the
+ * events are counted as dropped instead of sent (the analyzer is gone). */
+static size_t drain_ring(shim_ring_t *r, int discard)
+{
+    int state = atomic_load_explicit(&r->state, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    size_t taken = (size_t)(head - tail);
+    if (taken) {
+        if (discard) {
+            __atomic_fetch_add(&r->dropped, taken, __ATOMIC_RELAXED);
+        } else {
+            batch_t b;
+            batch_begin(&b, 0);
+            for (uint64_t i = tail; i != head; i++)
+                batch_add(&b, &r->slots[i & (SHIM_RING_SLOTS - 1)]);
+            batch_end(&b);
+        }
+        atomic_store_explicit(&r->tail, head, memory_order_release);
+    }
+    if (state == SHIM_RING_EXITED && atomic_load(&r->head) == head)
+        atomic_store_explicit(&r->state, SHIM_RING_FREE, memory_order_release);
+    return taken;
+}
+
+static size_t drain_all(int discard)
+{
+    size_t total = 0;
+    uint32_t n = atomic_load(&g_shim.ring_count);
+    for (uint32_t i = 0; i < n; i++) {
+        shim_ring_t *r = atomic_load(&g_shim.rings[i]);
+        if (r)
+            total += drain_ring(r, discard);
+    }
+    return total;
+}
+
+/* Reads the resident set size from /proc/self/statm (no stdio). */
+static uint64_t read_rss(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *p = buf;
+    while (*p && *p != ' ')
+        p++;
+    uint64_t pages = 0;
+    for (p++; *p >= '0' && *p <= '9'; p++)
+        pages = pages * 10 + (uint64_t)(*p - '0');
+    return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void sample_rss(int force)
+{
+    uint64_t now = shim_now();
+    if (!force && now < W.next_rss_ns)
+        return;
+    W.next_rss_ns = now + (uint64_t)g_shim.config.rss_interval_ms * 1000000ull;
+    shim_event_t e;
+    memset(&e, 0, sizeof e);
+    e.seq = shim_next_seq();
+    e.time = shim_ticks();
+    e.type = MLMEM_EV_RSS;
+    e.size = read_rss();
+    e.tid = W.tid;
+    batch_t b;
+    batch_begin(&b, W.tid);
+    batch_add(&b, &e);
+    batch_end(&b);
+}
+
+static void send_dropped(void)
+{
+    uint64_t d = shim_dropped_total();
+    if (d == W.dropped_sent)
+        return;
+    uint8_t buf[MLMEM_VARINT_MAX];
+    put_record(MLMEM_REC_DROPPED, buf, mlmem_varint_put(buf, d));
+    W.dropped_sent = d;
+}
+
+static void send_end(void)
+{
+    uint8_t buf[5 * MLMEM_VARINT_MAX];
+    size_t n = 0;
+    n += mlmem_varint_put(buf + n, (uint64_t)atomic_load(&g_shim.end_reason));
+    n += mlmem_varint_put(buf + n, (uint64_t)atomic_load(&g_shim.end_code_known));
+    n += mlmem_varint_put(buf + n, mlmem_zigzag(atomic_load(&g_shim.end_code)));
+    n += mlmem_varint_put(buf + n, atomic_load(&g_shim.seq));
+    n += mlmem_varint_put(buf + n, shim_dropped_total());
+    put_record(MLMEM_REC_END, buf, n);
+}
+
+/* ---- the thread ---------------------------------------------------------- */
+
+static void wait_for_work(uint32_t ms)
+{
+    uint32_t seen = atomic_load(&g_shim.writer_wake);
+    atomic_store(&g_shim.writer_sleeping, 1);
+    if (!atomic_load(&g_shim.writer_stop)) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        syscall(SYS_futex, &g_shim.writer_wake, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+    }
+    atomic_store(&g_shim.writer_sleeping, 0);
+}
+
+void shim_writer_wake(void)
+{
+    atomic_fetch_add_explicit(&g_shim.writer_wake, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&g_shim.writer_sleeping, memory_order_relaxed))
+        syscall(SYS_futex, &g_shim.writer_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void *writer_main(void *arg)
+{
+    shim_guard = SHIM_GUARD_PASS;
+    W.tid = (uint32_t)syscall(SYS_gettid);
+    send_hello();
+    /* Let the clock calibration see at least a millisecond before the
+     * first event is converted. */
+    wait_for_work(2);
+    calibrate();
+
+    for (;;) {
+        int stopping = atomic_load(&g_shim.writer_stop);
+        int connected = atomic_load(&g_shim.connected);
+        calibrate();
+        if (connected)
+            send_modules();
+        size_t n = drain_all(!connected);
+        if (connected) {
+            sample_rss(stopping);
+            send_dropped();
+        }
+        if (stopping) {
+            n = drain_all(!atomic_load(&g_shim.connected));
+            send_dropped();
+            send_end();
+            flush_out();
+            break;
+        }
+        flush_out();
+        if (!connected && n == 0)
+            wait_for_work(50);
+        else if (n < SHIM_RING_SLOTS / 8)
+            wait_for_work(n ? 1 : 5);
+    }
+    atomic_store(&g_shim.writer_done, 1);
+    return NULL;
+}
+
+static int connect_analyzer(void)
+{
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    memcpy(a.sun_path, g_shim.config.socket_path, sizeof a.sun_path - 1);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        int e = errno;
+        close(s);
+        errno = e;
+        return -1;
+    }
+    struct timeval tv = {0, 100000};
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int sz = 4 << 20;
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    g_shim.sock = s;
+    atomic_store(&g_shim.connected, 1);
+    return 0;
+}
+
+int shim_writer_start(void)
+{
+    if (connect_analyzer() != 0) {
+        shim_log("cannot connect to the analyzer at %s (errno %d); running unprofiled",
+                 g_shim.config.socket_path, errno);
+        return -1;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    int saved = shim_guard;
+    shim_guard = SHIM_GUARD_PASS;
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&g_shim.writer, NULL, writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    shim_guard = saved;
+    if (rc != 0) {
+        shim_log("cannot start the writer thread (error %d); running unprofiled", rc);
+        close(g_shim.sock);
+        g_shim.sock = -1;
+        atomic_store(&g_shim.connected, 0);
+        return -1;
+    }
+    g_shim.writer_running = 1;
+    return 0;
+}
+
+/* Asks the writer for a final drain, the END record and a flush, and waits
+ * for it (at most exit_timeout_ms). Afterwards nothing more is recorded.
+ * Safe to call more than once; a no-op in a vfork child. */
+void shim_writer_finish(int reason, int code_known, int code)
+{
+    if (getpid() != g_shim.pid || !g_shim.writer_running)
+        return;
+    static _Atomic int finishing;
+    if (atomic_exchange(&finishing, 1))
+        return;
+    atomic_store(&g_shim.end_reason, reason);
+    if (code_known) {
+        atomic_store(&g_shim.end_code, code);
+        atomic_store(&g_shim.end_code_known, 1);
+    }
+    atomic_store(&g_shim.writer_stop, 1);
+    shim_writer_wake();
+    uint64_t deadline = shim_now() + (uint64_t)g_shim.config.exit_timeout_ms * 1000000ull +
+                        200000000ull;
+    while (!atomic_load(&g_shim.writer_done) && shim_now() < deadline) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&g_shim.mode, SHIM_DETACHED);
+    uint64_t dropped = shim_dropped_total();
+    if (dropped)
+        shim_log("%llu events could not be recorded (see dropped_events in the report)",
+                 (unsigned long long)dropped);
+    atomic_store(&finishing, 0);
+}
+
+/* In the child of fork: a new stream of its own. Only this thread runs
+ * here, so plain resets are safe. */
+void shim_writer_after_fork_child(void)
+{
+    if (g_shim.sock >= 0)
+        close(g_shim.sock);
+    g_shim.sock = -1;
+    atomic_store(&g_shim.connected, 0);
+    g_shim.writer_running = 0;
+    atomic_store(&g_shim.writer_stop, 0);
+    atomic_store(&g_shim.writer_done, 0);
+    atomic_store(&g_shim.writer_sleeping, 0);
+    atomic_store(&g_shim.end_reason, 0);
+    atomic_store(&g_shim.end_code, 0);
+    atomic_store(&g_shim.end_code_known, 0);
+    W.out_len = 0;
+    memset(W.stack_sent, 0, sizeof W.stack_sent);
+    memset(W.unload_sent, 0, sizeof W.unload_sent);
+    W.modules_sent = 0;
+    W.modules_generation_seen = atomic_load(&g_shim.modules_generation) - 1;
+    W.dropped_sent = 0;
+    W.next_rss_ns = 0;
+    W.stream_ns0 = shim_now();
+}

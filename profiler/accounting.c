@@ -1,0 +1,889 @@
+/*
+ * accounting.c - exact heap accounting from ordered events (accounting.h).
+ *
+ * The state is: the live heap blocks (heap_table.h), the mappings
+ * (interval_map.h), one dense record per stack ("site") and per thread, and a
+ * fixed-size timeline. Every event is O(1) apart from mapping events, which
+ * are O(log mappings) plus the regions they touch.
+ *
+ * What was live at the peak, per site and per thread, is kept lazily with
+ * epochs, so a new peak costs O(1) however many sites there are:
+ * - a new global peak bumps 'epoch';
+ * - before a site (or thread) changes, if its 'epoch' is older than the
+ *   global one, it has not changed since the last peak, so its current live
+ *   figures are its figures at the peak: they are copied to 'at_peak' and the
+ *   site's epoch is brought up to date;
+ * - when asked, a site whose epoch is older than the global one reports its
+ *   current live figures as at-peak, the others their copies.
+ * The peak is judged after a whole event is applied, so a realloc (old block
+ * out, new block in) or an mremap never makes a false peak.
+ *
+ * Counting conventions beyond the header:
+ * - A mapping call (MMAP, or the new side of an MREMAP) is one allocation; it
+ *   is one free when its last byte is unmapped, however many MUNMAPs that
+ *   takes. A mapping cut in the middle stays one live allocation.
+ * - MREMAP is counted like REALLOC: the old range leaves (a free if that was
+ *   the mapping's last byte), the new range arrives as an allocation of the
+ *   event's stack. An old range that was not mapped is an unmatched free; a
+ *   remap of a file mapping stays a file mapping.
+ * - MMAP / MMAP_FILE over an address range that is still mapped (MAP_FIXED)
+ *   first releases what was there, as a MUNMAP would.
+ * - REALLOC whose old block is not live counts an unmatched free and no
+ *   free; so for every site allocations - frees == live allocations.
+ * - A block retired because its address came back from ALLOC counts as a
+ *   free (lifetime included), never as a temporary.
+ * - Events with address 0 (ALLOC, FREE, MMAP*) carry nothing to track: they
+ *   are counted in 'events' only.
+ * - Time is taken as the running maximum of event times, so a thread whose
+ *   clock read lags a little can not make negative lifetimes or a timeline
+ *   that goes back.
+ * - Thread 'frees' are the frees a thread performed; its live bytes are the
+ *   bytes it allocated that are still live, whoever frees them.
+ */
+#include "accounting.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap_table.h"
+#include "interval_map.h"
+
+/* ---- state --------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t stack_id;
+    uint32_t is_mmap;
+    uint64_t epoch;           /* global epoch when last changed            */
+    uint64_t live_bytes;
+    uint64_t live_allocs;
+    uint64_t at_peak_bytes;   /* valid when epoch == the global epoch      */
+    uint64_t at_peak_allocs;
+    uint64_t peak_live_bytes;
+    uint64_t allocations;
+    uint64_t frees;
+    uint64_t bytes_allocated;
+    uint64_t temporaries;
+    uint64_t largest;
+    uint64_t lifetime_min;
+    uint64_t lifetime_max;
+    uint64_t lifetime_sum;
+} prof_acct_site_t;
+
+typedef struct {
+    uint32_t tid;
+    char name[16];
+    uint64_t epoch;
+    uint64_t live_bytes;
+    uint64_t at_peak_bytes;
+    uint64_t peak_live_bytes;
+    uint64_t allocations;
+    uint64_t frees;
+    uint64_t bytes_allocated;
+    uint64_t last_alloc;      /* address if this thread's latest alloc/free
+                                 event was an allocation of it, else 0     */
+} prof_acct_thread_t;
+
+/* One mapping call that still has bytes mapped. Free ones form a list
+ * through 'site'. */
+typedef struct {
+    uint32_t pieces;          /* regions left; 0 = free slot               */
+    uint32_t site;
+    uint32_t thread;
+    uint64_t born_ns;
+} prof_acct_origin_t;
+
+typedef struct {
+    uint64_t time_ns;         /* when 'live' was first reached in the span */
+    uint64_t live;
+    uint64_t heap;
+    uint64_t mmap;
+    uint64_t rss;
+    uint32_t used;
+} prof_acct_point_t;
+
+/* u32 -> u32 open-addressing map (tids, and stack ids too large to index
+ * directly). UINT32_MAX in 'vals' marks an empty slot. */
+typedef struct {
+    uint32_t *keys;
+    uint32_t *vals;
+    size_t mask;
+    size_t count;
+} prof_acct_map_t;
+
+#define ACCT_NONE UINT32_MAX
+#define ACCT_DIRECT_STACKS (1u << 22) /* stack ids below index an array */
+#define ACCT_TCACHE 64                /* thread lookups cached by tid % 64 */
+/* The per-event path is a handful of small steps; inlining them all into
+ * prof_acct_apply() is worth about a third of its time. */
+#define ACCT_HOT static inline __attribute__((always_inline))
+
+struct prof_acct {
+    prof_heap_table_t heap;
+    prof_interval_map_t maps;
+
+    prof_acct_origin_t *origins;
+    size_t origin_n, origin_cap;
+    uint32_t origin_free;     /* head of the free list, or ACCT_NONE       */
+    uint64_t live_origins;
+
+    prof_acct_site_t *sites;
+    size_t site_n, site_cap;
+    uint32_t *site_of_stack;  /* stack id -> site index + 1; 0 = none      */
+    size_t site_of_stack_n;
+    prof_acct_map_t big_stacks;
+
+    prof_acct_thread_t *threads;
+    size_t thread_n, thread_cap;
+    prof_acct_map_t tids;
+    uint32_t tcache_tid[ACCT_TCACHE];   /* direct-mapped tid -> index cache */
+    uint32_t tcache_idx[ACCT_TCACHE];   /* ACCT_NONE: empty slot             */
+
+    uint64_t epoch;
+    uint64_t heap_live, mmap_live, file_live;
+    uint64_t now;             /* running maximum of event times            */
+    uint64_t rss;
+    prof_summary_t sum;       /* counters; live figures filled at result   */
+
+    prof_acct_point_t *tl;
+    size_t tl_cap;
+    size_t tl_cur;            /* index of the bucket that holds 'now'      */
+    uint64_t tl_width;        /* ns per bucket, a power of two            */
+    uint64_t tl_end;          /* end of the current bucket's span          */
+};
+
+/* ---- small maps ---------------------------------------------------------- */
+
+static size_t acct_map_home(const prof_acct_map_t *m, uint32_t key)
+{
+    return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 32) & m->mask;
+}
+
+/* Returns the value for 'key', or ACCT_NONE. */
+static uint32_t acct_map_get(const prof_acct_map_t *m, uint32_t key)
+{
+    if (!m->vals)
+        return ACCT_NONE;
+    for (size_t i = acct_map_home(m, key);; i = (i + 1) & m->mask) {
+        if (m->vals[i] == ACCT_NONE)
+            return ACCT_NONE;
+        if (m->keys[i] == key)
+            return m->vals[i];
+    }
+}
+
+/* Adds 'key' (not present) -> 'val', growing at half load. Returns 0, or -1
+ * if out of memory with the map unchanged. */
+static int acct_map_put(prof_acct_map_t *m, uint32_t key, uint32_t val)
+{
+    if (!m->vals || (m->count + 1) * 2 > m->mask + 1) {
+        size_t cap = m->vals ? (m->mask + 1) * 2 : 64;
+        prof_acct_map_t n = {malloc(cap * sizeof(uint32_t)), malloc(cap * sizeof(uint32_t)),
+                             cap - 1, 0};
+        if (!n.keys || !n.vals) {
+            free(n.keys);
+            free(n.vals);
+            return -1;
+        }
+        memset(n.vals, 0xff, cap * sizeof(uint32_t));
+        for (size_t i = 0; m->vals && i <= m->mask; i++)
+            if (m->vals[i] != ACCT_NONE)
+                acct_map_put(&n, m->keys[i], m->vals[i]); /* cannot grow */
+        free(m->keys);
+        free(m->vals);
+        *m = n;
+    }
+    size_t i = acct_map_home(m, key);
+    while (m->vals[i] != ACCT_NONE)
+        i = (i + 1) & m->mask;
+    m->keys[i] = key;
+    m->vals[i] = val;
+    m->count++;
+    return 0;
+}
+
+static void acct_map_destroy(prof_acct_map_t *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Grows '*arr' (of '*cap' elements of 'size' bytes) to hold at least 'need',
+ * zeroing the new part. Returns 0, or -1 if out of memory (unchanged). */
+static int acct_grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * size);
+    if (!p)
+        return -1;
+    memset((char *)p + *cap * size, 0, (n - *cap) * size);
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+/* ---- sites and threads --------------------------------------------------- */
+
+/* The slow path of acct_site(): large ids, and new sites. A new site had
+ * nothing live at the last peak, so it starts in the current epoch with zero
+ * at-peak figures. */
+static __attribute__((noinline)) int acct_site_slow(prof_acct_t *a, uint32_t stack_id,
+                                                    uint32_t *out)
+{
+    uint32_t idx;
+    if (stack_id < ACCT_DIRECT_STACKS) {
+        if (acct_grow((void **)&a->site_of_stack, &a->site_of_stack_n, (size_t)stack_id + 1,
+                      sizeof(uint32_t)) < 0)
+            return -1;
+    } else if ((idx = acct_map_get(&a->big_stacks, stack_id)) != ACCT_NONE) {
+        *out = idx;
+        return 0;
+    }
+    if (acct_grow((void **)&a->sites, &a->site_cap, a->site_n + 1, sizeof(*a->sites)) < 0)
+        return -1;
+    idx = (uint32_t)a->site_n;
+    if (stack_id < ACCT_DIRECT_STACKS)
+        a->site_of_stack[stack_id] = idx + 1;
+    else if (acct_map_put(&a->big_stacks, stack_id, idx) < 0)
+        return -1;
+    prof_acct_site_t *s = &a->sites[a->site_n++];
+    memset(s, 0, sizeof(*s));
+    s->stack_id = stack_id;
+    s->epoch = a->epoch;
+    *out = idx;
+    return 0;
+}
+
+/* Returns the site index of 'stack_id' in *out, creating the site. Returns
+ * 0, or -1 if out of memory. */
+ACCT_HOT int acct_site(prof_acct_t *a, uint32_t stack_id, uint32_t *out)
+{
+    if (stack_id < a->site_of_stack_n && a->site_of_stack[stack_id]) {
+        *out = a->site_of_stack[stack_id] - 1;
+        return 0;
+    }
+    return acct_site_slow(a, stack_id, out);
+}
+
+/* The slow path of acct_thread(): the tid map, and new threads. */
+static __attribute__((noinline)) int acct_thread_slow(prof_acct_t *a, uint32_t tid,
+                                                      uint32_t *out)
+{
+    uint32_t idx = acct_map_get(&a->tids, tid);
+    if (idx == ACCT_NONE) {
+        if (acct_grow((void **)&a->threads, &a->thread_cap, a->thread_n + 1,
+                      sizeof(*a->threads)) < 0)
+            return -1;
+        idx = (uint32_t)a->thread_n;
+        if (acct_map_put(&a->tids, tid, idx) < 0)
+            return -1;
+        prof_acct_thread_t *t = &a->threads[a->thread_n++];
+        memset(t, 0, sizeof(*t));
+        t->tid = tid;
+        t->epoch = a->epoch;
+    }
+    a->tcache_tid[tid % ACCT_TCACHE] = tid;
+    a->tcache_idx[tid % ACCT_TCACHE] = idx;
+    *out = idx;
+    return 0;
+}
+
+/* Returns the thread index of 'tid' in *out, creating the thread. Returns 0,
+ * or -1 if out of memory. */
+ACCT_HOT int acct_thread(prof_acct_t *a, uint32_t tid, uint32_t *out)
+{
+    uint32_t slot = tid % ACCT_TCACHE;
+    if (a->tcache_tid[slot] == tid && a->tcache_idx[slot] != ACCT_NONE) {
+        *out = a->tcache_idx[slot];
+        return 0;
+    }
+    return acct_thread_slow(a, tid, out);
+}
+
+/* Saves a site's live figures as its at-peak figures if it has not changed
+ * since the last peak; call before changing its live figures. */
+ACCT_HOT void acct_site_touch(const prof_acct_t *a, prof_acct_site_t *s)
+{
+    if (s->epoch != a->epoch) {
+        s->at_peak_bytes = s->live_bytes;
+        s->at_peak_allocs = s->live_allocs;
+        s->epoch = a->epoch;
+    }
+}
+
+ACCT_HOT void acct_thread_touch(const prof_acct_t *a, prof_acct_thread_t *t)
+{
+    if (t->epoch != a->epoch) {
+        t->at_peak_bytes = t->live_bytes;
+        t->epoch = a->epoch;
+    }
+}
+
+/* Counts a new allocation of 'size' bytes by site 'si' and thread 'ti' and
+ * makes it live (heap or anonymous mapping). */
+ACCT_HOT void acct_charge(prof_acct_t *a, uint32_t si, uint32_t ti, uint64_t size,
+                               int is_mmap)
+{
+    prof_acct_site_t *s = &a->sites[si];
+    prof_acct_thread_t *t = &a->threads[ti];
+    acct_site_touch(a, s);
+    acct_thread_touch(a, t);
+    s->allocations++;
+    s->bytes_allocated += size;
+    if (size > s->largest)
+        s->largest = size;
+    s->live_bytes += size;
+    s->live_allocs++;
+    if (s->live_bytes > s->peak_live_bytes)
+        s->peak_live_bytes = s->live_bytes;
+    t->allocations++;
+    t->bytes_allocated += size;
+    t->live_bytes += size;
+    if (t->live_bytes > t->peak_live_bytes)
+        t->peak_live_bytes = t->live_bytes;
+    a->sum.total_allocations++;
+    a->sum.total_bytes += size;
+    if (is_mmap) {
+        a->mmap_live += size;
+        s->is_mmap = 1;
+    } else {
+        a->heap_live += size;
+    }
+}
+
+/* Records a freed allocation's lifetime in its site. */
+ACCT_HOT void acct_lifetime(prof_acct_site_t *s, uint64_t ns)
+{
+    if (s->frees == 0 || ns < s->lifetime_min)
+        s->lifetime_min = ns;
+    if (ns > s->lifetime_max)
+        s->lifetime_max = ns;
+    s->lifetime_sum += ns;
+}
+
+/* ---- heap blocks --------------------------------------------------------- */
+
+/* Takes the heap block 'e' out of the live figures as freed by thread
+ * 'freer' (the table entry itself is left to the caller). */
+ACCT_HOT void acct_heap_release(prof_acct_t *a, const prof_heap_entry_t *e, uint32_t freer,
+                                     int temporary)
+{
+    prof_acct_site_t *s = &a->sites[e->site];
+    prof_acct_thread_t *t = &a->threads[e->thread];
+    acct_site_touch(a, s);
+    acct_thread_touch(a, t);
+    s->live_bytes -= e->size;
+    s->live_allocs--;
+    acct_lifetime(s, a->now - e->born_ns);
+    s->frees++;
+    t->live_bytes -= e->size;
+    a->threads[freer].frees++;
+    a->heap_live -= e->size;
+    a->sum.total_frees++;
+    if (temporary) {
+        s->temporaries++;
+        a->sum.temporary_allocations++;
+    }
+}
+
+/* Makes the block at 'addr' live. The table must have room for one insert.
+ * A block still live at 'addr' is retired first (its free was lost). */
+ACCT_HOT void acct_heap_add(prof_acct_t *a, uint64_t addr, uint64_t size, uint32_t si,
+                                 uint32_t ti)
+{
+    int existed;
+    prof_heap_entry_t *e = prof_heap_table_insert(&a->heap, addr, &existed);
+    if (existed)
+        acct_heap_release(a, e, e->thread, 0);
+    e->size = size;
+    e->born_ns = a->now;
+    e->site = si;
+    e->thread = ti;
+    acct_charge(a, si, ti, size, 0);
+    a->threads[ti].last_alloc = addr;
+}
+
+/* Frees the block at 'addr' as thread 'ti'. Returns 1 if it was live, 0 if
+ * not (counted as unmatched). A temporary is a block freed by the thread
+ * that allocated it, with no other alloc/free event of that thread between. */
+ACCT_HOT int acct_heap_free(prof_acct_t *a, uint64_t addr, uint32_t ti)
+{
+    prof_heap_entry_t *e = prof_heap_table_find(&a->heap, addr);
+    if (!e) {
+        a->sum.unmatched_frees++;
+        return 0;
+    }
+    int temporary = e->thread == ti && a->threads[ti].last_alloc == addr;
+    acct_heap_release(a, e, ti, temporary);
+    prof_heap_table_remove(&a->heap, e);
+    return 1;
+}
+
+ACCT_HOT int acct_on_alloc(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t si, ti;
+    if (ev->addr == 0)
+        return 0;
+    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0 ||
+        prof_heap_table_reserve1(&a->heap) < 0)
+        return -1;
+    acct_heap_add(a, ev->addr, ev->size, si, ti);
+    return 0;
+}
+
+ACCT_HOT int acct_on_free(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t ti;
+    if (ev->addr == 0)
+        return 0;
+    if (acct_thread(a, ev->tid, &ti) < 0)
+        return -1;
+    acct_heap_free(a, ev->addr, ti);
+    a->threads[ti].last_alloc = 0;
+    return 0;
+}
+
+/* realloc: the old block leaves and the new one arrives in this one event;
+ * old_addr 0 is a plain allocation, addr 0 (realloc to size 0 that freed)
+ * only frees. */
+static int acct_on_realloc(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t si, ti;
+    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0 ||
+        prof_heap_table_reserve1(&a->heap) < 0)
+        return -1;
+    if (ev->old_addr != 0)
+        acct_heap_free(a, ev->old_addr, ti);
+    if (ev->addr != 0)
+        acct_heap_add(a, ev->addr, ev->size, si, ti);
+    else
+        a->threads[ti].last_alloc = 0;
+    return 0;
+}
+
+/* ---- mappings ------------------------------------------------------------ */
+
+typedef struct {
+    prof_acct_t *a;
+    uint32_t freer;
+    uint32_t saw_anon;
+    uint32_t saw_file;
+} prof_acct_cut_t;
+
+/* prof_imap_cut() callback: releases 'bytes' of region 'r'; when the last
+ * region of a mapping call goes, that call is freed. */
+static void acct_cut_cb(void *ctx, const prof_region_t *r, uint64_t bytes, int pieces)
+{
+    prof_acct_cut_t *c = ctx;
+    prof_acct_t *a = c->a;
+    if (r->is_file) {
+        c->saw_file = 1;
+        a->file_live -= bytes;
+        return;
+    }
+    c->saw_anon = 1;
+    prof_acct_origin_t *o = &a->origins[r->origin];
+    prof_acct_site_t *s = &a->sites[o->site];
+    prof_acct_thread_t *t = &a->threads[o->thread];
+    acct_site_touch(a, s);
+    acct_thread_touch(a, t);
+    s->live_bytes -= bytes;
+    t->live_bytes -= bytes;
+    a->mmap_live -= bytes;
+    o->pieces = (uint32_t)((int64_t)o->pieces + pieces);
+    if (o->pieces == 0) {
+        s->live_allocs--;
+        acct_lifetime(s, a->now - o->born_ns);
+        s->frees++;
+        a->threads[c->freer].frees++;
+        a->sum.total_frees++;
+        a->live_origins--;
+        o->site = a->origin_free;
+        a->origin_free = r->origin;
+    }
+}
+
+/* Unmaps [addr, addr + size) as thread 'ti'. Returns the number of regions
+ * touched; 'c' tells what kinds. The map must have one reserved slot. */
+static size_t acct_unmap(prof_acct_t *a, uint64_t addr, uint64_t size, uint32_t ti,
+                         prof_acct_cut_t *c)
+{
+    c->a = a;
+    c->freer = ti;
+    c->saw_anon = c->saw_file = 0;
+    uint64_t end = addr + size < addr ? UINT64_MAX : addr + size;
+    return prof_imap_cut(&a->maps, addr, end, acct_cut_cb, c);
+}
+
+/* Ensures an origin slot can be taken without allocating. */
+static int acct_origin_reserve(prof_acct_t *a)
+{
+    if (a->origin_free != ACCT_NONE)
+        return 0;
+    return acct_grow((void **)&a->origins, &a->origin_cap, a->origin_n + 1,
+                     sizeof(*a->origins));
+}
+
+/* Maps [addr, addr + size): a new anonymous allocation of site 'si' by
+ * thread 'ti', or a file mapping. The range must be free, and room reserved
+ * (one region, one origin). */
+static void acct_map(prof_acct_t *a, uint64_t addr, uint64_t size, uint32_t si, uint32_t ti,
+                     int is_file)
+{
+    prof_region_t r = {addr, addr + size, ACCT_NONE, (uint32_t)is_file};
+    if (r.end < r.start)
+        r.end = UINT64_MAX;
+    size = r.end - r.start;
+    if (is_file) {
+        a->file_live += size;
+        if (a->file_live > a->sum.peak_file_mapped_bytes)
+            a->sum.peak_file_mapped_bytes = a->file_live;
+    } else {
+        uint32_t oi;
+        if (a->origin_free != ACCT_NONE) {
+            oi = a->origin_free;
+            a->origin_free = a->origins[oi].site;
+        } else {
+            oi = (uint32_t)a->origin_n++;
+        }
+        a->origins[oi] = (prof_acct_origin_t){1, si, ti, a->now};
+        a->live_origins++;
+        r.origin = oi;
+        acct_charge(a, si, ti, size, 1);
+    }
+    prof_imap_insert(&a->maps, &r);
+}
+
+static int acct_on_mmap(prof_acct_t *a, const prof_event_t *ev, int is_file)
+{
+    uint32_t si, ti;
+    prof_acct_cut_t c;
+    if (ev->addr == 0 || ev->size == 0)
+        return 0;
+    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0 ||
+        prof_imap_reserve(&a->maps, 2) < 0 || acct_origin_reserve(a) < 0)
+        return -1;
+    acct_unmap(a, ev->addr, ev->size, ti, &c);
+    acct_map(a, ev->addr, ev->size, si, ti, is_file);
+    a->threads[ti].last_alloc = 0;
+    return 0;
+}
+
+static int acct_on_munmap(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t ti;
+    prof_acct_cut_t c;
+    if (acct_thread(a, ev->tid, &ti) < 0 || prof_imap_reserve(&a->maps, 1) < 0)
+        return -1;
+    if (ev->size == 0 || acct_unmap(a, ev->addr, ev->size, ti, &c) == 0)
+        a->sum.unmatched_frees++;
+    a->threads[ti].last_alloc = 0;
+    return 0;
+}
+
+static int acct_on_mremap(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t si, ti;
+    prof_acct_cut_t c, c2;
+    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0 ||
+        prof_imap_reserve(&a->maps, 3) < 0 || acct_origin_reserve(a) < 0)
+        return -1;
+    if (ev->old_size == 0 || acct_unmap(a, ev->old_addr, ev->old_size, ti, &c) == 0) {
+        a->sum.unmatched_frees++;
+        c.saw_anon = c.saw_file = 0;
+    }
+    if (ev->addr != 0 && ev->size != 0) {
+        acct_unmap(a, ev->addr, ev->size, ti, &c2);
+        acct_map(a, ev->addr, ev->size, si, ti, c.saw_file && !c.saw_anon);
+    }
+    a->threads[ti].last_alloc = 0;
+    return 0;
+}
+
+/* ---- timeline ------------------------------------------------------------ */
+
+/* Halves the timeline's resolution: bucket j takes buckets 2j and 2j+1. The
+ * maximum of a merged span is the larger of the two (the earlier on a tie),
+ * its RSS the later one's. */
+static __attribute__((noinline)) void acct_timeline_merge(prof_acct_t *a)
+{
+    size_t half = (a->tl_cap + 1) / 2;
+    for (size_t j = 0; j < half; j++) {
+        prof_acct_point_t p = a->tl[2 * j];
+        if (2 * j + 1 < a->tl_cap) {
+            const prof_acct_point_t *q = &a->tl[2 * j + 1];
+            if (q->used) {
+                uint64_t rss = q->rss;
+                if (!p.used || q->live > p.live)
+                    p = *q;
+                p.rss = rss;
+            }
+        }
+        a->tl[j] = p;
+    }
+    memset(&a->tl[half], 0, (a->tl_cap - half) * sizeof(*a->tl));
+    a->tl_width *= 2;
+}
+
+/* Notes the live figures after an event at time 'now' in its bucket. */
+ACCT_HOT void acct_timeline_note(prof_acct_t *a, uint64_t live)
+{
+    if (a->now >= a->tl_end) {
+        while (a->now / a->tl_width >= a->tl_cap)
+            acct_timeline_merge(a);
+        a->tl_cur = (size_t)(a->now / a->tl_width);
+        a->tl_end = (a->now / a->tl_width + 1) * a->tl_width;
+        if (a->tl_end == 0) /* the last bucket before time wraps */
+            a->tl_end = UINT64_MAX;
+    }
+    prof_acct_point_t *p = &a->tl[a->tl_cur];
+    if (!p->used || live > p->live) {
+        p->time_ns = a->now;
+        p->live = live;
+        p->heap = a->heap_live;
+        p->mmap = a->mmap_live;
+        p->used = 1;
+    }
+    p->rss = a->rss;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+prof_acct_t *prof_acct_new(const prof_acct_options_t *opt)
+{
+    prof_acct_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->tl_cap = opt && opt->timeline_points ? opt->timeline_points : 1024;
+    a->tl = calloc(a->tl_cap, sizeof(*a->tl));
+    if (!a->tl || prof_heap_table_init(&a->heap) < 0) {
+        free(a->tl);
+        free(a);
+        return NULL;
+    }
+    prof_imap_init(&a->maps);
+    a->origin_free = ACCT_NONE;
+    memset(a->tcache_idx, 0xff, sizeof(a->tcache_idx));
+    a->tl_width = 1;
+    return a;
+}
+
+void prof_acct_free(prof_acct_t *a)
+{
+    if (!a)
+        return;
+    prof_heap_table_destroy(&a->heap);
+    prof_imap_destroy(&a->maps);
+    free(a->origins);
+    free(a->sites);
+    free(a->site_of_stack);
+    acct_map_destroy(&a->big_stacks);
+    free(a->threads);
+    acct_map_destroy(&a->tids);
+    free(a->tl);
+    free(a);
+}
+
+int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
+{
+    if (ev->time_ns > a->now)
+        a->now = ev->time_ns;
+    int rc = 0;
+    switch (ev->type) {
+    case MLMEM_EV_ALLOC:
+        rc = acct_on_alloc(a, ev);
+        break;
+    case MLMEM_EV_FREE:
+        rc = acct_on_free(a, ev);
+        break;
+    case MLMEM_EV_REALLOC:
+        rc = acct_on_realloc(a, ev);
+        break;
+    case MLMEM_EV_MMAP:
+        rc = acct_on_mmap(a, ev, 0);
+        break;
+    case MLMEM_EV_MMAP_FILE:
+        rc = acct_on_mmap(a, ev, 1);
+        break;
+    case MLMEM_EV_MUNMAP:
+        rc = acct_on_munmap(a, ev);
+        break;
+    case MLMEM_EV_MREMAP:
+        rc = acct_on_mremap(a, ev);
+        break;
+    case MLMEM_EV_RSS:
+        a->rss = ev->size;
+        a->sum.rss_samples++;
+        if (ev->size > a->sum.peak_rss_bytes) {
+            a->sum.peak_rss_bytes = ev->size;
+            a->sum.peak_rss_time_ns = a->now;
+        }
+        break;
+    case MLMEM_EV_STEP:
+        a->sum.steps_annotated++;
+        break;
+    case MLMEM_EV_FILE_READ:
+        a->sum.file_read_bytes += ev->size;
+        break;
+    default: /* PHASE, REGION_*, TAG, FORK: for attribution, later */
+        break;
+    }
+    if (rc < 0) {
+        a->sum.lost_events++;
+        return -1;
+    }
+    a->sum.events++;
+    uint64_t live = a->heap_live + a->mmap_live;
+    if (live > a->sum.peak_bytes) {
+        a->sum.peak_bytes = live;
+        a->sum.peak_time_ns = a->now;
+        a->sum.peak_seq = ev->seq;
+        a->sum.peak_heap_bytes = a->heap_live;
+        a->sum.peak_mmap_bytes = a->mmap_live;
+        a->epoch++;
+    }
+    acct_timeline_note(a, live);
+    return 0;
+}
+
+void prof_acct_set_dropped(prof_acct_t *a, uint64_t dropped)
+{
+    a->sum.dropped_events = dropped;
+}
+
+void prof_acct_add_lost(prof_acct_t *a, uint64_t lost)
+{
+    a->sum.lost_events += lost;
+}
+
+/* A thread that cannot be created for lack of memory stays unnamed. Names
+ * longer than 15 bytes are cut, as the kernel does. */
+void prof_acct_thread_name(prof_acct_t *a, uint32_t tid, const char *name)
+{
+    uint32_t ti;
+    if (!name || acct_thread(a, tid, &ti) < 0)
+        return;
+    prof_acct_thread_t *t = &a->threads[ti];
+    strncpy(t->name, name, sizeof(t->name) - 1);
+    t->name[sizeof(t->name) - 1] = '\0';
+}
+
+uint64_t prof_acct_live_bytes(const prof_acct_t *a)
+{
+    return a->heap_live + a->mmap_live;
+}
+
+uint64_t prof_acct_peak_bytes(const prof_acct_t *a)
+{
+    return a->sum.peak_bytes;
+}
+
+static int acct_cmp_site(const void *x, const void *y)
+{
+    const prof_site_t *p = x, *q = y;
+    if (p->live_bytes_at_peak != q->live_bytes_at_peak)
+        return p->live_bytes_at_peak > q->live_bytes_at_peak ? -1 : 1;
+    if (p->bytes_allocated != q->bytes_allocated)
+        return p->bytes_allocated > q->bytes_allocated ? -1 : 1;
+    return p->stack_id < q->stack_id ? -1 : p->stack_id > q->stack_id;
+}
+
+static int acct_cmp_thread(const void *x, const void *y)
+{
+    const prof_thread_t *p = x, *q = y;
+    if (p->bytes_allocated != q->bytes_allocated)
+        return p->bytes_allocated > q->bytes_allocated ? -1 : 1;
+    return p->tid < q->tid ? -1 : p->tid > q->tid;
+}
+
+/* Sites without allocations (created for an event that then ran out of
+ * memory) and threads that neither allocated nor freed are left out. */
+int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
+{
+    size_t ns = 0, nt = 0, np = 0;
+    for (size_t i = 0; i < a->site_n; i++)
+        ns += a->sites[i].allocations > 0;
+    for (size_t i = 0; i < a->thread_n; i++)
+        nt += a->threads[i].allocations > 0 || a->threads[i].frees > 0;
+    for (size_t i = 0; i < a->tl_cap; i++)
+        np += a->tl[i].used;
+    prof_site_t *sites = ns ? calloc(ns, sizeof(*sites)) : NULL;
+    prof_thread_t *threads = nt ? calloc(nt, sizeof(*threads)) : NULL;
+    prof_timeline_point_t *tl = np ? calloc(np, sizeof(*tl)) : NULL;
+    if ((ns && !sites) || (nt && !threads) || (np && !tl)) {
+        free(sites);
+        free(threads);
+        free(tl);
+        return -1;
+    }
+
+    size_t k = 0;
+    for (size_t i = 0; i < a->site_n; i++) {
+        const prof_acct_site_t *s = &a->sites[i];
+        if (s->allocations == 0)
+            continue;
+        int stale = s->epoch != a->epoch; /* unchanged since the peak */
+        prof_site_t *o = &sites[k++];
+        o->stack_id = s->stack_id;
+        o->allocations = s->allocations;
+        o->frees = s->frees;
+        o->bytes_allocated = s->bytes_allocated;
+        o->live_bytes_at_peak = stale ? s->live_bytes : s->at_peak_bytes;
+        o->live_allocations_at_peak = stale ? s->live_allocs : s->at_peak_allocs;
+        o->peak_live_bytes = s->peak_live_bytes;
+        o->live_bytes = s->live_bytes;
+        o->live_allocations = s->live_allocs;
+        o->temporary_allocations = s->temporaries;
+        o->largest_allocation = s->largest;
+        o->lifetime_min_ns = s->frees ? s->lifetime_min : 0;
+        o->lifetime_max_ns = s->lifetime_max;
+        o->lifetime_sum_ns = s->lifetime_sum;
+        o->is_mmap = s->is_mmap;
+    }
+    if (ns > 1)
+        qsort(sites, ns, sizeof(*sites), acct_cmp_site);
+
+    k = 0;
+    for (size_t i = 0; i < a->thread_n; i++) {
+        const prof_acct_thread_t *t = &a->threads[i];
+        if (t->allocations == 0 && t->frees == 0)
+            continue;
+        prof_thread_t *o = &threads[k++];
+        o->tid = t->tid;
+        memcpy(o->name, t->name, sizeof(o->name));
+        o->allocations = t->allocations;
+        o->frees = t->frees;
+        o->bytes_allocated = t->bytes_allocated;
+        o->live_bytes = t->live_bytes;
+        o->peak_live_bytes = t->peak_live_bytes;
+        o->live_bytes_at_peak = t->epoch != a->epoch ? t->live_bytes : t->at_peak_bytes;
+    }
+    if (nt > 1)
+        qsort(threads, nt, sizeof(*threads), acct_cmp_thread);
+
+    k = 0;
+    for (size_t i = 0; i < a->tl_cap; i++) {
+        const prof_acct_point_t *p = &a->tl[i];
+        if (!p->used)
+            continue;
+        tl[k++] = (prof_timeline_point_t){p->time_ns, p->live, p->heap, p->mmap, p->rss};
+    }
+
+    out->summary = a->sum;
+    out->summary.live_bytes = a->heap_live + a->mmap_live;
+    out->summary.leaked_bytes = out->summary.live_bytes;
+    out->summary.leaked_allocations = a->heap.count + a->live_origins;
+    out->summary.file_mapped_bytes = a->file_live;
+    out->summary.duration_ns = a->now;
+    out->sites = sites;
+    out->site_count = ns;
+    out->threads = threads;
+    out->thread_count = nt;
+    out->timeline = tl;
+    out->timeline_count = np;
+    return 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * accounting.h - exact heap accounting of one process from its ordered
+ * events: the live-heap table, counts and bytes, live bytes over time, the
+ * peak and what was live at it (grouped by stack), leaks, temporaries,
+ * lifetimes, per-thread and per-stack figures, RSS.
+ *
+ * Feed events in seq order (the reorder stage guarantees it) with
+ * prof_acct_apply(); ask for figures at any time with prof_acct_result()
+ * (the live dashboard does, mid-run). Memory is bounded by the live
+ * allocations, the number of distinct stacks and threads, and the fixed
+ * timeline size, never by the number of events.
+ *
+ * Edge cases, all counted, none fatal:
+ * - FREE / MUNMAP of an address that is not live: unmatched_frees++.
+ * - ALLOC at an address that is still live (an event was dropped): the old
+ *   block is retired as if freed first.
+ * - MUNMAP may cover part of a mapping, or several: exactly the overlapping
+ *   bytes are released, and a mapping cut in the middle becomes two.
+ * - REALLOC with old_addr 0 is an allocation; the old block's bytes leave
+ *   and the new block's arrive in the same event, so a realloc never makes
+ *   a false peak.
+ *
+ * Not thread-safe: one thread applies events and reads results (the TUI
+ * takes a snapshot under its own lock).
+ */
+#ifndef PROF_ACCOUNTING_H
+#define PROF_ACCOUNTING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prof_event.h"
+#include "prof_result.h"
+
+typedef struct prof_acct prof_acct_t;
+
+typedef struct {
+    size_t timeline_points;  /* at most this many points; 0 means 1024 */
+} prof_acct_options_t;
+
+/* Returns a new accounting state, or NULL if out of memory. 'opt' may be
+ * NULL for defaults. */
+prof_acct_t *prof_acct_new(const prof_acct_options_t *opt);
+
+/* Releases 'a'. No operation if 'a' is NULL. */
+void prof_acct_free(prof_acct_t *a);
+
+/* Applies one event. Returns 0, or -1 if memory ran out (the event is then
+ * counted as lost and 'a' stays usable). */
+int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev);
+
+/* Records the shim's cumulative dropped-event count and the number of seq
+ * gaps the reorder stage gave up on; both go to the summary. */
+void prof_acct_set_dropped(prof_acct_t *a, uint64_t dropped);
+void prof_acct_add_lost(prof_acct_t *a, uint64_t lost);
+
+/* Records a thread's name (from a THREAD record). */
+void prof_acct_thread_name(prof_acct_t *a, uint32_t tid, const char *name);
+
+/* Fills out->summary, out->sites (stack_id and figures; frames NULL),
+ * out->threads and out->timeline from the current state. Leaves
+ * out->process and out->children alone. Returns 0, or -1 if out of memory
+ * (then 'out' holds nothing new). Callable mid-stream: "at the end" figures
+ * then mean "now". */
+int prof_acct_result(const prof_acct_t *a, prof_result_t *out);
+
+/* Current live bytes and peak, cheap, for live displays. */
+uint64_t prof_acct_live_bytes(const prof_acct_t *a);
+uint64_t prof_acct_peak_bytes(const prof_acct_t *a);
+
+#endif /* PROF_ACCOUNTING_H */

@@ -1,0 +1,353 @@
+/*
+ * analysis.c - one process's stream, decoded, ordered and accounted; see
+ * analysis.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accounting.h"
+#include "analysis.h"
+#include "reorder.h"
+#include "symbols.h"
+
+#define MAX_STACK_IDS (1u << 24)  /* far above what one shim can define */
+#define MAX_FRAMES_PER_SITE 256
+
+typedef struct {
+    uint64_t offset;  /* into stack_arena                                 */
+    uint64_t seq;     /* first event that used the stack                   */
+    uint32_t depth;   /* 0: not defined                                    */
+} stack_ref_t;
+
+struct prof_analysis {
+    prof_decoder_t *decoder;
+    prof_reorder_t reorder;
+    prof_acct_t *acct;
+    prof_symbols_t *symbols;
+
+    int have_hello;
+    int32_t pid, ppid;
+    uint64_t start_realtime_ns;
+    uint32_t stack_mode;
+    uint64_t stack_threshold, sample_rate;
+    char *exe;
+    char *command;
+
+    int have_end;
+    prof_end_info_t end;
+
+    stack_ref_t *stacks;       /* indexed by stack id                      */
+    size_t stack_cap;
+    uint64_t *stack_arena;
+    size_t arena_len, arena_cap;
+
+    int failed;                /* out of memory inside a callback          */
+    char error[320];
+};
+
+/* ---- decoder callbacks ---------------------------------------------------- */
+
+static void on_hello(void *ctx, const prof_hello_t *h)
+{
+    prof_analysis_t *a = ctx;
+    a->have_hello = 1;
+    a->pid = (int32_t)h->pid;
+    a->ppid = (int32_t)h->ppid;
+    a->start_realtime_ns = h->start_realtime_ns;
+    a->stack_mode = h->stack_mode;
+    a->stack_threshold = h->stack_threshold;
+    a->sample_rate = h->sample_rate;
+    free(a->exe);
+    free(a->command);
+    a->exe = strdup(h->exe);
+    /* argv arrives NUL-separated; show it space-separated. */
+    size_t len = h->cmdline_len;
+    while (len && h->cmdline[len - 1] == '\0')
+        len--;
+    a->command = malloc(len + 1);
+    if (!a->exe || !a->command) {
+        a->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        a->command[i] = h->cmdline[i] ? h->cmdline[i] : ' ';
+    a->command[len] = '\0';
+}
+
+static void on_ordered_event(void *ctx, const prof_event_t *e)
+{
+    prof_analysis_t *a = ctx;
+    if (e->type == MLMEM_EV_NOP)
+        return;
+    if (prof_acct_apply(a->acct, e) != 0)
+        a->failed = 1;
+}
+
+static void on_event(void *ctx, const prof_event_t *e)
+{
+    prof_analysis_t *a = ctx;
+    uint64_t lost_before = a->reorder.lost;
+    if (prof_reorder_push(&a->reorder, e) != 0)
+        a->failed = 1;
+    if (a->reorder.lost != lost_before)
+        prof_acct_add_lost(a->acct, a->reorder.lost - lost_before);
+}
+
+static void on_stack(void *ctx, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth)
+{
+    prof_analysis_t *a = ctx;
+    if (id >= MAX_STACK_IDS)
+        return;
+    if (id >= a->stack_cap) {
+        size_t cap = a->stack_cap ? a->stack_cap : 1024;
+        while (cap <= id)
+            cap *= 2;
+        stack_ref_t *ns = realloc(a->stacks, cap * sizeof *ns);
+        if (!ns) {
+            a->failed = 1;
+            return;
+        }
+        memset(ns + a->stack_cap, 0, (cap - a->stack_cap) * sizeof *ns);
+        a->stacks = ns;
+        a->stack_cap = cap;
+    }
+    if (a->arena_len + depth > a->arena_cap) {
+        size_t cap = a->arena_cap ? a->arena_cap : 65536;
+        while (cap < a->arena_len + depth)
+            cap *= 2;
+        uint64_t *na = realloc(a->stack_arena, cap * sizeof *na);
+        if (!na) {
+            a->failed = 1;
+            return;
+        }
+        a->stack_arena = na;
+        a->arena_cap = cap;
+    }
+    memcpy(a->stack_arena + a->arena_len, frames, depth * sizeof *frames);
+    a->stacks[id].offset = a->arena_len;
+    a->stacks[id].depth = depth;
+    a->stacks[id].seq = seq;
+    a->arena_len += depth;
+}
+
+static void on_module(void *ctx, const prof_module_t *m)
+{
+    prof_analysis_t *a = ctx;
+    if (prof_symbols_add_module(a->symbols, m->id, m->path, m->bias, m->start, m->end,
+                                m->load_seq) != 0)
+        a->failed = 1;
+}
+
+static void on_unload(void *ctx, uint32_t id, uint64_t seq)
+{
+    prof_analysis_t *a = ctx;
+    prof_symbols_unload_module(a->symbols, id, seq);
+}
+
+static void on_dropped(void *ctx, uint64_t total)
+{
+    prof_analysis_t *a = ctx;
+    prof_acct_set_dropped(a->acct, total);
+}
+
+static void on_end(void *ctx, const prof_end_info_t *e)
+{
+    prof_analysis_t *a = ctx;
+    a->have_end = 1;
+    a->end = *e;
+    prof_acct_set_dropped(a->acct, e->dropped);
+}
+
+/* ---- life cycle -------------------------------------------------------------- */
+
+prof_analysis_t *prof_analysis_new(void)
+{
+    prof_analysis_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    prof_decoder_sink_t sink = {
+        .hello = on_hello,
+        .event = on_event,
+        .stack = on_stack,
+        .module = on_module,
+        .unload = on_unload,
+        .dropped = on_dropped,
+        .end = on_end,
+        .ctx = a,
+    };
+    a->decoder = prof_decoder_new(&sink);
+    a->acct = prof_acct_new(NULL);
+    a->symbols = prof_symbols_new();
+    if (!a->decoder || !a->acct || !a->symbols ||
+        prof_reorder_init(&a->reorder, 0, on_ordered_event, a) != 0) {
+        prof_analysis_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void prof_analysis_free(prof_analysis_t *a)
+{
+    if (!a)
+        return;
+    prof_decoder_free(a->decoder);
+    prof_reorder_destroy(&a->reorder);
+    prof_acct_free(a->acct);
+    prof_symbols_free(a->symbols);
+    free(a->exe);
+    free(a->command);
+    free(a->stacks);
+    free(a->stack_arena);
+    free(a);
+}
+
+static int check_failed(prof_analysis_t *a)
+{
+    if (a->failed && !a->error[0])
+        snprintf(a->error, sizeof a->error, "out of memory while analyzing");
+    return a->failed ? -1 : 0;
+}
+
+int prof_analysis_feed(prof_analysis_t *a, const uint8_t *data, size_t len)
+{
+    if (a->failed)
+        return -1;
+    if (prof_decoder_feed(a->decoder, data, len) != 0) {
+        snprintf(a->error, sizeof a->error, "%s", prof_decoder_error(a->decoder));
+        a->failed = 1;
+    }
+    return check_failed(a);
+}
+
+int prof_analysis_finish(prof_analysis_t *a)
+{
+    uint64_t lost_before = a->reorder.lost;
+    prof_reorder_flush(&a->reorder);
+    prof_acct_add_lost(a->acct, a->reorder.lost - lost_before);
+    if (!a->failed && prof_decoder_finish(a->decoder) != 0) {
+        snprintf(a->error, sizeof a->error, "%s", prof_decoder_error(a->decoder));
+        a->failed = 1;
+    }
+    return check_failed(a);
+}
+
+const char *prof_analysis_error(const prof_analysis_t *a)
+{
+    return a->failed ? a->error : NULL;
+}
+
+int32_t prof_analysis_pid(const prof_analysis_t *a)
+{
+    return a->pid;
+}
+
+int prof_analysis_has_end(const prof_analysis_t *a)
+{
+    return a->have_end;
+}
+
+uint64_t prof_analysis_live_bytes(const prof_analysis_t *a)
+{
+    return prof_acct_live_bytes(a->acct);
+}
+
+uint64_t prof_analysis_peak_bytes(const prof_analysis_t *a)
+{
+    return prof_acct_peak_bytes(a->acct);
+}
+
+uint64_t prof_analysis_events(const prof_analysis_t *a)
+{
+    return prof_decoder_events(a->decoder);
+}
+
+/* ---- results ------------------------------------------------------------------ */
+
+static int symbolize_site(prof_analysis_t *a, prof_site_t *site)
+{
+    if (site->stack_id == MLMEM_STACK_NONE || site->stack_id >= a->stack_cap)
+        return 0;
+    const stack_ref_t *ref = &a->stacks[site->stack_id];
+    if (!ref->depth)
+        return 0;
+    prof_frame_t *frames = calloc(MAX_FRAMES_PER_SITE, sizeof *frames);
+    if (!frames)
+        return -1;
+    size_t n = 0;
+    for (uint32_t i = 0; i < ref->depth && n < MAX_FRAMES_PER_SITE; i++) {
+        uint64_t addr = a->stack_arena[ref->offset + i];
+        n += prof_symbols_resolve(a->symbols, addr, ref->seq, 1, frames + n,
+                                  MAX_FRAMES_PER_SITE - n);
+    }
+    site->frames = frames;
+    site->frame_count = (uint32_t)n;
+    return 0;
+}
+
+/* Raw frames without symbols: addresses only. */
+static int raw_site(prof_analysis_t *a, prof_site_t *site)
+{
+    if (site->stack_id == MLMEM_STACK_NONE || site->stack_id >= a->stack_cap)
+        return 0;
+    const stack_ref_t *ref = &a->stacks[site->stack_id];
+    if (!ref->depth)
+        return 0;
+    site->frames = calloc(ref->depth, sizeof *site->frames);
+    if (!site->frames)
+        return -1;
+    for (uint32_t i = 0; i < ref->depth; i++)
+        site->frames[i].address = a->stack_arena[ref->offset + i];
+    site->frame_count = ref->depth;
+    return 0;
+}
+
+static void fill_process(const prof_analysis_t *a, prof_process_t *p)
+{
+    p->pid = a->pid;
+    p->ppid = a->ppid;
+    p->exe = a->exe ? strdup(a->exe) : NULL;
+    p->command = a->command ? strdup(a->command) : NULL;
+    p->start_realtime_ns = a->start_realtime_ns;
+    p->stack_mode = a->stack_mode;
+    p->sample_threshold = a->stack_threshold;
+    p->sample_rate = a->sample_rate;
+    p->end = PROF_END_UNKNOWN;
+    if (a->have_end) {
+        switch (a->end.reason) {
+        case MLMEM_END_EXIT:
+        case MLMEM_END_UNDERSCORE_EXIT:
+            p->end = PROF_END_EXITED;
+            p->exit_code = a->end.code_known ? a->end.code : -1;
+            break;
+        case MLMEM_END_EXEC:
+            p->end = PROF_END_EXEC;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, prof_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (prof_acct_result(a->acct, out) != 0)
+        return -1;
+    fill_process(a, &out->process);
+    if (max_sites && out->site_count > max_sites) {
+        for (size_t i = max_sites; i < out->site_count; i++)
+            free(out->sites[i].category_evidence);
+        out->site_count = max_sites;
+    }
+    for (size_t i = 0; i < out->site_count; i++) {
+        prof_site_t *s = &out->sites[i];
+        s->sampled = a->stack_mode == MLMEM_STACKS_SAMPLED && s->stack_id != MLMEM_STACK_NONE &&
+                     s->largest_allocation < a->stack_threshold && !s->is_mmap;
+        if ((symbolize ? symbolize_site(a, s) : raw_site(a, s)) != 0) {
+            prof_result_free(out);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * analysis.h - everything the analyzer does with one process's stream:
+ * decode -> reorder by seq -> exact accounting, plus the stack table and
+ * module map needed to symbolize the result. One analysis per stream (one
+ * exec image of one process); a session (session.h) holds all of a run's.
+ *
+ * Feed raw stream bytes as they arrive (live) or as a trace replays them;
+ * the results are identical because decoding does not depend on chunking
+ * and accounting sees events in seq order either way.
+ *
+ * Not thread-safe.
+ */
+#ifndef PROF_ANALYSIS_H
+#define PROF_ANALYSIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "prof_result.h"
+
+typedef struct prof_analysis prof_analysis_t;
+
+/* Returns a new analysis, or NULL if out of memory. */
+prof_analysis_t *prof_analysis_new(void);
+
+/* Releases 'a'. No operation if NULL. */
+void prof_analysis_free(prof_analysis_t *a);
+
+/* Decodes and applies stream bytes. Returns 0, or -1 when the stream is
+ * malformed (prof_analysis_error() says where and why; later calls keep
+ * returning -1, and what came before the error stays analyzed). */
+int prof_analysis_feed(prof_analysis_t *a, const uint8_t *data, size_t len);
+
+/* The stream ended: releases held events (counting gaps as lost). Returns
+ * 0, or -1 if the stream stopped inside a record (error set). */
+int prof_analysis_finish(prof_analysis_t *a);
+
+const char *prof_analysis_error(const prof_analysis_t *a);
+
+/* Identity from the HELLO record (0 before it arrived). */
+int32_t prof_analysis_pid(const prof_analysis_t *a);
+int prof_analysis_has_end(const prof_analysis_t *a);
+
+/* Fills 'out' (zeroed first) with the process, its figures and its sites;
+ * with 'symbolize', site frames are resolved with libdw (slow the first
+ * time for each module). 'max_sites' 0 means all. Returns 0, or -1 if out
+ * of memory. The caller releases 'out' with prof_result_free(). */
+int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites,
+                         prof_result_t *out);
+
+/* Cheap live figures for displays. */
+uint64_t prof_analysis_live_bytes(const prof_analysis_t *a);
+uint64_t prof_analysis_peak_bytes(const prof_analysis_t *a);
+uint64_t prof_analysis_events(const prof_analysis_t *a);
+
+#endif /* PROF_ANALYSIS_H */

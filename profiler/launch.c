@@ -1,0 +1,327 @@
+/*
+ * launch.c - run a command under the shim; see launch.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mlmem/trace_format.h>
+
+#include "launch.h"
+
+#define MAX_CONNS 1024
+#define READ_CHUNK (1u << 20)
+
+typedef struct {
+    int fd;
+    uint32_t id;
+} conn_t;
+
+static volatile sig_atomic_t forward_signal;
+
+static void on_signal(int sig)
+{
+    forward_signal = sig;
+}
+
+static uint64_t now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+char *prof_launch_find_preload(void)
+{
+    const char *env = getenv("MLMEM_PRELOAD");
+    if (env && *env)
+        return access(env, R_OK) == 0 ? strdup(env) : NULL;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    const char *dir = dirname(exe);
+    static const char *const rel[] = {"../lib/libmlmem_preload.so", "libmlmem_preload.so",
+                                      "../lib/mlmem/libmlmem_preload.so"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, rel[i]);
+        char *real = realpath(path, NULL);
+        if (real && access(real, R_OK) == 0)
+            return real;
+        free(real);
+    }
+    return NULL;
+}
+
+static char *join_argv(char *const *argv)
+{
+    size_t len = 1;
+    for (size_t i = 0; argv[i]; i++)
+        len += strlen(argv[i]) + 1;
+    char *s = malloc(len);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (size_t i = 0; argv[i]; i++) {
+        if (i)
+            strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+/* In the child: the environment for the shim, then exec. Never returns. */
+static void exec_target(const prof_launch_options_t *o, const char *sock_path)
+{
+    char buf[64];
+    const char *old = getenv("LD_PRELOAD");
+    size_t len = strlen(o->preload) + (old ? strlen(old) + 2 : 1);
+    char *preload = malloc(len);
+    if (preload) {
+        snprintf(preload, len, "%s%s%s", o->preload, old && *old ? ":" : "",
+                 old && *old ? old : "");
+        setenv("LD_PRELOAD", preload, 1);
+    }
+    setenv("MLMEM_SOCKET", sock_path, 1);
+    setenv("MLMEM_STACKS", o->stack_mode == MLMEM_STACKS_ALL ? "all" : "sampled", 1);
+    if (o->stack_threshold) {
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->stack_threshold);
+        setenv("MLMEM_STACK_THRESHOLD", buf, 1);
+    }
+    if (o->sample_rate) {
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->sample_rate);
+        setenv("MLMEM_SAMPLE_RATE", buf, 1);
+    }
+    setenv("MLMEM_FOLLOW_FORK", o->follow_fork ? "1" : "0", 1);
+    snprintf(buf, sizeof buf, "%d", (int)getpid());
+    setenv("MLMEM_ROOT_PID", buf, 1);
+    if (o->output_log) {
+        int fd = open(o->output_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    execvp(o->argv[0], o->argv);
+    fprintf(stderr, "mlmem: cannot run %s: %s\n", o->argv[0], strerror(errno));
+    _exit(127);
+}
+
+static int make_socket(char *dir, size_t dirlen, char *path, size_t pathlen, char *err,
+                       size_t errlen)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, dirlen, "%s/mlmem-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) { /* mkdtemp makes it 0700: private to this user */
+        snprintf(err, errlen, "cannot create a private directory in %s: %s",
+                 tmp && *tmp ? tmp : "/tmp", strerror(errno));
+        return -1;
+    }
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    if ((size_t)snprintf(path, pathlen, "%s/events.sock", dir) >= sizeof a.sun_path) {
+        snprintf(err, errlen, "socket path %s/events.sock is too long (set TMPDIR shorter)", dir);
+        rmdir(dir);
+        return -1;
+    }
+    strcpy(a.sun_path, path);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 128) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+        if (s >= 0)
+            close(s);
+        rmdir(dir);
+        return -1;
+    }
+    return s;
+}
+
+/* Accepts pending connections from processes of our own user. */
+static int accept_all(int lfd, conn_t *conns, size_t *nconn, uint32_t *next_id,
+                      const prof_launch_options_t *o)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+        struct ucred cred;
+        socklen_t cl = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cred.uid != getuid() ||
+            *nconn >= MAX_CONNS) {
+            close(fd);
+            continue;
+        }
+        conns[*nconn].fd = fd;
+        conns[*nconn].id = (*next_id)++;
+        if (o->on_open(o->ctx, conns[*nconn].id) != 0) {
+            close(fd);
+            return -1;
+        }
+        (*nconn)++;
+    }
+}
+
+int prof_launch_run(const prof_launch_options_t *o, prof_run_info_t *info, char *err,
+                    size_t errlen)
+{
+    memset(info, 0, sizeof *info);
+    char dir[PATH_MAX], sock_path[PATH_MAX];
+    int lfd = make_socket(dir, sizeof dir, sock_path, sizeof sock_path, err, errlen);
+    if (lfd < 0)
+        return -1;
+
+    struct sigaction sa, old_int, old_term, old_pipe;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    signal(SIGPIPE, SIG_IGN);
+    (void)old_pipe;
+
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot fork: %s", strerror(errno));
+        close(lfd);
+        unlink(sock_path);
+        rmdir(dir);
+        return -1;
+    }
+    if (pid == 0) {
+        close(lfd);
+        exec_target(o, sock_path);
+    }
+
+    info->root_pid = pid;
+    info->command = join_argv(o->argv);
+    conn_t *conns = calloc(MAX_CONNS, sizeof *conns);
+    uint8_t *buf = malloc(READ_CHUNK);
+    struct pollfd *pfds = calloc(MAX_CONNS + 1, sizeof *pfds);
+    size_t nconn = 0;
+    uint32_t next_id = 0;
+    int rc = 0, exited = 0, status = 0;
+    uint64_t exited_at = 0, last_data = now_ns(CLOCK_MONOTONIC), last_tick = 0;
+    if (!conns || !buf || !pfds) {
+        snprintf(err, errlen, "out of memory");
+        kill(pid, SIGKILL);
+        rc = -1;
+    }
+
+    while (rc == 0) {
+        if (forward_signal) {
+            kill(pid, forward_signal);
+            forward_signal = 0;
+        }
+        pfds[0].fd = lfd;
+        pfds[0].events = POLLIN;
+        for (size_t i = 0; i < nconn; i++) {
+            pfds[i + 1].fd = conns[i].fd;
+            pfds[i + 1].events = POLLIN;
+            pfds[i + 1].revents = 0;
+        }
+        int pr = poll(pfds, nconn + 1, 20);
+        if (pr < 0 && errno != EINTR) {
+            snprintf(err, errlen, "poll: %s", strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (pr > 0 && (pfds[0].revents & POLLIN) &&
+            accept_all(lfd, conns, &nconn, &next_id, o) != 0) {
+            snprintf(err, errlen, "stopped while accepting a stream");
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; pr > 0 && i < nconn; i++) {
+            if (!(pfds[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = read(conns[i].fd, buf, READ_CHUNK);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (n > 0) {
+                last_data = now_ns(CLOCK_MONOTONIC);
+                if (o->on_data(o->ctx, conns[i].id, buf, (size_t)n) != 0) {
+                    snprintf(err, errlen, "stopped by the analyzer");
+                    rc = -1;
+                    break;
+                }
+                continue;
+            }
+            /* EOF or error: the process ended or exec'd. */
+            close(conns[i].fd);
+            o->on_close(o->ctx, conns[i].id);
+            conns[i] = conns[nconn - 1];
+            pfds[i + 1] = pfds[nconn];
+            nconn--;
+            i--;
+        }
+        if (!exited) {
+            pid_t w = waitpid(pid, &status, WNOHANG);
+            if (w == pid) {
+                exited = 1;
+                exited_at = now_ns(CLOCK_MONOTONIC);
+                info->end_realtime_ns = now_ns(CLOCK_REALTIME);
+            }
+        }
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (o->on_tick && now - last_tick > 100000000ull) {
+            last_tick = now;
+            o->on_tick(o->ctx);
+        }
+        if (exited) {
+            /* A stream that connected just before the exit may still be in
+             * the backlog: accept it before deciding we are done. */
+            accept_all(lfd, conns, &nconn, &next_id, o);
+            if (nconn == 0)
+                break;
+            uint64_t quiet = now - (last_data > exited_at ? last_data : exited_at);
+            if (quiet > (uint64_t)o->grace_ms * 1000000ull)
+                break;
+        }
+    }
+    if (rc != 0 && !exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        exited = 1;
+    }
+    for (size_t i = 0; i < nconn; i++) {
+        close(conns[i].fd);
+        o->on_close(o->ctx, conns[i].id);
+    }
+    if (exited) {
+        if (WIFEXITED(status)) {
+            info->end = PROF_END_EXITED;
+            info->exit_code = WEXITSTATUS(status);
+        } else if (WIFSIGNALED(status)) {
+            info->end = PROF_END_SIGNALED;
+            info->signal = WTERMSIG(status);
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    close(lfd);
+    unlink(sock_path);
+    rmdir(dir);
+    free(conns);
+    free(buf);
+    free(pfds);
+    return rc;
+}

@@ -1,0 +1,386 @@
+/*
+ * mlmem.c - the mlmem command: run, record, report.
+ *
+ *   mlmem run [options] -- CMD ARGS...     profile CMD live, write the trace,
+ *                                         print the summary, optional JSON
+ *   mlmem record -o TRACE [options] -- CMD   write the trace only
+ *   mlmem report TRACE [--json OUT] [--text] [--pid PID] [--partial]
+ *
+ * The command is a thin front end: the work is in the analyzer library
+ * (session, launch, trace_file) and in reports/. Errors end the command
+ * through die(), which says what went wrong and what to do.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mlmem/trace_format.h>
+
+#include "launch.h"
+#include "report.h"
+#include "session.h"
+#include "trace_file.h"
+
+#define MLMEM_VERSION "0.1.0"
+
+static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mlmem: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(code);
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: mlmem run [options] -- CMD [ARGS...]\n"
+          "       mlmem record -o TRACE [options] -- CMD [ARGS...]\n"
+          "       mlmem report TRACE [--json OUT] [--text] [--pid PID] [--partial]\n"
+          "\n"
+          "run and record options:\n"
+          "  -o, --output TRACE       trace file (run: default mlmem.<cmd>.<pid>.zst)\n"
+          "      --no-trace           run: do not keep a trace file\n"
+          "      --json FILE          run: also write the JSON report\n"
+          "  -q, --quiet              run: do not print the text summary\n"
+          "      --stacks=MODE        'sampled' (default): every allocation counted, a stack\n"
+          "                           for each one >= the threshold and an unbiased sample of\n"
+          "                           smaller ones; 'all': a stack for every allocation\n"
+          "      --stack-threshold=N  bytes (default 4096; K, M, G suffixes)\n"
+          "      --sample-rate=N      mean bytes between sampled small allocations (512K)\n"
+          "      --no-follow-fork     profile only the command, not its children\n"
+          "      --sites=N            sites shown in the text summary (default 10)\n"
+          "\n"
+          "report options:\n"
+          "      --json FILE          write the JSON report (schema: docs/report-schema.md)\n"
+          "      --text               print the text summary (default without --json)\n"
+          "      --pid PID            report on that process of the run (default: the command)\n"
+          "      --partial            analyze a trace that was cut short\n",
+          out);
+}
+
+/* Parses "123", "4K", "2M", "1G". Dies with the option's name otherwise. */
+static uint64_t parse_size(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        die(2, "%s: '%s' is not a size (examples: 4096, 64K, 2M)", opt, s);
+    switch (*end) {
+    case 'k': case 'K': v <<= 10; end++; break;
+    case 'm': case 'M': v <<= 20; end++; break;
+    case 'g': case 'G': v <<= 30; end++; break;
+    }
+    if (*end)
+        die(2, "%s: '%s' is not a size (examples: 4096, 64K, 2M)", opt, s);
+    return v;
+}
+
+static void print_text(const prof_result_t *r, size_t sites)
+{
+    report_text_options_t o = {0};
+    o.max_sites = sites;
+    if (report_text_write(r, stdout, &o) != 0)
+        die(1, "cannot write the text report: %s", strerror(errno));
+    fflush(stdout);
+}
+
+static void write_json(const prof_result_t *r, const char *path)
+{
+    char err[512];
+    if (report_json_write(r, path, err, sizeof err) != 0)
+        die(1, "%s", err);
+}
+
+/* ---- run / record ------------------------------------------------------------ */
+
+typedef struct {
+    prof_session_t *session;      /* NULL: record only                     */
+    prof_trace_writer_t *trace;   /* NULL: no trace                        */
+    int trace_failed;
+    int analysis_warned;
+} run_ctx_t;
+
+static void trace_record(run_ctx_t *c, uint8_t tag, uint32_t id, const uint8_t *d, size_t n)
+{
+    if (!c->trace || c->trace_failed)
+        return;
+    if (prof_trace_write_stream(c->trace, tag, id, d, n) != 0) {
+        fprintf(stderr, "mlmem: %s; the run continues without a trace\n",
+                prof_trace_writer_error(c->trace));
+        c->trace_failed = 1;
+    }
+}
+
+static void analysis_warning(run_ctx_t *c)
+{
+    if (!c->analysis_warned) {
+        fprintf(stderr, "mlmem: %s\n", prof_session_error(c->session));
+        c->analysis_warned = 1;
+    }
+}
+
+static int on_open(void *ctx, uint32_t id)
+{
+    run_ctx_t *c = ctx;
+    trace_record(c, MLMEM_TREC_STREAM_OPEN, id, NULL, 0);
+    if (c->session && prof_session_open(c->session, id) != 0)
+        analysis_warning(c);
+    return 0;
+}
+
+static int on_data(void *ctx, uint32_t id, const uint8_t *data, size_t len)
+{
+    run_ctx_t *c = ctx;
+    trace_record(c, MLMEM_TREC_STREAM_DATA, id, data, len);
+    if (c->session && prof_session_data(c->session, id, data, len) != 0)
+        analysis_warning(c);
+    return 0;
+}
+
+static int on_close(void *ctx, uint32_t id)
+{
+    run_ctx_t *c = ctx;
+    trace_record(c, MLMEM_TREC_STREAM_CLOSE, id, NULL, 0);
+    if (c->session && prof_session_close(c->session, id) != 0)
+        analysis_warning(c);
+    return 0;
+}
+
+static int exit_status_of(const prof_run_info_t *info)
+{
+    if (info->end == PROF_END_EXITED)
+        return info->exit_code;
+    if (info->end == PROF_END_SIGNALED)
+        return 128 + info->signal;
+    return 1;
+}
+
+static int cmd_run(int argc, char **argv, int record_only)
+{
+    enum { OPT_NO_TRACE = 256, OPT_JSON, OPT_STACKS, OPT_THRESHOLD, OPT_RATE, OPT_NO_FOLLOW,
+           OPT_SITES };
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'},
+        {"no-trace", no_argument, 0, OPT_NO_TRACE},
+        {"json", required_argument, 0, OPT_JSON},
+        {"quiet", no_argument, 0, 'q'},
+        {"stacks", required_argument, 0, OPT_STACKS},
+        {"stack-threshold", required_argument, 0, OPT_THRESHOLD},
+        {"sample-rate", required_argument, 0, OPT_RATE},
+        {"no-follow-fork", no_argument, 0, OPT_NO_FOLLOW},
+        {"sites", required_argument, 0, OPT_SITES},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *trace_path = NULL, *json_path = NULL;
+    int no_trace = 0, quiet = 0;
+    size_t sites = 0;
+    prof_launch_options_t lo = {.stack_mode = MLMEM_STACKS_SAMPLED, .follow_fork = 1,
+                                .grace_ms = 2000};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': trace_path = optarg; break;
+        case OPT_NO_TRACE: no_trace = 1; break;
+        case OPT_JSON: json_path = optarg; break;
+        case 'q': quiet = 1; break;
+        case OPT_STACKS:
+            if (strcmp(optarg, "all") == 0)
+                lo.stack_mode = MLMEM_STACKS_ALL;
+            else if (strcmp(optarg, "sampled") == 0)
+                lo.stack_mode = MLMEM_STACKS_SAMPLED;
+            else
+                die(2, "--stacks: '%s' is not a mode (use 'sampled' or 'all')", optarg);
+            break;
+        case OPT_THRESHOLD: lo.stack_threshold = parse_size("--stack-threshold", optarg); break;
+        case OPT_RATE: lo.sample_rate = parse_size("--sample-rate", optarg); break;
+        case OPT_NO_FOLLOW: lo.follow_fork = 0; break;
+        case OPT_SITES: sites = (size_t)parse_size("--sites", optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc)
+        die(2, "%s: no command given (usage: mlmem %s [options] -- CMD ARGS...)",
+            record_only ? "record" : "run", record_only ? "record -o TRACE" : "run");
+    lo.argv = argv + optind;
+    if (record_only && !trace_path)
+        die(2, "record: -o TRACE is required");
+
+    char *preload = prof_launch_find_preload();
+    if (!preload)
+        die(1, "cannot find libmlmem_preload.so next to the mlmem executable "
+               "(set MLMEM_PRELOAD to its path)");
+    lo.preload = preload;
+
+    char default_trace[4096];
+    if (!trace_path && !no_trace) {
+        char *name = strdup(lo.argv[0]);
+        snprintf(default_trace, sizeof default_trace, "mlmem.%s.%d.zst", basename(name),
+                 (int)getpid());
+        free(name);
+        trace_path = default_trace;
+    }
+
+    run_ctx_t ctx = {0};
+    char err[1024];
+    /* Open the outputs before the command starts: a bad path is reported
+     * now, not after an hour of training. */
+    if (trace_path) {
+        ctx.trace = prof_trace_writer_open(trace_path, err, sizeof err);
+        if (!ctx.trace)
+            die(1, "%s", err);
+    }
+    if (json_path) {
+        FILE *probe = fopen(json_path, "a");
+        if (!probe)
+            die(1, "cannot write the JSON report %s: %s", json_path, strerror(errno));
+        fclose(probe);
+    }
+    if (!record_only) {
+        ctx.session = prof_session_new();
+        if (!ctx.session)
+            die(1, "out of memory");
+    }
+    lo.on_open = on_open;
+    lo.on_data = on_data;
+    lo.on_close = on_close;
+    lo.ctx = &ctx;
+
+    prof_run_info_t info;
+    if (prof_launch_run(&lo, &info, err, sizeof err) != 0)
+        die(1, "%s", err);
+    int status = exit_status_of(&info);
+
+    if (ctx.trace) {
+        if (!ctx.trace_failed && prof_trace_write_run_info(ctx.trace, &info) != 0)
+            ctx.trace_failed = 1;
+        if (ctx.trace_failed) {
+            prof_trace_writer_abort(ctx.trace);
+        } else if (prof_trace_writer_close(ctx.trace, err, sizeof err) != 0) {
+            fprintf(stderr, "mlmem: %s: %s\n", trace_path, err);
+        } else if (!quiet) {
+            fprintf(stderr, "mlmem: trace written to %s (mlmem report %s)\n", trace_path,
+                    trace_path);
+        }
+    }
+    if (ctx.session) {
+        prof_session_set_run_info(ctx.session, &info);
+        if (prof_session_stream_count(ctx.session) == 0) {
+            fprintf(stderr, "mlmem: no process of the run loaded the shim: is %s statically "
+                            "linked, or setuid? Nothing was recorded.\n", lo.argv[0]);
+        } else {
+            prof_result_t r;
+            if (prof_session_result(ctx.session, 0, 1, 0, &r) != 0)
+                die(1, "out of memory building the report");
+            if (!quiet)
+                print_text(&r, sites);
+            if (json_path)
+                write_json(&r, json_path);
+            prof_result_free(&r);
+        }
+        prof_session_free(ctx.session);
+    } else {
+        free(info.command);
+    }
+    free(preload);
+    return status;
+}
+
+/* ---- report ------------------------------------------------------------------ */
+
+static int cmd_report(int argc, char **argv)
+{
+    enum { OPT_JSON = 256, OPT_TEXT, OPT_PID, OPT_PARTIAL, OPT_SITES };
+    static const struct option opts[] = {
+        {"json", required_argument, 0, OPT_JSON},
+        {"text", no_argument, 0, OPT_TEXT},
+        {"pid", required_argument, 0, OPT_PID},
+        {"partial", no_argument, 0, OPT_PARTIAL},
+        {"sites", required_argument, 0, OPT_SITES},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *json_path = NULL;
+    int text = 0, partial = 0;
+    int32_t pid = 0;
+    size_t sites = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON: json_path = optarg; break;
+        case OPT_TEXT: text = 1; break;
+        case OPT_PID: pid = (int32_t)parse_size("--pid", optarg); break;
+        case OPT_PARTIAL: partial = 1; break;
+        case OPT_SITES: sites = (size_t)parse_size("--sites", optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1)
+        die(2, "report: give exactly one trace file (usage: mlmem report TRACE [--json OUT])");
+    const char *path = argv[optind];
+    if (!json_path)
+        text = 1;
+
+    prof_session_t *s = prof_session_new();
+    if (!s)
+        die(1, "out of memory");
+    char err[1024];
+    prof_trace_stats_t st;
+    if (prof_trace_replay(path, s, partial, &st, err, sizeof err) != 0)
+        die(1, "%s", err);
+    if (!st.complete)
+        fprintf(stderr, "mlmem: warning: %s was cut short; figures cover what it holds\n", path);
+    prof_result_t r;
+    int rc = prof_session_result(s, pid, 1, 0, &r);
+    if (rc == -2)
+        die(1, pid ? "%s: no process with pid %d in this trace" : "%s: the trace holds no process",
+            path, (int)pid);
+    if (rc != 0)
+        die(1, "out of memory building the report");
+    if (text)
+        print_text(&r, sites);
+    if (json_path)
+        write_json(&r, json_path);
+    prof_result_free(&r);
+    prof_session_free(s);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1, 0);
+    if (strcmp(cmd, "record") == 0)
+        return cmd_run(argc - 1, argv + 1, 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("mlmem %s (trace format %d, stream format %d)\n", MLMEM_VERSION,
+               MLMEM_TRACE_VERSION, MLMEM_STREAM_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    die(2, "unknown command '%s' (try: mlmem run -- CMD, mlmem report TRACE)", cmd);
+}

@@ -1,0 +1,163 @@
+/*
+ * prof_result.h - what the analyzer knows about one profiled process, as
+ * plain data. The analyzer fills it (prof_analysis_result()); reports/ turns
+ * it into JSON and text; the TUI reads it. Nothing here points into the
+ * analyzer's live state: a result is a snapshot that owns all its memory and
+ * is released with prof_result_free().
+ *
+ * Units: bytes, and nanoseconds since the process's stream started unless a
+ * name says otherwise (*_realtime_ns are nanoseconds since the Unix epoch).
+ * "Live bytes" are the requested sizes of the heap blocks (malloc family)
+ * plus the lengths of anonymous mappings the program made itself; file-backed
+ * mappings are counted apart (file_mapped_*) and never in live bytes.
+ */
+#ifndef PROF_RESULT_H
+#define PROF_RESULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One symbolized frame. Strings may be NULL when unknown; a frame that
+ * cannot be resolved still has module and module_offset. */
+typedef struct {
+    uint64_t address;       /* the raw return address (minus 1 for callers) */
+    char *function;         /* demangled; NULL if unknown                  */
+    char *file;             /* source file; NULL if no debug info          */
+    uint32_t line;          /* 0 if unknown                                */
+    uint32_t inlined;       /* 1 if this frame was inlined into the next   */
+    char *module;           /* path of the ELF object; NULL if unmapped    */
+    uint64_t module_offset; /* address relative to the module's load base  */
+} prof_frame_t;
+
+/* One allocation site: a unique stack. Site 0 (stack_id MLMEM_STACK_NONE)
+ * collects the small allocations whose stack was not sampled. */
+typedef struct {
+    uint32_t stack_id;
+    uint32_t frame_count;
+    prof_frame_t *frames;            /* innermost first; may be NULL       */
+
+    uint64_t allocations;            /* ALLOC/REALLOC/MMAP events          */
+    uint64_t frees;
+    uint64_t bytes_allocated;        /* sum of requested sizes             */
+    uint64_t live_bytes_at_peak;     /* contribution to the global peak    */
+    uint64_t live_allocations_at_peak;
+    uint64_t peak_live_bytes;        /* the site's own maximum             */
+    uint64_t live_bytes;             /* at the end = leaked                */
+    uint64_t live_allocations;
+    uint64_t temporary_allocations;  /* freed with no event in between     */
+    uint64_t largest_allocation;
+    uint64_t lifetime_min_ns;        /* over freed blocks; 0 if none freed */
+    uint64_t lifetime_max_ns;
+    uint64_t lifetime_sum_ns;        /* mean = sum / frees                 */
+    uint32_t sampled;                /* 1: small allocations chosen by the
+                                        sampler; figures cover only those  */
+    uint32_t is_mmap;                /* 1: the site made anonymous mappings */
+
+    /* Filled by attribution (issue 4); NULL / 0 until then. */
+    const char *category;
+    double category_confidence;
+    char *category_evidence;
+} prof_site_t;
+
+typedef struct {
+    uint32_t tid;
+    char name[16];                   /* "" if unknown                      */
+    uint64_t allocations;
+    uint64_t frees;
+    uint64_t bytes_allocated;
+    uint64_t live_bytes;             /* allocated by it, still live at end */
+    uint64_t peak_live_bytes;        /* max of live_bytes over time        */
+    uint64_t live_bytes_at_peak;     /* its share of the global peak       */
+} prof_thread_t;
+
+typedef struct {
+    uint64_t time_ns;
+    uint64_t live_bytes;             /* the maximum within this point's span */
+    uint64_t heap_bytes;             /* at that maximum                    */
+    uint64_t mmap_bytes;             /* at that maximum                    */
+    uint64_t rss_bytes;              /* latest RSS sample; 0 before any    */
+} prof_timeline_point_t;
+
+typedef struct {
+    uint64_t events;                 /* all events applied                 */
+    uint64_t total_allocations;      /* ALLOC + REALLOC + MMAP events      */
+    uint64_t total_frees;            /* FREE + freeing side of REALLOC + MUNMAP */
+    uint64_t total_bytes;            /* bytes requested, all allocations   */
+    uint64_t peak_bytes;             /* max live bytes                     */
+    uint64_t peak_time_ns;
+    uint64_t peak_seq;               /* event seq at which it was reached  */
+    uint64_t peak_heap_bytes;        /* heap part of the peak              */
+    uint64_t peak_mmap_bytes;        /* anonymous-mmap part of the peak    */
+    uint64_t live_bytes;             /* at the end                         */
+    uint64_t leaked_bytes;           /* heap + anonymous mmap live at end  */
+    uint64_t leaked_allocations;
+    uint64_t temporary_allocations;
+    uint64_t file_mapped_bytes;      /* at the end                         */
+    uint64_t peak_file_mapped_bytes;
+    uint64_t peak_rss_bytes;         /* max RSS sample                     */
+    uint64_t peak_rss_time_ns;
+    uint64_t rss_samples;
+    uint64_t dropped_events;         /* the shim could not send them       */
+    uint64_t lost_events;            /* gaps in seq: cut off mid-flight    */
+    uint64_t unmatched_frees;        /* free of an address not live        */
+    uint64_t duration_ns;            /* time of the last event             */
+    uint64_t steps_annotated;        /* STEP annotations seen              */
+    uint64_t file_read_bytes;        /* bytes read from files (FILE_READ)  */
+} prof_summary_t;
+
+typedef enum {
+    PROF_END_UNKNOWN = 0,  /* stream cut off: killed, or still running    */
+    PROF_END_EXITED,       /* exit_code valid                             */
+    PROF_END_SIGNALED,     /* signal valid                                */
+    PROF_END_EXEC,         /* replaced its image with execve              */
+    PROF_END_RUNNING,      /* live: still running                         */
+} prof_end_t;
+
+typedef struct {
+    int32_t pid;
+    int32_t ppid;
+    char *exe;                       /* /proc/self/exe of the image        */
+    char *command;                   /* argv joined by spaces              */
+    uint64_t start_realtime_ns;
+    uint64_t end_realtime_ns;        /* 0 if unknown                       */
+    prof_end_t end;
+    int32_t exit_code;
+    int32_t signal;
+    uint32_t stack_mode;             /* MLMEM_STACKS_*                     */
+    uint64_t sample_threshold;       /* allocations >= this always get a stack */
+    uint64_t sample_rate;            /* mean bytes between sampled small ones */
+} prof_process_t;
+
+/* A short summary of another process in the same run (a forked or exec'd
+ * child), so a report can list them. */
+typedef struct {
+    int32_t pid;
+    int32_t ppid;
+    char *command;
+    uint64_t peak_bytes;
+    uint64_t total_allocations;
+    uint64_t leaked_bytes;
+    prof_end_t end;
+    int32_t exit_code;
+    int32_t signal;
+} prof_child_t;
+
+typedef struct {
+    prof_process_t process;
+    prof_summary_t summary;
+
+    prof_site_t *sites;              /* sorted by live_bytes_at_peak, then
+                                        bytes_allocated, descending        */
+    size_t site_count;
+    prof_thread_t *threads;          /* sorted by bytes_allocated desc     */
+    size_t thread_count;
+    prof_timeline_point_t *timeline; /* increasing time                    */
+    size_t timeline_count;
+    prof_child_t *children;          /* other processes of the run         */
+    size_t child_count;
+} prof_result_t;
+
+/* Releases everything 'r' owns and zeroes it. No operation if r is NULL. */
+void prof_result_free(prof_result_t *r);
+
+#endif /* PROF_RESULT_H */

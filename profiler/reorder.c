@@ -1,0 +1,116 @@
+/*
+ * reorder.c - see reorder.h. A slot is occupied when its seq field equals
+ * the seq that maps to it; seq 0 never occurs, so zeroed slots are empty.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "reorder.h"
+
+int prof_reorder_init(prof_reorder_t *r, size_t max_window, prof_reorder_emit_t emit, void *ctx)
+{
+    memset(r, 0, sizeof *r);
+    r->cap = 4096;
+    r->max_window = max_window ? max_window : (size_t)64 << 20;
+    r->slots = calloc(r->cap, sizeof *r->slots);
+    if (!r->slots)
+        return -1;
+    r->next = 1;
+    r->emit = emit;
+    r->ctx = ctx;
+    return 0;
+}
+
+void prof_reorder_destroy(prof_reorder_t *r)
+{
+    free(r->slots);
+    r->slots = NULL;
+}
+
+static void release_run(prof_reorder_t *r)
+{
+    size_t mask = r->cap - 1;
+    while (r->held) {
+        prof_event_t *s = &r->slots[r->next & mask];
+        if (s->seq != r->next)
+            break;
+        prof_event_t e = *s;
+        s->seq = 0;
+        r->held--;
+        r->next++;
+        r->emit(r->ctx, &e);
+    }
+}
+
+/* Skips the gap at 'next': the smallest held seq becomes next. */
+static void skip_gap(prof_reorder_t *r)
+{
+    size_t mask = r->cap - 1;
+    uint64_t s = r->next;
+    while (s <= r->highest && r->slots[s & mask].seq != s)
+        s++;
+    r->lost += s - r->next;
+    r->next = s;
+}
+
+static int grow(prof_reorder_t *r, size_t need)
+{
+    size_t cap = r->cap;
+    while (cap < need)
+        cap *= 2;
+    prof_event_t *ns = calloc(cap, sizeof *ns);
+    if (!ns)
+        return -1;
+    for (uint64_t s = r->next; s <= r->highest; s++) {
+        prof_event_t *old = &r->slots[s & (r->cap - 1)];
+        if (old->seq == s)
+            ns[s & (cap - 1)] = *old;
+    }
+    free(r->slots);
+    r->slots = ns;
+    r->cap = cap;
+    return 0;
+}
+
+int prof_reorder_push(prof_reorder_t *r, const prof_event_t *e)
+{
+    if (e->seq < r->next) {
+        r->duplicates++;
+        return 0;
+    }
+    while (e->seq - r->next >= r->max_window) {
+        /* Hostile or broken input: give up on the oldest gap. */
+        if (!r->held) {
+            r->lost += e->seq - r->next;
+            r->next = e->seq;
+            break;
+        }
+        skip_gap(r);
+        release_run(r);
+    }
+    if (e->seq - r->next >= r->cap && grow(r, (size_t)(e->seq - r->next + 1)) != 0) {
+        r->lost++;
+        return -1;
+    }
+    prof_event_t *s = &r->slots[e->seq & (r->cap - 1)];
+    if (s->seq == e->seq) {
+        r->duplicates++;
+        return 0;
+    }
+    *s = *e;
+    r->held++;
+    if (e->seq > r->highest)
+        r->highest = e->seq;
+    if (e->seq == r->next)
+        release_run(r);
+    return 0;
+}
+
+void prof_reorder_flush(prof_reorder_t *r)
+{
+    while (r->held) {
+        release_run(r);
+        if (r->held)
+            skip_gap(r);
+    }
+}

@@ -1,0 +1,512 @@
+/*
+ * symbols.c - the libdw symbolizer behind symbols.h.
+ *
+ * Every module the shim reported gets its own offline Dwfl, opened the first
+ * time an address inside it is resolved. One Dwfl per module (rather than
+ * one for the whole process) is what lets two load generations occupy the
+ * same address range: each generation is resolved against its own file.
+ *
+ * Results are cached per (lookup address, opened file) in an open-addressing
+ * hash table; the cache owns its strings, and resolve() hands out copies.
+ */
+#define _GNU_SOURCE
+#include "symbols.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* From libstdc++ (the Itanium C++ ABI); declared here so this file stays C. */
+extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
+
+/* ------------------------------------------------------------------------ */
+/* Types                                                                     */
+
+typedef enum {
+    SYM_OPEN_NOT_TRIED = 0,
+    SYM_OPEN_OK,
+    SYM_OPEN_FAILED,   /* not a regular file, unreadable, not ELF: never retried */
+} sym_open_t;
+
+typedef struct {
+    uint32_t id;
+    char *path;
+    uint64_t bias;
+    uint64_t start;
+    uint64_t end;          /* exclusive */
+    uint64_t load_seq;
+    uint64_t unload_seq;   /* UINT64_MAX while loaded */
+    sym_open_t state;
+    size_t owner;          /* slot whose Dwfl this one uses (itself, or an
+                              earlier slot with the same path and bias) */
+    Dwfl *dwfl;            /* owned only when owner is this slot */
+    Dwfl_Module *mod;
+} sym_module_t;
+
+/* A cache slot: 'count' frames from 'first' in the frame pool. */
+typedef struct {
+    uint64_t address;
+    uint32_t module;       /* slot index in modules[] + 1; 0 = empty slot */
+    uint32_t count;
+    size_t first;
+} sym_cache_slot_t;
+
+struct prof_symbols {
+    sym_module_t *modules;
+    size_t module_count;
+    size_t module_cap;
+
+    sym_cache_slot_t *slots;
+    size_t slot_cap;       /* power of two, or 0 */
+    size_t slot_used;
+
+    prof_frame_t *pool;    /* frames owned by the cache */
+    size_t pool_count;
+    size_t pool_cap;
+};
+
+/* Offline callbacks: the file is given to dwfl_report_elf directly, so
+ * find_elf is only a formality; separate debug info is looked up the standard
+ * way (.gnu_debuglink, /usr/lib/debug/.build-id, and debuginfod when the user
+ * set DEBUGINFOD_URLS). */
+static const Dwfl_Callbacks sym_callbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = NULL,    /* the default search path */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+/* strdup that accepts NULL (and returns NULL for it). */
+static char *sym_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Frees the strings of 'f', not 'f' itself. */
+static void sym_frame_clear(prof_frame_t *f)
+{
+    free(f->function);
+    free(f->file);
+    free(f->module);
+    memset(f, 0, sizeof(*f));
+}
+
+/* Returns a malloc'd human name for 'name': demangled when it is an Itanium
+ * C++ symbol (_Z...), a copy otherwise. NULL in, NULL out; a name that fails
+ * to demangle is kept as is. */
+static char *sym_demangle(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    if (name[0] == '_' && name[1] == 'Z') {
+        int status = 0;
+        char *d = __cxa_demangle(name, NULL, NULL, &status);
+        if (d != NULL && status == 0)
+            return d;
+        free(d);
+    }
+    return strdup(name);
+}
+
+/* 64-bit mix for the cache hash (from splitmix64). */
+static uint64_t sym_hash(uint64_t address, uint32_t module)
+{
+    uint64_t x = address ^ ((uint64_t)module << 47) ^ module;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lifetime and module map                                                   */
+
+prof_symbols_t *prof_symbols_new(void)
+{
+    return calloc(1, sizeof(prof_symbols_t));
+}
+
+void prof_symbols_free(prof_symbols_t *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->module_count; i++) {
+        if (s->modules[i].dwfl != NULL && s->modules[i].owner == i)
+            dwfl_end(s->modules[i].dwfl);
+        free(s->modules[i].path);
+    }
+    for (size_t i = 0; i < s->pool_count; i++)
+        sym_frame_clear(&s->pool[i]);
+    free(s->modules);
+    free(s->slots);
+    free(s->pool);
+    free(s);
+}
+
+/* A NULL path is stored as "" so the frame still names "some module"; an
+ * empty range (start >= end) never matches an address. */
+int prof_symbols_add_module(prof_symbols_t *s, uint32_t id, const char *path,
+                            uint64_t bias, uint64_t start, uint64_t end,
+                            uint64_t load_seq)
+{
+    if (s->module_count == s->module_cap) {
+        size_t cap = s->module_cap ? s->module_cap * 2 : 16;
+        sym_module_t *m = realloc(s->modules, cap * sizeof(*m));
+        if (m == NULL)
+            return -1;
+        s->modules = m;
+        s->module_cap = cap;
+    }
+    char *copy = strdup(path ? path : "");
+    if (copy == NULL)
+        return -1;
+    sym_module_t *m = &s->modules[s->module_count++];
+    memset(m, 0, sizeof(*m));
+    m->id = id;
+    m->path = copy;
+    m->bias = bias;
+    m->start = start;
+    m->end = end;
+    m->load_seq = load_seq;
+    m->unload_seq = UINT64_MAX;
+    m->owner = s->module_count - 1;
+    return 0;
+}
+
+/* If an id was registered twice, the most recent generation still loaded is
+ * the one unloaded. */
+void prof_symbols_unload_module(prof_symbols_t *s, uint32_t id, uint64_t unload_seq)
+{
+    for (size_t i = s->module_count; i-- > 0;) {
+        sym_module_t *m = &s->modules[i];
+        if (m->id == id && m->unload_seq == UINT64_MAX) {
+            m->unload_seq = unload_seq;
+            return;
+        }
+    }
+}
+
+/* Returns the index of the module covering 'address' at 'seq', or -1. Should
+ * two generations both match (a map the shim got wrong), the later load wins. */
+static long sym_find_module(const prof_symbols_t *s, uint64_t address, uint64_t seq)
+{
+    long best = -1;
+    for (size_t i = 0; i < s->module_count; i++) {
+        const sym_module_t *m = &s->modules[i];
+        if (address < m->start || address >= m->end)
+            continue;
+        if (seq < m->load_seq || seq >= m->unload_seq)
+            continue;
+        if (best < 0 || m->load_seq >= s->modules[best].load_seq)
+            best = (long)i;
+    }
+    return best;
+}
+
+/* Opens module slot 'i' with libdw, once. A slot with the same path and
+ * bias as one already tried (the shim re-reporting its map after a dlopen)
+ * shares that slot's Dwfl and outcome instead of opening the file again.
+ * Paths that are not regular files ("linux-vdso.so.1", "[vdso]", deleted
+ * files) fail without touching libdw. */
+static bool sym_module_open(prof_symbols_t *s, size_t i)
+{
+    sym_module_t *m = &s->modules[i];
+    if (m->state != SYM_OPEN_NOT_TRIED)
+        return m->state == SYM_OPEN_OK;
+    for (size_t j = 0; j < s->module_count; j++) {
+        const sym_module_t *o = &s->modules[j];
+        if (j != i && o->state != SYM_OPEN_NOT_TRIED && o->owner == j &&
+            o->bias == m->bias && strcmp(o->path, m->path) == 0) {
+            m->state = o->state;
+            m->owner = j;
+            m->dwfl = o->dwfl;
+            m->mod = o->mod;
+            return m->state == SYM_OPEN_OK;
+        }
+    }
+    m->state = SYM_OPEN_FAILED;
+
+    struct stat st;
+    if (m->path[0] == '\0' || stat(m->path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    Dwfl *dwfl = dwfl_begin(&sym_callbacks);
+    if (dwfl == NULL)
+        return false;
+    dwfl_report_begin(dwfl);
+    /* add_p_vaddr: 'bias' is dlpi_addr, the difference between run-time
+     * addresses and the file's p_vaddr (ignored for ET_EXEC). */
+    Dwfl_Module *mod = dwfl_report_elf(dwfl, m->path, m->path, -1, m->bias, true);
+    if (mod == NULL || dwfl_report_end(dwfl, NULL, NULL) != 0) {
+        dwfl_end(dwfl);
+        return false;
+    }
+    m->dwfl = dwfl;
+    m->mod = mod;
+    m->state = SYM_OPEN_OK;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Resolution                                                                */
+
+/* A growable list of frames under construction. */
+typedef struct {
+    prof_frame_t *v;
+    size_t n;
+    size_t cap;
+    bool oom;
+} sym_frames_t;
+
+/* Appends a frame taking ownership of 'function' and copying 'file'. On out
+ * of memory the frame is dropped and the list marked. */
+static void sym_frames_push(sym_frames_t *fs, char *function, const char *file,
+                            uint32_t line, uint32_t inlined)
+{
+    if (fs->n == fs->cap) {
+        size_t cap = fs->cap ? fs->cap * 2 : 4;
+        prof_frame_t *v = realloc(fs->v, cap * sizeof(*v));
+        if (v == NULL) {
+            free(function);
+            fs->oom = true;
+            return;
+        }
+        fs->v = v;
+        fs->cap = cap;
+    }
+    prof_frame_t *f = &fs->v[fs->n++];
+    memset(f, 0, sizeof(*f));
+    f->function = function;
+    f->file = sym_strdup(file);
+    f->line = line;
+    f->inlined = inlined;
+}
+
+/* The demangled name of a subprogram or inlined-subroutine DIE: its linkage
+ * name when it has one (qualified C++ names), else its plain name, following
+ * abstract_origin/specification. NULL when it has neither. */
+static char *sym_die_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute attr;
+    const char *linkage = NULL;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) != NULL ||
+        dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr) != NULL)
+        linkage = dwarf_formstring(&attr);
+    if (linkage != NULL)
+        return sym_demangle(linkage);
+    return sym_strdup(dwarf_diename(die));
+}
+
+/* The call site of inlined-subroutine 'die': file (from the CU's file table)
+ * and line, or NULL / 0 when the producer left them out. */
+static const char *sym_call_site(Dwarf_Die *cudie, Dwarf_Die *die, uint32_t *line)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Word value;
+    *line = 0;
+    if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &value) == 0)
+        *line = (uint32_t)value;
+    if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &value) != 0)
+        return NULL;
+    Dwarf_Files *files;
+    size_t nfiles;
+    if (dwarf_getsrcfiles(cudie, &files, &nfiles) != 0 || value >= nfiles)
+        return NULL;
+    return dwarf_filesrc(files, value, NULL, NULL);
+}
+
+/* Symbolizes 'address' in opened module 'm' into 'fs': the inline chain from
+ * the DWARF scopes (innermost first), then the containing function, named
+ * from the symbol table (or from DWARF when the symbol table has nothing). */
+static void sym_symbolize(sym_module_t *m, uint64_t address, sym_frames_t *fs)
+{
+    Dwfl_Module *mod = m->mod;
+    const char *file = NULL;
+    int lineno = 0;
+    Dwfl_Line *dl = dwfl_module_getsrc(mod, address);
+    if (dl != NULL) {
+        file = dwfl_lineinfo(dl, NULL, &lineno, NULL, NULL, NULL);
+        if (lineno < 0)
+            lineno = 0;
+    }
+
+    uint32_t line = (uint32_t)lineno;
+    char *dwarf_function = NULL;
+    Dwarf_Addr cubias = 0;
+    Dwarf_Die *cudie = dwfl_module_addrdie(mod, address, &cubias);
+    if (cudie != NULL) {
+        Dwarf_Die *scopes = NULL;
+        int n = dwarf_getscopes(cudie, address - cubias, &scopes);
+        for (int i = 0; i < n; i++) {
+            int tag = dwarf_tag(&scopes[i]);
+            if (tag == DW_TAG_inlined_subroutine) {
+                sym_frames_push(fs, sym_die_name(&scopes[i]), file, line, 1);
+                file = sym_call_site(cudie, &scopes[i], &line);
+            } else if (tag == DW_TAG_subprogram) {
+                dwarf_function = sym_die_name(&scopes[i]);
+                break;
+            }
+        }
+        free(scopes);
+    }
+
+    GElf_Off offset;
+    GElf_Sym sym;
+    const char *name = dwfl_module_addrinfo(mod, address, &offset, &sym, NULL, NULL, NULL);
+    char *function = NULL;
+    if (name != NULL && name[0] != '\0') {
+        function = sym_demangle(name);
+        free(dwarf_function);
+    } else {
+        function = dwarf_function;
+    }
+    sym_frames_push(fs, function, file, line, 0);
+}
+
+/* Makes room for one more slot, growing (and rehashing) past 70% load.
+ * Returns false when out of memory. */
+static bool sym_cache_reserve(prof_symbols_t *s)
+{
+    if ((s->slot_used + 1) * 10 < s->slot_cap * 7)
+        return true;
+    size_t cap = s->slot_cap ? s->slot_cap * 2 : 1024;
+    sym_cache_slot_t *slots = calloc(cap, sizeof(*slots));
+    if (slots == NULL)
+        return false;
+    for (size_t i = 0; i < s->slot_cap; i++) {
+        sym_cache_slot_t *old = &s->slots[i];
+        if (old->module == 0)
+            continue;
+        size_t j = sym_hash(old->address, old->module) & (cap - 1);
+        while (slots[j].module != 0)
+            j = (j + 1) & (cap - 1);
+        slots[j] = *old;
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->slot_cap = cap;
+    return true;
+}
+
+/* Returns the cached slot for (address, module key), or NULL. */
+static const sym_cache_slot_t *sym_cache_find(const prof_symbols_t *s,
+                                              uint64_t address, uint32_t key)
+{
+    if (s->slot_cap == 0)
+        return NULL;
+    size_t j = sym_hash(address, key) & (s->slot_cap - 1);
+    while (s->slots[j].module != 0) {
+        if (s->slots[j].module == key && s->slots[j].address == address)
+            return &s->slots[j];
+        j = (j + 1) & (s->slot_cap - 1);
+    }
+    return NULL;
+}
+
+/* Moves the frames of 'fs' into the cache under (address, key). Returns the
+ * slot, or NULL when out of memory (then 'fs' still owns its frames). */
+static const sym_cache_slot_t *sym_cache_insert(prof_symbols_t *s, uint64_t address,
+                                                uint32_t key, sym_frames_t *fs)
+{
+    if (s->pool_count + fs->n > s->pool_cap) {
+        size_t cap = s->pool_cap ? s->pool_cap : 1024;
+        while (cap < s->pool_count + fs->n)
+            cap *= 2;
+        prof_frame_t *pool = realloc(s->pool, cap * sizeof(*pool));
+        if (pool == NULL)
+            return NULL;
+        s->pool = pool;
+        s->pool_cap = cap;
+    }
+    if (!sym_cache_reserve(s))
+        return NULL;
+    size_t j = sym_hash(address, key) & (s->slot_cap - 1);
+    while (s->slots[j].module != 0)
+        j = (j + 1) & (s->slot_cap - 1);
+    sym_cache_slot_t *slot = &s->slots[j];
+    slot->address = address;
+    slot->module = key;
+    slot->count = (uint32_t)fs->n;
+    slot->first = s->pool_count;
+    memcpy(&s->pool[s->pool_count], fs->v, fs->n * sizeof(*fs->v));
+    s->pool_count += fs->n;
+    s->slot_used++;
+    fs->n = 0;
+    return slot;
+}
+
+/* Copies 'n' frames into 'out' (at most 'max'), filling in address, module
+ * and offset. A string that fails to copy is left NULL: a frame with fewer
+ * names beats no frame. */
+static size_t sym_copy_out(const prof_frame_t *src, size_t n, const sym_module_t *m,
+                           uint64_t address, prof_frame_t *out, size_t max)
+{
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++) {
+        out[i].address = address;
+        out[i].function = sym_strdup(src[i].function);
+        out[i].file = sym_strdup(src[i].file);
+        out[i].line = src[i].line;
+        out[i].inlined = src[i].inlined;
+        out[i].module = sym_strdup(m->path);
+        out[i].module_offset = address - m->bias;
+    }
+    return n;
+}
+
+/* The lookup address is address - 1 for return addresses (address 0 stays
+ * 0), and that is the address reported in the frames. With no module
+ * covering it, one frame holds only the address. If the module cannot be
+ * read, one frame holds address, module and offset. */
+size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
+                            int is_return_address, prof_frame_t *out, size_t max)
+{
+    if (max == 0)
+        return 0;
+    uint64_t lookup = (is_return_address && address > 0) ? address - 1 : address;
+    memset(&out[0], 0, sizeof(out[0]));
+    out[0].address = lookup;
+
+    long mi = sym_find_module(s, lookup, seq);
+    if (mi < 0)
+        return 1;
+    bool opened = sym_module_open(s, (size_t)mi);
+    sym_module_t *m = &s->modules[mi];
+    /* Results depend only on the file and bias: slots sharing a Dwfl share
+     * cache entries. */
+    uint32_t key = (uint32_t)m->owner + 1;
+
+    const sym_cache_slot_t *slot = sym_cache_find(s, lookup, key);
+    if (slot != NULL)
+        return sym_copy_out(&s->pool[slot->first], slot->count, m, lookup, out, max);
+
+    sym_frames_t fs = {0};
+    if (opened)
+        sym_symbolize(m, lookup, &fs);
+    if (fs.n == 0)
+        sym_frames_push(&fs, NULL, NULL, 0, 0);
+    if (fs.n == 0) {    /* out of memory: module and offset only */
+        free(fs.v);
+        return sym_copy_out(out, 1, m, lookup, out, 1);
+    }
+
+    size_t n;
+    if (!fs.oom && (slot = sym_cache_insert(s, lookup, key, &fs)) != NULL) {
+        n = sym_copy_out(&s->pool[slot->first], slot->count, m, lookup, out, max);
+    } else {
+        n = sym_copy_out(fs.v, fs.n, m, lookup, out, max);
+        for (size_t i = 0; i < fs.n; i++)
+            sym_frame_clear(&fs.v[i]);
+    }
+    free(fs.v);
+    return n;
+}

@@ -1,0 +1,55 @@
+/*
+ * symbols.h - turns raw instruction addresses of a profiled process into
+ * function, file:line and module, with elfutils libdw, after the fact and
+ * outside the target. Demangles C++ names. A frame that cannot be resolved
+ * (no file on disk, stripped, vdso, JIT code) still gets its module and
+ * offset, or just its address.
+ *
+ * The module map is what the shim saw through dl_iterate_phdr: each module
+ * has an id, a path, a load bias (dlpi_addr), the address range its PT_LOAD
+ * segments cover, and the event seq from which it was loaded (and, after a
+ * dlclose, until which). An address is resolved against the module that
+ * covered it at the seq the stack was captured, so a library loaded, closed
+ * and another loaded at the same place resolve correctly.
+ *
+ * Lookups are cached per address. ELF files are opened lazily, once each.
+ * Not thread-safe.
+ */
+#ifndef PROF_SYMBOLS_H
+#define PROF_SYMBOLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prof_result.h"
+
+typedef struct prof_symbols prof_symbols_t;
+
+/* Returns a new symbolizer, or NULL if out of memory. */
+prof_symbols_t *prof_symbols_new(void);
+
+/* Releases everything the symbolizer owns (not the strings it handed out,
+ * which belong to the caller). No operation if NULL. */
+void prof_symbols_free(prof_symbols_t *s);
+
+/* Registers module 'id' loaded at 'load_seq': file 'path' with load bias
+ * 'bias', covering [start, end). Returns 0, or -1 if out of memory. */
+int prof_symbols_add_module(prof_symbols_t *s, uint32_t id, const char *path,
+                            uint64_t bias, uint64_t start, uint64_t end,
+                            uint64_t load_seq);
+
+/* Module 'id' was unloaded at 'unload_seq'. Unknown ids are ignored. */
+void prof_symbols_unload_module(prof_symbols_t *s, uint32_t id, uint64_t unload_seq);
+
+/* Resolves the frame at 'address' of a stack captured at 'seq'.
+ * 'is_return_address' is 1 for every frame but the innermost: the lookup then
+ * uses address - 1 so a call at the end of a function resolves to it.
+ * Writes up to 'max' frames to 'out' (more than one when inlined functions
+ * are found: the innermost inline first, the containing function last, all
+ * with the same address) and returns how many (at least 1 when max >= 1).
+ * Strings in 'out' are copies the caller owns (free() them), so results
+ * outlive the symbolizer. */
+size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
+                            int is_return_address, prof_frame_t *out, size_t max);
+
+#endif /* PROF_SYMBOLS_H */

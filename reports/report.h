@@ -1,0 +1,79 @@
+/*
+ * report.h - turns an analysis result (profiler/prof_result.h) into the
+ * JSON report (schema "mlmem-report/1", documented in docs/report-schema.md)
+ * and the short text summary that `mlmem run` and `mlmem report` print.
+ *
+ * The functions only read the result; they never exit or print on their
+ * own: report_text_write() writes only to the stream it is given, and every
+ * function returns a status. Strings in the result need not be valid UTF-8:
+ * the JSON side replaces invalid bytes with U+FFFD. Thread-safe as long as
+ * the result is not changed meanwhile (no shared state).
+ */
+#ifndef REPORT_H
+#define REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "profiler/prof_result.h"
+
+/* Options of the text report. Zero fields take the defaults, so
+ * `report_text_options_t o = {0};` is a valid set of options. */
+typedef struct {
+    size_t max_sites;    /* sites listed per section; 0 = 10             */
+    size_t max_frames;   /* frames shown per site; 0 = 8                 */
+    int use_color;       /* 1: ANSI bold headings and a red warning      */
+} report_text_options_t;
+
+#define REPORT_SCHEMA "mlmem-report/1"
+#define REPORT_TEXT_MAX_SITES 10
+#define REPORT_TEXT_MAX_FRAMES 8
+#define REPORT_TEXT_WIDTH 99           /* longest text line, in bytes    */
+#define REPORT_BYTES_BUFLEN 16         /* enough for report_format_bytes */
+#define REPORT_DURATION_BUFLEN 32      /* enough for report_format_duration */
+
+/* Builds the whole JSON document for 'r'. Returns a new reference the caller
+ * json_decref()s, or NULL if out of memory. Unsigned figures above
+ * 2^63 - 1 are written as 2^63 - 1 (JSON integers are signed 64-bit here). */
+json_t *report_json_build(const prof_result_t *r);
+
+/* Writes the JSON report of 'r' to 'path' atomically: a temporary file in
+ * the same directory is written, flushed to disk and renamed over 'path',
+ * so a reader never sees half a report and a failure leaves any older file
+ * in place. The file is created with mode 0644 less the umask. Returns 0, or
+ * -1 with a message naming the path and the cause in 'err' (when err is not
+ * NULL and errlen > 0). */
+int report_json_write(const prof_result_t *r, const char *path, char *err, size_t errlen);
+
+/* Writes the human summary of 'r' to 'out': how the process ended, the peak
+ * and its heap/mmap split, counts, temporaries, RSS, a warning when events
+ * were dropped or lost, where the peak came from, leaks at exit, the top
+ * temporary-allocation sites and the child processes. 'opt' may be NULL for
+ * the defaults. Lines are at most REPORT_TEXT_WIDTH bytes (plus colour codes).
+ * Returns 0, or -1 if writing to 'out' failed. */
+int report_text_write(const prof_result_t *r, FILE *out, const report_text_options_t *opt);
+
+/* Formats 'bytes' for people: "512 B", "1.50 KiB", "3.25 MiB", ... up to
+ * "16.00 EiB" (binary units, two decimals, rounded half up; a value that
+ * rounds to 1024 of a unit is shown in the next one). Writes at most 'len'
+ * bytes, always terminated when len > 0, and returns 'buf' so the call can
+ * sit in a printf argument list. */
+const char *report_format_bytes(uint64_t bytes, char *buf, size_t len);
+
+/* Formats a duration in nanoseconds: "850 ns", "12.5 us", "4.56 ms",
+ * "2.345 s", "3 min 07 s", "2 h 05 min". Same buffer contract as
+ * report_format_bytes. */
+const char *report_format_duration(uint64_t ns, char *buf, size_t len);
+
+/* The end state as the JSON report names it: "exited", "signaled", "exec",
+ * "running" or "unknown" (also for values outside prof_end_t). */
+const char *report_end_name(prof_end_t end);
+
+/* "SIGKILL" for 9 and so on; "SIG<n>" for numbers without a name. Same
+ * buffer contract as report_format_bytes. */
+const char *report_signal_name(int sig, char *buf, size_t len);
+
+#endif /* REPORT_H */

@@ -1,0 +1,105 @@
+/*
+ * report_format.c - the small formatters the reports share with the TUI:
+ * sizes, durations, end states and signal names.
+ */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+/* Binary units; an uint64_t never reaches ZiB. */
+static const char *const report_units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+
+/* Below 1 KiB the count is exact. Above, the value is rounded to hundredths
+ * in integer arithmetic (no double rounding surprises near unit edges). */
+const char *report_format_bytes(uint64_t bytes, char *buf, size_t len)
+{
+    if (buf == NULL || len == 0)
+        return buf;
+    if (bytes < 1024) {
+        snprintf(buf, len, "%" PRIu64 " B", bytes);
+        return buf;
+    }
+    unsigned unit = 1;
+    while (unit < 6 && bytes >> (10 * (unit + 1)) != 0)
+        unit++;
+    /* hundredths = round(bytes * 100 / 1024^unit), computed without overflow:
+     * whole part and remainder separately. */
+    uint64_t scale = (uint64_t)1 << (10 * unit);
+    uint64_t whole = bytes / scale;
+    uint64_t rest = bytes % scale;
+    uint64_t frac = (uint64_t)(((unsigned __int128)rest * 100 + scale / 2) / scale);
+    if (frac >= 100) {
+        whole++;
+        frac -= 100;
+    }
+    if (whole >= 1024 && unit < 6) {   /* 1023.999 KiB shows as 1.00 MiB */
+        unit++;
+        scale <<= 10;
+        whole = bytes / scale;
+        rest = bytes % scale;
+        frac = (uint64_t)(((unsigned __int128)rest * 100 + scale / 2) / scale);
+        if (frac >= 100) {
+            whole++;
+            frac -= 100;
+        }
+    }
+    snprintf(buf, len, "%" PRIu64 ".%02" PRIu64 " %s", whole, frac, report_units[unit]);
+    return buf;
+}
+
+/* Precision falls as the unit grows: three significant figures or so, then
+ * whole minutes and hours. */
+const char *report_format_duration(uint64_t ns, char *buf, size_t len)
+{
+    if (buf == NULL || len == 0)
+        return buf;
+    if (ns < 1000)
+        snprintf(buf, len, "%" PRIu64 " ns", ns);
+    else if (ns < 1000000)
+        snprintf(buf, len, "%.1f us", (double)ns / 1e3);
+    else if (ns < 1000000000)
+        snprintf(buf, len, "%.2f ms", (double)ns / 1e6);
+    else if (ns < UINT64_C(60000000000))
+        snprintf(buf, len, "%.3f s", (double)ns / 1e9);
+    else {
+        uint64_t s = ns / 1000000000;
+        if (s < 3600)
+            snprintf(buf, len, "%" PRIu64 " min %02" PRIu64 " s", s / 60, s % 60);
+        else
+            snprintf(buf, len, "%" PRIu64 " h %02" PRIu64 " min", s / 3600, (s / 60) % 60);
+    }
+    return buf;
+}
+
+const char *report_end_name(prof_end_t end)
+{
+    switch (end) {
+    case PROF_END_EXITED:
+        return "exited";
+    case PROF_END_SIGNALED:
+        return "signaled";
+    case PROF_END_EXEC:
+        return "exec";
+    case PROF_END_RUNNING:
+        return "running";
+    case PROF_END_UNKNOWN:
+    default:
+        return "unknown";
+    }
+}
+
+/* sigabbrev_np (glibc 2.32) knows the names without the "SIG" prefix and
+ * returns NULL for real-time and invalid numbers. */
+const char *report_signal_name(int sig, char *buf, size_t len)
+{
+    if (buf == NULL || len == 0)
+        return buf;
+    const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+    if (abbrev != NULL)
+        snprintf(buf, len, "SIG%s", abbrev);
+    else
+        snprintf(buf, len, "SIG%d", sig);
+    return buf;
+}

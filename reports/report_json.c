@@ -1,0 +1,469 @@
+/*
+ * report_json.c - the JSON report ("mlmem-report/1", docs/report-schema.md),
+ * built with jansson and written atomically.
+ *
+ * Building follows one rule: every json_t made goes straight into its parent
+ * through rj_set()/rj_push(), which also record an out-of-memory failure in
+ * the builder, so the tree is freed in one place whatever failed.
+ */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mlmem/trace_format.h"
+
+/* ------------------------------------------------------------------------ */
+/* Value helpers                                                             */
+
+/* Builder state: false once any allocation failed. */
+typedef struct {
+    bool ok;
+} rj_builder_t;
+
+/* Sets obj[key] = v, taking the reference; a NULL v (a failed allocation)
+ * marks the builder. */
+static void rj_set(rj_builder_t *b, json_t *obj, const char *key, json_t *v)
+{
+    if (v == NULL || obj == NULL || json_object_set_new(obj, key, v) != 0)
+        b->ok = false;
+}
+
+/* Appends v to arr, taking the reference; NULL marks the builder. */
+static void rj_push(rj_builder_t *b, json_t *arr, json_t *v)
+{
+    if (v == NULL || arr == NULL || json_array_append_new(arr, v) != 0)
+        b->ok = false;
+}
+
+/* An unsigned figure as a JSON integer, clamped to the signed 64-bit range
+ * jansson uses. */
+static json_t *rj_u64(uint64_t v)
+{
+    return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
+}
+
+/* An address or offset as a "0x..." string: 64-bit addresses do not fit
+ * the integers most JSON readers use (doubles). */
+static json_t *rj_hex(uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
+    return json_string(buf);
+}
+
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0 if the bytes there are not one. */
+static size_t rj_utf8_len(const unsigned char *p, size_t left)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;    /* allowed range of the 2nd byte */
+    if (c < 0x80)
+        return 1;
+    else if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (left < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* A C string as a JSON string: NULL becomes null, invalid UTF-8 bytes become
+ * U+FFFD each. Control characters are kept (jansson escapes them) and long
+ * strings are kept whole. */
+static json_t *rj_str(const char *s)
+{
+    if (s == NULL)
+        return json_null();
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        size_t k = rj_utf8_len(p + i, n - i);
+        if (k == 0)
+            break;
+        i += k;
+    }
+    if (i == n)
+        return json_stringn(s, n);
+
+    char *clean = malloc(3 * n + 1);     /* each bad byte grows to 3 */
+    if (clean == NULL)
+        return NULL;
+    size_t o = 0;
+    for (i = 0; i < n;) {
+        size_t k = rj_utf8_len(p + i, n - i);
+        if (k == 0) {
+            memcpy(clean + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(clean + o, p + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    json_t *v = json_stringn(clean, o);
+    free(clean);
+    return v;
+}
+
+/* A bounded char array (not always terminated) as a JSON string. */
+static json_t *rj_strn(const char *s, size_t max)
+{
+    char buf[64];
+    size_t n = strnlen(s, max < sizeof(buf) - 1 ? max : sizeof(buf) - 1);
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return rj_str(buf);
+}
+
+/* Wall-clock nanoseconds as ISO 8601 UTC ("2026-01-02T03:04:05.123456789Z"),
+ * or null when 0 (unknown). */
+static json_t *rj_time(uint64_t realtime_ns)
+{
+    if (realtime_ns == 0)
+        return json_null();
+    time_t sec = (time_t)(realtime_ns / 1000000000u);
+    struct tm tm;
+    if (gmtime_r(&sec, &tm) == NULL)
+        return json_null();
+    char date[32], buf[48];
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, sizeof(buf), "%s.%09" PRIu64 "Z", date, realtime_ns % 1000000000u);
+    return json_string(buf);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sections                                                                  */
+
+/* Sets exit_code, signal and signal_name: each null unless the end state
+ * makes it meaningful. */
+static void rj_end_fields(rj_builder_t *b, json_t *o, prof_end_t end, int32_t exit_code,
+                          int32_t sig)
+{
+    char name[24];
+    rj_set(b, o, "end", json_string(report_end_name(end)));
+    rj_set(b, o, "exit_code", end == PROF_END_EXITED ? json_integer(exit_code) : json_null());
+    if (end == PROF_END_SIGNALED) {
+        rj_set(b, o, "signal", json_integer(sig));
+        rj_set(b, o, "signal_name", json_string(report_signal_name(sig, name, sizeof(name))));
+    } else {
+        rj_set(b, o, "signal", json_null());
+        rj_set(b, o, "signal_name", json_null());
+    }
+}
+
+static json_t *rj_process(rj_builder_t *b, const prof_process_t *p)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "pid", json_integer(p->pid));
+    rj_set(b, o, "ppid", json_integer(p->ppid));
+    rj_set(b, o, "command", rj_str(p->command));
+    rj_set(b, o, "exe", rj_str(p->exe));
+    rj_set(b, o, "start_realtime_ns", rj_u64(p->start_realtime_ns));
+    rj_set(b, o, "end_realtime_ns",
+           p->end_realtime_ns ? rj_u64(p->end_realtime_ns) : json_null());
+    rj_set(b, o, "start_time", rj_time(p->start_realtime_ns));
+    rj_set(b, o, "end_time", rj_time(p->end_realtime_ns));
+    rj_end_fields(b, o, p->end, p->exit_code, p->signal);
+    const char *mode = p->stack_mode == MLMEM_STACKS_SAMPLED ? "sampled"
+                       : p->stack_mode == MLMEM_STACKS_ALL   ? "all"
+                                                             : "unknown";
+    rj_set(b, o, "stack_mode", json_string(mode));
+    rj_set(b, o, "sample_threshold", rj_u64(p->sample_threshold));
+    rj_set(b, o, "sample_rate", rj_u64(p->sample_rate));
+    return o;
+}
+
+static json_t *rj_summary(rj_builder_t *b, const prof_summary_t *s)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "peak_bytes", rj_u64(s->peak_bytes));
+    rj_set(b, o, "peak_time_ns", rj_u64(s->peak_time_ns));
+    rj_set(b, o, "peak_seq", rj_u64(s->peak_seq));
+    rj_set(b, o, "peak_heap_bytes", rj_u64(s->peak_heap_bytes));
+    rj_set(b, o, "peak_mmap_bytes", rj_u64(s->peak_mmap_bytes));
+    rj_set(b, o, "total_allocations", rj_u64(s->total_allocations));
+    rj_set(b, o, "total_frees", rj_u64(s->total_frees));
+    rj_set(b, o, "total_bytes", rj_u64(s->total_bytes));
+    rj_set(b, o, "live_bytes", rj_u64(s->live_bytes));
+    rj_set(b, o, "leaked_bytes", rj_u64(s->leaked_bytes));
+    rj_set(b, o, "leaked_allocations", rj_u64(s->leaked_allocations));
+    rj_set(b, o, "temporary_allocations", rj_u64(s->temporary_allocations));
+    rj_set(b, o, "file_mapped_bytes", rj_u64(s->file_mapped_bytes));
+    rj_set(b, o, "peak_file_mapped_bytes", rj_u64(s->peak_file_mapped_bytes));
+    rj_set(b, o, "peak_rss_bytes", rj_u64(s->peak_rss_bytes));
+    rj_set(b, o, "peak_rss_time_ns", rj_u64(s->peak_rss_time_ns));
+    rj_set(b, o, "rss_samples", rj_u64(s->rss_samples));
+    rj_set(b, o, "events", rj_u64(s->events));
+    rj_set(b, o, "dropped_events", rj_u64(s->dropped_events));
+    rj_set(b, o, "lost_events", rj_u64(s->lost_events));
+    rj_set(b, o, "unmatched_frees", rj_u64(s->unmatched_frees));
+    rj_set(b, o, "approximate", json_boolean(s->dropped_events + s->lost_events > 0));
+    rj_set(b, o, "duration_ns", rj_u64(s->duration_ns));
+    rj_set(b, o, "steps_annotated", rj_u64(s->steps_annotated));
+    rj_set(b, o, "file_read_bytes", rj_u64(s->file_read_bytes));
+    return o;
+}
+
+static json_t *rj_timeline(rj_builder_t *b, const prof_result_t *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; r->timeline != NULL && i < r->timeline_count && b->ok; i++) {
+        const prof_timeline_point_t *t = &r->timeline[i];
+        json_t *o = json_object();
+        rj_set(b, o, "time_ns", rj_u64(t->time_ns));
+        rj_set(b, o, "live_bytes", rj_u64(t->live_bytes));
+        rj_set(b, o, "heap_bytes", rj_u64(t->heap_bytes));
+        rj_set(b, o, "mmap_bytes", rj_u64(t->mmap_bytes));
+        rj_set(b, o, "rss_bytes", rj_u64(t->rss_bytes));
+        rj_push(b, a, o);
+    }
+    return a;
+}
+
+static json_t *rj_frame(rj_builder_t *b, const prof_frame_t *f)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "address", rj_hex(f->address));
+    rj_set(b, o, "function", rj_str(f->function));
+    rj_set(b, o, "file", rj_str(f->file));
+    rj_set(b, o, "line", f->line ? json_integer(f->line) : json_null());
+    rj_set(b, o, "module", rj_str(f->module));
+    rj_set(b, o, "module_offset", f->module ? rj_hex(f->module_offset) : json_null());
+    rj_set(b, o, "inlined", json_boolean(f->inlined));
+    return o;
+}
+
+static json_t *rj_site(rj_builder_t *b, const prof_site_t *s)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "stack_id", json_integer(s->stack_id));
+    json_t *frames = json_array();
+    for (uint32_t i = 0; s->frames != NULL && i < s->frame_count; i++)
+        rj_push(b, frames, rj_frame(b, &s->frames[i]));
+    rj_set(b, o, "frames", frames);
+    rj_set(b, o, "allocations", rj_u64(s->allocations));
+    rj_set(b, o, "frees", rj_u64(s->frees));
+    rj_set(b, o, "bytes_allocated", rj_u64(s->bytes_allocated));
+    rj_set(b, o, "live_bytes_at_peak", rj_u64(s->live_bytes_at_peak));
+    rj_set(b, o, "live_allocations_at_peak", rj_u64(s->live_allocations_at_peak));
+    rj_set(b, o, "peak_live_bytes", rj_u64(s->peak_live_bytes));
+    rj_set(b, o, "leaked_bytes", rj_u64(s->live_bytes));
+    rj_set(b, o, "leaked_allocations", rj_u64(s->live_allocations));
+    rj_set(b, o, "temporary_allocations", rj_u64(s->temporary_allocations));
+    rj_set(b, o, "largest_allocation", rj_u64(s->largest_allocation));
+    json_t *life = json_object();
+    if (s->frees > 0) {
+        rj_set(b, life, "min_ns", rj_u64(s->lifetime_min_ns));
+        rj_set(b, life, "max_ns", rj_u64(s->lifetime_max_ns));
+        rj_set(b, life, "mean_ns", rj_u64(s->lifetime_sum_ns / s->frees));
+    } else {
+        rj_set(b, life, "min_ns", json_null());
+        rj_set(b, life, "max_ns", json_null());
+        rj_set(b, life, "mean_ns", json_null());
+    }
+    rj_set(b, o, "lifetime", life);
+    rj_set(b, o, "sampled", json_boolean(s->sampled));
+    rj_set(b, o, "is_mmap", json_boolean(s->is_mmap));
+    if (s->category != NULL) {
+        rj_set(b, o, "category", rj_str(s->category));
+        rj_set(b, o, "confidence", json_real(s->category_confidence));
+        rj_set(b, o, "evidence", rj_str(s->category_evidence));
+    }
+    return o;
+}
+
+static json_t *rj_thread(rj_builder_t *b, const prof_thread_t *t)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "tid", json_integer(t->tid));
+    rj_set(b, o, "name", rj_strn(t->name, sizeof(t->name)));
+    rj_set(b, o, "allocations", rj_u64(t->allocations));
+    rj_set(b, o, "frees", rj_u64(t->frees));
+    rj_set(b, o, "bytes_allocated", rj_u64(t->bytes_allocated));
+    rj_set(b, o, "leaked_bytes", rj_u64(t->live_bytes));
+    rj_set(b, o, "peak_live_bytes", rj_u64(t->peak_live_bytes));
+    rj_set(b, o, "live_bytes_at_peak", rj_u64(t->live_bytes_at_peak));
+    return o;
+}
+
+static json_t *rj_child(rj_builder_t *b, const prof_child_t *c)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "pid", json_integer(c->pid));
+    rj_set(b, o, "ppid", json_integer(c->ppid));
+    rj_set(b, o, "command", rj_str(c->command));
+    rj_set(b, o, "peak_bytes", rj_u64(c->peak_bytes));
+    rj_set(b, o, "total_allocations", rj_u64(c->total_allocations));
+    rj_set(b, o, "leaked_bytes", rj_u64(c->leaked_bytes));
+    rj_end_fields(b, o, c->end, c->exit_code, c->signal);
+    return o;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                                */
+
+/* Arrays whose pointer is NULL are written empty whatever their count says. */
+json_t *report_json_build(const prof_result_t *r)
+{
+    rj_builder_t b = {.ok = true};
+    json_t *root = json_object();
+    rj_set(&b, root, "schema", json_string(REPORT_SCHEMA));
+    rj_set(&b, root, "process", rj_process(&b, &r->process));
+    rj_set(&b, root, "summary", rj_summary(&b, &r->summary));
+    rj_set(&b, root, "timeline", rj_timeline(&b, r));
+
+    json_t *sites = json_array();
+    for (size_t i = 0; r->sites != NULL && i < r->site_count && b.ok; i++)
+        rj_push(&b, sites, rj_site(&b, &r->sites[i]));
+    rj_set(&b, root, "sites", sites);
+
+    json_t *threads = json_array();
+    for (size_t i = 0; r->threads != NULL && i < r->thread_count && b.ok; i++)
+        rj_push(&b, threads, rj_thread(&b, &r->threads[i]));
+    rj_set(&b, root, "threads", threads);
+
+    json_t *children = json_array();
+    for (size_t i = 0; r->children != NULL && i < r->child_count && b.ok; i++)
+        rj_push(&b, children, rj_child(&b, &r->children[i]));
+    rj_set(&b, root, "children", children);
+
+    /* Filled by attribution and advice (later issues). */
+    rj_set(&b, root, "categories", json_object());
+    rj_set(&b, root, "recommendations", json_array());
+
+    if (!b.ok) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* Writes all of buf to fd, retrying short writes and EINTR. 0 or -1. */
+static int rj_write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Formats "cannot <what> <path>: <strerror(errnum)>" into err. */
+static void rj_error(char *err, size_t errlen, const char *what, const char *path, int errnum)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    char ebuf[128];
+    const char *msg = strerror_r(errnum, ebuf, sizeof(ebuf));
+    snprintf(err, errlen, "cannot %s %s: %s", what, path, msg);
+}
+
+/* Creates a fresh temporary file next to 'path', named path.tmp.<pid>.<n>,
+ * with O_EXCL so a stale or foreign file is never reused. Returns the fd and
+ * the malloc'd name in *tmp_out, or -1 with errno set. */
+static int rj_open_temp(const char *path, char **tmp_out)
+{
+    size_t len = strlen(path) + 64;
+    char *tmp = malloc(len);
+    if (tmp == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned long salt = (unsigned long)ts.tv_nsec ^ ((unsigned long)ts.tv_sec << 20);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        snprintf(tmp, len, "%s.tmp.%ld.%lx", path, (long)getpid(), salt + (unsigned long)attempt);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            return fd;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    int saved = errno;
+    free(tmp);
+    errno = saved;
+    return -1;
+}
+
+/* On failure the temporary file is removed and 'path' is left untouched. */
+int report_json_write(const prof_result_t *r, const char *path, char *err, size_t errlen)
+{
+    json_t *root = report_json_build(r);
+    if (root == NULL) {
+        rj_error(err, errlen, "build report for", path, ENOMEM);
+        return -1;
+    }
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (text == NULL) {
+        rj_error(err, errlen, "serialize report for", path, ENOMEM);
+        return -1;
+    }
+
+    char *tmp = NULL;
+    int fd = rj_open_temp(path, &tmp);
+    if (fd < 0) {
+        rj_error(err, errlen, "create report", path, errno);
+        free(text);
+        return -1;
+    }
+    int rc = -1;
+    if (rj_write_all(fd, text, strlen(text)) != 0 || rj_write_all(fd, "\n", 1) != 0 ||
+        fsync(fd) != 0) {
+        rj_error(err, errlen, "write report", path, errno);
+        close(fd);
+        goto fail;
+    }
+    if (close(fd) != 0) {
+        rj_error(err, errlen, "write report", path, errno);
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        rj_error(err, errlen, "replace report", path, errno);
+        goto fail;
+    }
+    rc = 0;
+fail:
+    if (rc != 0)
+        unlink(tmp);
+    free(tmp);
+    free(text);
+    return rc;
+}

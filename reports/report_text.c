@@ -1,0 +1,370 @@
+/*
+ * report_text.c - the short human summary printed at the end of a run, in
+ * the spirit of heaptrack_print and memray's summary: how the process ended,
+ * the peak and where it came from, leaks, temporaries, RSS.
+ *
+ * Every line goes through rt_line(), which keeps it within REPORT_TEXT_WIDTH
+ * bytes and replaces control characters from names in the trace, so a
+ * hostile function name cannot drive the terminal.
+ */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlmem/trace_format.h"
+
+/* Output state: the stream, colour and the section limits. */
+typedef struct {
+    FILE *out;
+    bool color;
+    size_t max_sites;
+    size_t max_frames;
+} rt_ctx_t;
+
+typedef enum { RT_PLAIN, RT_HEADING, RT_WARNING } rt_style_t;
+
+/* ------------------------------------------------------------------------ */
+/* Lines                                                                     */
+
+/* Cuts 's' (of length n) to at most 'width' bytes, ending in "..." when cut,
+ * without splitting a UTF-8 sequence. Returns the new length. */
+static size_t rt_fit(char *s, size_t n, size_t width)
+{
+    if (n <= width)
+        return n;
+    size_t cut = width - 3;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    memcpy(s + cut, "...", 4);
+    return cut + 3;
+}
+
+/* Prints one formatted line in 'style'. Control characters become '?'. */
+__attribute__((format(printf, 3, 4)))
+static void rt_line(rt_ctx_t *c, rt_style_t style, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+            buf[i] = '?';
+    len = rt_fit(buf, len, REPORT_TEXT_WIDTH);
+    if (c->color && style != RT_PLAIN)
+        fprintf(c->out, "%s%s\033[0m\n", style == RT_HEADING ? "\033[1m" : "\033[1;31m", buf);
+    else
+        fprintf(c->out, "%s\n", buf);
+}
+
+/* "s" unless n is 1, for "1 allocation" / "2 allocations". */
+static const char *rt_s(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+/* The last component of a path ("libc.so.6" for "/lib/.../libc.so.6"). */
+static const char *rt_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+/* One frame: "function at file:line (module)". Unknown parts are left out;
+ * with no function the address stands in its place. A frame too long for
+ * the line loses the file's directories first. */
+static void rt_frame(rt_ctx_t *c, const prof_frame_t *f)
+{
+    char func[512], where[512], mod[256];
+    if (f->function)
+        snprintf(func, sizeof(func), "%s", f->function);
+    else
+        snprintf(func, sizeof(func), "0x%" PRIx64, f->address);
+    mod[0] = '\0';
+    if (f->module && f->module[0])
+        snprintf(mod, sizeof(mod), f->function ? " (%s)" : " (%s+0x%" PRIx64 ")",
+                 rt_basename(f->module), f->module_offset);
+    const char *inl = f->inlined ? " [inlined]" : "";
+
+    for (int shorten = 0; shorten < 2; shorten++) {
+        where[0] = '\0';
+        if (f->file) {
+            const char *file = shorten ? rt_basename(f->file) : f->file;
+            if (f->line)
+                snprintf(where, sizeof(where), " at %s:%" PRIu32, file, f->line);
+            else
+                snprintf(where, sizeof(where), " at %s", file);
+        }
+        size_t len = 8 + strlen(func) + strlen(where) + strlen(mod) + strlen(inl);
+        if (len <= REPORT_TEXT_WIDTH || shorten == 1)
+            break;
+    }
+    rt_line(c, RT_PLAIN, "        %s%s%s%s", func, where, mod, inl);
+}
+
+/* The stack of site 's', at most max_frames frames. */
+static void rt_stack(rt_ctx_t *c, const prof_site_t *s)
+{
+    if (s->frames == NULL || s->frame_count == 0) {
+        if (s->stack_id == MLMEM_STACK_NONE)
+            rt_line(c, RT_PLAIN, "        (small allocations whose stack was not sampled)");
+        else
+            rt_line(c, RT_PLAIN, "        (no frames)");
+        return;
+    }
+    size_t n = s->frame_count < c->max_frames ? s->frame_count : c->max_frames;
+    for (size_t i = 0; i < n; i++)
+        rt_frame(c, &s->frames[i]);
+    if (s->frame_count > n)
+        rt_line(c, RT_PLAIN, "        ... %zu more frames", (size_t)s->frame_count - n);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Site rankings                                                             */
+
+typedef uint64_t (*rt_key_t)(const prof_site_t *s);
+
+static uint64_t rt_key_at_peak(const prof_site_t *s) { return s->live_bytes_at_peak; }
+static uint64_t rt_key_leaked(const prof_site_t *s) { return s->live_bytes; }
+static uint64_t rt_key_temporary(const prof_site_t *s) { return s->temporary_allocations; }
+
+/* Fills idx with the indices of the (at most) 'max' sites of largest key,
+ * largest first, skipping key 0; ties keep the result's order. Returns the
+ * count. */
+static size_t rt_top(const prof_result_t *r, rt_key_t key, size_t *idx, size_t max)
+{
+    size_t n = 0;
+    if (max == 0)
+        return 0;
+    for (size_t i = 0; r->sites != NULL && i < r->site_count; i++) {
+        uint64_t k = key(&r->sites[i]);
+        if (k == 0 || (n == max && k <= key(&r->sites[idx[n - 1]])))
+            continue;
+        size_t j = n < max ? n++ : max - 1;
+        while (j > 0 && key(&r->sites[idx[j - 1]]) < k) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = i;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sections                                                                  */
+
+/* "exited with code 0", "killed by signal 9 (SIGKILL)", ... */
+static const char *rt_ending(prof_end_t end, int32_t code, int32_t sig, char *buf, size_t len)
+{
+    char name[24];
+    switch (end) {
+    case PROF_END_EXITED:
+        snprintf(buf, len, "exited with code %" PRId32, code);
+        break;
+    case PROF_END_SIGNALED:
+        snprintf(buf, len, "killed by signal %" PRId32 " (%s)", sig,
+                 report_signal_name(sig, name, sizeof(name)));
+        break;
+    case PROF_END_EXEC:
+        snprintf(buf, len, "replaced its image (exec)");
+        break;
+    case PROF_END_RUNNING:
+        snprintf(buf, len, "still running");
+        break;
+    default:
+        snprintf(buf, len, "ended without a trace of how (cut off or killed)");
+        break;
+    }
+    return buf;
+}
+
+static void rt_header(rt_ctx_t *c, const prof_result_t *r)
+{
+    const prof_process_t *p = &r->process;
+    const prof_summary_t *s = &r->summary;
+    char b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN], d[REPORT_DURATION_BUFLEN];
+    char end[96];
+
+    const char *cmd = p->command && p->command[0] ? p->command : p->exe ? p->exe : "?";
+    rt_line(c, RT_HEADING, "mlmem: %s (pid %" PRId32 ")", cmd, p->pid);
+    rt_line(c, RT_PLAIN, "  %s after %s",
+            rt_ending(p->end, p->exit_code, p->signal, end, sizeof(end)),
+            report_format_duration(s->duration_ns, d, sizeof(d)));
+    if (p->stack_mode == MLMEM_STACKS_SAMPLED)
+        rt_line(c, RT_PLAIN, "  stacks: every allocation of %s or more, a sample of smaller ones "
+                "(1 per %s)",
+                report_format_bytes(p->sample_threshold, b1, sizeof(b1)),
+                report_format_bytes(p->sample_rate, b2, sizeof(b2)));
+    else if (p->stack_mode == MLMEM_STACKS_ALL)
+        rt_line(c, RT_PLAIN, "  stacks: every allocation");
+    rt_line(c, RT_PLAIN, "%s", "");
+}
+
+static void rt_totals(rt_ctx_t *c, const prof_result_t *r)
+{
+    const prof_summary_t *s = &r->summary;
+    char b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN], b3[REPORT_BYTES_BUFLEN];
+    char d[REPORT_DURATION_BUFLEN];
+
+    rt_line(c, RT_PLAIN, "Peak heap        %s at %s (heap %s + mmap %s)",
+            report_format_bytes(s->peak_bytes, b1, sizeof(b1)),
+            report_format_duration(s->peak_time_ns, d, sizeof(d)),
+            report_format_bytes(s->peak_heap_bytes, b2, sizeof(b2)),
+            report_format_bytes(s->peak_mmap_bytes, b3, sizeof(b3)));
+    rt_line(c, RT_PLAIN, "Allocations      %" PRIu64 " (%" PRIu64 " freed), %s requested",
+            s->total_allocations, s->total_frees,
+            report_format_bytes(s->total_bytes, b1, sizeof(b1)));
+    if (s->total_allocations > 0)
+        rt_line(c, RT_PLAIN, "Temporary        %" PRIu64 " allocation%s (%.1f%%)",
+                s->temporary_allocations, rt_s(s->temporary_allocations),
+                100.0 * (double)s->temporary_allocations / (double)s->total_allocations);
+    bool finished = r->process.end == PROF_END_EXITED || r->process.end == PROF_END_SIGNALED;
+    rt_line(c, RT_PLAIN, "%s%s in %" PRIu64 " allocation%s",
+            finished ? "Leaked           " : "Live at end      ",
+            report_format_bytes(s->leaked_bytes, b1, sizeof(b1)), s->leaked_allocations,
+            rt_s(s->leaked_allocations));
+    if (s->rss_samples > 0)
+        rt_line(c, RT_PLAIN, "Peak RSS         %s at %s",
+                report_format_bytes(s->peak_rss_bytes, b1, sizeof(b1)),
+                report_format_duration(s->peak_rss_time_ns, d, sizeof(d)));
+    if (s->peak_file_mapped_bytes > 0)
+        rt_line(c, RT_PLAIN, "File mappings    %s at most (not in the heap figures)",
+                report_format_bytes(s->peak_file_mapped_bytes, b1, sizeof(b1)));
+    if (r->thread_count > 1)
+        rt_line(c, RT_PLAIN, "Threads          %zu", r->thread_count);
+    if (s->unmatched_frees > 0)
+        rt_line(c, RT_PLAIN, "Unmatched frees  %" PRIu64 " (of blocks allocated before "
+                "tracking began)", s->unmatched_frees);
+
+    if (s->dropped_events > 0 || s->lost_events > 0) {
+        rt_line(c, RT_PLAIN, "%s", "");
+        rt_line(c, RT_WARNING, "Warning: %" PRIu64 " events dropped by the shim and %" PRIu64
+                " lost in transit;", s->dropped_events, s->lost_events);
+        rt_line(c, RT_WARNING, "the figures in this report are approximate.");
+    }
+}
+
+/* One ranked site: its headline, then its stack. */
+static void rt_site_block(rt_ctx_t *c, size_t rank, const prof_site_t *s, const char *headline)
+{
+    rt_line(c, RT_PLAIN, "  #%-3zu %s%s", rank, headline, s->sampled ? " (sampled)" : "");
+    rt_stack(c, s);
+}
+
+static void rt_peak_sites(rt_ctx_t *c, const prof_result_t *r, size_t *idx)
+{
+    const prof_summary_t *s = &r->summary;
+    char b1[REPORT_BYTES_BUFLEN], head[160];
+    rt_line(c, RT_PLAIN, "%s", "");
+    rt_line(c, RT_HEADING, "Peak memory came from:");
+    size_t n = rt_top(r, rt_key_at_peak, idx, c->max_sites);
+    if (n == 0) {
+        rt_line(c, RT_PLAIN, "  %s", s->peak_bytes ? "(no stacks recorded)" : "(nothing was live)");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const prof_site_t *site = &r->sites[idx[i]];
+        double pct = s->peak_bytes ? 100.0 * (double)site->live_bytes_at_peak /
+                                         (double)s->peak_bytes : 0.0;
+        snprintf(head, sizeof(head), "%s (%.1f%% of peak) in %" PRIu64 " allocation%s",
+                 report_format_bytes(site->live_bytes_at_peak, b1, sizeof(b1)), pct,
+                 site->live_allocations_at_peak, rt_s(site->live_allocations_at_peak));
+        rt_site_block(c, i + 1, site, head);
+    }
+}
+
+static void rt_leaks(rt_ctx_t *c, const prof_result_t *r, size_t *idx)
+{
+    const prof_summary_t *s = &r->summary;
+    char b1[REPORT_BYTES_BUFLEN], head[160];
+    /* Memory still live is a leak only if the process really finished. */
+    bool finished = r->process.end == PROF_END_EXITED || r->process.end == PROF_END_SIGNALED;
+    rt_line(c, RT_PLAIN, "%s", "");
+    rt_line(c, RT_HEADING, "%s", finished ? "Leaks at exit:" : "Still live at the end of the trace:");
+    if (s->leaked_bytes == 0 && s->leaked_allocations == 0) {
+        rt_line(c, RT_PLAIN, "  none: every block was freed");
+        return;
+    }
+    size_t n = rt_top(r, rt_key_leaked, idx, c->max_sites);
+    if (n == 0)
+        rt_line(c, RT_PLAIN, "  %s in %" PRIu64 " allocation%s (no stacks recorded)",
+                report_format_bytes(s->leaked_bytes, b1, sizeof(b1)), s->leaked_allocations,
+                rt_s(s->leaked_allocations));
+    for (size_t i = 0; i < n; i++) {
+        const prof_site_t *site = &r->sites[idx[i]];
+        snprintf(head, sizeof(head), "%s in %" PRIu64 " allocation%s",
+                 report_format_bytes(site->live_bytes, b1, sizeof(b1)), site->live_allocations,
+                 rt_s(site->live_allocations));
+        rt_site_block(c, i + 1, site, head);
+    }
+}
+
+static void rt_temporaries(rt_ctx_t *c, const prof_result_t *r, size_t *idx)
+{
+    size_t n = rt_top(r, rt_key_temporary, idx, c->max_sites);
+    if (n == 0)
+        return;
+    char head[160];
+    rt_line(c, RT_PLAIN, "%s", "");
+    rt_line(c, RT_HEADING, "Most temporary allocations (freed right after):");
+    for (size_t i = 0; i < n; i++) {
+        const prof_site_t *site = &r->sites[idx[i]];
+        snprintf(head, sizeof(head), "%" PRIu64 " temporary of %" PRIu64 " allocation%s",
+                 site->temporary_allocations, site->allocations, rt_s(site->allocations));
+        rt_site_block(c, i + 1, site, head);
+    }
+}
+
+static void rt_children(rt_ctx_t *c, const prof_result_t *r)
+{
+    if (r->children == NULL || r->child_count == 0)
+        return;
+    char b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN], end[96];
+    rt_line(c, RT_PLAIN, "%s", "");
+    rt_line(c, RT_HEADING, "Child processes:");
+    for (size_t i = 0; i < r->child_count; i++) {
+        const prof_child_t *ch = &r->children[i];
+        rt_line(c, RT_PLAIN, "  pid %" PRId32 ": %s", ch->pid, ch->command ? ch->command : "?");
+        rt_line(c, RT_PLAIN, "        peak %s, %" PRIu64 " allocation%s, leaked %s, %s",
+                report_format_bytes(ch->peak_bytes, b1, sizeof(b1)), ch->total_allocations,
+                rt_s(ch->total_allocations),
+                report_format_bytes(ch->leaked_bytes, b2, sizeof(b2)),
+                rt_ending(ch->end, ch->exit_code, ch->signal, end, sizeof(end)));
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Fails (-1) when the ranking buffer cannot be allocated or 'out' reports an
+ * error; what was written by then stays written. */
+int report_text_write(const prof_result_t *r, FILE *out, const report_text_options_t *opt)
+{
+    rt_ctx_t c = {
+        .out = out,
+        .color = opt && opt->use_color,
+        .max_sites = opt && opt->max_sites ? opt->max_sites : REPORT_TEXT_MAX_SITES,
+        .max_frames = opt && opt->max_frames ? opt->max_frames : REPORT_TEXT_MAX_FRAMES,
+    };
+    if (r->sites == NULL || c.max_sites > r->site_count)
+        c.max_sites = r->sites ? r->site_count : 0;
+    size_t *idx = malloc((c.max_sites + 1) * sizeof(*idx));
+    if (idx == NULL)
+        return -1;
+    rt_header(&c, r);
+    rt_totals(&c, r);
+    rt_peak_sites(&c, r, idx);
+    rt_leaks(&c, r, idx);
+    rt_temporaries(&c, r, idx);
+    rt_children(&c, r);
+    free(idx);
+    return ferror(out) || fflush(out) != 0 ? -1 : 0;
+}

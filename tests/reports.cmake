@@ -1,0 +1,18 @@
+# Tests of the symbolizer and the reports (issue 2).
+# symbols.c is compiled in directly so the test does not wait on the profiler
+# library; the test's own files are built -O0 -g so lines are exact.
+
+mlmem_add_test(test_symbols
+  SOURCES test_symbols.c test_symbols_cxx.cpp ${CMAKE_SOURCE_DIR}/profiler/symbols.c
+  LIBS PkgConfig::LIBDW stdc++ ${CMAKE_DL_LIBS})
+set_source_files_properties(test_symbols.c test_symbols_cxx.cpp
+  PROPERTIES COMPILE_OPTIONS "-O0;-g")
+
+if(TARGET mlmem_reports)
+  mlmem_add_test(test_report_json
+    SOURCES test_report_json.c test_report_fixture.c
+    LIBS mlmem_reports PkgConfig::JANSSON)
+  mlmem_add_test(test_report_text
+    SOURCES test_report_text.c test_report_fixture.c
+    LIBS mlmem_reports)
+endif()

@@ -1,0 +1,957 @@
+/*
+ * test_accounting.c - the exact heap accounting stage (profiler/accounting.h):
+ * peak and what was live at it, realloc, mappings, unmatched frees,
+ * temporaries, lifetimes, threads, the timeline, leaks, RSS; and a
+ * randomized comparison against a brute-force model.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "profiler/accounting.h"
+#include "profiler/prof_result.h"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* A stream under construction: each event gets the next seq and a time 10 ns
+ * after the previous one unless the test sets 't' itself. */
+typedef struct {
+    prof_acct_t *a;
+    uint64_t seq;
+    uint64_t t;
+} tst_t;
+
+static void tst_init(tst_t *s, size_t timeline_points)
+{
+    prof_acct_options_t opt = {timeline_points};
+    s->a = prof_acct_new(&opt);
+    assert_non_null(s->a);
+    s->seq = 0;
+    s->t = 0;
+}
+
+static void tst_ev(tst_t *s, prof_event_t ev)
+{
+    ev.seq = ++s->seq;
+    s->t += 10;
+    ev.time_ns = s->t;
+    assert_int_equal(prof_acct_apply(s->a, &ev), 0);
+}
+
+static void t_alloc(tst_t *s, uint32_t tid, uint32_t stack, uint64_t addr, uint64_t size)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_ALLOC, .tid = tid, .stack_id = stack,
+                             .addr = addr, .size = size});
+}
+
+static void t_free(tst_t *s, uint32_t tid, uint64_t addr)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_FREE, .tid = tid, .addr = addr});
+}
+
+static void t_realloc(tst_t *s, uint32_t tid, uint32_t stack, uint64_t old, uint64_t addr,
+                      uint64_t size)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_REALLOC, .tid = tid, .stack_id = stack,
+                             .old_addr = old, .addr = addr, .size = size,
+                             .fn = MLMEM_FN_REALLOC});
+}
+
+static void t_mmap(tst_t *s, uint32_t tid, uint32_t stack, uint64_t addr, uint64_t size)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_MMAP, .tid = tid, .stack_id = stack,
+                             .addr = addr, .size = size});
+}
+
+static void t_mmap_file(tst_t *s, uint32_t tid, uint32_t stack, uint64_t addr, uint64_t size)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_MMAP_FILE, .tid = tid, .stack_id = stack,
+                             .addr = addr, .size = size, .arg = 3});
+}
+
+static void t_munmap(tst_t *s, uint32_t tid, uint64_t addr, uint64_t size)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_MUNMAP, .tid = tid, .addr = addr, .size = size});
+}
+
+static void t_mremap(tst_t *s, uint32_t tid, uint32_t stack, uint64_t old, uint64_t old_size,
+                     uint64_t addr, uint64_t size)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_MREMAP, .tid = tid, .stack_id = stack,
+                             .old_addr = old, .old_size = old_size, .addr = addr,
+                             .size = size});
+}
+
+static void t_rss(tst_t *s, uint64_t rss)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_RSS, .size = rss});
+}
+
+static void t_result(tst_t *s, prof_result_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(prof_acct_result(s->a, r), 0);
+}
+
+static void t_done(tst_t *s, prof_result_t *r)
+{
+    prof_result_free(r);
+    prof_acct_free(s->a);
+}
+
+static const prof_site_t *site_of(const prof_result_t *r, uint32_t stack)
+{
+    for (size_t i = 0; i < r->site_count; i++)
+        if (r->sites[i].stack_id == stack)
+            return &r->sites[i];
+    return NULL;
+}
+
+static const prof_thread_t *thread_of(const prof_result_t *r, uint32_t tid)
+{
+    for (size_t i = 0; i < r->thread_count; i++)
+        if (r->threads[i].tid == tid)
+            return &r->threads[i];
+    return NULL;
+}
+
+static uint64_t timeline_max(const prof_result_t *r)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < r->timeline_count; i++)
+        if (r->timeline[i].live_bytes > m)
+            m = r->timeline[i].live_bytes;
+    return m;
+}
+
+/* ---- behaviours ---------------------------------------------------------- */
+
+static void test_accounting_simple_peak_exact(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_alloc(&s, 1, 1, 0x1000, 100);
+    t_alloc(&s, 1, 1, 0x2000, 200); /* seq 2, t 20: live 300 */
+    t_free(&s, 1, 0x1000);
+    t_alloc(&s, 1, 1, 0x3000, 150); /* live 350: the peak, seq 4 */
+    t_free(&s, 1, 0x2000);
+    t_free(&s, 1, 0x3000);
+    assert_int_equal(prof_acct_peak_bytes(s.a), 350);
+    assert_int_equal(prof_acct_live_bytes(s.a), 0);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.peak_bytes, 350);
+    assert_int_equal(r.summary.peak_seq, 4);
+    assert_int_equal(r.summary.peak_time_ns, 40);
+    assert_int_equal(r.summary.peak_heap_bytes, 350);
+    assert_int_equal(r.summary.peak_mmap_bytes, 0);
+    assert_int_equal(r.summary.total_allocations, 3);
+    assert_int_equal(r.summary.total_frees, 3);
+    assert_int_equal(r.summary.total_bytes, 450);
+    assert_int_equal(r.summary.events, 6);
+    assert_int_equal(r.summary.duration_ns, 60);
+    assert_int_equal(r.summary.leaked_bytes, 0);
+    assert_int_equal(r.site_count, 1);
+    assert_int_equal(r.sites[0].live_bytes_at_peak, 350);
+    assert_int_equal(r.sites[0].live_allocations_at_peak, 2);
+    assert_int_equal(r.sites[0].peak_live_bytes, 350);
+    assert_int_equal(r.sites[0].largest_allocation, 200);
+    t_done(&s, &r);
+}
+
+/* Sites changed after the peak must report their values at the peak, sites
+ * untouched since must report their (unchanged) live values, and a site born
+ * after the peak must report zero. */
+static void test_accounting_peak_per_site_epoch(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_alloc(&s, 1, 1, 0x1000, 1000);
+    t_alloc(&s, 1, 2, 0x2000, 500);
+    t_alloc(&s, 1, 3, 0x3000, 300);
+    t_alloc(&s, 1, 1, 0x4000, 200); /* peak 2000: s1 1200/2, s2 500, s3 300 */
+    t_free(&s, 1, 0x1000);          /* s1 changes after the peak          */
+    t_alloc(&s, 1, 2, 0x5000, 400); /* s2 changes after the peak (live 1400) */
+    t_alloc(&s, 1, 4, 0x6000, 100); /* s4 born after the peak             */
+    t_free(&s, 1, 0x4000);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.peak_bytes, 2000);
+    assert_int_equal(r.summary.peak_seq, 4);
+    const prof_site_t *s1 = site_of(&r, 1), *s2 = site_of(&r, 2), *s3 = site_of(&r, 3),
+                      *s4 = site_of(&r, 4);
+    assert_non_null(s1);
+    assert_non_null(s4);
+    assert_int_equal(s1->live_bytes_at_peak, 1200);
+    assert_int_equal(s1->live_allocations_at_peak, 2);
+    assert_int_equal(s1->live_bytes, 0);
+    assert_int_equal(s2->live_bytes_at_peak, 500);
+    assert_int_equal(s2->live_allocations_at_peak, 1);
+    assert_int_equal(s2->live_bytes, 900);
+    assert_int_equal(s2->peak_live_bytes, 900);
+    assert_int_equal(s3->live_bytes_at_peak, 300);
+    assert_int_equal(s3->live_allocations_at_peak, 1);
+    assert_int_equal(s4->live_bytes_at_peak, 0);
+    assert_int_equal(s4->live_allocations_at_peak, 0);
+    /* Sorted by bytes at peak. */
+    assert_int_equal(r.sites[0].stack_id, 1);
+    assert_int_equal(r.sites[1].stack_id, 2);
+    assert_int_equal(r.sites[2].stack_id, 3);
+    assert_int_equal(r.sites[3].stack_id, 4);
+    prof_result_free(&r);
+
+    /* A second, higher peak moves every site's at-peak figures. */
+    t_alloc(&s, 1, 3, 0x7000, 5000); /* live 900+300+100+5000 = 6300 */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.peak_bytes, 6300);
+    assert_int_equal(site_of(&r, 1)->live_bytes_at_peak, 0);
+    assert_int_equal(site_of(&r, 2)->live_bytes_at_peak, 900);
+    assert_int_equal(site_of(&r, 3)->live_bytes_at_peak, 5300);
+    assert_int_equal(site_of(&r, 3)->live_allocations_at_peak, 2);
+    assert_int_equal(site_of(&r, 4)->live_bytes_at_peak, 100);
+    assert_int_equal(r.sites[0].stack_id, 3);
+    t_done(&s, &r);
+}
+
+static void test_accounting_realloc_no_false_peak(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_realloc(&s, 1, 1, 0, 0x1000, 100);      /* plain allocation           */
+    t_realloc(&s, 1, 1, 0x1000, 0x2000, 1000); /* moves: live 1000, not 1100 */
+    t_realloc(&s, 1, 2, 0x2000, 0x2000, 600);  /* in place, smaller         */
+    t_realloc(&s, 1, 2, 0x9000, 0x3000, 10);   /* old not live: unmatched   */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.peak_bytes, 1000);
+    assert_int_equal(r.summary.peak_seq, 2);
+    assert_int_equal(r.summary.live_bytes, 610);
+    assert_int_equal(r.summary.total_allocations, 4);
+    assert_int_equal(r.summary.total_frees, 2);
+    assert_int_equal(r.summary.unmatched_frees, 1);
+    assert_int_equal(r.summary.total_bytes, 1710);
+    assert_int_equal(site_of(&r, 1)->allocations, 2);
+    assert_int_equal(site_of(&r, 1)->frees, 2);
+    assert_int_equal(site_of(&r, 1)->live_bytes, 0);
+    assert_int_equal(site_of(&r, 2)->allocations, 2);
+    assert_int_equal(site_of(&r, 2)->live_allocations, 2);
+    assert_int_equal(thread_of(&r, 1)->frees, 2);
+    t_done(&s, &r);
+}
+
+static void test_accounting_munmap_partial_splits_mapping(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_mmap(&s, 1, 5, 0x100000, 0x10000);    /* 16 pages */
+    t_munmap(&s, 1, 0x104000, 0x4000);      /* the middle: two pieces */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.live_bytes, 0xc000);
+    assert_int_equal(r.summary.total_frees, 0);
+    assert_int_equal(r.summary.leaked_allocations, 1);
+    assert_int_equal(site_of(&r, 5)->live_allocations, 1);
+    assert_int_equal(site_of(&r, 5)->is_mmap, 1);
+    prof_result_free(&r);
+    t_munmap(&s, 1, 0x100000, 0x1000);      /* trims the head piece */
+    t_munmap(&s, 1, 0x10c000, 0x4000);      /* trims the tail piece's end */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.live_bytes, 0x7000);
+    assert_int_equal(r.summary.total_frees, 0);
+    assert_int_equal(r.summary.unmatched_frees, 0);
+    prof_result_free(&r);
+    t_munmap(&s, 1, 0x101000, 0xb000);      /* both pieces and the hole: freed */
+    t_munmap(&s, 1, 0x101000, 0xb000);      /* again: nothing there */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.live_bytes, 0);
+    assert_int_equal(r.summary.total_frees, 1);
+    assert_int_equal(r.summary.unmatched_frees, 1);
+    assert_int_equal(r.summary.peak_bytes, 0x10000);
+    assert_int_equal(r.summary.peak_mmap_bytes, 0x10000);
+    assert_int_equal(site_of(&r, 5)->frees, 1);
+    assert_int_equal(site_of(&r, 5)->live_allocations, 0);
+    assert_int_equal(site_of(&r, 5)->lifetime_max_ns, 40); /* t 10 -> 50 */
+    t_done(&s, &r);
+}
+
+static void test_accounting_munmap_spans_two_mappings(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_mmap(&s, 1, 1, 0x100000, 0x2000);
+    t_mmap(&s, 2, 2, 0x103000, 0x2000); /* a hole of one page between */
+    t_mmap(&s, 1, 3, 0x200000, 0x1000);
+    t_munmap(&s, 3, 0x101000, 0x3000);  /* tail of one, head of the next */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.live_bytes, 0x3000);
+    assert_int_equal(site_of(&r, 1)->live_bytes, 0x1000);
+    assert_int_equal(site_of(&r, 2)->live_bytes, 0x1000);
+    assert_int_equal(thread_of(&r, 2)->live_bytes, 0x1000);
+    prof_result_free(&r);
+    t_munmap(&s, 3, 0x0, 0x300000); /* everything */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.live_bytes, 0);
+    assert_int_equal(r.summary.total_frees, 3);
+    assert_int_equal(thread_of(&r, 3)->frees, 3);
+    assert_int_equal(thread_of(&r, 1)->frees, 0);
+    assert_int_equal(r.summary.leaked_allocations, 0);
+    t_done(&s, &r);
+}
+
+static void test_accounting_mremap_moves_in_one_step(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_mmap(&s, 1, 1, 0x100000, 0x4000);
+    t_mremap(&s, 1, 2, 0x100000, 0x4000, 0x800000, 0x6000); /* live 0x6000 */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.peak_bytes, 0x6000); /* not 0xa000 */
+    assert_int_equal(r.summary.live_bytes, 0x6000);
+    assert_int_equal(r.summary.peak_mmap_bytes, 0x6000);
+    assert_int_equal(site_of(&r, 1)->live_bytes, 0);
+    assert_int_equal(site_of(&r, 1)->frees, 1);
+    assert_int_equal(site_of(&r, 2)->live_bytes, 0x6000);
+    prof_result_free(&r);
+    t_munmap(&s, 1, 0x100000, 0x4000); /* the old place is gone */
+    t_mremap(&s, 1, 2, 0x800000, 0x6000, 0x800000, 0x2000); /* shrink */
+    t_mremap(&s, 1, 2, 0x900000, 0x1000, 0xa00000, 0x1000); /* not mapped */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.unmatched_frees, 2);
+    assert_int_equal(r.summary.live_bytes, 0x3000);
+    assert_int_equal(r.summary.peak_bytes, 0x6000);
+    assert_int_equal(r.summary.leaked_allocations, 2);
+    t_done(&s, &r);
+}
+
+static void test_accounting_file_mappings_apart(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_mmap_file(&s, 1, 1, 0x100000, 0x8000);
+    t_alloc(&s, 1, 2, 0x10, 100);
+    t_munmap(&s, 1, 0x100000, 0x2000);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.peak_bytes, 100);
+    assert_int_equal(r.summary.live_bytes, 100);
+    assert_int_equal(r.summary.file_mapped_bytes, 0x6000);
+    assert_int_equal(r.summary.peak_file_mapped_bytes, 0x8000);
+    assert_int_equal(r.summary.total_allocations, 1);
+    assert_int_equal(r.summary.unmatched_frees, 0);
+    assert_null(site_of(&r, 1));
+    prof_result_free(&r);
+    t_mremap(&s, 1, 1, 0x102000, 0x6000, 0x400000, 0x7000); /* stays a file map */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.live_bytes, 100);
+    assert_int_equal(r.summary.file_mapped_bytes, 0x7000);
+    assert_int_equal(r.summary.peak_file_mapped_bytes, 0x8000);
+    t_done(&s, &r);
+}
+
+static void test_accounting_unmatched_free(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_free(&s, 1, 0xdead0);
+    t_alloc(&s, 1, 1, 0x1000, 10);
+    t_free(&s, 1, 0x1000);
+    t_free(&s, 1, 0x1000);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.unmatched_frees, 2);
+    assert_int_equal(r.summary.total_frees, 1);
+    assert_int_equal(r.summary.live_bytes, 0);
+    assert_int_equal(r.summary.events, 4);
+    t_done(&s, &r);
+}
+
+static void test_accounting_alloc_at_live_address_retires(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_alloc(&s, 1, 1, 0x1000, 100);
+    t_alloc(&s, 2, 2, 0x1000, 40); /* the free of the first was lost */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.live_bytes, 40);
+    assert_int_equal(r.summary.peak_bytes, 100);
+    assert_int_equal(r.summary.leaked_allocations, 1);
+    assert_int_equal(site_of(&r, 1)->live_bytes, 0);
+    assert_int_equal(site_of(&r, 1)->frees, 1);
+    assert_int_equal(site_of(&r, 1)->temporary_allocations, 0);
+    assert_int_equal(site_of(&r, 2)->live_bytes, 40);
+    assert_int_equal(thread_of(&r, 1)->live_bytes, 0);
+    assert_int_equal(thread_of(&r, 2)->live_bytes, 40);
+    prof_result_free(&r);
+    t_free(&s, 2, 0x1000);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.live_bytes, 0);
+    assert_int_equal(r.summary.unmatched_frees, 0);
+    t_done(&s, &r);
+}
+
+static void test_accounting_temporaries(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    /* Temporary: freed right after, another thread's events in between. */
+    t_alloc(&s, 1, 1, 0x1000, 10);
+    t_alloc(&s, 2, 9, 0x9000, 10);
+    t_free(&s, 2, 0x9000); /* thread 2's own temporary too */
+    t_free(&s, 1, 0x1000);
+    /* Not temporary: thread 1 allocated something else in between. */
+    t_alloc(&s, 1, 2, 0x2000, 10);
+    t_alloc(&s, 1, 3, 0x3000, 10);
+    t_free(&s, 1, 0x2000);
+    /* Not temporary: freed by another thread. */
+    t_alloc(&s, 1, 4, 0x4000, 10);
+    t_free(&s, 2, 0x4000);
+    /* Temporary through realloc-away. */
+    t_alloc(&s, 1, 5, 0x5000, 10);
+    t_realloc(&s, 1, 6, 0x5000, 0x6000, 20);
+    /* Not temporary: a free of something else intervened. */
+    t_alloc(&s, 1, 7, 0x7000, 10);
+    t_free(&s, 1, 0x3000);
+    t_free(&s, 1, 0x7000);
+    /* Not temporary: thread 1's last event was the allocation of 0x8000,
+     * but that block went (thread 2) and thread 2 owns the one there now. */
+    t_alloc(&s, 1, 8, 0x8000, 10);
+    t_free(&s, 2, 0x8000);
+    t_alloc(&s, 2, 10, 0x8000, 10);
+    t_free(&s, 1, 0x8000);
+    t_result(&s, &r);
+    assert_int_equal(site_of(&r, 8)->temporary_allocations, 0);
+    assert_int_equal(site_of(&r, 10)->temporary_allocations, 0);
+    assert_int_equal(site_of(&r, 1)->temporary_allocations, 1);
+    assert_int_equal(site_of(&r, 9)->temporary_allocations, 1);
+    assert_int_equal(site_of(&r, 2)->temporary_allocations, 0);
+    assert_int_equal(site_of(&r, 3)->temporary_allocations, 0);
+    assert_int_equal(site_of(&r, 4)->temporary_allocations, 0);
+    assert_int_equal(site_of(&r, 5)->temporary_allocations, 1);
+    assert_int_equal(site_of(&r, 7)->temporary_allocations, 0);
+    assert_int_equal(r.summary.temporary_allocations, 3);
+    t_done(&s, &r);
+}
+
+static void test_accounting_lifetimes(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_alloc(&s, 1, 1, 0x1000, 8); /* t 10 */
+    t_alloc(&s, 1, 1, 0x2000, 8); /* t 20 */
+    t_alloc(&s, 1, 1, 0x3000, 8); /* t 30, never freed */
+    s.t = 1000;
+    t_free(&s, 1, 0x2000);        /* t 1010: 990 */
+    s.t = 5000;
+    t_free(&s, 1, 0x1000);        /* t 5010: 5000 */
+    t_alloc(&s, 1, 2, 0x4000, 8); /* never freed: lifetimes stay 0 */
+    t_result(&s, &r);
+    const prof_site_t *p = site_of(&r, 1);
+    assert_int_equal(p->lifetime_min_ns, 990);
+    assert_int_equal(p->lifetime_max_ns, 5000);
+    assert_int_equal(p->lifetime_sum_ns, 5990);
+    assert_int_equal(p->frees, 2);
+    assert_int_equal(site_of(&r, 2)->lifetime_min_ns, 0);
+    assert_int_equal(site_of(&r, 2)->lifetime_max_ns, 0);
+    t_done(&s, &r);
+}
+
+static void test_accounting_thread_ownership(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    prof_acct_thread_name(s.a, 7, "loader-with-a-long-name");
+    t_alloc(&s, 7, 1, 0x1000, 1000);
+    t_alloc(&s, 7, 1, 0x2000, 1000);
+    t_alloc(&s, 8, 2, 0x3000, 500); /* peak 2500: t7 2000, t8 500 */
+    t_free(&s, 8, 0x1000);          /* t8 frees t7's block        */
+    t_alloc(&s, 8, 2, 0x4000, 100);
+    t_result(&s, &r);
+    const prof_thread_t *t7 = thread_of(&r, 7), *t8 = thread_of(&r, 8);
+    assert_non_null(t7);
+    assert_non_null(t8);
+    assert_string_equal(t7->name, "loader-with-a-l");
+    assert_int_equal(t7->live_bytes, 1000);
+    assert_int_equal(t7->frees, 0);
+    assert_int_equal(t7->peak_live_bytes, 2000);
+    assert_int_equal(t7->live_bytes_at_peak, 2000);
+    assert_int_equal(t8->live_bytes, 600);
+    assert_int_equal(t8->frees, 1);
+    assert_int_equal(t8->live_bytes_at_peak, 500);
+    assert_int_equal(t8->peak_live_bytes, 600);
+    assert_int_equal(r.threads[0].tid, 7); /* by bytes allocated */
+    assert_int_equal(r.threads[1].tid, 8);
+    t_done(&s, &r);
+}
+
+static void test_accounting_timeline_bounded_with_exact_peak(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 64);
+    uint64_t x = 88172645463325252ull;
+    uint64_t live[256] = {0};
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int k = (int)(x % 256);
+        if (live[k]) {
+            t_free(&s, 1, 0x1000 + (uint64_t)k * 16);
+            live[k] = 0;
+        } else {
+            live[k] = 1 + (x >> 40) % 10000;
+            t_alloc(&s, 1, 1, 0x1000 + (uint64_t)k * 16, live[k]);
+        }
+        if (i % 1000 == 0)
+            t_rss(&s, (uint64_t)i * 100);
+        if (i % 50000 == 49999) {
+            t_result(&s, &r);
+            assert_true(r.timeline_count <= 64);
+            assert_true(r.timeline_count >= 16);
+            assert_int_equal(timeline_max(&r), r.summary.peak_bytes);
+            for (size_t j = 1; j < r.timeline_count; j++)
+                assert_true(r.timeline[j].time_ns > r.timeline[j - 1].time_ns);
+            int found = 0;
+            for (size_t j = 0; j < r.timeline_count; j++)
+                if (r.timeline[j].live_bytes == r.summary.peak_bytes) {
+                    found = 1;
+                    assert_int_equal(r.timeline[j].time_ns, r.summary.peak_time_ns);
+                    assert_int_equal(r.timeline[j].heap_bytes, r.summary.peak_heap_bytes);
+                }
+            assert_true(found);
+            assert_true(r.timeline[r.timeline_count - 1].rss_bytes > 0);
+            prof_result_free(&r);
+        }
+    }
+    t_result(&s, &r);
+    /* Buckets are at most s.t / 32 wide: the first and last cover both ends. */
+    assert_true(r.timeline[0].time_ns < s.t / 32);
+    assert_true(r.timeline[r.timeline_count - 1].time_ns >= s.t - s.t / 32);
+    t_done(&s, &r);
+}
+
+static void test_accounting_leaks_at_end(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_alloc(&s, 1, 1, 0x1000, 64);
+    t_alloc(&s, 1, 1, 0x2000, 64);
+    t_alloc(&s, 1, 2, 0x3000, 32);
+    t_mmap(&s, 1, 3, 0x100000, 0x1000);
+    t_free(&s, 1, 0x2000);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.leaked_bytes, 64 + 32 + 0x1000);
+    assert_int_equal(r.summary.leaked_allocations, 3);
+    assert_int_equal(r.summary.live_bytes, 64 + 32 + 0x1000);
+    assert_int_equal(site_of(&r, 1)->live_bytes, 64);
+    assert_int_equal(site_of(&r, 1)->live_allocations, 1);
+    assert_int_equal(site_of(&r, 2)->live_allocations, 1);
+    assert_int_equal(site_of(&r, 3)->live_allocations, 1);
+    t_done(&s, &r);
+}
+
+static void test_accounting_rss_and_annotations(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_rss(&s, 1000);
+    t_rss(&s, 5000); /* t 20 */
+    t_rss(&s, 3000);
+    tst_ev(&s, (prof_event_t){.type = MLMEM_EV_STEP, .arg = 1});
+    tst_ev(&s, (prof_event_t){.type = MLMEM_EV_STEP, .arg = 2});
+    tst_ev(&s, (prof_event_t){.type = MLMEM_EV_FILE_READ, .size = 4096, .arg = 3});
+    tst_ev(&s, (prof_event_t){.type = MLMEM_EV_PHASE, .arg = 1});
+    prof_acct_set_dropped(s.a, 7);
+    prof_acct_set_dropped(s.a, 9);
+    prof_acct_add_lost(s.a, 2);
+    prof_acct_add_lost(s.a, 3);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.peak_rss_bytes, 5000);
+    assert_int_equal(r.summary.peak_rss_time_ns, 20);
+    assert_int_equal(r.summary.rss_samples, 3);
+    assert_int_equal(r.summary.steps_annotated, 2);
+    assert_int_equal(r.summary.file_read_bytes, 4096);
+    assert_int_equal(r.summary.events, 7);
+    assert_int_equal(r.summary.dropped_events, 9);
+    assert_int_equal(r.summary.lost_events, 5);
+    assert_int_equal(r.site_count, 0);
+    assert_int_equal(r.timeline[r.timeline_count - 1].rss_bytes, 3000);
+    t_done(&s, &r);
+}
+
+/* ---- randomized comparison with a brute-force model ---------------------- */
+
+#define REF_SLOTS 2048          /* heap addresses 0x100000 + 32 k          */
+#define REF_PAGES 256           /* mapping arena at 0x40000000, 4 KiB pages */
+#define REF_PAGE 4096ull
+#define REF_ARENA 0x40000000ull
+#define REF_STACKS 8
+#define REF_TIDS 4
+#define REF_ORIGINS 200000
+
+/* The model keeps every heap block in a slot array and every page of the
+ * arena with the mapping call that owns it, and recomputes all figures by
+ * scanning after each event. */
+typedef struct {
+    uint8_t live[REF_SLOTS];
+    uint64_t size[REF_SLOTS], born[REF_SLOTS];
+    uint32_t site[REF_SLOTS], thr[REF_SLOTS];
+    int32_t page[REF_PAGES];    /* origin or -1 */
+    uint32_t osite[REF_ORIGINS], othr[REF_ORIGINS];
+    uint64_t oborn[REF_ORIGINS];
+    uint8_t olive[REF_ORIGINS];
+    uint32_t norigins;
+    uint64_t last_alloc[REF_TIDS];
+    uint8_t still[REF_ORIGINS]; /* scratch for ref_unmap */
+
+    uint64_t allocs[REF_STACKS], frees[REF_STACKS], bytes[REF_STACKS], temps[REF_STACKS],
+        lt_sum[REF_STACKS], site_peak[REF_STACKS];
+    uint64_t t_allocs[REF_TIDS], t_frees[REF_TIDS], t_peak[REF_TIDS];
+    uint64_t total_allocs, total_frees, unmatched, temporaries;
+
+    uint64_t peak, peak_seq, peak_heap, peak_mmap;
+    uint64_t at_peak_bytes[REF_STACKS], at_peak_allocs[REF_STACKS], t_at_peak[REF_TIDS];
+
+    uint64_t live_bytes[REF_STACKS], live_allocs[REF_STACKS], t_live[REF_TIDS];
+    uint64_t heap, mmap;
+} ref_t;
+
+static void ref_heap_free(ref_t *m, int k, uint32_t freer, uint64_t now, int temporary)
+{
+    m->live[k] = 0;
+    m->frees[m->site[k]]++;
+    m->lt_sum[m->site[k]] += now - m->born[k];
+    m->t_frees[freer]++;
+    m->total_frees++;
+    if (temporary) {
+        m->temps[m->site[k]]++;
+        m->temporaries++;
+    }
+}
+
+static void ref_heap_alloc(ref_t *m, int k, uint64_t size, uint32_t st, uint32_t th,
+                           uint64_t now)
+{
+    if (m->live[k])
+        ref_heap_free(m, k, m->thr[k], now, 0);
+    m->live[k] = 1;
+    m->size[k] = size;
+    m->born[k] = now;
+    m->site[k] = st;
+    m->thr[k] = th;
+    m->allocs[st]++;
+    m->bytes[st] += size;
+    m->t_allocs[th]++;
+    m->total_allocs++;
+    m->last_alloc[th] = 0x100000 + 32ull * (uint64_t)k;
+}
+
+/* Drops the pages [p, p + n) and frees the mapping calls left with none.
+ * Returns the number of pages that were mapped. */
+static int ref_unmap(ref_t *m, int p, int n, uint32_t freer, uint64_t now)
+{
+    int had = 0;
+    for (int i = p; i < p + n && i < REF_PAGES; i++)
+        if (m->page[i] >= 0) {
+            had++;
+            m->page[i] = -1;
+        }
+    uint8_t *still = m->still;
+    memset(still, 0, m->norigins);
+    for (int i = 0; i < REF_PAGES; i++)
+        if (m->page[i] >= 0)
+            still[m->page[i]] = 1;
+    for (uint32_t o = 0; o < m->norigins; o++)
+        if (m->olive[o] && !still[o]) {
+            m->olive[o] = 0;
+            m->frees[m->osite[o]]++;
+            m->lt_sum[m->osite[o]] += now - m->oborn[o];
+            m->t_frees[freer]++;
+            m->total_frees++;
+        }
+    return had;
+}
+
+static void ref_map(ref_t *m, int p, int n, uint32_t st, uint32_t th, uint64_t now)
+{
+    uint32_t o = m->norigins++;
+    assert_true(o < REF_ORIGINS);
+    m->osite[o] = st;
+    m->othr[o] = th;
+    m->oborn[o] = now;
+    m->olive[o] = 1;
+    for (int i = p; i < p + n; i++)
+        m->page[i] = (int32_t)o;
+    m->allocs[st]++;
+    m->bytes[st] += (uint64_t)n * REF_PAGE;
+    m->t_allocs[th]++;
+    m->total_allocs++;
+}
+
+/* Recomputes every live figure by scanning, then the peaks. */
+static void ref_scan(ref_t *m, uint64_t seq)
+{
+    memset(m->live_bytes, 0, sizeof(m->live_bytes));
+    memset(m->live_allocs, 0, sizeof(m->live_allocs));
+    memset(m->t_live, 0, sizeof(m->t_live));
+    m->heap = m->mmap = 0;
+    for (int k = 0; k < REF_SLOTS; k++)
+        if (m->live[k]) {
+            m->live_bytes[m->site[k]] += m->size[k];
+            m->live_allocs[m->site[k]]++;
+            m->t_live[m->thr[k]] += m->size[k];
+            m->heap += m->size[k];
+        }
+    for (int i = 0; i < REF_PAGES; i++)
+        if (m->page[i] >= 0) {
+            int32_t o = m->page[i];
+            m->live_bytes[m->osite[o]] += REF_PAGE;
+            m->t_live[m->othr[o]] += REF_PAGE;
+            m->mmap += REF_PAGE;
+        }
+    for (uint32_t o = 0; o < m->norigins; o++)
+        if (m->olive[o])
+            m->live_allocs[m->osite[o]]++;
+    for (int st = 0; st < REF_STACKS; st++)
+        if (m->live_bytes[st] > m->site_peak[st])
+            m->site_peak[st] = m->live_bytes[st];
+    for (int th = 0; th < REF_TIDS; th++)
+        if (m->t_live[th] > m->t_peak[th])
+            m->t_peak[th] = m->t_live[th];
+    if (m->heap + m->mmap > m->peak) {
+        m->peak = m->heap + m->mmap;
+        m->peak_seq = seq;
+        m->peak_heap = m->heap;
+        m->peak_mmap = m->mmap;
+        memcpy(m->at_peak_bytes, m->live_bytes, sizeof(m->live_bytes));
+        memcpy(m->at_peak_allocs, m->live_allocs, sizeof(m->live_allocs));
+        memcpy(m->t_at_peak, m->t_live, sizeof(m->t_live));
+    }
+}
+
+static void ref_compare(const ref_t *m, tst_t *s)
+{
+    prof_result_t r;
+    t_result(s, &r);
+    assert_int_equal(r.summary.peak_bytes, m->peak);
+    assert_int_equal(r.summary.peak_seq, m->peak_seq);
+    assert_int_equal(r.summary.peak_heap_bytes, m->peak_heap);
+    assert_int_equal(r.summary.peak_mmap_bytes, m->peak_mmap);
+    assert_int_equal(r.summary.live_bytes, m->heap + m->mmap);
+    assert_int_equal(r.summary.leaked_bytes, m->heap + m->mmap);
+    assert_int_equal(r.summary.total_allocations, m->total_allocs);
+    assert_int_equal(r.summary.total_frees, m->total_frees);
+    assert_int_equal(r.summary.unmatched_frees, m->unmatched);
+    assert_int_equal(r.summary.temporary_allocations, m->temporaries);
+    assert_int_equal(timeline_max(&r), m->peak);
+    uint64_t leaked_allocs = 0;
+    for (uint32_t st = 0; st < REF_STACKS; st++) {
+        leaked_allocs += m->live_allocs[st];
+        const prof_site_t *p = site_of(&r, st);
+        if (m->allocs[st] == 0) {
+            assert_null(p);
+            continue;
+        }
+        assert_non_null(p);
+        assert_int_equal(p->live_bytes_at_peak, m->at_peak_bytes[st]);
+        assert_int_equal(p->live_allocations_at_peak, m->at_peak_allocs[st]);
+        assert_int_equal(p->live_bytes, m->live_bytes[st]);
+        assert_int_equal(p->live_allocations, m->live_allocs[st]);
+        assert_int_equal(p->allocations, m->allocs[st]);
+        assert_int_equal(p->frees, m->frees[st]);
+        assert_int_equal(p->bytes_allocated, m->bytes[st]);
+        assert_int_equal(p->peak_live_bytes, m->site_peak[st]);
+        assert_int_equal(p->temporary_allocations, m->temps[st]);
+        assert_int_equal(p->lifetime_sum_ns, m->lt_sum[st]);
+    }
+    assert_int_equal(r.summary.leaked_allocations, leaked_allocs);
+    for (size_t i = 1; i < r.site_count; i++)
+        assert_true(r.sites[i - 1].live_bytes_at_peak >= r.sites[i].live_bytes_at_peak);
+    for (uint32_t th = 0; th < REF_TIDS; th++) {
+        const prof_thread_t *t = thread_of(&r, 100 + th);
+        if (!t)
+            continue;
+        assert_int_equal(t->live_bytes_at_peak, m->t_at_peak[th]);
+        assert_int_equal(t->live_bytes, m->t_live[th]);
+        assert_int_equal(t->peak_live_bytes, m->t_peak[th]);
+        assert_int_equal(t->allocations, m->t_allocs[th]);
+        assert_int_equal(t->frees, m->t_frees[th]);
+    }
+    prof_result_free(&r);
+}
+
+static uint64_t rnd(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Picks a live slot if one is found in a few tries, else any slot. */
+static int ref_pick_live(const ref_t *m, uint64_t *x)
+{
+    int k = 0;
+    for (int tries = 0; tries < 8; tries++) {
+        k = (int)(rnd(x) % REF_SLOTS);
+        if (m->live[k])
+            break;
+    }
+    return k;
+}
+
+static void test_accounting_random_matches_reference(void **state)
+{
+    ref_t *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    for (int i = 0; i < REF_PAGES; i++)
+        m->page[i] = -1;
+    tst_t s;
+    tst_init(&s, 128);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    const int n_events = 100000;
+    for (int i = 0; i < n_events; i++) {
+        uint64_t rv = rnd(&x);
+        uint32_t th = (uint32_t)(rv % REF_TIDS);
+        uint32_t st = (uint32_t)((rv >> 8) % REF_STACKS);
+        uint32_t tid = 100 + th;
+        uint64_t op = (rv >> 16) % 100;
+        /* Drift: allocation-heavy phases then free-heavy ones, so the peak
+         * moves and sites change after it. */
+        int grow = (i / 7000) % 2 == 0;
+        uint64_t now = s.t + 10;
+        if (op < (grow ? 40u : 25u)) { /* ALLOC */
+            int k = (rv >> 40) % 16 == 0 ? ref_pick_live(m, &x) : (int)(rnd(&x) % REF_SLOTS);
+            uint64_t size = 1 + rnd(&x) % ((rv >> 50) % 8 == 0 ? 100000 : 2000);
+            ref_heap_alloc(m, k, size, st, th, now);
+            t_alloc(&s, tid, st, 0x100000 + 32ull * (uint64_t)k, size);
+        } else if (op < 70) { /* FREE */
+            int k = ref_pick_live(m, &x);
+            uint64_t addr = 0x100000 + 32ull * (uint64_t)k;
+            if (m->live[k])
+                ref_heap_free(m, k, th, now, m->thr[k] == th && m->last_alloc[th] == addr);
+            else
+                m->unmatched++;
+            m->last_alloc[th] = 0;
+            t_free(&s, tid, addr);
+        } else if (op < 85) { /* REALLOC */
+            uint64_t old = 0;
+            int ko = -1;
+            uint64_t c = rnd(&x) % 10;
+            if (c < 6) {
+                ko = ref_pick_live(m, &x);
+                old = 0x100000 + 32ull * (uint64_t)ko;
+            } else if (c < 7) {
+                old = 0x100000 + 32ull * REF_SLOTS + 32 * (rnd(&x) % 64); /* never live */
+            }
+            int kn = (ko >= 0 && rnd(&x) % 5 == 0) ? ko : (int)(rnd(&x) % REF_SLOTS);
+            uint64_t size = 1 + rnd(&x) % 4000;
+            if (ko >= 0 && m->live[ko])
+                ref_heap_free(m, ko, th, now, m->thr[ko] == th && m->last_alloc[th] == old);
+            else if (old != 0)
+                m->unmatched++;
+            ref_heap_alloc(m, kn, size, st, th, now);
+            t_realloc(&s, tid, st, old, 0x100000 + 32ull * (uint64_t)kn, size);
+        } else if (op < 91) { /* MMAP, over whatever is there */
+            int p = (int)(rnd(&x) % REF_PAGES);
+            int n = 1 + (int)(rnd(&x) % 16);
+            if (p + n > REF_PAGES)
+                n = REF_PAGES - p;
+            ref_unmap(m, p, n, th, now);
+            ref_map(m, p, n, st, th, now);
+            m->last_alloc[th] = 0;
+            t_mmap(&s, tid, st, REF_ARENA + (uint64_t)p * REF_PAGE, (uint64_t)n * REF_PAGE);
+        } else if (op < 97) { /* MUNMAP: part of one, or several */
+            int p = (int)(rnd(&x) % REF_PAGES);
+            int n = 1 + (int)(rnd(&x) % 24);
+            if (p + n > REF_PAGES)
+                n = REF_PAGES - p;
+            if (ref_unmap(m, p, n, th, now) == 0)
+                m->unmatched++;
+            m->last_alloc[th] = 0;
+            t_munmap(&s, tid, REF_ARENA + (uint64_t)p * REF_PAGE, (uint64_t)n * REF_PAGE);
+        } else { /* MREMAP */
+            int p = (int)(rnd(&x) % REF_PAGES), n = 1 + (int)(rnd(&x) % 8);
+            int q = (int)(rnd(&x) % REF_PAGES), nq = 1 + (int)(rnd(&x) % 12);
+            if (p + n > REF_PAGES)
+                n = REF_PAGES - p;
+            if (q + nq > REF_PAGES)
+                nq = REF_PAGES - q;
+            if (ref_unmap(m, p, n, th, now) == 0)
+                m->unmatched++;
+            ref_unmap(m, q, nq, th, now);
+            ref_map(m, q, nq, st, th, now);
+            m->last_alloc[th] = 0;
+            t_mremap(&s, tid, st, REF_ARENA + (uint64_t)p * REF_PAGE, (uint64_t)n * REF_PAGE,
+                     REF_ARENA + (uint64_t)q * REF_PAGE, (uint64_t)nq * REF_PAGE);
+        }
+        assert_int_equal(s.t, now);
+        ref_scan(m, s.seq);
+        if (i % 9973 == 0 || i == n_events - 1)
+            ref_compare(m, &s);
+    }
+    assert_true(m->peak > 0);
+    assert_true(m->unmatched > 0);
+    assert_true(m->temporaries > 0);
+    prof_acct_free(s.a);
+    free(m);
+}
+
+static void test_accounting_result_free_zeroes(void **state)
+{
+    prof_result_t r;
+    memset(&r, 0, sizeof(r));
+    r.sites = calloc(1, sizeof(*r.sites));
+    r.site_count = 1;
+    r.sites[0].frames = calloc(2, sizeof(prof_frame_t));
+    r.sites[0].frame_count = 2;
+    r.sites[0].frames[0].function = strdup("main");
+    r.sites[0].frames[1].module = strdup("/bin/true");
+    r.sites[0].category = "weights";
+    r.sites[0].category_evidence = strdup("tagged");
+    r.process.command = strdup("true");
+    r.children = calloc(1, sizeof(*r.children));
+    r.child_count = 1;
+    r.children[0].command = strdup("child");
+    prof_result_free(&r);
+    assert_null(r.sites);
+    assert_int_equal(r.site_count, 0);
+    assert_null(r.process.command);
+    prof_result_free(&r); /* a zeroed result is fine */
+    prof_result_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accounting_simple_peak_exact),
+        cmocka_unit_test(test_accounting_peak_per_site_epoch),
+        cmocka_unit_test(test_accounting_realloc_no_false_peak),
+        cmocka_unit_test(test_accounting_munmap_partial_splits_mapping),
+        cmocka_unit_test(test_accounting_munmap_spans_two_mappings),
+        cmocka_unit_test(test_accounting_mremap_moves_in_one_step),
+        cmocka_unit_test(test_accounting_file_mappings_apart),
+        cmocka_unit_test(test_accounting_unmatched_free),
+        cmocka_unit_test(test_accounting_alloc_at_live_address_retires),
+        cmocka_unit_test(test_accounting_temporaries),
+        cmocka_unit_test(test_accounting_lifetimes),
+        cmocka_unit_test(test_accounting_thread_ownership),
+        cmocka_unit_test(test_accounting_timeline_bounded_with_exact_peak),
+        cmocka_unit_test(test_accounting_leaks_at_end),
+        cmocka_unit_test(test_accounting_rss_and_annotations),
+        cmocka_unit_test(test_accounting_random_matches_reference),
+        cmocka_unit_test(test_accounting_result_free_zeroes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

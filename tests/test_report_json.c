@@ -1,0 +1,499 @@
+/*
+ * test_report_json.c - the JSON report: exact fields and values for a known
+ * result, the schema string, the empty categories/recommendations, strings
+ * that are not valid UTF-8, and the atomic write with its error message.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "reports/report.h"
+#include "test_report_fixture.h"
+
+/* ---------------------------------------------------------------------- */
+/* Helpers                                                                 */
+
+/* Builds the report of 'r', dumps it to text and parses it back, so every
+ * check sees what a reader of the file would see. */
+static json_t *rjtest_roundtrip(const prof_result_t *r)
+{
+    json_t *doc = report_json_build(r);
+    assert_non_null(doc);
+    char *text = json_dumps(doc, 0);
+    json_decref(doc);
+    assert_non_null(text);
+    json_error_t jerr;
+    json_t *back = json_loads(text, 0, &jerr);
+    free(text);
+    assert_non_null(back);
+    return back;
+}
+
+/* The integer at obj[key]; fails the test if it is missing or not one. */
+static long long rjtest_int(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || !json_is_integer(v))
+        fail_msg("%s is not an integer", key);
+    return json_integer_value(v);
+}
+
+static const char *rjtest_str(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || !json_is_string(v))
+        fail_msg("%s is not a string", key);
+    return json_string_value(v);
+}
+
+static void rjtest_is_null(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || !json_is_null(v))
+        fail_msg("%s is not null", key);
+}
+
+/* A fresh empty directory under /tmp; the caller removes it. */
+static void rjtest_tmpdir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/mlmem-report-json-XXXXXX");
+    assert_non_null(mkdtemp(buf));
+}
+
+/* Number of entries in 'dir' other than . and .. */
+static int rjtest_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tests                                                                   */
+
+static void test_report_json_schema_and_sections(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    json_t *j = rjtest_roundtrip(r);
+    assert_string_equal(rjtest_str(j, "schema"), "mlmem-report/1");
+    assert_string_equal(REPORT_SCHEMA, "mlmem-report/1");
+
+    json_t *cat = json_object_get(j, "categories");
+    assert_true(json_is_object(cat));
+    assert_int_equal(json_object_size(cat), 0);
+    json_t *rec = json_object_get(j, "recommendations");
+    assert_true(json_is_array(rec));
+    assert_int_equal(json_array_size(rec), 0);
+
+    assert_true(json_is_object(json_object_get(j, "process")));
+    assert_true(json_is_object(json_object_get(j, "summary")));
+    assert_int_equal(json_array_size(json_object_get(j, "timeline")), 3);
+    assert_int_equal(json_array_size(json_object_get(j, "sites")), 3);
+    assert_int_equal(json_array_size(json_object_get(j, "threads")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "children")), 1);
+    json_decref(j);
+    rtest_result_free(r);
+}
+
+static void test_report_json_summary_values(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    r->summary.dropped_events = 7;
+    r->summary.lost_events = 3;
+    r->summary.unmatched_frees = 2;
+    json_t *j = rjtest_roundtrip(r);
+    json_t *s = json_object_get(j, "summary");
+    assert_int_equal(rjtest_int(s, "peak_bytes"), 1572864);
+    assert_int_equal(rjtest_int(s, "peak_time_ns"), 2500000000LL);
+    assert_int_equal(rjtest_int(s, "peak_seq"), 777);
+    assert_int_equal(rjtest_int(s, "peak_heap_bytes"), 1048576);
+    assert_int_equal(rjtest_int(s, "peak_mmap_bytes"), 524288);
+    assert_int_equal(rjtest_int(s, "total_allocations"), 1000);
+    assert_int_equal(rjtest_int(s, "total_frees"), 990);
+    assert_int_equal(rjtest_int(s, "total_bytes"), 10485760);
+    assert_int_equal(rjtest_int(s, "live_bytes"), 3072);
+    assert_int_equal(rjtest_int(s, "leaked_bytes"), 3072);
+    assert_int_equal(rjtest_int(s, "leaked_allocations"), 10);
+    assert_int_equal(rjtest_int(s, "temporary_allocations"), 250);
+    assert_int_equal(rjtest_int(s, "file_mapped_bytes"), 8192);
+    assert_int_equal(rjtest_int(s, "peak_file_mapped_bytes"), 16384);
+    assert_int_equal(rjtest_int(s, "peak_rss_bytes"), 20971520);
+    assert_int_equal(rjtest_int(s, "peak_rss_time_ns"), 3000000000LL);
+    assert_int_equal(rjtest_int(s, "rss_samples"), 5);
+    assert_int_equal(rjtest_int(s, "events"), 2000);
+    assert_int_equal(rjtest_int(s, "dropped_events"), 7);
+    assert_int_equal(rjtest_int(s, "lost_events"), 3);
+    assert_int_equal(rjtest_int(s, "unmatched_frees"), 2);
+    assert_true(json_is_true(json_object_get(s, "approximate")));
+    assert_int_equal(rjtest_int(s, "duration_ns"), 5000000000LL);
+    assert_int_equal(rjtest_int(s, "steps_annotated"), 2);
+    assert_int_equal(rjtest_int(s, "file_read_bytes"), 65536);
+    json_decref(j);
+
+    r->summary.dropped_events = 0;
+    r->summary.lost_events = 0;
+    j = rjtest_roundtrip(r);
+    assert_true(json_is_false(json_object_get(json_object_get(j, "summary"), "approximate")));
+    json_decref(j);
+    rtest_result_free(r);
+}
+
+static void test_report_json_process_exited(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    json_t *j = rjtest_roundtrip(r);
+    json_t *p = json_object_get(j, "process");
+    assert_int_equal(rjtest_int(p, "pid"), 4242);
+    assert_int_equal(rjtest_int(p, "ppid"), 1);
+    assert_string_equal(rjtest_str(p, "command"), "python3 train.py --epochs 2");
+    assert_string_equal(rjtest_str(p, "exe"), "/usr/bin/python3");
+    assert_int_equal(rjtest_int(p, "start_realtime_ns"), 1700000000123456789LL);
+    assert_int_equal(rjtest_int(p, "end_realtime_ns"), 1700000005123456789LL);
+    assert_string_equal(rjtest_str(p, "start_time"), "2023-11-14T22:13:20.123456789Z");
+    assert_string_equal(rjtest_str(p, "end_time"), "2023-11-14T22:13:25.123456789Z");
+    assert_string_equal(rjtest_str(p, "end"), "exited");
+    assert_int_equal(rjtest_int(p, "exit_code"), 0);
+    rjtest_is_null(p, "signal");
+    rjtest_is_null(p, "signal_name");
+    assert_string_equal(rjtest_str(p, "stack_mode"), "sampled");
+    assert_int_equal(rjtest_int(p, "sample_threshold"), 4096);
+    assert_int_equal(rjtest_int(p, "sample_rate"), 524288);
+    json_decref(j);
+    rtest_result_free(r);
+}
+
+static void test_report_json_process_end_states(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    r->process.end = PROF_END_SIGNALED;
+    r->process.signal = 9;
+    r->process.exit_code = 3;        /* meaningless when signaled */
+    r->process.end_realtime_ns = 0;
+    r->process.stack_mode = 1;       /* MLMEM_STACKS_ALL */
+    json_t *j = rjtest_roundtrip(r);
+    json_t *p = json_object_get(j, "process");
+    assert_string_equal(rjtest_str(p, "end"), "signaled");
+    assert_int_equal(rjtest_int(p, "signal"), 9);
+    assert_string_equal(rjtest_str(p, "signal_name"), "SIGKILL");
+    rjtest_is_null(p, "exit_code");
+    rjtest_is_null(p, "end_realtime_ns");
+    rjtest_is_null(p, "end_time");
+    assert_string_equal(rjtest_str(p, "stack_mode"), "all");
+    json_decref(j);
+
+    const struct { prof_end_t end; const char *name; } cases[] = {
+        {PROF_END_EXEC, "exec"}, {PROF_END_RUNNING, "running"},
+        {PROF_END_UNKNOWN, "unknown"}, {(prof_end_t)42, "unknown"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        r->process.end = cases[i].end;
+        j = rjtest_roundtrip(r);
+        p = json_object_get(j, "process");
+        assert_string_equal(rjtest_str(p, "end"), cases[i].name);
+        rjtest_is_null(p, "exit_code");
+        rjtest_is_null(p, "signal");
+        json_decref(j);
+    }
+    rtest_result_free(r);
+}
+
+static void test_report_json_sites_and_frames(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    json_t *j = rjtest_roundtrip(r);
+    json_t *sites = json_object_get(j, "sites");
+
+    json_t *a = json_array_get(sites, 0);
+    assert_int_equal(rjtest_int(a, "stack_id"), 1);
+    assert_int_equal(rjtest_int(a, "allocations"), 100);
+    assert_int_equal(rjtest_int(a, "frees"), 100);
+    assert_int_equal(rjtest_int(a, "bytes_allocated"), 8388608);
+    assert_int_equal(rjtest_int(a, "live_bytes_at_peak"), 1048576);
+    assert_int_equal(rjtest_int(a, "live_allocations_at_peak"), 4);
+    assert_int_equal(rjtest_int(a, "peak_live_bytes"), 1048576);
+    assert_int_equal(rjtest_int(a, "leaked_bytes"), 0);
+    assert_int_equal(rjtest_int(a, "leaked_allocations"), 0);
+    assert_int_equal(rjtest_int(a, "temporary_allocations"), 10);
+    assert_int_equal(rjtest_int(a, "largest_allocation"), 262144);
+    json_t *life = json_object_get(a, "lifetime");
+    assert_int_equal(rjtest_int(life, "min_ns"), 1000);
+    assert_int_equal(rjtest_int(life, "max_ns"), 900000);
+    assert_int_equal(rjtest_int(life, "mean_ns"), 50000);
+    assert_true(json_is_false(json_object_get(a, "sampled")));
+    assert_true(json_is_false(json_object_get(a, "is_mmap")));
+    assert_null(json_object_get(a, "category"));
+    assert_null(json_object_get(a, "confidence"));
+
+    json_t *frames = json_object_get(a, "frames");
+    assert_int_equal(json_array_size(frames), 2);
+    json_t *f = json_array_get(frames, 0);
+    assert_string_equal(rjtest_str(f, "address"), "0x555555401234");
+    assert_string_equal(rjtest_str(f, "function"), "train_forward");
+    assert_string_equal(rjtest_str(f, "file"), "/src/model.c");
+    assert_int_equal(rjtest_int(f, "line"), 120);
+    assert_string_equal(rjtest_str(f, "module"), "/opt/train");
+    assert_string_equal(rjtest_str(f, "module_offset"), "0x1234");
+    assert_true(json_is_false(json_object_get(f, "inlined")));
+
+    json_t *b = json_array_get(sites, 1);
+    assert_int_equal(rjtest_int(b, "leaked_bytes"), 3072);
+    assert_int_equal(rjtest_int(b, "leaked_allocations"), 10);
+    assert_true(json_is_true(json_object_get(b, "is_mmap")));
+    life = json_object_get(b, "lifetime");
+    assert_int_equal(rjtest_int(life, "mean_ns"), 0);    /* sum 0 over 10 frees */
+    f = json_array_get(json_object_get(b, "frames"), 0);
+    assert_string_equal(rjtest_str(f, "function"), "mlmem_test::Loader::next()");
+    assert_true(json_is_true(json_object_get(f, "inlined")));
+    f = json_array_get(json_object_get(b, "frames"), 1);   /* unresolved */
+    rjtest_is_null(f, "function");
+    rjtest_is_null(f, "file");
+    rjtest_is_null(f, "line");
+    assert_string_equal(rjtest_str(f, "module"), "/usr/lib/libloader.so");
+    assert_string_equal(rjtest_str(f, "module_offset"), "0x2000");
+
+    json_t *c = json_array_get(sites, 2);
+    assert_int_equal(rjtest_int(c, "stack_id"), 0);
+    assert_int_equal(json_array_size(json_object_get(c, "frames")), 0);
+    assert_int_equal(rjtest_int(c, "temporary_allocations"), 240);
+    json_decref(j);
+
+    /* A site nothing was freed from has no lifetime figures. */
+    r->sites[1].frees = 0;
+    j = rjtest_roundtrip(r);
+    life = json_object_get(json_array_get(json_object_get(j, "sites"), 1), "lifetime");
+    rjtest_is_null(life, "min_ns");
+    rjtest_is_null(life, "max_ns");
+    rjtest_is_null(life, "mean_ns");
+    json_decref(j);
+    rtest_result_free(r);
+}
+
+static void test_report_json_category_when_set(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    r->sites[0].category = "activations";
+    r->sites[0].category_confidence = 0.75;
+    r->sites[0].category_evidence = rtest_strdup("born in forward, freed in backward");
+    json_t *j = rjtest_roundtrip(r);
+    json_t *a = json_array_get(json_object_get(j, "sites"), 0);
+    assert_string_equal(rjtest_str(a, "category"), "activations");
+    assert_true(json_is_real(json_object_get(a, "confidence")));
+    assert_true(json_real_value(json_object_get(a, "confidence")) == 0.75);
+    assert_string_equal(rjtest_str(a, "evidence"), "born in forward, freed in backward");
+    assert_null(json_object_get(json_array_get(json_object_get(j, "sites"), 1), "category"));
+    json_decref(j);
+    rtest_result_free(r);
+}
+
+static void test_report_json_timeline_threads_children(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    json_t *j = rjtest_roundtrip(r);
+    json_t *t = json_array_get(json_object_get(j, "timeline"), 1);
+    assert_int_equal(rjtest_int(t, "time_ns"), 2500000000LL);
+    assert_int_equal(rjtest_int(t, "live_bytes"), 1572864);
+    assert_int_equal(rjtest_int(t, "heap_bytes"), 1048576);
+    assert_int_equal(rjtest_int(t, "mmap_bytes"), 524288);
+    assert_int_equal(rjtest_int(t, "rss_bytes"), 10485760);
+
+    json_t *th = json_array_get(json_object_get(j, "threads"), 0);
+    assert_int_equal(rjtest_int(th, "tid"), 4242);
+    assert_string_equal(rjtest_str(th, "name"), "python3");
+    assert_int_equal(rjtest_int(th, "allocations"), 900);
+    assert_int_equal(rjtest_int(th, "frees"), 895);
+    assert_int_equal(rjtest_int(th, "bytes_allocated"), 9000000);
+    assert_int_equal(rjtest_int(th, "leaked_bytes"), 1024);
+    assert_int_equal(rjtest_int(th, "peak_live_bytes"), 1048576);
+    assert_int_equal(rjtest_int(th, "live_bytes_at_peak"), 1048576);
+    /* A name filling all 16 bytes, without a terminator, is read to 16. */
+    th = json_array_get(json_object_get(j, "threads"), 1);
+    assert_string_equal(rjtest_str(th, "name"), "loader-thread-01");
+
+    json_t *ch = json_array_get(json_object_get(j, "children"), 0);
+    assert_int_equal(rjtest_int(ch, "pid"), 4300);
+    assert_int_equal(rjtest_int(ch, "ppid"), 4242);
+    assert_string_equal(rjtest_str(ch, "command"), "sh -c true");
+    assert_int_equal(rjtest_int(ch, "peak_bytes"), 2048);
+    assert_int_equal(rjtest_int(ch, "total_allocations"), 12);
+    assert_int_equal(rjtest_int(ch, "leaked_bytes"), 0);
+    assert_string_equal(rjtest_str(ch, "end"), "exited");
+    assert_int_equal(rjtest_int(ch, "exit_code"), 0);
+    json_decref(j);
+    rtest_result_free(r);
+}
+
+static void test_report_json_invalid_utf8_and_control_chars(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    prof_frame_t *f = &r->sites[0].frames[0];
+    free(f->function);
+    /* A stray byte, an overlong '/', a surrogate, a control char, an escape,
+     * valid multibyte text, and a sequence cut off at the end. */
+    f->function = rtest_strdup("bad\xff" "x\xc0\xaf" "y\xed\xa0\x80" "z\x01\x1b[31m"
+                               "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80" "\xe2\x82");
+    free(f->file);
+    char *longname = malloc(20001);
+    assert_non_null(longname);
+    memset(longname, 'a', 20000);
+    longname[20000] = '\0';
+    f->file = longname;
+
+    json_t *doc = report_json_build(r);
+    assert_non_null(doc);
+    char *text = json_dumps(doc, 0);
+    assert_non_null(text);
+    assert_null(strchr(text, '\x1b'));              /* escaped, not raw */
+    assert_true(strstr(text, "\\u001b") != NULL || strstr(text, "\\u001B") != NULL);
+    json_decref(doc);
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    free(text);
+    assert_non_null(j);
+    json_t *jf = json_array_get(json_object_get(json_array_get(json_object_get(j, "sites"), 0),
+                                                "frames"), 0);
+    assert_string_equal(rjtest_str(jf, "function"),
+                        "bad\xef\xbf\xbd" "x\xef\xbf\xbd\xef\xbf\xbd"
+                        "y\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "z\x01\x1b[31m"
+                        "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80" "\xef\xbf\xbd\xef\xbf\xbd");
+    assert_int_equal(strlen(rjtest_str(jf, "file")), 20000);
+    json_decref(j);
+
+    /* Bad bytes in the command and a thread name too. */
+    free(r->process.command);
+    r->process.command = rtest_strdup("train\xfe");
+    memcpy(r->threads[0].name, "w\x80", 3);
+    j = rjtest_roundtrip(r);
+    assert_string_equal(rjtest_str(json_object_get(j, "process"), "command"),
+                        "train\xef\xbf\xbd");
+    assert_string_equal(rjtest_str(json_array_get(json_object_get(j, "threads"), 0), "name"),
+                        "w\xef\xbf\xbd");
+    json_decref(j);
+    rtest_result_free(r);
+}
+
+static void test_report_json_empty_result(void **state)
+{
+    prof_result_t r;
+    memset(&r, 0, sizeof(r));
+    r.site_count = 5;        /* a count without an array is read as empty */
+    json_t *j = rjtest_roundtrip(&r);
+    assert_string_equal(rjtest_str(j, "schema"), "mlmem-report/1");
+    rjtest_is_null(json_object_get(j, "process"), "command");
+    rjtest_is_null(json_object_get(j, "process"), "start_time");
+    assert_string_equal(rjtest_str(json_object_get(j, "process"), "end"), "unknown");
+    assert_int_equal(json_array_size(json_object_get(j, "sites")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "timeline")), 0);
+    assert_int_equal(rjtest_int(json_object_get(j, "summary"), "peak_bytes"), 0);
+    json_decref(j);
+}
+
+static void test_report_json_clamps_huge_values(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    r->summary.total_bytes = UINT64_MAX;
+    r->summary.peak_bytes = (uint64_t)LLONG_MAX;
+    r->sites[0].frames[0].address = UINT64_MAX;
+    json_t *j = rjtest_roundtrip(r);
+    json_t *s = json_object_get(j, "summary");
+    assert_true(rjtest_int(s, "total_bytes") == LLONG_MAX);
+    assert_true(rjtest_int(s, "peak_bytes") == LLONG_MAX);
+    json_t *f = json_array_get(json_object_get(json_array_get(json_object_get(j, "sites"), 0),
+                                               "frames"), 0);
+    assert_string_equal(rjtest_str(f, "address"), "0xffffffffffffffff");
+    json_decref(j);
+    rtest_result_free(r);
+}
+
+static void test_report_json_write_roundtrip(void **state)
+{
+    char dir[64], path[128];
+    rjtest_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/report.json", dir);
+    prof_result_t *r = rtest_result_new();
+    char err[256] = "";
+
+    assert_int_equal(report_json_write(r, path, err, sizeof(err)), 0);
+    /* A second write replaces the first in place. */
+    r->summary.peak_bytes = 99;
+    assert_int_equal(report_json_write(r, path, err, sizeof(err)), 0);
+
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    assert_non_null(j);
+    assert_string_equal(rjtest_str(j, "schema"), "mlmem-report/1");
+    assert_int_equal(rjtest_int(json_object_get(j, "summary"), "peak_bytes"), 99);
+    json_decref(j);
+
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0022, 0);          /* not group/other writable */
+    assert_int_equal(st.st_mode & 0400, 0400);
+    assert_int_equal(rjtest_count_entries(dir), 1);  /* no temporary left over */
+
+    unlink(path);
+    rmdir(dir);
+    rtest_result_free(r);
+}
+
+static void test_report_json_write_unwritable_path(void **state)
+{
+    prof_result_t *r = rtest_result_new();
+    char err[256] = "";
+    const char *path = "/nonexistent-mlmem-dir/sub/report.json";
+    assert_int_equal(report_json_write(r, path, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "No such file or directory"));
+
+    /* A directory in the way of the rename: the error names the path and no
+     * temporary file stays behind. */
+    char dir[64], blocked[128];
+    rjtest_tmpdir(dir, sizeof(dir));
+    snprintf(blocked, sizeof(blocked), "%s/report.json", dir);
+    assert_int_equal(mkdir(blocked, 0755), 0);
+    err[0] = '\0';
+    assert_int_equal(report_json_write(r, blocked, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, blocked));
+    assert_int_equal(rjtest_count_entries(dir), 1);
+
+    /* No room for a message is not an error of its own. */
+    assert_int_equal(report_json_write(r, path, NULL, 0), -1);
+    rmdir(blocked);
+    rmdir(dir);
+    rtest_result_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_report_json_schema_and_sections),
+        cmocka_unit_test(test_report_json_summary_values),
+        cmocka_unit_test(test_report_json_process_exited),
+        cmocka_unit_test(test_report_json_process_end_states),
+        cmocka_unit_test(test_report_json_sites_and_frames),
+        cmocka_unit_test(test_report_json_category_when_set),
+        cmocka_unit_test(test_report_json_timeline_threads_children),
+        cmocka_unit_test(test_report_json_invalid_utf8_and_control_chars),
+        cmocka_unit_test(test_report_json_empty_result),
+        cmocka_unit_test(test_report_json_clamps_huge_values),
+        cmocka_unit_test(test_report_json_write_roundtrip),
+        cmocka_unit_test(test_report_json_write_unwritable_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,431 @@
+/*
+ * test_symbols.c - the libdw symbolizer (profiler/symbols.c) against this
+ * very process: functions of the test binary (built -O0 -g), a C++ function
+ * from test_symbols_cxx.cpp, libc's malloc, and module maps made up to pin
+ * the seq-generation and unreadable-file cases. Modules are found with
+ * dl_iterate_phdr exactly as the shim finds them.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "profiler/symbols.h"
+
+uint64_t symtest_widget_grow_address(void);
+
+/* ---------------------------------------------------------------------- */
+/* Functions to resolve. Their lines are recorded with __LINE__.           */
+
+static const int symtest_marker_line = __LINE__ + 1;
+__attribute__((noinline)) int symtest_marker(int x) { return x * 3 + 1; }
+
+/* Returns its own return address: a point just after a call instruction. */
+__attribute__((noinline)) static uint64_t symtest_return_address(void)
+{
+    return (uint64_t)(uintptr_t)__builtin_return_address(0);
+}
+
+static int symtest_inline_leaf_line;
+static inline __attribute__((always_inline)) uint64_t symtest_inline_leaf(void)
+{
+    symtest_inline_leaf_line = __LINE__; return symtest_return_address();
+}
+
+static int symtest_inline_call_line;
+__attribute__((noinline)) uint64_t symtest_inline_outer(void)
+{
+    symtest_inline_call_line = __LINE__; return symtest_inline_leaf();
+}
+
+/* A call that never returns is the last instruction of its function, so its
+ * return address points past the end: only address - 1 is inside. */
+static jmp_buf symtest_jump;
+static uint64_t symtest_tail_ra;
+static int symtest_tail_call_line;
+
+__attribute__((noinline, noreturn)) static void symtest_escape(void)
+{
+    symtest_tail_ra = (uint64_t)(uintptr_t)__builtin_return_address(0);
+    longjmp(symtest_jump, 1);
+}
+
+__attribute__((noinline)) void symtest_tail_caller(void)
+{
+    symtest_tail_call_line = __LINE__; symtest_escape();
+}
+
+/* ---------------------------------------------------------------------- */
+/* Helpers                                                                 */
+
+typedef struct {
+    uint64_t address;      /* in */
+    int found;
+    char path[4096];
+    uint64_t bias;
+    uint64_t start;
+    uint64_t end;
+} symtest_module_t;
+
+/* dl_iterate_phdr callback: the module whose PT_LOAD segments cover
+ * want->address, with its bias and the span of all its PT_LOAD segments. */
+static int symtest_phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    symtest_module_t *want = arg;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    int covers = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uint64_t a = info->dlpi_addr + ph->p_vaddr;
+        uint64_t b = a + ph->p_memsz;
+        if (a < lo)
+            lo = a;
+        if (b > hi)
+            hi = b;
+        if (want->address >= a && want->address < b)
+            covers = 1;
+    }
+    if (!covers)
+        return 0;
+    want->found = 1;
+    snprintf(want->path, sizeof(want->path), "%s",
+             info->dlpi_name[0] ? info->dlpi_name : "/proc/self/exe");
+    want->bias = info->dlpi_addr;
+    want->start = lo;
+    want->end = hi;
+    return 1;
+}
+
+static symtest_module_t symtest_find_module(uint64_t address)
+{
+    symtest_module_t m;
+    memset(&m, 0, sizeof(m));
+    m.address = address;
+    dl_iterate_phdr(symtest_phdr_cb, &m);
+    assert_true(m.found);
+    return m;
+}
+
+/* A symbolizer that knows the module covering 'address', as id 1 from seq 0. */
+static prof_symbols_t *symtest_new_for(uint64_t address, symtest_module_t *out)
+{
+    symtest_module_t m = symtest_find_module(address);
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    assert_int_equal(prof_symbols_add_module(s, 1, m.path, m.bias, m.start, m.end, 0), 0);
+    if (out)
+        *out = m;
+    return s;
+}
+
+static void symtest_free_frames(prof_frame_t *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].function);
+        free(f[i].file);
+        free(f[i].module);
+    }
+}
+
+static int symtest_ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tests                                                                   */
+
+static void test_symbols_function_file_line(void **state)
+{
+    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
+    symtest_module_t m;
+    prof_symbols_t *s = symtest_new_for(addr, &m);
+    prof_frame_t f[4];
+    size_t n = prof_symbols_resolve(s, addr, 1, 0, f, 4);
+    assert_int_equal(n, 1);
+    assert_int_equal(f[0].address, addr);
+    assert_non_null(f[0].function);
+    assert_string_equal(f[0].function, "symtest_marker");
+    assert_non_null(f[0].file);
+    assert_true(symtest_ends_with(f[0].file, "test_symbols.c"));
+    assert_int_equal(f[0].line, symtest_marker_line);
+    assert_int_equal(f[0].inlined, 0);
+    assert_string_equal(f[0].module, m.path);
+    assert_int_equal(f[0].module_offset, addr - m.bias);
+    symtest_free_frames(f, n);
+
+    /* The second lookup comes from the cache and must be the same copy. */
+    n = prof_symbols_resolve(s, addr, 1, 0, f, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "symtest_marker");
+    assert_int_equal(f[0].line, symtest_marker_line);
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
+    assert_int_equal(symtest_marker(1), 4);
+}
+
+static void test_symbols_strings_outlive_symbolizer(void **state)
+{
+    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
+    prof_symbols_t *s = symtest_new_for(addr, NULL);
+    prof_frame_t f[1];
+    size_t n = prof_symbols_resolve(s, addr, 0, 0, f, 1);
+    prof_symbols_free(s);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "symtest_marker");
+    symtest_free_frames(f, n);
+}
+
+static void test_symbols_cxx_demangled(void **state)
+{
+    uint64_t addr = symtest_widget_grow_address();
+    prof_symbols_t *s = symtest_new_for(addr, NULL);
+    prof_frame_t f[4];
+    size_t n = prof_symbols_resolve(s, addr, 0, 0, f, 4);
+    assert_int_equal(n, 1);
+    assert_non_null(f[0].function);
+    assert_string_equal(f[0].function, "mlmem_test::Widget::grow(int)");
+    assert_non_null(f[0].file);
+    assert_true(symtest_ends_with(f[0].file, "test_symbols_cxx.cpp"));
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
+}
+
+static void test_symbols_libc_malloc(void **state)
+{
+    /* libc's own malloc, even when a sanitizer or a preload interposes it. */
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(libc);
+    void *fn = dlsym(libc, "malloc");
+    dlclose(libc);
+    assert_non_null(fn);
+    uint64_t addr = (uint64_t)(uintptr_t)fn;
+    symtest_module_t m;
+    prof_symbols_t *s = symtest_new_for(addr, &m);
+    prof_frame_t f[4];
+    size_t n = prof_symbols_resolve(s, addr, 0, 0, f, 4);
+    assert_true(n >= 1);
+    size_t last = n - 1;
+    assert_non_null(f[last].function);
+    assert_non_null(strstr(f[last].function, "malloc"));
+    assert_non_null(f[last].module);
+    assert_non_null(strstr(f[last].module, "libc.so.6"));
+    assert_int_equal(f[last].module_offset, addr - m.bias);
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
+}
+
+static void test_symbols_outside_every_module(void **state)
+{
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    assert_int_equal(prof_symbols_add_module(s, 1, "/proc/self/exe", 0x400000,
+                                             0x400000, 0x500000, 0), 0);
+    prof_frame_t f[2];
+    size_t n = prof_symbols_resolve(s, 0x1234, 5, 0, f, 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(f[0].address, 0x1234);
+    assert_null(f[0].module);
+    assert_null(f[0].function);
+    assert_null(f[0].file);
+    assert_int_equal(f[0].line, 0);
+    assert_int_equal(f[0].module_offset, 0);
+
+    /* The end of a range is exclusive. */
+    n = prof_symbols_resolve(s, 0x500000, 5, 0, f, 2);
+    assert_int_equal(n, 1);
+    assert_null(f[0].module);
+
+    /* No room: nothing written, and no frame claimed. */
+    assert_int_equal(prof_symbols_resolve(s, 0x1234, 5, 0, f, 0), 0);
+    prof_symbols_free(s);
+}
+
+static void test_symbols_seq_generations(void **state)
+{
+    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
+    symtest_module_t m = symtest_find_module(addr);
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    /* Generation 1: the real file, seq [10, 100). Generation 2: another file
+     * mapped at the same place from seq 100 on. */
+    assert_int_equal(prof_symbols_add_module(s, 7, m.path, m.bias, m.start, m.end, 10), 0);
+    prof_symbols_unload_module(s, 7, 100);
+    assert_int_equal(prof_symbols_add_module(s, 8, "/nonexistent/libgone.so", m.bias,
+                                             m.start, m.end, 100), 0);
+    prof_symbols_unload_module(s, 99, 120);   /* unknown id: ignored */
+
+    prof_frame_t f[2];
+    size_t n = prof_symbols_resolve(s, addr, 150, 0, f, 2);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].module, "/nonexistent/libgone.so");
+    assert_null(f[0].function);
+    assert_int_equal(f[0].module_offset, addr - m.bias);
+    symtest_free_frames(f, n);
+
+    n = prof_symbols_resolve(s, addr, 50, 0, f, 2);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].module, m.path);
+    assert_string_equal(f[0].function, "symtest_marker");
+    symtest_free_frames(f, n);
+
+    /* The boundaries: load_seq is included, unload_seq is not. */
+    n = prof_symbols_resolve(s, addr, 99, 0, f, 2);
+    assert_string_equal(f[0].module, m.path);
+    symtest_free_frames(f, n);
+    n = prof_symbols_resolve(s, addr, 100, 0, f, 2);
+    assert_string_equal(f[0].module, "/nonexistent/libgone.so");
+    symtest_free_frames(f, n);
+
+    /* Before the first load, nothing covered the address. */
+    n = prof_symbols_resolve(s, addr, 5, 0, f, 2);
+    assert_int_equal(n, 1);
+    assert_null(f[0].module);
+    assert_int_equal(f[0].address, addr);
+    prof_symbols_free(s);
+}
+
+static void test_symbols_rereported_module(void **state)
+{
+    /* The shim re-reports its whole map after a dlopen: the same file, same
+     * bias, a new id. Both generations resolve, and the file is shared (a
+     * double dwfl_end would show under valgrind/ASan). */
+    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
+    symtest_module_t m = symtest_find_module(addr);
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    assert_int_equal(prof_symbols_add_module(s, 1, m.path, m.bias, m.start, m.end, 0), 0);
+    prof_frame_t f[2];
+    size_t n = prof_symbols_resolve(s, addr, 5, 0, f, 2);
+    assert_string_equal(f[0].function, "symtest_marker");
+    symtest_free_frames(f, n);
+    prof_symbols_unload_module(s, 1, 10);
+    assert_int_equal(prof_symbols_add_module(s, 2, m.path, m.bias, m.start, m.end, 10), 0);
+    for (uint64_t seq = 5; seq <= 15; seq += 10) {
+        n = prof_symbols_resolve(s, addr, seq, 0, f, 2);
+        assert_int_equal(n, 1);
+        assert_string_equal(f[0].function, "symtest_marker");
+        assert_int_equal(f[0].line, symtest_marker_line);
+        assert_string_equal(f[0].module, m.path);
+        symtest_free_frames(f, n);
+    }
+    prof_symbols_free(s);
+}
+
+static void test_symbols_unreadable_path(void **state)
+{
+    char text[] = "/tmp/mlmem-test-symbols-XXXXXX";
+    int fd = mkstemp(text);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not an ELF file\n", 16), 16);
+    close(fd);
+
+    const char *paths[] = {"linux-vdso.so.1", "[vdso]", "/tmp", "", text,
+                           "/nonexistent/lib.so"};
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        uint64_t base = 0x10000000 * (i + 1);
+        assert_int_equal(prof_symbols_add_module(s, (uint32_t)i, paths[i], base,
+                                                 base, base + 0x1000, 0), 0);
+        for (int again = 0; again < 2; again++) {
+            prof_frame_t f[3];
+            size_t n = prof_symbols_resolve(s, base + 0x42, 1, 0, f, 3);
+            assert_int_equal(n, 1);
+            assert_int_equal(f[0].address, base + 0x42);
+            assert_non_null(f[0].module);
+            assert_string_equal(f[0].module, paths[i]);
+            assert_int_equal(f[0].module_offset, 0x42);
+            assert_null(f[0].function);
+            assert_null(f[0].file);
+            assert_int_equal(f[0].line, 0);
+            symtest_free_frames(f, n);
+        }
+    }
+    prof_symbols_free(s);
+    unlink(text);
+}
+
+static void test_symbols_return_address_adjustment(void **state)
+{
+    if (setjmp(symtest_jump) == 0)
+        symtest_tail_caller();
+    uint64_t ra = symtest_tail_ra;
+    prof_symbols_t *s = symtest_new_for(ra - 1, NULL);
+    prof_frame_t f[4];
+    size_t n = prof_symbols_resolve(s, ra, 0, 1, f, 4);
+    assert_int_equal(n, 1);
+    assert_int_equal(f[0].address, ra - 1);
+    assert_non_null(f[0].function);
+    assert_string_equal(f[0].function, "symtest_tail_caller");
+    assert_int_equal(f[0].line, symtest_tail_call_line);
+    symtest_free_frames(f, n);
+
+    /* The innermost frame is not a return address: used as is. */
+    n = prof_symbols_resolve(s, ra, 0, 0, f, 4);
+    assert_int_equal(n, 1);
+    assert_int_equal(f[0].address, ra);
+    symtest_free_frames(f, n);
+
+    /* Address 0 does not wrap around. */
+    n = prof_symbols_resolve(s, 0, 0, 1, f, 4);
+    assert_int_equal(n, 1);
+    assert_int_equal(f[0].address, 0);
+    assert_null(f[0].module);
+    prof_symbols_free(s);
+}
+
+static void test_symbols_inline_chain(void **state)
+{
+    uint64_t ra = symtest_inline_outer();
+    prof_symbols_t *s = symtest_new_for(ra, NULL);
+    prof_frame_t f[4];
+    size_t n = prof_symbols_resolve(s, ra, 0, 1, f, 4);
+    assert_int_equal(n, 2);
+    assert_string_equal(f[0].function, "symtest_inline_leaf");
+    assert_int_equal(f[0].inlined, 1);
+    assert_int_equal(f[0].line, symtest_inline_leaf_line);
+    assert_true(symtest_ends_with(f[0].file, "test_symbols.c"));
+    assert_string_equal(f[1].function, "symtest_inline_outer");
+    assert_int_equal(f[1].inlined, 0);
+    assert_int_equal(f[1].line, symtest_inline_call_line);
+    assert_true(symtest_ends_with(f[1].file, "test_symbols.c"));
+    assert_int_equal(f[0].address, f[1].address);
+    symtest_free_frames(f, n);
+
+    /* Room for one: the innermost frame. */
+    n = prof_symbols_resolve(s, ra, 0, 1, f, 1);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "symtest_inline_leaf");
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_symbols_function_file_line),
+        cmocka_unit_test(test_symbols_strings_outlive_symbolizer),
+        cmocka_unit_test(test_symbols_cxx_demangled),
+        cmocka_unit_test(test_symbols_libc_malloc),
+        cmocka_unit_test(test_symbols_outside_every_module),
+        cmocka_unit_test(test_symbols_seq_generations),
+        cmocka_unit_test(test_symbols_rereported_module),
+        cmocka_unit_test(test_symbols_unreadable_path),
+        cmocka_unit_test(test_symbols_return_address_adjustment),
+        cmocka_unit_test(test_symbols_inline_chain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
