@@ -102,6 +102,7 @@ void shim_resolve_real(void)
     RESOLVE(fork, "fork");
     RESOLVE(exit, "exit");
     RESOLVE(underscore_exit, "_exit");
+    RESOLVE(abort, "abort");
     RESOLVE(malloc, "malloc");
     (void)r;
     shim_guard = saved;

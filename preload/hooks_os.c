@@ -19,10 +19,10 @@ static uint64_t page_round(uint64_t n)
     return (n + page - 1) & ~(page - 1);
 }
 
-static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), void *addr,
-                         size_t len, int prot, int flags, int fd, off_t off)
+static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), const void *caller,
+                         void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    if (!shim_recording_os())
+    if (!shim_recording_os(caller))
         return real(addr, len, prot, flags, fd, off);
     void *p;
     int saved = shim_guard;
@@ -43,21 +43,21 @@ SHIM_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_
 {
     if (SHIM_UNLIKELY(!g_shim.real.mmap))
         shim_resolve_real();
-    return mmap_common(g_shim.real.mmap, addr, len, prot, flags, fd, off);
+    return mmap_common(g_shim.real.mmap, __builtin_return_address(0), addr, len, prot, flags, fd, off);
 }
 
 SHIM_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     if (SHIM_UNLIKELY(!g_shim.real.mmap64))
         shim_resolve_real();
-    return mmap_common(g_shim.real.mmap64, addr, len, prot, flags, fd, off);
+    return mmap_common(g_shim.real.mmap64, __builtin_return_address(0), addr, len, prot, flags, fd, off);
 }
 
 SHIM_EXPORT int munmap(void *addr, size_t len)
 {
     if (SHIM_UNLIKELY(!g_shim.real.munmap))
         shim_resolve_real();
-    if (!shim_recording_os())
+    if (!shim_recording_os(__builtin_return_address(0)))
         return g_shim.real.munmap(addr, len);
     shim_ring_t *r = shim_ring_get();
     shim_event_t *e = r ? shim_event_reserve(r) : NULL;
@@ -94,7 +94,7 @@ SHIM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, .
         want = va_arg(ap, void *);
         va_end(ap);
     }
-    if (!shim_recording_os())
+    if (!shim_recording_os(__builtin_return_address(0)))
         return g_shim.real.mremap(old, old_len, new_len, flags, want);
     shim_ring_t *r = shim_ring_get();
     shim_event_t *e = r ? shim_event_reserve(r) : NULL;
@@ -172,6 +172,17 @@ static void __attribute__((noreturn)) underscore_exit(int code)
         shim_resolve_real();
     shim_writer_finish(MLMEM_END_UNDERSCORE_EXIT, 1, code);
     g_shim.real.underscore_exit(code);
+}
+
+/* abort() kills the process with SIGABRT before any destructor runs: send
+ * what the rings hold first. (assert() calls glibc's internal abort, which
+ * cannot be interposed; the writer's last drain, a few ms old, is kept.) */
+SHIM_EXPORT void abort(void)
+{
+    if (SHIM_UNLIKELY(!g_shim.real.abort))
+        shim_resolve_real();
+    shim_writer_finish(MLMEM_END_ABORT, 0, 0);
+    g_shim.real.abort();
 }
 
 SHIM_EXPORT void _exit(int code)

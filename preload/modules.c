@@ -6,6 +6,8 @@
  * stack was captured. Append-only; the writer sends new entries and unloads.
  */
 #define _GNU_SOURCE
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
@@ -91,11 +93,16 @@ void shim_modules_refresh(int after_close)
     shim_guard = saved;
 }
 
-/* Finds the shim's own address range (its frames are dropped from stacks)
- * and takes the first snapshot. */
-static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
+typedef struct {
+    uintptr_t probe;
+    uintptr_t *start, *end;
+} range_query_t;
+
+/* Finds the address range of the object containing q->probe. */
+static int find_range(struct dl_phdr_info *info, size_t size, void *arg)
 {
-    uintptr_t probe = (uintptr_t)arg;
+    range_query_t *q = arg;
+    uintptr_t probe = q->probe;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD)
@@ -113,20 +120,26 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
                 if (a + q->p_memsz > hi)
                     hi = a + q->p_memsz;
             }
-            g_shim.self_start = lo;
-            g_shim.self_end = hi;
+            *q->start = lo;
+            *q->end = hi;
             return 1;
         }
     }
     return 0;
 }
 
+/* Finds the shim's own range (its frames are dropped from stacks) and
+ * libunwind's (its calls to mmap/munmap are the shim's, not the program's),
+ * and takes the first snapshot. */
 void shim_modules_init(void)
 {
     ssize_t n = readlink("/proc/self/exe", g_shim.exe_path, sizeof g_shim.exe_path - 1);
     g_shim.exe_path[n > 0 ? n : 0] = '\0';
     g_shim.modules_paths[0] = '\0';
     g_shim.modules_paths_used = 1;
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&shim_modules_init);
+    range_query_t self = {(uintptr_t)&shim_modules_init, &g_shim.self_start, &g_shim.self_end};
+    dl_iterate_phdr(find_range, &self);
+    range_query_t unwind = {(uintptr_t)&unw_backtrace, &g_shim.unwind_start, &g_shim.unwind_end};
+    dl_iterate_phdr(find_range, &unwind);
     shim_modules_refresh(0);
 }

@@ -43,12 +43,15 @@ static inline int shim_recording(void)
            shim_guard != SHIM_GUARD_PASS;
 }
 
-/* For mmap, munmap and mremap: inside libunwind they are its own memory
- * pools (signal handlers do not map memory), so only record them outside. */
-static inline int shim_recording_os(void)
+/* For mmap, munmap and mremap called from 'caller': libunwind's are its
+ * own memory pools, made while unwinding or freed by its thread-exit
+ * destructor; only the program's are recorded. */
+static inline int shim_recording_os(const void *caller)
 {
+    uintptr_t c = (uintptr_t)caller;
     return atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE &&
-           shim_guard == SHIM_GUARD_NONE;
+           shim_guard == SHIM_GUARD_NONE &&
+           !(c >= g_shim.unwind_start && c < g_shim.unwind_end);
 }
 
 static inline shim_ring_t *shim_ring_get(void)

@@ -1,8 +1,8 @@
 /*
  * ring.c - the registry of per-thread rings. A thread gets a ring on its
  * first event; when it exits (pthread key destructor) the ring is marked
- * EXITED, the writer drains it and returns it to the pool for the next new
- * thread. Rings are never unmapped while the process runs, so the writer can
+ * EXITED, and once the thread is really gone the writer drains it and
+ * returns it to the pool for the next new thread. Rings are never unmapped while the process runs, so the writer can
  * read any registered ring without locks.
  */
 #define _GNU_SOURCE
@@ -12,25 +12,13 @@
 
 #include "record.h"
 
-/* Rounds of pthread key destructors we stay attached through: other keys'
- * destructors (run in the same rounds) may still free memory. glibc runs at
- * most PTHREAD_DESTRUCTOR_ITERATIONS (4) rounds. */
-#define RING_KEEP_ROUNDS 3
-
-static SHIM_TLS int destructor_rounds;
-
+/* The thread is exiting (its pthread key destructors run). It may still
+ * allocate and free after this (later destructors, glibc's own thread
+ * cleanup), so it keeps its ring; the writer frees the ring once the
+ * kernel says the thread is gone (see drain_ring in writer.c). */
 static void ring_thread_exit(void *p)
 {
     shim_ring_t *r = p;
-    if (++destructor_rounds < RING_KEEP_ROUNDS) {
-        int saved = shim_guard;
-        shim_guard = SHIM_GUARD_PASS;
-        pthread_setspecific(g_shim.ring_key, r); /* run again next round */
-        shim_guard = saved;
-        return;
-    }
-    shim_thread_exited = 1;
-    shim_ring = NULL;
     atomic_store_explicit(&r->state, SHIM_RING_EXITED, memory_order_release);
     shim_writer_wake();
 }
@@ -50,10 +38,6 @@ static void ring_claimed(shim_ring_t *r)
 
 shim_ring_t *shim_ring_attach(void)
 {
-    if (shim_thread_exited) {
-        atomic_fetch_add_explicit(&g_shim.orphan_dropped, 1, memory_order_relaxed);
-        return NULL;
-    }
     shim_ring_t *r = NULL;
     uint32_t n = atomic_load(&g_shim.ring_count);
     for (uint32_t i = 0; i < n && !r; i++) {

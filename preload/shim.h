@@ -67,7 +67,7 @@ _Static_assert(sizeof(shim_event_t) == 64, "one event per cache line");
 typedef enum {
     SHIM_RING_FREE = 0,    /* in the pool, no owner                         */
     SHIM_RING_ACTIVE = 1,  /* owned by a live thread                        */
-    SHIM_RING_EXITED = 2,  /* owner exited; the writer drains then frees it */
+    SHIM_RING_EXITED = 2,  /* owner exiting; freed by the writer once gone */
 } shim_ring_state_t;
 
 /* A single-producer ring owned by one thread, drained by the writer.
@@ -127,6 +127,7 @@ typedef struct {
     pid_t (*fork)(void);
     void (*exit)(int) __attribute__((noreturn));
     void (*underscore_exit)(int) __attribute__((noreturn));
+    void (*abort)(void) __attribute__((noreturn));
 } shim_real_t;
 
 typedef struct {
@@ -196,7 +197,7 @@ typedef struct {
     shim_ring_t *_Atomic rings[SHIM_MAX_RINGS];
     _Atomic uint32_t ring_count;
     pthread_key_t ring_key;
-    _Atomic uint64_t orphan_dropped;  /* events of threads with no ring     */
+    _Atomic uint64_t orphan_dropped;  /* events of threads that got no ring */
 
     /* Stack table (stacks.c). */
     _Atomic uint64_t *stack_slots;
@@ -206,6 +207,7 @@ typedef struct {
     _Atomic uint32_t stack_next_id;
     _Atomic uint64_t stack_overflows; /* stacks that found no room          */
     uintptr_t self_start, self_end;   /* the shim's own text, skipped       */
+    uintptr_t unwind_start, unwind_end; /* libunwind: its mappings are ours */
 
     /* Module map (modules.c), guarded by modules_lock. */
     pthread_mutex_t modules_lock;
@@ -242,7 +244,6 @@ enum { SHIM_GUARD_NONE = 0, SHIM_GUARD_PASS = 1, SHIM_GUARD_UNWIND = 2 };
 
 extern SHIM_TLS int shim_guard;
 extern SHIM_TLS shim_ring_t *shim_ring;     /* NULL: none yet              */
-extern SHIM_TLS int shim_thread_exited;
 
 /* ---- functions --------------------------------------------------------- */
 

@@ -12,4 +12,3 @@ shim_state_t g_shim = {
 
 SHIM_TLS int shim_guard;
 SHIM_TLS shim_ring_t *shim_ring;
-SHIM_TLS int shim_thread_exited;

@@ -335,11 +335,11 @@ static void batch_add(batch_t *b, const shim_event_t *e)
     b->count++;
 }
 
-/* Drains one ring; returns the number of events taken. With 'discard' the
- * events are counted as dropped instead of sent (the analyzer is gone). */
-static size_t drain_ring(shim_ring_t *r, int discard)
+/* Takes the published events of one ring; returns how many. With
+ * 'discard' they are counted as dropped instead of sent (the analyzer is
+ * gone). */
+static size_t drain_ring_events(shim_ring_t *r, int discard)
 {
-    int state = atomic_load_explicit(&r->state, memory_order_acquire);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
     size_t taken = (size_t)(head - tail);
@@ -355,8 +355,21 @@ static size_t drain_ring(shim_ring_t *r, int discard)
         }
         atomic_store_explicit(&r->tail, head, memory_order_release);
     }
-    if (state == SHIM_RING_EXITED && atomic_load(&r->head) == head)
+    return taken;
+}
+
+static size_t drain_ring(shim_ring_t *r, int discard)
+{
+    int state = atomic_load_explicit(&r->state, memory_order_acquire);
+    size_t taken = drain_ring_events(r, discard);
+    /* An exiting thread's ring is recycled only when the kernel says the
+     * thread is gone: then nothing can be written to it any more, and one
+     * last drain takes what it wrote since. */
+    if (state == SHIM_RING_EXITED && syscall(SYS_tgkill, g_shim.pid, r->tid, 0) != 0 &&
+        errno == ESRCH) {
+        taken += drain_ring_events(r, discard);
         atomic_store_explicit(&r->state, SHIM_RING_FREE, memory_order_release);
+    }
     return taken;
 }
 
@@ -458,10 +471,10 @@ static void *writer_main(void *arg)
 {
     shim_guard = SHIM_GUARD_PASS;
     W.tid = (uint32_t)syscall(SYS_gettid);
-    send_hello();
     /* Let the clock calibration see at least a millisecond before the
      * first event is converted. */
-    wait_for_work(2);
+    while (shim_now() < W.base_ns + 1100000)
+        wait_for_work(1);
     calibrate();
 
     for (;;) {
@@ -523,6 +536,10 @@ int shim_writer_start(void)
                  g_shim.config.socket_path, errno);
         return -1;
     }
+    /* HELLO goes out now, from this thread: a process that dies before the
+     * writer first runs still says who it was. */
+    send_hello();
+    flush_out();
     sigset_t all, old;
     sigfillset(&all);
     int saved = shim_guard;

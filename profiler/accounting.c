@@ -39,6 +39,13 @@
  *   that goes back.
  * - Thread 'frees' are the frees a thread performed; its live bytes are the
  *   bytes it allocated that are still live, whoever frees them.
+ *
+ * The timeline has at most 'timeline_points' buckets of equal, power-of-two
+ * width starting at time 0; when time runs past the last one, neighbours
+ * merge in pairs and the width doubles, so it always covers the whole run.
+ * A bucket keeps the highest live bytes seen after any event in its span,
+ * the time that was first reached and the heap/mmap split then, and the
+ * latest RSS sample; so the global peak is always one of its points.
  */
 #include "accounting.h"
 
@@ -113,8 +120,8 @@ typedef struct {
 #define ACCT_NONE UINT32_MAX
 #define ACCT_DIRECT_STACKS (1u << 22) /* stack ids below index an array */
 #define ACCT_TCACHE 64                /* thread lookups cached by tid % 64 */
-/* The per-event path is a handful of small steps; inlining them all into
- * prof_acct_apply() is worth about a third of its time. */
+/* The per-event path is a handful of small steps, inlined into
+ * prof_acct_apply(); bench/acct_throughput measures it. */
 #define ACCT_HOT static inline __attribute__((always_inline))
 
 struct prof_acct {

@@ -323,6 +323,10 @@ static void fill_process(const prof_analysis_t *a, prof_process_t *p)
         case MLMEM_END_EXEC:
             p->end = PROF_END_EXEC;
             break;
+        case MLMEM_END_ABORT:
+            p->end = PROF_END_SIGNALED;
+            p->signal = 6; /* SIGABRT */
+            break;
         default:
             break;
         }

@@ -408,8 +408,8 @@ int prof_decoder_finish(prof_decoder_t *d)
 {
     if (d->failed)
         return -1;
-    if (!d->header_done && d->len == 0 && d->offset == 0)
-        return fail(d, 0, "the stream is empty");
+    /* An empty stream is legal: a process that connected and ended (or
+     * exec'd) before its shim sent anything. */
     if (d->len)
         return fail(d, d->offset, "the stream ends inside a record (%zu bytes left over)", d->len);
     return 0;

@@ -72,7 +72,8 @@ void prof_decoder_free(prof_decoder_t *d);
 int prof_decoder_feed(prof_decoder_t *d, const uint8_t *data, size_t len);
 
 /* Says whether the stream ended cleanly: returns 0 if no bytes are left
- * over, -1 (with an error) if it stopped inside a record or header. */
+ * over (an empty stream is clean), -1 (with an error) if it stopped inside
+ * a record or header. */
 int prof_decoder_finish(prof_decoder_t *d);
 
 /* The first error, e.g. "offset 1234: event type 99 is unknown", or NULL. */

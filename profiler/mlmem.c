@@ -282,7 +282,11 @@ static int cmd_run(int argc, char **argv, int record_only)
                             "linked, or setuid? Nothing was recorded.\n", lo.argv[0]);
         } else {
             prof_result_t r;
-            if (prof_session_result(ctx.session, 0, 1, 0, &r) != 0)
+            int rc = prof_session_result(ctx.session, 0, 1, 0, &r);
+            if (rc == -2)
+                die(1, "no process of the run sent any data: it ended before the shim "
+                       "could report anything");
+            if (rc != 0)
                 die(1, "out of memory building the report");
             if (!quiet)
                 print_text(&r, sites);

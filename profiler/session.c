@@ -134,15 +134,24 @@ size_t prof_session_stream_count(const prof_session_t *s)
     return s->count;
 }
 
+/* A stream that never said HELLO (its process exec'd or died at once)
+ * has nothing to report. */
+static int has_data(const stream_t *st)
+{
+    return prof_analysis_pid(st->analysis) != 0;
+}
+
 static stream_t *main_stream(prof_session_t *s)
 {
-    if (!s->count)
-        return NULL;
     if (s->have_run_info)
         for (size_t i = s->count; i-- > 0;)
-            if (prof_analysis_pid(s->streams[i].analysis) == s->run.root_pid)
+            if (has_data(&s->streams[i]) &&
+                prof_analysis_pid(s->streams[i].analysis) == s->run.root_pid)
                 return &s->streams[i];
-    return &s->streams[0];
+    for (size_t i = 0; i < s->count; i++)
+        if (has_data(&s->streams[i]))
+            return &s->streams[i];
+    return NULL;
 }
 
 prof_analysis_t *prof_session_main(prof_session_t *s)
@@ -189,7 +198,7 @@ int prof_session_result(prof_session_t *s, int32_t pid, int symbolize, size_t ma
             target = (size_t)(m - s->streams);
     } else {
         for (size_t i = s->count; i-- > 0;)
-            if (prof_analysis_pid(s->streams[i].analysis) == pid) {
+            if (has_data(&s->streams[i]) && prof_analysis_pid(s->streams[i].analysis) == pid) {
                 target = i;
                 break;
             }
@@ -207,7 +216,7 @@ int prof_session_result(prof_session_t *s, int32_t pid, int symbolize, size_t ma
         }
     }
     for (size_t i = 0; i < s->count; i++) {
-        if (i == target)
+        if (i == target || !has_data(&s->streams[i]))
             continue;
         prof_result_t r;
         if (prof_analysis_result(s->streams[i].analysis, 0, 1, &r) != 0) {

@@ -17,7 +17,7 @@
 #include "trace_file.h"
 
 #define MAX_TRACE_RECORD ((64u << 20) + 64)
-#define FLUSH_INTERVAL_NS 1000000000ull
+#define FLUSH_INTERVAL_NS 250000000ull
 
 struct prof_trace_writer {
     int fd;

@@ -3,7 +3,7 @@
  * received it, zstd-compressed, with the run's outcome and a trailer that
  * marks it complete (format: docs/trace-format.md, "Trace file").
  *
- * The writer flushes a zstd frame boundary about once a second, so a trace
+ * The writer flushes the zstd stream every quarter second, so a trace
  * whose writer was killed still decodes up to its last flush; it just has
  * no trailer, and the reader says so. Files are created 0600 and never
  * through a symlink.

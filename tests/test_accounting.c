@@ -599,6 +599,8 @@ static void test_accounting_rss_and_annotations(void **state)
 #define REF_STACKS 8
 #define REF_TIDS 4
 #define REF_ORIGINS 200000
+#define REF_UNMAPPED (-1)
+#define REF_FILE (-2)
 
 /* The model keeps every heap block in a slot array and every page of the
  * arena with the mapping call that owns it, and recomputes all figures by
@@ -607,7 +609,7 @@ typedef struct {
     uint8_t live[REF_SLOTS];
     uint64_t size[REF_SLOTS], born[REF_SLOTS];
     uint32_t site[REF_SLOTS], thr[REF_SLOTS];
-    int32_t page[REF_PAGES];    /* origin or -1 */
+    int32_t page[REF_PAGES];    /* origin, or REF_UNMAPPED, or REF_FILE */
     uint32_t osite[REF_ORIGINS], othr[REF_ORIGINS];
     uint64_t oborn[REF_ORIGINS];
     uint8_t olive[REF_ORIGINS];
@@ -624,7 +626,7 @@ typedef struct {
     uint64_t at_peak_bytes[REF_STACKS], at_peak_allocs[REF_STACKS], t_at_peak[REF_TIDS];
 
     uint64_t live_bytes[REF_STACKS], live_allocs[REF_STACKS], t_live[REF_TIDS];
-    uint64_t heap, mmap;
+    uint64_t heap, mmap, file;
 } ref_t;
 
 static void ref_heap_free(ref_t *m, int k, uint32_t freer, uint64_t now, int temporary)
@@ -658,15 +660,18 @@ static void ref_heap_alloc(ref_t *m, int k, uint64_t size, uint32_t st, uint32_t
 }
 
 /* Drops the pages [p, p + n) and frees the mapping calls left with none.
- * Returns the number of pages that were mapped. */
-static int ref_unmap(ref_t *m, int p, int n, uint32_t freer, uint64_t now)
+ * Returns the number of pages that were mapped; *file says whether all of
+ * them were file-backed. */
+static int ref_unmap(ref_t *m, int p, int n, uint32_t freer, uint64_t now, int *file)
 {
-    int had = 0;
+    int had = 0, anon = 0;
     for (int i = p; i < p + n && i < REF_PAGES; i++)
-        if (m->page[i] >= 0) {
+        if (m->page[i] != REF_UNMAPPED) {
             had++;
-            m->page[i] = -1;
+            anon += m->page[i] >= 0;
+            m->page[i] = REF_UNMAPPED;
         }
+    *file = had > 0 && anon == 0;
     uint8_t *still = m->still;
     memset(still, 0, m->norigins);
     for (int i = 0; i < REF_PAGES; i++)
@@ -705,7 +710,7 @@ static void ref_scan(ref_t *m, uint64_t seq)
     memset(m->live_bytes, 0, sizeof(m->live_bytes));
     memset(m->live_allocs, 0, sizeof(m->live_allocs));
     memset(m->t_live, 0, sizeof(m->t_live));
-    m->heap = m->mmap = 0;
+    m->heap = m->mmap = m->file = 0;
     for (int k = 0; k < REF_SLOTS; k++)
         if (m->live[k]) {
             m->live_bytes[m->site[k]] += m->size[k];
@@ -713,6 +718,9 @@ static void ref_scan(ref_t *m, uint64_t seq)
             m->t_live[m->thr[k]] += m->size[k];
             m->heap += m->size[k];
         }
+    for (int i = 0; i < REF_PAGES; i++)
+        if (m->page[i] == REF_FILE)
+            m->file += REF_PAGE;
     for (int i = 0; i < REF_PAGES; i++)
         if (m->page[i] >= 0) {
             int32_t o = m->page[i];
@@ -749,6 +757,7 @@ static void ref_compare(const ref_t *m, tst_t *s)
     assert_int_equal(r.summary.peak_heap_bytes, m->peak_heap);
     assert_int_equal(r.summary.peak_mmap_bytes, m->peak_mmap);
     assert_int_equal(r.summary.live_bytes, m->heap + m->mmap);
+    assert_int_equal(r.summary.file_mapped_bytes, m->file);
     assert_int_equal(r.summary.leaked_bytes, m->heap + m->mmap);
     assert_int_equal(r.summary.total_allocations, m->total_allocs);
     assert_int_equal(r.summary.total_frees, m->total_frees);
@@ -816,7 +825,8 @@ static void test_accounting_random_matches_reference(void **state)
     ref_t *m = calloc(1, sizeof(*m));
     assert_non_null(m);
     for (int i = 0; i < REF_PAGES; i++)
-        m->page[i] = -1;
+        m->page[i] = REF_UNMAPPED;
+    int file;
     tst_t s;
     tst_init(&s, 128);
     uint64_t x = 0x9E3779B97F4A7C15ull;
@@ -863,21 +873,28 @@ static void test_accounting_random_matches_reference(void **state)
                 m->unmatched++;
             ref_heap_alloc(m, kn, size, st, th, now);
             t_realloc(&s, tid, st, old, 0x100000 + 32ull * (uint64_t)kn, size);
-        } else if (op < 91) { /* MMAP, over whatever is there */
+        } else if (op < 91) { /* MMAP or MMAP_FILE, over whatever is there */
             int p = (int)(rnd(&x) % REF_PAGES);
             int n = 1 + (int)(rnd(&x) % 16);
             if (p + n > REF_PAGES)
                 n = REF_PAGES - p;
-            ref_unmap(m, p, n, th, now);
-            ref_map(m, p, n, st, th, now);
+            ref_unmap(m, p, n, th, now, &file);
             m->last_alloc[th] = 0;
-            t_mmap(&s, tid, st, REF_ARENA + (uint64_t)p * REF_PAGE, (uint64_t)n * REF_PAGE);
+            if (op < 89) {
+                ref_map(m, p, n, st, th, now);
+                t_mmap(&s, tid, st, REF_ARENA + (uint64_t)p * REF_PAGE, (uint64_t)n * REF_PAGE);
+            } else {
+                for (int j = p; j < p + n; j++)
+                    m->page[j] = REF_FILE;
+                t_mmap_file(&s, tid, st, REF_ARENA + (uint64_t)p * REF_PAGE,
+                            (uint64_t)n * REF_PAGE);
+            }
         } else if (op < 97) { /* MUNMAP: part of one, or several */
             int p = (int)(rnd(&x) % REF_PAGES);
             int n = 1 + (int)(rnd(&x) % 24);
             if (p + n > REF_PAGES)
                 n = REF_PAGES - p;
-            if (ref_unmap(m, p, n, th, now) == 0)
+            if (ref_unmap(m, p, n, th, now, &file) == 0)
                 m->unmatched++;
             m->last_alloc[th] = 0;
             t_munmap(&s, tid, REF_ARENA + (uint64_t)p * REF_PAGE, (uint64_t)n * REF_PAGE);
@@ -888,10 +905,15 @@ static void test_accounting_random_matches_reference(void **state)
                 n = REF_PAGES - p;
             if (q + nq > REF_PAGES)
                 nq = REF_PAGES - q;
-            if (ref_unmap(m, p, n, th, now) == 0)
+            int old_file;
+            if (ref_unmap(m, p, n, th, now, &old_file) == 0)
                 m->unmatched++;
-            ref_unmap(m, q, nq, th, now);
-            ref_map(m, q, nq, st, th, now);
+            ref_unmap(m, q, nq, th, now, &file);
+            if (old_file) /* a remapped file mapping stays one */
+                for (int j = q; j < q + nq; j++)
+                    m->page[j] = REF_FILE;
+            else
+                ref_map(m, q, nq, st, th, now);
             m->last_alloc[th] = 0;
             t_mremap(&s, tid, st, REF_ARENA + (uint64_t)p * REF_PAGE, (uint64_t)n * REF_PAGE,
                      REF_ARENA + (uint64_t)q * REF_PAGE, (uint64_t)nq * REF_PAGE);
@@ -904,6 +926,7 @@ static void test_accounting_random_matches_reference(void **state)
     assert_true(m->peak > 0);
     assert_true(m->unmatched > 0);
     assert_true(m->temporaries > 0);
+    assert_true(m->file > 0);
     prof_acct_free(s.a);
     free(m);
 }

@@ -17,12 +17,42 @@ typedef struct {
     uint32_t idx;
 } mag_idx_t;
 
-static int cmp_mag_idx(const void *pa, const void *pb)
+static int mag_idx_less(const mag_idx_t *a, const mag_idx_t *b)
 {
-    const mag_idx_t *a = pa, *b = pb;
-    if (a->mag != b->mag)
-        return a->mag < b->mag ? -1 : 1;
-    return a->idx < b->idx ? -1 : (a->idx > b->idx);
+    return a->mag < b->mag || (a->mag == b->mag && a->idx < b->idx);
+}
+
+/* In-place heapsort by (magnitude, index): glibc's qsort may malloc a merge
+ * buffer behind the accountant's back, this never allocates. */
+static void sort_mag_idx(mag_idx_t *v, size_t n)
+{
+    for (size_t start = n / 2; start-- > 0;) {
+        for (size_t root = start;;) {
+            size_t child = 2 * root + 1;
+            if (child >= n)
+                break;
+            if (child + 1 < n && mag_idx_less(&v[child], &v[child + 1]))
+                child++;
+            if (!mag_idx_less(&v[root], &v[child]))
+                break;
+            mag_idx_t t = v[root]; v[root] = v[child]; v[child] = t;
+            root = child;
+        }
+    }
+    for (size_t end = n; end-- > 1;) {
+        mag_idx_t t = v[0]; v[0] = v[end]; v[end] = t;
+        for (size_t root = 0;;) {
+            size_t child = 2 * root + 1;
+            if (child >= end)
+                break;
+            if (child + 1 < end && mag_idx_less(&v[child], &v[child + 1]))
+                child++;
+            if (!mag_idx_less(&v[root], &v[child]))
+                break;
+            mag_idx_t u = v[root]; v[root] = v[child]; v[child] = u;
+            root = child;
+        }
+    }
 }
 
 int train_prune_masks(train_model_t *m, float sparsity, uint8_t **masks, size_t *pruned)
@@ -45,7 +75,7 @@ int train_prune_masks(train_model_t *m, float sparsity, uint8_t **masks, size_t 
             order[i].mag = fabsf(m->param[t][i]);
             order[i].idx = (uint32_t)i;
         }
-        qsort(order, n, sizeof(mag_idx_t), cmp_mag_idx);
+        sort_mag_idx(order, n);
         memset(masks[t], 1, n);
         for (size_t i = 0; i < k; i++) {
             masks[t][order[i].idx] = 0;

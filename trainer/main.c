@@ -856,10 +856,34 @@ static json_t *bytes_object(const size_t *bytes)
     return o;
 }
 
-static int cmp_float(const void *pa, const void *pb)
+static void sift_down(float *v, size_t root, size_t n)
 {
-    float a = *(const float *)pa, b = *(const float *)pb;
-    return (a > b) - (a < b);
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            break;
+        if (child + 1 < n && v[child] < v[child + 1])
+            child++;
+        if (!(v[root] < v[child]))
+            break;
+        float t = v[root];
+        v[root] = v[child];
+        v[child] = t;
+        root = child;
+    }
+}
+
+/* In-place heapsort: glibc's qsort may malloc outside the accountant. */
+static void sort_floats(float *v, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(v, i, n);
+    for (size_t end = n; end-- > 1;) {
+        float t = v[0];
+        v[0] = v[end];
+        v[end] = t;
+        sift_down(v, 0, end);
+    }
 }
 
 static json_t *config_json(const train_args_t *a, int n_train, int n_test)
@@ -951,11 +975,9 @@ static void write_report(train_run_t *r, size_t n_params, const int *dims, int n
     if (n > 0) {
         /* median over steps after the first (warm-up) */
         long from = n > 1 ? 1 : 0;
-        qsort(r->step_ms + from, (size_t)(n - from), sizeof(float), cmp_float);
+        sort_floats(r->step_ms + from, (size_t)(n - from));
         json_object_set_new(steps, "median_ms", json_real(r->step_ms[from + (n - from) / 2]));
     }
-    json_object_set_new(steps, "time_ms_unsorted_note",
-                        json_string("time_ms is sorted (ascending) after the first step"));
     json_object_set_new(steps, "time_ms", times);
     json_object_set_new(steps, "loss", losses);
     json_object_set_new(root, "steps", steps);

@@ -98,6 +98,7 @@ enum {
     MLMEM_END_UNDERSCORE_EXIT = 2, /* _exit / _Exit                          */
     MLMEM_END_EXEC = 3,      /* the image was replaced by execve            */
     MLMEM_END_DETACHED = 4,  /* the shim stopped sending (e.g. follow off)  */
+    MLMEM_END_ABORT = 5,     /* abort() was called                          */
 };
 
 /* ---- trace file (analyzer -> disk) ------------------------------------ */

@@ -1,0 +1,27 @@
+# End-to-end tests of the capture pipeline: real programs under the shim,
+# run through the real mlmem command, with exact figures asserted.
+
+set(E2E_DIR ${CMAKE_BINARY_DIR}/bin/e2e)
+foreach(prog e2e_peak e2e_realloc e2e_aligned e2e_mmap e2e_calloc_overflow e2e_threads
+        e2e_fork e2e_sigkill e2e_signal_alloc e2e_dlopen e2e_exit e2e_annotate)
+  add_executable(${prog} e2e/${prog}.c)
+  # -O0 keeps every allocation the source shows; -g for symbol checks.
+  target_compile_options(${prog} PRIVATE -O0 -g -fno-builtin)
+  set_target_properties(${prog} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${E2E_DIR})
+endforeach()
+target_link_libraries(e2e_threads PRIVATE Threads::Threads)
+target_link_libraries(e2e_exit PRIVATE Threads::Threads)
+target_link_libraries(e2e_dlopen PRIVATE ${CMAKE_DL_LIBS})
+add_executable(e2e_cxx e2e/e2e_cxx.cpp)
+target_compile_options(e2e_cxx PRIVATE -O0 -g)
+set_target_properties(e2e_cxx PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${E2E_DIR})
+add_library(e2e_plugin SHARED e2e/e2e_plugin.c)
+target_compile_options(e2e_plugin PRIVATE -O0 -g)
+set_target_properties(e2e_plugin PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${E2E_DIR})
+
+mlmem_add_test(test_e2e_capture
+  SOURCES test_e2e_capture.c e2e_harness.c
+  LIBS PkgConfig::JANSSON)
+add_dependencies(test_e2e_capture mlmem mlmem_preload e2e_peak e2e_realloc e2e_aligned
+  e2e_mmap e2e_calloc_overflow e2e_threads e2e_fork e2e_sigkill e2e_signal_alloc
+  e2e_dlopen e2e_exit e2e_annotate e2e_cxx e2e_plugin)

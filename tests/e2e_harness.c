@@ -1,0 +1,142 @@
+/* e2e_harness.c - see e2e_harness.h. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e_harness.h"
+
+static const char *build_dir(void)
+{
+    const char *d = getenv("MLMEM_BUILD_DIR");
+    if (!d) {
+        fail_msg("MLMEM_BUILD_DIR is not set (run the test through ctest)");
+    }
+    return d;
+}
+
+const char *e2e_tmpdir(void)
+{
+    static char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/mlmem-e2e-XXXXXX");
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp failed");
+    return dir;
+}
+
+const char *e2e_prog(const char *name)
+{
+    static char buf[4][4096];
+    static int slot;
+    slot = (slot + 1) % 4;
+    snprintf(buf[slot], sizeof buf[slot], "%s/bin/e2e/%s", build_dir(), name);
+    return buf[slot];
+}
+
+const char *e2e_mlmem(void)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/bin/mlmem", build_dir());
+    return buf;
+}
+
+const char *e2e_path(int slot, const char *dir, const char *name)
+{
+    static char buf[4][4096];
+    snprintf(buf[slot & 3], sizeof buf[0], "%s/%s", dir, name);
+    return buf[slot & 3];
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    lseek(fd, 0, SEEK_SET);
+    for (;;) {
+        if (len + 1 >= cap)
+            s = realloc(s, cap *= 2);
+        ssize_t n = read(fd, s + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    s[len] = '\0';
+    return s;
+}
+
+e2e_result_t e2e_exec(const char *const *argv)
+{
+    e2e_result_t r = {0};
+    char out_path[] = "/tmp/mlmem-e2e-out-XXXXXX";
+    char err_path[] = "/tmp/mlmem-e2e-err-XXXXXX";
+    int out = mkstemp(out_path), err = mkstemp(err_path);
+    assert_true(out >= 0 && err >= 0);
+    unlink(out_path);
+    unlink(err_path);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = slurp_fd(out);
+    r.err = slurp_fd(err);
+    close(out);
+    close(err);
+    return r;
+}
+
+void e2e_result_free(e2e_result_t *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+json_t *e2e_load_json(const char *path)
+{
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    if (!j)
+        fail_msg("cannot load %s: %s (line %d)", path, e.text, e.line);
+    return j;
+}
+
+long long e2e_int(json_t *root, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    json_t *j = root;
+    for (char *tok = strtok(buf, "."); tok; tok = strtok(NULL, ".")) {
+        j = json_object_get(j, tok);
+        if (!j)
+            fail_msg("no field %s in the report", path);
+    }
+    if (!json_is_integer(j))
+        fail_msg("field %s is not an integer", path);
+    return json_integer_value(j);
+}
+
+json_t *e2e_site_with_function(json_t *report, const char *fn)
+{
+    size_t i, k;
+    json_t *site, *frame;
+    json_array_foreach(json_object_get(report, "sites"), i, site) {
+        json_array_foreach(json_object_get(site, "frames"), k, frame) {
+            const char *f = json_string_value(json_object_get(frame, "function"));
+            if (f && strstr(f, fn))
+                return site;
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,45 @@
+/*
+ * e2e_harness.h - running the real mlmem command on real programs from a
+ * cmocka test, and reading what it wrote.
+ *
+ * Paths come from MLMEM_BUILD_DIR (set by ctest): the mlmem binary is
+ * $MLMEM_BUILD_DIR/bin/mlmem, test programs are in $MLMEM_BUILD_DIR/bin/e2e.
+ * Each test gets a fresh private directory for its outputs.
+ */
+#ifndef E2E_HARNESS_H
+#define E2E_HARNESS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int status;        /* mlmem's exit status (or 128 + signal)           */
+    char *out;         /* its stdout, NUL-terminated                      */
+    char *err;         /* its stderr                                      */
+} e2e_result_t;
+
+/* A fresh directory for one test's files; returns a static path. */
+const char *e2e_tmpdir(void);
+
+/* $MLMEM_BUILD_DIR/bin/e2e/NAME (static buffer, one at a time per slot). */
+const char *e2e_prog(const char *name);
+const char *e2e_mlmem(void);
+
+/* Runs argv (argv[0] a path) with stdout/stderr captured. */
+e2e_result_t e2e_exec(const char *const *argv);
+void e2e_result_free(e2e_result_t *r);
+
+/* Loads a JSON file; fails the test if it cannot. */
+json_t *e2e_load_json(const char *path);
+
+/* Integer at a dotted path like "summary.peak_bytes"; fails if missing. */
+long long e2e_int(json_t *root, const char *path);
+
+/* The first site whose frames contain a function containing 'fn'. */
+json_t *e2e_site_with_function(json_t *report, const char *fn);
+
+/* Joins dir and name into a static buffer slot (0..3). */
+const char *e2e_path(int slot, const char *dir, const char *name);
+
+#endif /* E2E_HARNESS_H */

@@ -1,0 +1,523 @@
+/*
+ * test_e2e_capture.c - the capture pipeline end to end: real programs
+ * (tests/e2e/) run under the shim by the real `mlmem run`, with the exact
+ * figures each program is written to produce asserted in the JSON report.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e_harness.h"
+
+#define MAX_ARGS 32
+
+/* Runs `mlmem run -q --no-trace --json DIR/report.json OPTS -- CMD` and
+ * returns the parsed report. 'opts' and 'cmd' are NULL-terminated. */
+static json_t *profile(const char *const *opts, const char *const *cmd, int expect_status)
+{
+    const char *dir = e2e_tmpdir();
+    const char *json = e2e_path(0, dir, "report.json");
+    const char *argv[MAX_ARGS];
+    int n = 0;
+    argv[n++] = e2e_mlmem();
+    argv[n++] = "run";
+    argv[n++] = "-q";
+    argv[n++] = "--no-trace";
+    argv[n++] = "--json";
+    argv[n++] = json;
+    for (int i = 0; opts && opts[i]; i++)
+        argv[n++] = opts[i];
+    argv[n++] = "--";
+    for (int i = 0; cmd[i]; i++)
+        argv[n++] = cmd[i];
+    argv[n] = NULL;
+    e2e_result_t r = e2e_exec(argv);
+    if (r.status != expect_status)
+        fail_msg("mlmem run %s exited %d, expected %d; stderr:\n%s", cmd[0], r.status,
+                 expect_status, r.err);
+    e2e_result_free(&r);
+    return e2e_load_json(json);
+}
+
+static const char *str_at(json_t *root, const char *a, const char *b)
+{
+    return json_string_value(json_object_get(json_object_get(root, a), b));
+}
+
+static void test_e2e_capture_known_peak(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_peak"), NULL};
+    json_t *r = profile(NULL, cmd, 3);
+    assert_int_equal(e2e_int(r, "summary.peak_bytes"), 3000000);
+    assert_int_equal(e2e_int(r, "summary.peak_heap_bytes"), 3000000);
+    assert_int_equal(e2e_int(r, "summary.total_allocations"), 4);
+    assert_int_equal(e2e_int(r, "summary.total_frees"), 3);
+    assert_int_equal(e2e_int(r, "summary.total_bytes"), 3512345);
+    assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 12345);
+    assert_int_equal(e2e_int(r, "summary.leaked_allocations"), 1);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    assert_string_equal(str_at(r, "process", "end"), "exited");
+    assert_int_equal(e2e_int(r, "process.exit_code"), 3);
+    /* The biggest contributor to the peak is the 2,000,000-byte block,
+     * allocated in main at e2e_peak.c:10. */
+    json_t *top = json_array_get(json_object_get(r, "sites"), 0);
+    assert_int_equal(json_integer_value(json_object_get(top, "live_bytes_at_peak")), 2000000);
+    json_t *f0 = json_array_get(json_object_get(top, "frames"), 0);
+    assert_string_equal(json_string_value(json_object_get(f0, "function")), "main");
+    assert_non_null(strstr(json_string_value(json_object_get(f0, "file")), "e2e_peak.c"));
+    assert_int_equal(json_integer_value(json_object_get(f0, "line")), 10);
+    assert_true(e2e_int(r, "summary.peak_rss_bytes") > 3000000);
+    json_decref(r);
+}
+
+static void test_e2e_capture_realloc_chain(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_realloc"), NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.peak_bytes"), 1000);
+    assert_int_equal(e2e_int(r, "summary.total_allocations"), 5);
+    assert_int_equal(e2e_int(r, "summary.total_frees"), 5);
+    assert_int_equal(e2e_int(r, "summary.total_bytes"), 1360);
+    assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 0);
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    json_decref(r);
+}
+
+static void test_e2e_capture_aligned_allocations(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_aligned"), NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.total_allocations"), 5);
+    assert_int_equal(e2e_int(r, "summary.total_bytes"), 14592);
+    assert_int_equal(e2e_int(r, "summary.peak_bytes"), 14592);
+    assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 0);
+    json_decref(r);
+}
+
+static void test_e2e_capture_mmap_partial_unmap_and_mremap(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_mmap"), NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.peak_bytes"), 61440);
+    assert_int_equal(e2e_int(r, "summary.peak_mmap_bytes"), 61440);
+    assert_int_equal(e2e_int(r, "summary.peak_heap_bytes"), 0);
+    assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 0);
+    assert_int_equal(e2e_int(r, "summary.peak_file_mapped_bytes"), 4096);
+    assert_int_equal(e2e_int(r, "summary.file_mapped_bytes"), 0);
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    json_decref(r);
+}
+
+static void test_e2e_capture_calloc_overflow_records_nothing(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_calloc_overflow"), NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.total_allocations"), 1);
+    assert_int_equal(e2e_int(r, "summary.total_bytes"), 100);
+    assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 0);
+    json_decref(r);
+}
+
+/* The 8 worker threads each allocated 1000 blocks of (i + 1) * 16 bytes. */
+static void check_worker_threads(json_t *r)
+{
+    int seen[9] = {0};
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(r, "threads"), i, t) {
+        long long allocs = json_integer_value(json_object_get(t, "allocations"));
+        long long bytes = json_integer_value(json_object_get(t, "bytes_allocated"));
+        if (allocs == 1000 && bytes % 16000 == 0 && bytes / 16000 >= 1 && bytes / 16000 <= 8)
+            seen[bytes / 16000]++;
+    }
+    for (int k = 1; k <= 8; k++)
+        assert_int_equal(seen[k], 1);
+}
+
+static void test_e2e_capture_threads_free_across_threads(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_threads"), NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    check_worker_threads(r);
+    /* Only the workers' blocks are of these sizes; all were freed, by
+     * another thread than the allocating one. */
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
+    long long allocs = e2e_int(r, "summary.total_allocations");
+    long long frees = e2e_int(r, "summary.total_frees");
+    assert_true(allocs >= 8000);
+    assert_int_equal(allocs - frees, e2e_int(r, "summary.leaked_allocations"));
+    json_decref(r);
+}
+
+static void test_e2e_capture_stacks_all_same_figures(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_threads"), NULL};
+    const char *all[] = {"--stacks=all", NULL};
+    json_t *a = profile(NULL, cmd, 0);
+    json_t *b = profile(all, cmd, 0);
+    assert_string_equal(str_at(b, "process", "stack_mode"), "all");
+    assert_int_equal(e2e_int(a, "summary.total_allocations"), e2e_int(b, "summary.total_allocations"));
+    assert_int_equal(e2e_int(a, "summary.total_bytes"), e2e_int(b, "summary.total_bytes"));
+    assert_int_equal(e2e_int(a, "summary.leaked_bytes"), e2e_int(b, "summary.leaked_bytes"));
+    check_worker_threads(b);
+    /* With every stack captured, the small blocks all have their site. */
+    json_t *site = e2e_site_with_function(b, "worker");
+    assert_non_null(site);
+    json_decref(a);
+    json_decref(b);
+}
+
+static void test_e2e_capture_fork_and_exec_children(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_fork"), e2e_prog("e2e_peak"), NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_string_equal(str_at(r, "process", "end"), "exited");
+    assert_int_equal(e2e_int(r, "process.exit_code"), 0);
+    assert_true(e2e_int(r, "summary.leaked_bytes") >= 1000);
+    json_t *children = json_object_get(r, "children");
+    int forked = 0, execd = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(children, i, c) {
+        long long peak = json_integer_value(json_object_get(c, "peak_bytes"));
+        const char *end = json_string_value(json_object_get(c, "end"));
+        if (peak == 3000000 && strcmp(end, "exited") == 0)
+            execd++;
+        if (json_integer_value(json_object_get(c, "leaked_bytes")) == 2000 &&
+            strcmp(end, "exited") == 0 &&
+            json_integer_value(json_object_get(c, "exit_code")) == 7)
+            forked++;
+    }
+    assert_int_equal(forked, 1);
+    assert_int_equal(execd, 1);
+    json_decref(r);
+}
+
+static void test_e2e_capture_no_follow_fork(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_fork"), e2e_prog("e2e_peak"), NULL};
+    const char *opts[] = {"--no-follow-fork", NULL};
+    json_t *r = profile(opts, cmd, 0);
+    assert_int_equal(json_array_size(json_object_get(r, "children")), 0);
+    assert_true(e2e_int(r, "summary.leaked_bytes") >= 1000);
+    json_decref(r);
+}
+
+static void test_e2e_capture_cxx_new_delete(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_cxx"), NULL};
+    const char *all[] = {"--stacks=all", NULL};
+    json_t *r = profile(all, cmd, 0);
+    size_t i;
+    json_t *s;
+    int big = 0, doubles = 0, vec = 0;
+    json_array_foreach(json_object_get(r, "sites"), i, s) {
+        long long bytes = json_integer_value(json_object_get(s, "bytes_allocated"));
+        json_t *f0 = json_array_get(json_object_get(s, "frames"), 0);
+        const char *fn = json_string_value(json_object_get(f0, "function"));
+        if (!fn || !strstr(fn, "operator new"))
+            continue;
+        big += bytes == 10000;
+        doubles += bytes == 800;
+        vec += bytes == 4000;
+    }
+    assert_int_equal(big, 1);
+    assert_int_equal(doubles, 1);
+    assert_int_equal(vec, 1);
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    json_decref(r);
+}
+
+static void test_e2e_capture_sigkill_keeps_trace(void **state)
+{
+    const char *dir = e2e_tmpdir();
+    const char *trace = e2e_path(1, dir, "killed.zst");
+    const char *json = e2e_path(2, dir, "killed.json");
+    const char *argv[] = {e2e_mlmem(), "run", "-q", "-o", trace, "--json", json, "--",
+                          e2e_prog("e2e_sigkill"), NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 128 + SIGKILL);
+    e2e_result_free(&res);
+    json_t *r = e2e_load_json(json);
+    assert_string_equal(str_at(r, "process", "end"), "signaled");
+    assert_int_equal(e2e_int(r, "process.signal"), SIGKILL);
+    assert_int_equal(e2e_int(r, "summary.total_allocations"), 4);
+    assert_int_equal(e2e_int(r, "summary.peak_bytes"), 4 << 20);
+    assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 4 << 20);
+    json_decref(r);
+
+    /* The trace of the killed run replays to the same figures. */
+    const char *json2 = e2e_path(3, dir, "replayed.json");
+    const char *rep[] = {e2e_mlmem(), "report", trace, "--json", json2, NULL};
+    res = e2e_exec(rep);
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+    r = e2e_load_json(json2);
+    assert_int_equal(e2e_int(r, "summary.peak_bytes"), 4 << 20);
+    assert_string_equal(str_at(r, "process", "end"), "signaled");
+    json_decref(r);
+}
+
+static void test_e2e_capture_signal_handler_allocations_exact(void **state)
+{
+    const char *dir = e2e_tmpdir();
+    char counts[4096];
+    snprintf(counts, sizeof counts, "%s/counts.txt", dir);
+    const char *cmd[] = {e2e_prog("e2e_signal_alloc"), counts, NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    FILE *f = fopen(counts, "r");
+    assert_non_null(f);
+    long loops = 0, handler = 0;
+    assert_int_equal(fscanf(f, "%ld %ld", &loops, &handler), 2);
+    fclose(f);
+    assert_true(handler > 0);
+    /* fopen/fclose at the end add one FILE (allocated and freed) and its
+     * buffer; every other allocation is the loop's or the handler's. */
+    long long allocs = e2e_int(r, "summary.total_allocations");
+    long long frees = e2e_int(r, "summary.total_frees");
+    assert_int_equal(allocs - 2, loops + handler);
+    assert_int_equal(frees - 2, loops + handler);
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    json_decref(r);
+}
+
+static void test_e2e_capture_dlopen_dlclose_symbols(void **state)
+{
+    char plugin[4096];
+    snprintf(plugin, sizeof plugin, "%s", e2e_prog("libe2e_plugin.so"));
+    const char *cmd[] = {e2e_prog("e2e_dlopen"), plugin, NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    int found77 = 0, found88 = 0;
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(r, "sites"), i, s) {
+        long long leaked = json_integer_value(json_object_get(s, "leaked_bytes"));
+        json_t *f0 = json_array_get(json_object_get(s, "frames"), 0);
+        const char *fn = json_string_value(json_object_get(f0, "function"));
+        const char *mod = json_string_value(json_object_get(f0, "module"));
+        if (!fn || strcmp(fn, "e2e_plugin_alloc") != 0 || !mod || !strstr(mod, "libe2e_plugin.so"))
+            continue;
+        found77 += leaked == 77777;
+        found88 += leaked == 88888;
+    }
+    assert_int_equal(found77, 1);
+    assert_int_equal(found88, 1);
+    json_decref(r);
+}
+
+static void test_e2e_capture_underscore_exit(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_exit"), "_exit", NULL};
+    json_t *r = profile(NULL, cmd, 5);
+    assert_string_equal(str_at(r, "process", "end"), "exited");
+    assert_int_equal(e2e_int(r, "process.exit_code"), 5);
+    assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 1111);
+    json_decref(r);
+}
+
+static void test_e2e_capture_abort(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_exit"), "abort", NULL};
+    json_t *r = profile(NULL, cmd, 128 + SIGABRT);
+    assert_string_equal(str_at(r, "process", "end"), "signaled");
+    assert_int_equal(e2e_int(r, "process.signal"), SIGABRT);
+    assert_true(e2e_int(r, "summary.leaked_bytes") >= 2222);
+    json_decref(r);
+}
+
+static void test_e2e_capture_exit_while_threads_allocate(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_exit"), "exit-threads", NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_string_equal(str_at(r, "process", "end"), "exited");
+    assert_true(e2e_int(r, "summary.total_allocations") > 100);
+    json_decref(r);
+}
+
+static void test_e2e_capture_annotations_counted(void **state)
+{
+    const char *cmd[] = {e2e_prog("e2e_annotate"), NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.steps_annotated"), 5);
+    assert_int_equal(e2e_int(r, "summary.total_allocations"), 6);
+    json_decref(r);
+    /* The same binary runs without the shim. */
+    const char *plain[] = {e2e_prog("e2e_annotate"), NULL};
+    e2e_result_t res = e2e_exec(plain);
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static void test_e2e_capture_live_equals_replay(void **state)
+{
+    const char *dir = e2e_tmpdir();
+    const char *trace = e2e_path(1, dir, "t.zst");
+    const char *live = e2e_path(2, dir, "live.json");
+    const char *argv[] = {e2e_mlmem(), "run", "-q", "-o", trace, "--json", live, "--",
+                          e2e_prog("e2e_fork"), e2e_prog("e2e_peak"), NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+    const char *replay = e2e_path(3, dir, "replay.json");
+    const char *rep[] = {e2e_mlmem(), "report", trace, "--json", replay, NULL};
+    res = e2e_exec(rep);
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+    char *a = slurp(live), *b = slurp(e2e_path(3, dir, "replay.json"));
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+static void test_e2e_capture_truncated_trace_clear_error(void **state)
+{
+    const char *dir = e2e_tmpdir();
+    const char *trace = e2e_path(1, dir, "t.zst");
+    const char *argv[] = {e2e_mlmem(), "record", "-o", trace, "--", e2e_prog("e2e_exit"), "slow",
+                          NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+    struct stat st;
+    assert_int_equal(stat(trace, &st), 0);
+    /* The recorder flushes every 250 ms; cutting off the last tenth loses
+     * the end but keeps earlier flushes. */
+    assert_int_equal(truncate(trace, st.st_size * 9 / 10), 0);
+    const char *rep[] = {e2e_mlmem(), "report", trace, NULL};
+    res = e2e_exec(rep);
+    assert_int_equal(res.status, 1);
+    assert_non_null(strstr(res.err, trace));
+    assert_non_null(strstr(res.err, "cut short"));
+    e2e_result_free(&res);
+    /* --partial analyzes what is there. */
+    const char *part[] = {e2e_mlmem(), "report", "--partial", trace, NULL};
+    res = e2e_exec(part);
+    assert_int_equal(res.status, 0);
+    assert_non_null(strstr(res.out, "Peak"));
+    e2e_result_free(&res);
+}
+
+static void test_e2e_capture_text_summary(void **state)
+{
+    const char *argv[] = {e2e_mlmem(), "run", "--no-trace", "--", e2e_prog("e2e_peak"), NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 3);
+    assert_non_null(strstr(res.out, "Peak heap"));
+    assert_non_null(strstr(res.out, "2.86 MiB")); /* 3,000,000 bytes */
+    assert_non_null(strstr(res.out, "e2e_peak.c:10"));
+    e2e_result_free(&res);
+}
+
+static void test_e2e_capture_bad_output_path_fails_before_start(void **state)
+{
+    const char *dir = e2e_tmpdir();
+    const char *marker = e2e_path(1, dir, "ran");
+    char script[8192];
+    snprintf(script, sizeof script, "touch %s", marker);
+    const char *argv[] = {e2e_mlmem(), "run", "-o", "/nonexistent-dir/t.zst", "--",
+                          "/bin/sh", "-c", script, NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 1);
+    assert_non_null(strstr(res.err, "/nonexistent-dir/t.zst"));
+    assert_int_equal(access(marker, F_OK), -1); /* the command never ran */
+    e2e_result_free(&res);
+}
+
+/* The analyzer goes away mid-run: a listener that accepts the shim's
+ * connection and closes it at once. The program must finish normally,
+ * with its own exit code, and say that it ran unprofiled. */
+static void test_e2e_capture_analyzer_gone_target_finishes(void **state)
+{
+    const char *dir = e2e_tmpdir();
+    const char *sock = e2e_path(1, dir, "s");
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(l, 4), 0);
+    pid_t closer = fork();
+    if (closer == 0) {
+        int c = accept(l, NULL, NULL);
+        char buf[64];
+        (void)!read(c, buf, sizeof buf); /* take the first bytes, then vanish */
+        _exit(0);
+    }
+    char preload[4096], env_sock[4200], env_pre[4200];
+    snprintf(preload, sizeof preload, "%s/lib/libmlmem_preload.so", getenv("MLMEM_BUILD_DIR"));
+    snprintf(env_pre, sizeof env_pre, "LD_PRELOAD=%s", preload);
+    snprintf(env_sock, sizeof env_sock, "MLMEM_SOCKET=%s", sock);
+    pid_t pid = fork();
+    if (pid == 0) {
+        putenv(env_pre);
+        putenv(env_sock);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);
+        execl(e2e_prog("e2e_signal_alloc"), "e2e_signal_alloc",
+              e2e_path(2, dir, "counts.txt"), (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    waitpid(closer, NULL, 0);
+    close(l);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_e2e_capture_known_peak),
+        cmocka_unit_test(test_e2e_capture_realloc_chain),
+        cmocka_unit_test(test_e2e_capture_aligned_allocations),
+        cmocka_unit_test(test_e2e_capture_mmap_partial_unmap_and_mremap),
+        cmocka_unit_test(test_e2e_capture_calloc_overflow_records_nothing),
+        cmocka_unit_test(test_e2e_capture_threads_free_across_threads),
+        cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),
+        cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
+        cmocka_unit_test(test_e2e_capture_no_follow_fork),
+        cmocka_unit_test(test_e2e_capture_cxx_new_delete),
+        cmocka_unit_test(test_e2e_capture_sigkill_keeps_trace),
+        cmocka_unit_test(test_e2e_capture_signal_handler_allocations_exact),
+        cmocka_unit_test(test_e2e_capture_dlopen_dlclose_symbols),
+        cmocka_unit_test(test_e2e_capture_underscore_exit),
+        cmocka_unit_test(test_e2e_capture_abort),
+        cmocka_unit_test(test_e2e_capture_exit_while_threads_allocate),
+        cmocka_unit_test(test_e2e_capture_annotations_counted),
+        cmocka_unit_test(test_e2e_capture_live_equals_replay),
+        cmocka_unit_test(test_e2e_capture_truncated_trace_clear_error),
+        cmocka_unit_test(test_e2e_capture_text_summary),
+        cmocka_unit_test(test_e2e_capture_bad_output_path_fails_before_start),
+        cmocka_unit_test(test_e2e_capture_analyzer_gone_target_finishes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
