@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,37 @@ static const char *build_dir(void)
     return d;
 }
 
+#define MAX_TMPDIRS 256
+
+static char tmpdirs[MAX_TMPDIRS][64];
+static int tmpdir_count;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_tmpdirs(void)
+{
+    for (int i = 0; i < tmpdir_count; i++)
+        nftw(tmpdirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *e2e_tmpdir(void)
 {
-    static char dir[256];
-    snprintf(dir, sizeof dir, "/tmp/mlmem-e2e-XXXXXX");
+    if (tmpdir_count == MAX_TMPDIRS)
+        fail_msg("too many temporary directories");
+    if (tmpdir_count == 0)
+        atexit(remove_tmpdirs);
+    char *dir = tmpdirs[tmpdir_count];
+    snprintf(dir, sizeof tmpdirs[0], "/tmp/mlmem-e2e-XXXXXX");
     if (!mkdtemp(dir))
         fail_msg("mkdtemp failed");
+    tmpdir_count++;
     return dir;
 }
 

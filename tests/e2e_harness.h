@@ -4,7 +4,8 @@
  *
  * Paths come from MLMEM_BUILD_DIR (set by ctest): the mlmem binary is
  * $MLMEM_BUILD_DIR/bin/mlmem, test programs are in $MLMEM_BUILD_DIR/bin/e2e.
- * Each test gets a fresh private directory for its outputs.
+ * Each test gets a fresh private directory for its outputs, removed when
+ * the test program exits.
  */
 #ifndef E2E_HARNESS_H
 #define E2E_HARNESS_H
@@ -19,7 +20,8 @@ typedef struct {
     char *err;         /* its stderr                                      */
 } e2e_result_t;
 
-/* A fresh directory for one test's files; returns a static path. */
+/* A fresh directory for one test's files (removed at exit); the path
+ * stays valid until then. */
 const char *e2e_tmpdir(void);
 
 /* $MLMEM_BUILD_DIR/bin/e2e/NAME (static buffer, one at a time per slot). */

@@ -291,6 +291,7 @@ static void test_e2e_capture_signal_handler_allocations_exact(void **state)
     long long frees = e2e_int(r, "summary.total_frees");
     assert_int_equal(allocs - 2, loops + handler);
     assert_int_equal(frees - 2, loops + handler);
+    assert_int_equal(e2e_int(r, "summary.steps_annotated"), loops);
     assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
     assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
     json_decref(r);

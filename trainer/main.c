@@ -782,11 +782,8 @@ static void compress_and_evaluate(train_run_t *r)
         printf("pruned %zu weights (%.1f%%): test accuracy %.2f%% before fine-tuning\n",
                r->pruned, 100.0f * a->prune, 100.0f * r->acc_after_prune);
         train_epochs(r, a->finetune_epochs, a->opt.lr * 0.1f, 1);
-        r->acc_after_finetune = r->final_acc = r->n_epochs_logged
-                                                   ? r->epochs[r->n_epochs_logged - 1].test_accuracy
-                                                   : r->acc_after_prune;
-        if (a->finetune_epochs == 0)
-            r->acc_after_finetune = r->acc_after_prune;
+        evaluate(r, EVAL_DENSE, NULL, &r->acc_after_finetune, &r->final_loss);
+        r->final_acc = r->acc_after_finetune;
         r->zeros_after_finetune = train_count_zero_weights(&r->model);
     }
     if (a->save) {

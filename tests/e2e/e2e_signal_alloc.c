@@ -1,14 +1,18 @@
 /* A signal handler that allocates, interrupting a program that allocates.
- * The main loop does LOOPS malloc/free pairs of 32 bytes; a 200 us timer's
- * handler does a malloc/free pair of 64 bytes whenever it does not land
- * inside the allocator itself (glibc's malloc is not reentrant; the hooks,
- * around it, are what we test). Writes "LOOPS HANDLER_PAIRS" to argv[1]:
- * the profiler must count exactly LOOPS + HANDLER_PAIRS allocations. */
+ * The main loop does LOOPS malloc/free pairs of 32 bytes and LOOPS step
+ * annotations; a 200 us timer's handler does a malloc/free pair of 64
+ * bytes whenever it does not land inside malloc/free (glibc's malloc is not
+ * reentrant). It can land inside the shim's recording of an annotation,
+ * which is all shim code: that is the nesting under test. Writes
+ * "LOOPS HANDLER_PAIRS" to argv[1]: the profiler must count exactly
+ * LOOPS + HANDLER_PAIRS allocations and LOOPS steps. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+
+#include <mlmem/annotate.h>
 
 #define LOOPS 300000
 
@@ -45,6 +49,7 @@ int main(int argc, char **argv)
         in_alloc = 1;
         free(p);
         in_alloc = 0;
+        mlmem_step((uint64_t)i);
     }
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
