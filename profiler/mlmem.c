@@ -288,10 +288,11 @@ static int cmd_run(int argc, char **argv, int record_only)
                        "could report anything");
             if (rc != 0)
                 die(1, "out of memory building the report");
-            if (!quiet)
-                print_text(&r, sites);
+            /* JSON first: a closed stdout must not cost the report. */
             if (json_path)
                 write_json(&r, json_path);
+            if (!quiet)
+                print_text(&r, sites);
             prof_result_free(&r);
         }
         prof_session_free(ctx.session);
@@ -355,10 +356,10 @@ static int cmd_report(int argc, char **argv)
             path, (int)pid);
     if (rc != 0)
         die(1, "out of memory building the report");
-    if (text)
-        print_text(&r, sites);
     if (json_path)
         write_json(&r, json_path);
+    if (text)
+        print_text(&r, sites);
     prof_result_free(&r);
     prof_session_free(s);
     return 0;
