@@ -38,7 +38,8 @@ done
 C_MS=$(median < "$TMP/c.txt"); T_MS=$(median < "$TMP/t.txt")
 TV=$(awk '/torch_version/ {print $2}' "$TMP/torch.txt")
 
-echo "model 784-$(printf "%s-" $(seq -s' ' 1 "$DEPTH" | sed "s/[0-9]\+/$WIDTH/g") | tr -d ' ')10, batch $BATCH, $OPTIMIZER, $THREADS threads, $STEPS steps x $ROUNDS runs"
+DIMS=784; for _ in $(seq "$DEPTH"); do DIMS="$DIMS-$WIDTH"; done
+echo "model $DIMS-10, batch $BATCH, $OPTIMIZER, $THREADS threads, $STEPS steps x $ROUNDS runs"
 echo "cpu: $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), $(nproc) cores"
 printf '%-22s %12s %14s %16s\n' "" "step (ms)" "GFLOP/s" "of sgemm peak"
 $PY - "$C_MS" "$T_MS" "$FLOPS" "$PEAK" "$SHAPES" "$TV" <<'PYEOF'

@@ -29,9 +29,11 @@ void *shim_pool_alloc(size_t size, size_t align)
 {
     if (align < 16)
         align = 16;
+    uintptr_t base = (uintptr_t)pool;
     size_t old = atomic_load(&pool_used), start;
     do {
-        start = (old + 16 + align - 1) & ~(align - 1);
+        /* Align the address, not the offset: the pool is only 64-aligned. */
+        start = (size_t)(((base + old + 16 + align - 1) & ~(uintptr_t)(align - 1)) - base);
         if (size > POOL_SIZE || start + size > POOL_SIZE)
             return NULL;
     } while (!atomic_compare_exchange_weak(&pool_used, &old, start + size));

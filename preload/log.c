@@ -82,7 +82,8 @@ static size_t vformat(char *buf, size_t cap, const char *fmt, va_list ap)
             buf[n++] = '%';
             break;
         default:
-            return n; /* unknown conversion: stop rather than misread args */
+            buf[n] = '\0'; /* unknown conversion: stop rather than misread args */
+            return n;
         }
     }
     buf[n] = '\0';

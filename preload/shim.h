@@ -277,6 +277,9 @@ uint32_t shim_stack_for(shim_ring_t *r, uint64_t size, int force);
 /* stacks.c */
 int shim_stacks_init(void);
 uint32_t shim_stack_capture(shim_ring_t *r);
+/* Returns the id of this exact frame sequence, adding it if new;
+ * MLMEM_STACK_NONE when the table is full. Thread-safe, lock-free. */
+uint32_t shim_stack_intern(const uintptr_t *frames, uint32_t depth);
 int shim_stack_get(uint32_t id, const uintptr_t **frames, uint32_t *depth);
 
 /* modules.c */

@@ -58,7 +58,7 @@ int shim_stack_get(uint32_t id, const uintptr_t **frames, uint32_t *depth)
     return 0;
 }
 
-static uint32_t intern(const uintptr_t *f, uint32_t n)
+uint32_t shim_stack_intern(const uintptr_t *f, uint32_t n)
 {
     uint64_t h = hash_frames(f, n);
     uint32_t tag = (uint32_t)(h >> 32);
@@ -120,7 +120,7 @@ __attribute__((noinline)) uint32_t shim_stack_capture(shim_ring_t *r)
     if (r->last_stack_id && depth == r->last_depth &&
         memcmp(frames, r->last_frames, depth * sizeof *frames) == 0)
         return r->last_stack_id;
-    uint32_t id = intern(frames, depth);
+    uint32_t id = shim_stack_intern(frames, depth);
     if (id) {
         memcpy(r->last_frames, frames, depth * sizeof *frames);
         r->last_depth = depth;

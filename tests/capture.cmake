@@ -25,3 +25,10 @@ mlmem_add_test(test_e2e_capture
 add_dependencies(test_e2e_capture mlmem mlmem_preload e2e_peak e2e_realloc e2e_aligned
   e2e_mmap e2e_calloc_overflow e2e_threads e2e_fork e2e_sigkill e2e_signal_alloc
   e2e_dlopen e2e_exit e2e_annotate e2e_cxx e2e_plugin)
+
+# The shim's pieces that run outside a profiled process (no hooks linked).
+mlmem_add_test(test_shim
+  SOURCES test_shim.c ${CMAKE_SOURCE_DIR}/preload/log.c ${CMAKE_SOURCE_DIR}/preload/config.c
+          ${CMAKE_SOURCE_DIR}/preload/stacks.c ${CMAKE_SOURCE_DIR}/preload/state.c
+          ${CMAKE_SOURCE_DIR}/preload/bootstrap.c
+  LIBS PkgConfig::UNWIND Threads::Threads ${CMAKE_DL_LIBS})

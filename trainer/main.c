@@ -1110,13 +1110,13 @@ int main(int argc, char **argv)
     batch_release(&run, 1);
     model_teardown(&run);
     data_close(&run);
-    train_mem_free(&mem, run.epochs);
-    float *step_ms = run.step_ms, *step_loss = run.step_loss;
-    run.teardown_left = mem.cur_total - (step_ms ? 2 * (size_t)run.cap_steps * sizeof(float) : 0);
+    /* Only the logs are left; the report reads them, then they go too. */
+    run.teardown_left = mem.cur_total - mem.cur[TRAIN_CAT_OTHER];
     if (args.memory_report)
         write_report(&run, n_params, dims, n_layers);
-    train_mem_free(&mem, step_ms);
-    train_mem_free(&mem, step_loss);
+    train_mem_free(&mem, run.epochs);
+    train_mem_free(&mem, run.step_ms);
+    train_mem_free(&mem, run.step_loss);
     if (mem.cur_total != 0 || mem.overflow)
         die("memory accounting: %zu bytes still held after teardown%s", mem.cur_total,
             mem.overflow ? " (accounting table error)" : "");

@@ -1,0 +1,259 @@
+/*
+ * test_shim.c - unit tests of the shim's pieces that can run outside a
+ * profiled process: the stack-buffer formatter, the configuration parser,
+ * the bootstrap pool, and the lock-free stack table. (The hooks themselves
+ * are tested end to end, in test_e2e_capture.c.)
+ *
+ * The shim's sources are compiled into this test without its hooks, so the
+ * test's own malloc is the real one.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "preload/shim.h"
+
+/* ---- shim_format --------------------------------------------------------- */
+
+static void test_shim_format_conversions(void **state)
+{
+    char buf[128];
+    size_t n = shim_format(buf, sizeof buf, "%s=%d %u %lu %llu %zu %x %p %%", "k", -42, 7u,
+                           123456789ul, 18446744073709551615ull, (size_t)99, 0xbeefu,
+                           (void *)0x1000);
+    assert_string_equal(buf, "k=-42 7 123456789 18446744073709551615 99 beef 0x1000 %");
+    assert_int_equal(n, strlen(buf));
+}
+
+static void test_shim_format_truncates_within_buffer(void **state)
+{
+    char buf[8];
+    memset(buf, 'X', sizeof buf);
+    size_t n = shim_format(buf, sizeof buf, "abcdefghijkl %d", 12345);
+    assert_int_equal(n, 7);
+    assert_string_equal(buf, "abcdefg");
+}
+
+static void test_shim_format_null_string_and_unknown_conversion(void **state)
+{
+    char buf[64];
+    const char *volatile none = NULL;
+    shim_format(buf, sizeof buf, "[%s]", none);
+    assert_string_equal(buf, "[(null)]");
+    /* An unknown conversion stops the output instead of misreading args.
+     * (A variable format: the compiler would reject the literal.) */
+    const char *fmt = "a%qb %d";
+    shim_format(buf, sizeof buf, fmt, 5);
+    assert_string_equal(buf, "a");
+}
+
+/* ---- configuration -------------------------------------------------------- */
+
+static void clear_env(void)
+{
+    const char *vars[] = {"MLMEM_SOCKET", "MLMEM_STACKS", "MLMEM_STACK_THRESHOLD",
+                          "MLMEM_SAMPLE_RATE", "MLMEM_FOLLOW_FORK", "MLMEM_ROOT_PID",
+                          "MLMEM_BLOCK_MS", "MLMEM_RSS_INTERVAL_MS", "MLMEM_EXIT_TIMEOUT_MS",
+                          "MLMEM_DEBUG"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+static void test_shim_config_defaults(void **state)
+{
+    clear_env();
+    shim_config_t c;
+    shim_config_load(&c);
+    assert_string_equal(c.socket_path, "");
+    assert_int_equal(c.stack_mode, MLMEM_STACKS_SAMPLED);
+    assert_int_equal(c.stack_threshold, 4096);
+    assert_int_equal(c.sample_rate, 512 * 1024);
+    assert_int_equal(c.follow_fork, 1);
+    assert_int_equal(c.block_ms, 500);
+    assert_int_equal(c.rss_interval_ms, 10);
+}
+
+static void test_shim_config_reads_environment(void **state)
+{
+    clear_env();
+    setenv("MLMEM_SOCKET", "/tmp/x/events.sock", 1);
+    setenv("MLMEM_STACKS", "all", 1);
+    setenv("MLMEM_STACK_THRESHOLD", "64K", 1);
+    setenv("MLMEM_SAMPLE_RATE", "2M", 1);
+    setenv("MLMEM_FOLLOW_FORK", "0", 1);
+    setenv("MLMEM_ROOT_PID", "1234", 1);
+    setenv("MLMEM_BLOCK_MS", "7", 1);
+    shim_config_t c;
+    shim_config_load(&c);
+    assert_string_equal(c.socket_path, "/tmp/x/events.sock");
+    assert_int_equal(c.stack_mode, MLMEM_STACKS_ALL);
+    assert_int_equal(c.stack_threshold, 64 * 1024);
+    assert_int_equal(c.sample_rate, 2 * 1024 * 1024);
+    assert_int_equal(c.follow_fork, 0);
+    assert_int_equal(c.root_pid, 1234);
+    assert_int_equal(c.block_ms, 7);
+    clear_env();
+}
+
+static void test_shim_config_bad_values_keep_defaults(void **state)
+{
+    clear_env();
+    setenv("MLMEM_STACK_THRESHOLD", "lots", 1);
+    setenv("MLMEM_SAMPLE_RATE", "12Q", 1);
+    setenv("MLMEM_RSS_INTERVAL_MS", "0", 1);
+    char longpath[200];
+    memset(longpath, 'a', sizeof longpath - 1);
+    longpath[sizeof longpath - 1] = '\0';
+    setenv("MLMEM_SOCKET", longpath, 1); /* longer than sun_path */
+    shim_config_t c;
+    shim_config_load(&c);
+    assert_int_equal(c.stack_threshold, 4096);
+    assert_int_equal(c.sample_rate, 512 * 1024);
+    assert_int_equal(c.rss_interval_ms, 1); /* 0 would spin the writer */
+    assert_string_equal(c.socket_path, "");
+    clear_env();
+}
+
+/* ---- bootstrap pool ------------------------------------------------------- */
+
+static void test_shim_pool_alignment_size_and_ownership(void **state)
+{
+    void *a = shim_pool_alloc(10, 16);
+    void *b = shim_pool_alloc(100, 4096);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal((uintptr_t)a % 16, 0);
+    assert_int_equal((uintptr_t)b % 4096, 0);
+    assert_int_equal(shim_pool_size(a), 10);
+    assert_int_equal(shim_pool_size(b), 100);
+    assert_true(shim_pool_owns(a) && shim_pool_owns(b));
+    int local;
+    assert_false(shim_pool_owns(&local));
+    /* Zeroed, as calloc promises. */
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(((unsigned char *)b)[i], 0);
+    /* A request larger than the pool fails instead of overflowing it. */
+    assert_null(shim_pool_alloc(1u << 30, 16));
+}
+
+/* ---- stack table ---------------------------------------------------------- */
+
+static int stacks_setup(void **state)
+{
+    static int done;
+    if (!done && shim_stacks_init() != 0)
+        return -1;
+    done = 1;
+    return 0;
+}
+
+static uint32_t intern(const uintptr_t *frames, uint32_t n)
+{
+    return shim_stack_intern(frames, n);
+}
+
+static void test_shim_stacks_same_frames_same_id(void **state)
+{
+    uintptr_t a[] = {0x1000, 0x2000, 0x3000};
+    uintptr_t b[] = {0x1000, 0x2000, 0x3000};
+    uint32_t ia = intern(a, 3), ib = intern(b, 3);
+    assert_true(ia != MLMEM_STACK_NONE);
+    assert_int_equal(ia, ib);
+    const uintptr_t *f;
+    uint32_t depth;
+    assert_int_equal(shim_stack_get(ia, &f, &depth), 0);
+    assert_int_equal(depth, 3);
+    assert_memory_equal(f, a, sizeof a);
+}
+
+static void test_shim_stacks_different_frames_different_ids(void **state)
+{
+    uintptr_t a[] = {0x1000, 0x2000, 0x3000};
+    uintptr_t b[] = {0x1000, 0x2000, 0x3001};
+    uintptr_t c[] = {0x1000, 0x2000};
+    uint32_t ia = intern(a, 3), ib = intern(b, 3), ic = intern(c, 2);
+    assert_true(ia != ib && ib != ic && ia != ic);
+    assert_int_equal(shim_stack_get(0, &(const uintptr_t *){0}, &(uint32_t){0}), -1);
+}
+
+typedef struct {
+    int base;
+    uint32_t ids[200];
+} intern_job_t;
+
+static void *intern_many(void *arg)
+{
+    intern_job_t *j = arg;
+    for (int i = 0; i < 200; i++) {
+        /* Every thread interns the same 200 stacks, in its own order. */
+        int k = (i + j->base) % 200;
+        uintptr_t f[4] = {0x7000, 0x8000 + (uintptr_t)k, 0x9000, 0xa000 + (uintptr_t)k * 3};
+        j->ids[k] = intern(f, 4);
+    }
+    return NULL;
+}
+
+static void test_shim_stacks_concurrent_interning_agrees(void **state)
+{
+    pthread_t t[4];
+    intern_job_t jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i].base = i * 37;
+        pthread_create(&t[i], NULL, intern_many, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int k = 0; k < 200; k++) {
+        assert_true(jobs[0].ids[k] != MLMEM_STACK_NONE);
+        for (int i = 1; i < 4; i++)
+            assert_int_equal(jobs[i].ids[k], jobs[0].ids[k]);
+        for (int k2 = 0; k2 < k; k2++)
+            assert_true(jobs[0].ids[k2] != jobs[0].ids[k]);
+    }
+}
+
+static __attribute__((noinline)) uint32_t capture_here(shim_ring_t *r)
+{
+    return shim_stack_capture(r);
+}
+
+static void test_shim_stacks_capture_reuses_same_call_site(void **state)
+{
+    shim_ring_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    uint32_t ids[3];
+    /* A volatile bound: an unrolled loop would be three call sites. */
+    volatile int rounds = 3;
+    for (int i = 0; i < rounds; i++)
+        ids[i] = capture_here(r);
+    assert_true(ids[0] != MLMEM_STACK_NONE);
+    assert_int_equal(ids[0], ids[1]);
+    assert_int_equal(ids[1], ids[2]);
+    uint32_t other = shim_stack_capture(r); /* a different call site */
+    assert_true(other != MLMEM_STACK_NONE && other != ids[0]);
+    free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shim_format_conversions),
+        cmocka_unit_test(test_shim_format_truncates_within_buffer),
+        cmocka_unit_test(test_shim_format_null_string_and_unknown_conversion),
+        cmocka_unit_test(test_shim_config_defaults),
+        cmocka_unit_test(test_shim_config_reads_environment),
+        cmocka_unit_test(test_shim_config_bad_values_keep_defaults),
+        cmocka_unit_test(test_shim_pool_alignment_size_and_ownership),
+        cmocka_unit_test_setup(test_shim_stacks_same_frames_same_id, stacks_setup),
+        cmocka_unit_test_setup(test_shim_stacks_different_frames_different_ids, stacks_setup),
+        cmocka_unit_test_setup(test_shim_stacks_concurrent_interning_agrees, stacks_setup),
+        cmocka_unit_test_setup(test_shim_stacks_capture_reuses_same_call_site, stacks_setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
