@@ -32,3 +32,15 @@ mlmem_add_test(test_shim
           ${CMAKE_SOURCE_DIR}/preload/stacks.c ${CMAKE_SOURCE_DIR}/preload/state.c
           ${CMAKE_SOURCE_DIR}/preload/bootstrap.c
   LIBS PkgConfig::UNWIND Threads::Threads ${CMAKE_DL_LIBS})
+
+# A statically linked program, which no LD_PRELOAD shim can see into.
+include(CheckCSourceCompiles)
+set(CMAKE_REQUIRED_LINK_OPTIONS -static)
+check_c_source_compiles("int main(void){return 0;}" MLMEM_CAN_LINK_STATIC)
+unset(CMAKE_REQUIRED_LINK_OPTIONS)
+if(MLMEM_CAN_LINK_STATIC)
+  add_executable(e2e_static e2e/e2e_static.c)
+  target_link_options(e2e_static PRIVATE -static)
+  set_target_properties(e2e_static PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${E2E_DIR})
+  add_dependencies(test_e2e_capture e2e_static)
+endif()

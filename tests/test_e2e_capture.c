@@ -494,6 +494,36 @@ static void test_e2e_capture_analyzer_gone_target_finishes(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+static void test_e2e_capture_static_binary_explained(void **state)
+{
+    if (access(e2e_prog("e2e_static"), X_OK) != 0)
+        skip(); /* no static libc on this machine */
+    const char *argv[] = {e2e_mlmem(), "run", "--no-trace", "--", e2e_prog("e2e_static"), NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 4); /* the program's own exit code */
+    assert_non_null(strstr(res.err, "statically"));
+    e2e_result_free(&res);
+}
+
+/* A Python program: the interpreter is a real, unmodified binary. A 50 MB
+ * bytearray is one allocation whose stack goes through CPython. */
+static void test_e2e_capture_python_program(void **state)
+{
+    if (system("python3 -c pass >/dev/null 2>&1") != 0)
+        skip();
+    const char *cmd[] = {"/usr/bin/env", "python3", "-c",
+                         "b = bytearray(50_000_000); b[-1] = 1; del b", NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_true(e2e_int(r, "summary.peak_bytes") >= 50000000);
+    json_t *site = e2e_site_with_function(r, "bytearray");
+    if (!site)
+        site = e2e_site_with_function(r, "ByteArray");
+    assert_non_null(site);
+    assert_true(json_integer_value(json_object_get(site, "largest_allocation")) >= 50000000);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    json_decref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +549,8 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_text_summary),
         cmocka_unit_test(test_e2e_capture_bad_output_path_fails_before_start),
         cmocka_unit_test(test_e2e_capture_analyzer_gone_target_finishes),
+        cmocka_unit_test(test_e2e_capture_static_binary_explained),
+        cmocka_unit_test(test_e2e_capture_python_program),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,577 @@
+/*
+ * ui_model.c - the dashboard's state and how keys and snapshots change it.
+ * No ncurses here (see ui_model.h).
+ */
+#define _GNU_SOURCE
+#include "ui_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double speeds[UI_SPEED_COUNT] = {0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 100};
+
+void ui_model_init(ui_model_t *m)
+{
+    memset(m, 0, sizeof *m);
+    m->rows = UI_MIN_ROWS;
+    m->cols = UI_MIN_COLS;
+    m->site_rows = 1;
+    m->thread_rows = 1;
+    m->sort = UI_SORT_LIVE;
+    m->speed = UI_SPEED_DEFAULT;
+    m->pid = -1;
+}
+
+void ui_model_free(ui_model_t *m)
+{
+    if (!m)
+        return;
+    prof_result_free(&m->own);
+    free(m->order);
+    free(m->thread_rate);
+    free(m->prev_tid);
+    free(m->prev_allocs);
+    memset(m, 0, sizeof *m);
+}
+
+void ui_model_set_command(ui_model_t *m, const char *command, int32_t pid)
+{
+    if (command)
+        snprintf(m->command, sizeof m->command, "%s", command);
+    m->pid = pid;
+}
+
+void ui_model_set_state(ui_model_t *m, ui_run_state_t st, int32_t exit_code, int32_t sig)
+{
+    m->state = st;
+    m->exit_code = exit_code;
+    m->signal = sig;
+}
+
+const char *ui_model_sort_name(ui_sort_t s)
+{
+    switch (s) {
+    case UI_SORT_LIVE: return "live bytes";
+    case UI_SORT_PEAK: return "peak contribution";
+    case UI_SORT_COUNT: return "allocations";
+    default: return "?";
+    }
+}
+
+/* ---- sorting and selection --------------------------------------------------- */
+
+static uint64_t sort_key(const prof_site_t *s, ui_sort_t by)
+{
+    switch (by) {
+    case UI_SORT_PEAK: return s->live_bytes_at_peak;
+    case UI_SORT_COUNT: return s->allocations;
+    default: return s->live_bytes;
+    }
+}
+
+typedef struct {
+    const prof_site_t *sites;
+    ui_sort_t by;
+} sort_ctx_t;
+
+static int cmp_sites(const void *a, const void *b, void *arg)
+{
+    const sort_ctx_t *c = arg;
+    const prof_site_t *x = &c->sites[*(const size_t *)a], *y = &c->sites[*(const size_t *)b];
+    uint64_t kx = sort_key(x, c->by), ky = sort_key(y, c->by);
+    if (kx != ky)
+        return kx > ky ? -1 : 1;
+    /* Second key: bytes allocated, then the stack id so the order is total. */
+    if (x->bytes_allocated != y->bytes_allocated)
+        return x->bytes_allocated > y->bytes_allocated ? -1 : 1;
+    return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
+}
+
+/* Keeps 'sel' inside [0, len) and visible in a window of 'rows' from *top. */
+static void clamp_list(size_t *sel, size_t *top, size_t len, int rows)
+{
+    size_t r = rows > 0 ? (size_t)rows : 1;
+    if (len == 0) {
+        *sel = *top = 0;
+        return;
+    }
+    if (*sel >= len)
+        *sel = len - 1;
+    if (*sel < *top)
+        *top = *sel;
+    if (*sel >= *top + r)
+        *top = *sel - r + 1;
+    if (*top + r > len)
+        *top = len > r ? len - r : 0;
+}
+
+static void remember_selection(ui_model_t *m)
+{
+    const prof_site_t *s = ui_model_selected_site(m);
+    m->site_sel_stack = s ? s->stack_id : 0;
+}
+
+/* Rebuilds the sorted order; the selection stays on the same site when it
+ * is still there, else on the same row. */
+static int resort(ui_model_t *m, int follow)
+{
+    size_t n = m->cur ? m->cur->site_count : 0;
+    if (n > m->order_cap) {
+        size_t *o = realloc(m->order, n * sizeof *o);
+        if (!o)
+            return -1;
+        m->order = o;
+        m->order_cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        m->order[i] = i;
+    m->order_len = n;
+    if (n) {
+        sort_ctx_t c = {m->cur->sites, m->sort};
+        qsort_r(m->order, n, sizeof *m->order, cmp_sites, &c);
+    }
+    if (follow) {
+        for (size_t i = 0; i < n; i++) {
+            if (m->cur->sites[m->order[i]].stack_id == m->site_sel_stack) {
+                m->site_sel = i;
+                break;
+            }
+        }
+    }
+    clamp_list(&m->site_sel, &m->site_top, m->order_len, m->site_rows);
+    remember_selection(m);
+    size_t nt = m->cur ? m->cur->thread_count : 0;
+    clamp_list(&m->thread_sel, &m->thread_top, nt, m->thread_rows);
+    return 0;
+}
+
+const prof_site_t *ui_model_site(const ui_model_t *m, size_t i)
+{
+    if (!m->cur || i >= m->order_len)
+        return NULL;
+    return &m->cur->sites[m->order[i]];
+}
+
+const prof_site_t *ui_model_selected_site(const ui_model_t *m)
+{
+    return ui_model_site(m, m->site_sel);
+}
+
+const prof_frame_t *ui_model_site_frames(const ui_model_t *m, const prof_site_t *site,
+                                         uint32_t *count)
+{
+    *count = 0;
+    if (!site)
+        return NULL;
+    int resolved = 0;
+    for (uint32_t i = 0; i < site->frame_count; i++)
+        if (site->frames[i].function || site->frames[i].module)
+            resolved = 1;
+    if (!resolved && m->symbols) {
+        for (size_t i = 0; i < m->symbols->site_count; i++) {
+            const prof_site_t *s = &m->symbols->sites[i];
+            if (s->stack_id == site->stack_id && s->frame_count) {
+                *count = s->frame_count;
+                return s->frames;
+            }
+        }
+    }
+    *count = site->frame_count;
+    return site->frame_count ? site->frames : NULL;
+}
+
+/* ---- rates ------------------------------------------------------------------- */
+
+static int remember_prev(ui_model_t *m, const prof_result_t *r, uint64_t ns)
+{
+    if (r->thread_count > m->prev_thread_cap) {
+        uint32_t *t = realloc(m->prev_tid, r->thread_count * sizeof *t);
+        if (!t)
+            return -1;
+        m->prev_tid = t;
+        uint64_t *a = realloc(m->prev_allocs, r->thread_count * sizeof *a);
+        if (!a)
+            return -1;
+        m->prev_allocs = a;
+        m->prev_thread_cap = r->thread_count;
+    }
+    for (size_t i = 0; i < r->thread_count; i++) {
+        m->prev_tid[i] = r->threads[i].tid;
+        m->prev_allocs[i] = r->threads[i].allocations;
+    }
+    m->prev_thread_count = r->thread_count;
+    m->prev_events = r->summary.events;
+    m->prev_ns = ns;
+    m->have_prev = 1;
+    return 0;
+}
+
+/* Rates of 'r' (at time 'ns') against the remembered previous snapshot. */
+static int compute_rates(ui_model_t *m, const prof_result_t *r, uint64_t ns)
+{
+    if (r->thread_count > m->thread_rate_cap) {
+        double *d = realloc(m->thread_rate, r->thread_count * sizeof *d);
+        if (!d)
+            return -1;
+        m->thread_rate = d;
+        m->thread_rate_cap = r->thread_count;
+    }
+    int ok = m->have_prev && ns > m->prev_ns;
+    double dt = ok ? (double)(ns - m->prev_ns) / 1e9 : 0;
+    m->events_per_s = ok && r->summary.events >= m->prev_events
+                          ? (double)(r->summary.events - m->prev_events) / dt : 0;
+    for (size_t i = 0; i < r->thread_count; i++) {
+        m->thread_rate[i] = 0;
+        for (size_t j = 0; ok && j < m->prev_thread_count; j++) {
+            if (m->prev_tid[j] == r->threads[i].tid) {
+                if (r->threads[i].allocations >= m->prev_allocs[j])
+                    m->thread_rate[i] =
+                        (double)(r->threads[i].allocations - m->prev_allocs[j]) / dt;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+double ui_model_thread_rate(const ui_model_t *m, size_t i)
+{
+    if (!m->cur || i >= m->cur->thread_count || !m->thread_rate)
+        return 0;
+    return m->thread_rate[i];
+}
+
+/* ---- snapshots --------------------------------------------------------------- */
+
+int ui_model_update(ui_model_t *m, prof_result_t *snap, uint64_t now_ns, int force)
+{
+    if (m->paused && !force) {
+        prof_result_free(snap);
+        return 0;
+    }
+    if (compute_rates(m, snap, now_ns) != 0)
+        return -1;
+    prof_result_free(&m->own);
+    m->own = *snap;
+    memset(snap, 0, sizeof *snap);
+    m->cur = &m->own;
+    if (m->state == UI_RUN_STARTING)
+        m->state = UI_RUN_RUNNING;
+    if (m->cur->process.pid > 0 && m->pid <= 0)
+        m->pid = m->cur->process.pid;
+    if (!m->command[0] && m->cur->process.command)
+        snprintf(m->command, sizeof m->command, "%s", m->cur->process.command);
+    if (remember_prev(m, m->cur, now_ns) != 0)
+        return -1;
+    return resort(m, 1);
+}
+
+int ui_model_set_frames(ui_model_t *m, const prof_result_t *frames, size_t n,
+                        const prof_result_t *symbols)
+{
+    m->frames = frames;
+    m->frame_count = n;
+    m->symbols = symbols;
+    m->state = UI_RUN_REPLAY;
+    m->playing = 0;
+    m->span_ns = n ? frames[n - 1].summary.duration_ns : 0;
+    if (n && frames[n - 1].process.pid > 0)
+        m->pid = frames[n - 1].process.pid;
+    if (n && !m->command[0] && frames[n - 1].process.command)
+        snprintf(m->command, sizeof m->command, "%s", frames[n - 1].process.command);
+    return ui_model_show_frame(m, 0);
+}
+
+int ui_model_show_frame(ui_model_t *m, size_t i)
+{
+    if (!m->frames || !m->frame_count)
+        return 0;
+    if (i >= m->frame_count)
+        i = m->frame_count - 1;
+    const prof_result_t *f = &m->frames[i];
+    m->have_prev = 0;
+    if (i > 0 && remember_prev(m, &m->frames[i - 1], m->frames[i - 1].summary.duration_ns) != 0)
+        return -1;
+    if (compute_rates(m, f, f->summary.duration_ns) != 0)
+        return -1;
+    m->frame = i;
+    m->cur = f;
+    m->elapsed_ns = f->summary.duration_ns;
+    m->play_clock_ns = f->summary.duration_ns;
+    return resort(m, 1);
+}
+
+int ui_model_tick(ui_model_t *m, uint64_t wall_dt_ns)
+{
+    if (!m->playing || !m->frames || !m->frame_count)
+        return 0;
+    m->play_clock_ns += (uint64_t)((double)wall_dt_ns * speeds[m->speed]);
+    size_t i = m->frame;
+    while (i + 1 < m->frame_count && m->frames[i + 1].summary.duration_ns <= m->play_clock_ns)
+        i++;
+    if (i + 1 >= m->frame_count)
+        m->playing = 0;
+    if (i == m->frame)
+        return !m->playing; /* redraw once to show it stopped */
+    uint64_t clock = m->play_clock_ns;
+    ui_model_show_frame(m, i);
+    m->play_clock_ns = clock;
+    return 1;
+}
+
+size_t ui_model_peak_frame(const ui_model_t *m)
+{
+    if (!m->frames || !m->frame_count)
+        return 0;
+    uint64_t peak = m->frames[m->frame_count - 1].summary.peak_bytes;
+    for (size_t i = 0; i < m->frame_count; i++)
+        if (m->frames[i].summary.peak_bytes >= peak)
+            return i;
+    return m->frame_count - 1;
+}
+
+double ui_model_speed(const ui_model_t *m)
+{
+    return speeds[m->speed];
+}
+
+/* ---- keys -------------------------------------------------------------------- */
+
+static void move_sel(ui_model_t *m, long delta, int to_end)
+{
+    size_t *sel, *top, len;
+    int rows;
+    if (m->focus == UI_PANE_THREADS) {
+        sel = &m->thread_sel;
+        top = &m->thread_top;
+        len = m->cur ? m->cur->thread_count : 0;
+        rows = m->thread_rows;
+    } else {
+        sel = &m->site_sel;
+        top = &m->site_top;
+        len = m->order_len;
+        rows = m->site_rows;
+    }
+    if (len == 0)
+        return;
+    if (to_end < 0)
+        *sel = 0;
+    else if (to_end > 0)
+        *sel = len - 1;
+    else if (delta < 0)
+        *sel = (size_t)-delta > *sel ? 0 : *sel - (size_t)-delta;
+    else
+        *sel = *sel + (size_t)delta >= len ? len - 1 : *sel + (size_t)delta;
+    clamp_list(sel, top, len, rows);
+    if (m->focus == UI_PANE_SITES)
+        remember_selection(m);
+}
+
+static void set_sort(ui_model_t *m, ui_sort_t s)
+{
+    m->sort = s;
+    m->site_sel = 0;
+    m->site_top = 0;
+    resort(m, 0);
+    snprintf(m->message, sizeof m->message, "sites sorted by %s", ui_model_sort_name(s));
+}
+
+static int replay_goto(ui_model_t *m, size_t i)
+{
+    if (!m->frames)
+        return 0;
+    m->playing = 0;
+    ui_model_show_frame(m, i);
+    return 1;
+}
+
+int ui_model_apply(ui_model_t *m, ui_action_t a)
+{
+    long page = m->focus == UI_PANE_THREADS ? m->thread_rows : m->site_rows;
+    switch (a) {
+    case UI_ACT_NONE:
+        return 0;
+    case UI_ACT_QUIT:
+        m->quit = 1;
+        return 0;
+    case UI_ACT_HELP:
+        m->help = !m->help;
+        return 1;
+    case UI_ACT_BACK:
+        if (m->help)
+            m->help = 0;
+        else if (m->stack_view)
+            m->stack_view = 0;
+        else if (m->log_view)
+            m->log_view = 0;
+        else
+            return 0;
+        return 1;
+    case UI_ACT_SORT_LIVE: set_sort(m, UI_SORT_LIVE); return 1;
+    case UI_ACT_SORT_PEAK: set_sort(m, UI_SORT_PEAK); return 1;
+    case UI_ACT_SORT_COUNT: set_sort(m, UI_SORT_COUNT); return 1;
+    case UI_ACT_SORT_NEXT: set_sort(m, (ui_sort_t)((m->sort + 1) % UI_SORT_N)); return 1;
+    case UI_ACT_UP: move_sel(m, -1, 0); return 1;
+    case UI_ACT_DOWN: move_sel(m, 1, 0); return 1;
+    case UI_ACT_PAGE_UP: move_sel(m, -page, 0); return 1;
+    case UI_ACT_PAGE_DOWN: move_sel(m, page, 0); return 1;
+    case UI_ACT_HOME: move_sel(m, 0, -1); return 1;
+    case UI_ACT_END: move_sel(m, 0, 1); return 1;
+    case UI_ACT_SELECT:
+        if (m->stack_view)
+            m->stack_view = 0;
+        else if (m->focus == UI_PANE_SITES && ui_model_selected_site(m))
+            m->stack_view = 1;
+        else
+            return 0;
+        return 1;
+    case UI_ACT_FOCUS_NEXT:
+        m->focus = (ui_pane_t)((m->focus + 1) % UI_PANE_N);
+        return 1;
+    case UI_ACT_PAUSE:
+        if (m->frames) {
+            if (!m->playing && m->frame + 1 >= m->frame_count)
+                ui_model_show_frame(m, 0);
+            m->playing = !m->playing;
+            m->play_clock_ns = m->cur ? m->cur->summary.duration_ns : 0;
+        } else {
+            m->paused = !m->paused;
+            snprintf(m->message, sizeof m->message, "%s",
+                     m->paused ? "paused: figures frozen (space resumes)" : "resumed");
+        }
+        return 1;
+    case UI_ACT_LOG:
+        m->log_view = !m->log_view;
+        return 1;
+    case UI_ACT_STEP_FWD: return replay_goto(m, m->frame + 1);
+    case UI_ACT_STEP_BACK: return replay_goto(m, m->frame ? m->frame - 1 : 0);
+    case UI_ACT_JUMP_PEAK: return replay_goto(m, ui_model_peak_frame(m));
+    case UI_ACT_JUMP_START: return replay_goto(m, 0);
+    case UI_ACT_JUMP_END: return replay_goto(m, m->frame_count ? m->frame_count - 1 : 0);
+    case UI_ACT_FASTER:
+        if (m->speed + 1 < UI_SPEED_COUNT)
+            m->speed++;
+        return 1;
+    case UI_ACT_SLOWER:
+        if (m->speed > 0)
+            m->speed--;
+        return 1;
+    case UI_ACT_REDRAW:
+    case UI_ACT_RESIZE:
+        return 1;
+    }
+    return 0;
+}
+
+void ui_model_resize(ui_model_t *m, int rows, int cols)
+{
+    m->rows = rows < UI_MIN_ROWS ? UI_MIN_ROWS : rows;
+    m->cols = cols < UI_MIN_COLS ? UI_MIN_COLS : cols;
+}
+
+void ui_model_set_list_rows(ui_model_t *m, int site_rows, int thread_rows)
+{
+    m->site_rows = site_rows > 0 ? site_rows : 1;
+    m->thread_rows = thread_rows > 0 ? thread_rows : 1;
+    clamp_list(&m->site_sel, &m->site_top, m->order_len, m->site_rows);
+    clamp_list(&m->thread_sel, &m->thread_top, m->cur ? m->cur->thread_count : 0,
+               m->thread_rows);
+}
+
+/* ---- derived figures ------------------------------------------------------- */
+
+int ui_model_has_attribution(const ui_model_t *m)
+{
+    if (!m->cur)
+        return 0;
+    for (size_t i = 0; i < m->cur->site_count; i++)
+        if (m->cur->sites[i].category)
+            return 1;
+    return 0;
+}
+
+static int cmp_cat(const void *a, const void *b)
+{
+    const ui_category_t *x = a, *y = b;
+    if (x->bytes != y->bytes)
+        return x->bytes > y->bytes ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+size_t ui_model_categories(const ui_model_t *m, int at_peak, ui_category_t *out, size_t max)
+{
+    if (!m->cur || max == 0)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < m->cur->site_count; i++) {
+        const prof_site_t *s = &m->cur->sites[i];
+        const char *name = s->category ? s->category : "uncategorized";
+        uint64_t b = at_peak ? s->live_bytes_at_peak : s->live_bytes;
+        size_t j = 0;
+        while (j < n && strcmp(out[j].name, name) != 0)
+            j++;
+        if (j == n) {
+            if (n == max)
+                j = n - 1; /* full: the last bucket takes the rest */
+            else
+                out[n++] = (ui_category_t){name, 0};
+        }
+        out[j].bytes += b;
+    }
+    qsort(out, n, sizeof *out, cmp_cat);
+    return n;
+}
+
+size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long *peak_col,
+                         uint64_t *max)
+{
+    *peak_col = -1;
+    *max = 0;
+    if (!m->cur || !m->cur->timeline_count || width == 0)
+        return 0;
+    const prof_result_t *r = m->cur;
+    uint64_t last_t = r->timeline[r->timeline_count - 1].time_ns;
+    uint64_t span = m->span_ns ? m->span_ns : r->summary.duration_ns;
+    if (span < last_t)
+        span = last_t;
+    if (span == 0)
+        span = 1;
+    uint8_t *has = calloc(width, 1);
+    if (!has)
+        return 0;
+    memset(cols, 0, width * sizeof *cols);
+#define COL_OF(t) ((size_t)((double)(t) / (double)span * (double)width) >= width            \
+                       ? width - 1                                                        \
+                       : (size_t)((double)(t) / (double)span * (double)width))
+    size_t last = 0;
+    for (size_t i = 0; i < r->timeline_count; i++) {
+        size_t c = COL_OF(r->timeline[i].time_ns);
+        if (r->timeline[i].live_bytes > cols[c])
+            cols[c] = r->timeline[i].live_bytes;
+        has[c] = 1;
+        if (c > last)
+            last = c;
+    }
+    for (size_t c = 1; c <= last; c++)
+        if (!has[c])
+            cols[c] = cols[c - 1];
+    for (size_t c = 0; c <= last; c++)
+        if (cols[c] > *max)
+            *max = cols[c];
+    if (r->summary.peak_bytes) {
+        size_t pc = COL_OF(r->summary.peak_time_ns);
+        if (pc <= last)
+            *peak_col = (long)pc;
+    }
+#undef COL_OF
+    free(has);
+    return last + 1;
+}
+
+uint64_t ui_model_rss(const ui_model_t *m)
+{
+    if (!m->cur || !m->cur->timeline_count)
+        return 0;
+    return m->cur->timeline[m->cur->timeline_count - 1].rss_bytes;
+}

@@ -1,0 +1,221 @@
+/*
+ * ui_model.h - the dashboard's state, with no terminal in it.
+ *
+ * The model holds what the screen shows (the current analysis snapshot,
+ * the sort order of its sites, the selection, pause, focus, overlays, the
+ * replay position and speed, the window size) and the functions that change
+ * it: a key's action (ui_model_apply), a new live snapshot
+ * (ui_model_update), a replay frame (ui_model_set_frames, ui_model_tick).
+ * It never calls ncurses, never prints and never reads the clock: callers
+ * pass the time in, so every behaviour is unit-tested
+ * (tests/test_ui_model.c).
+ *
+ * Ownership: a live snapshot given to ui_model_update() belongs to the
+ * model from then on (it frees it when the next one arrives or in
+ * ui_model_free). Replay frames and the symbol source are borrowed: they
+ * must outlive the model's use of them.
+ *
+ * Not thread-safe; one model per screen.
+ */
+#ifndef UI_MODEL_H
+#define UI_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profiler/prof_result.h"
+
+/* Site orders, all descending; ties go by stack id ascending. */
+typedef enum {
+    UI_SORT_LIVE = 0,      /* live bytes now                              */
+    UI_SORT_PEAK,          /* contribution to the peak (live_bytes_at_peak) */
+    UI_SORT_COUNT,         /* number of allocations                       */
+    UI_SORT_N
+} ui_sort_t;
+
+typedef enum { UI_PANE_SITES = 0, UI_PANE_THREADS, UI_PANE_N } ui_pane_t;
+
+/* What the run is doing, for the header. */
+typedef enum {
+    UI_RUN_STARTING = 0,   /* no stream yet                               */
+    UI_RUN_RUNNING,
+    UI_RUN_EXITED,         /* exit_code valid                             */
+    UI_RUN_SIGNALED,       /* signal valid                                */
+    UI_RUN_ENDED,          /* ended, how unknown                          */
+    UI_RUN_REPLAY,         /* a recorded trace                            */
+} ui_run_state_t;
+
+/* What a key asks for (ui_input.h maps keys to these). */
+typedef enum {
+    UI_ACT_NONE = 0,
+    UI_ACT_QUIT,
+    UI_ACT_HELP,           /* toggles the help screen                     */
+    UI_ACT_BACK,           /* closes the help, stack or log overlay       */
+    UI_ACT_SORT_LIVE,
+    UI_ACT_SORT_PEAK,
+    UI_ACT_SORT_COUNT,
+    UI_ACT_SORT_NEXT,
+    UI_ACT_UP,
+    UI_ACT_DOWN,
+    UI_ACT_PAGE_UP,
+    UI_ACT_PAGE_DOWN,
+    UI_ACT_HOME,
+    UI_ACT_END,
+    UI_ACT_SELECT,         /* opens the selected site's stack             */
+    UI_ACT_FOCUS_NEXT,     /* sites <-> threads                           */
+    UI_ACT_PAUSE,          /* live: freeze the display; replay: play/pause */
+    UI_ACT_LOG,            /* toggles the command's output log (live)     */
+    UI_ACT_STEP_FWD,       /* replay                                      */
+    UI_ACT_STEP_BACK,
+    UI_ACT_JUMP_PEAK,
+    UI_ACT_JUMP_START,
+    UI_ACT_JUMP_END,
+    UI_ACT_FASTER,
+    UI_ACT_SLOWER,
+    UI_ACT_REDRAW,
+    UI_ACT_RESIZE,         /* use ui_model_resize(); kept for the mapping */
+} ui_action_t;
+
+/* Live bytes by category, for the composition bar. */
+typedef struct {
+    const char *name;      /* "uncategorized" for sites without one       */
+    uint64_t bytes;
+} ui_category_t;
+
+#define UI_MIN_ROWS 24
+#define UI_MIN_COLS 80
+#define UI_MAX_CATEGORIES 16
+#define UI_SPEED_COUNT 9   /* 0.1x .. 100x                                */
+#define UI_SPEED_DEFAULT 3 /* 1x                                          */
+
+typedef struct {
+    /* The snapshot on screen: 'own' for live, a borrowed frame in replay. */
+    prof_result_t own;
+    const prof_result_t *cur;        /* NULL until the first snapshot      */
+    const prof_result_t *symbols;    /* optional: frames by stack id       */
+
+    size_t *order;                   /* indices into cur->sites, sorted    */
+    size_t order_len, order_cap;
+    ui_sort_t sort;
+
+    size_t site_sel, site_top;       /* selection and first visible row    */
+    uint32_t site_sel_stack;         /* the selection follows this site    */
+    size_t thread_sel, thread_top;
+    ui_pane_t focus;
+
+    int paused;                      /* live: snapshots ignored            */
+    int help, stack_view, log_view;
+    int quit;
+    int rows, cols;                  /* clamped to at least 80x24          */
+    int site_rows, thread_rows;      /* visible list rows (set by the view) */
+
+    /* Header. */
+    char command[256];
+    int32_t pid;
+    ui_run_state_t state;
+    int32_t exit_code, signal;
+    uint64_t elapsed_ns;
+
+    /* Rates between the last two snapshots. */
+    double events_per_s;
+    double *thread_rate;             /* allocations/s, per cur->threads[i] */
+    size_t thread_rate_cap;
+    uint64_t prev_events, prev_ns;
+    uint32_t *prev_tid;
+    uint64_t *prev_allocs;
+    size_t prev_thread_count, prev_thread_cap;
+    int have_prev;
+
+    /* Replay. */
+    const prof_result_t *frames;     /* borrowed, in time order            */
+    size_t frame_count, frame;
+    int playing;
+    int speed;                       /* index into the speed table         */
+    uint64_t play_clock_ns;          /* replayed stream time               */
+    uint64_t span_ns;                /* timeline x axis; 0: the snapshot's */
+
+    char message[160];               /* status line; "" for none           */
+} ui_model_t;
+
+/* Initializes 'm' (zeroed, 80x24, sorted by live bytes). */
+void ui_model_init(ui_model_t *m);
+
+/* Releases what 'm' owns (not the borrowed frames). No operation if NULL. */
+void ui_model_free(ui_model_t *m);
+
+/* Sets the command line and pid shown in the header (NULL: keeps). */
+void ui_model_set_command(ui_model_t *m, const char *command, int32_t pid);
+
+/* Sets the run's state for the header. */
+void ui_model_set_state(ui_model_t *m, ui_run_state_t st, int32_t exit_code, int32_t sig);
+
+/* A new live snapshot taken at wall time 'now_ns' (monotonic). The model
+ * takes 'snap' (and zeroes the caller's copy) unless paused, in which case
+ * it is released. 'force' applies it even when paused (the final one).
+ * Returns 0, or -1 if out of memory (the old snapshot stays). */
+int ui_model_update(ui_model_t *m, prof_result_t *snap, uint64_t now_ns, int force);
+
+/* Replay: borrows 'frames' (snapshots in time order; the last one is the
+ * whole run) and shows the first. 'symbols', if not NULL, supplies frames
+ * for sites whose snapshot has only addresses. Returns 0 or -1. */
+int ui_model_set_frames(ui_model_t *m, const prof_result_t *frames, size_t n,
+                        const prof_result_t *symbols);
+
+/* Shows replay frame 'i' (clamped). Returns 0 or -1 if out of memory. */
+int ui_model_show_frame(ui_model_t *m, size_t i);
+
+/* Replay: moves the play clock on by 'wall_dt_ns' times the speed and
+ * shows the frame reached. Returns 1 if the frame changed, else 0. */
+int ui_model_tick(ui_model_t *m, uint64_t wall_dt_ns);
+
+/* The frame that first reaches the run's peak (0 without frames). */
+size_t ui_model_peak_frame(const ui_model_t *m);
+
+/* The current speed factor (0.1 .. 100). */
+double ui_model_speed(const ui_model_t *m);
+
+/* Applies a key's action. Returns 1 if the screen needs a redraw. */
+int ui_model_apply(ui_model_t *m, ui_action_t a);
+
+/* The window is now rows x cols (values below 80x24 are clamped: the
+ * view draws an 80x24 layout and the terminal crops it). */
+void ui_model_resize(ui_model_t *m, int rows, int cols);
+
+/* Sets how many list rows the view shows (for paging and scrolling). */
+void ui_model_set_list_rows(ui_model_t *m, int site_rows, int thread_rows);
+
+/* The site at sorted position 'i', or NULL past the end. */
+const prof_site_t *ui_model_site(const ui_model_t *m, size_t i);
+
+/* The selected site, or NULL if there is none. */
+const prof_site_t *ui_model_selected_site(const ui_model_t *m);
+
+/* The frames to show for 'site': its own if symbolized, else those of the
+ * same stack in the symbol source. Sets *count; NULL if none. */
+const prof_frame_t *ui_model_site_frames(const ui_model_t *m, const prof_site_t *site,
+                                         uint32_t *count);
+
+/* Fills 'out' (up to 'max') with live bytes by category, now or at the
+ * peak, largest first. Returns the count; 0 without a snapshot. */
+size_t ui_model_categories(const ui_model_t *m, int at_peak, ui_category_t *out, size_t max);
+
+/* 1 if any site of the snapshot has a category (attribution ran). */
+int ui_model_has_attribution(const ui_model_t *m);
+
+/* Buckets the timeline into 'width' columns of equal time over the span
+ * (span_ns if set, else the snapshot's duration): each column holds the
+ * largest live bytes of the points in it, empty columns hold the value
+ * before them. Sets *peak_col to the column of the peak (or -1) and *max to
+ * the largest column. Returns the columns filled (0 without a timeline). */
+size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long *peak_col,
+                         uint64_t *max);
+
+/* The latest RSS sample, 0 if none. */
+uint64_t ui_model_rss(const ui_model_t *m);
+
+/* Allocations per second of cur->threads[i] since the last snapshot. */
+double ui_model_thread_rate(const ui_model_t *m, size_t i);
+
+const char *ui_model_sort_name(ui_sort_t s);
+
+#endif /* UI_MODEL_H */
