@@ -85,8 +85,10 @@ static char *join_argv(char *const *argv)
     return s;
 }
 
-/* In the child: the environment for the shim, then exec. Never returns. */
-static void exec_target(const prof_launch_options_t *o, const char *sock_path)
+/* In the child: the environment for the shim, then exec. Never returns.
+ * If exec fails, errno goes up 'report_fd' (close-on-exec, so a successful
+ * exec closes it silently) and the child exits 127. */
+static void exec_target(const prof_launch_options_t *o, const char *sock_path, int report_fd)
 {
     char buf[64];
     const char *old = getenv("LD_PRELOAD");
@@ -121,7 +123,9 @@ static void exec_target(const prof_launch_options_t *o, const char *sock_path)
     signal(SIGTERM, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
     execvp(o->argv[0], o->argv);
-    fprintf(stderr, "mlmem: cannot run %s: %s\n", o->argv[0], strerror(errno));
+    int e = errno;
+    ssize_t w = write(report_fd, &e, sizeof e);
+    (void)w;
     _exit(127);
 }
 
@@ -198,9 +202,12 @@ int prof_launch_run(const prof_launch_options_t *o, prof_run_info_t *info, char 
     (void)old_pipe;
 
     fflush(NULL);
-    pid_t pid = fork();
+    int exec_pipe[2];
+    pid_t pid = -1;
+    if (pipe2(exec_pipe, O_CLOEXEC) == 0)
+        pid = fork();
     if (pid < 0) {
-        snprintf(err, errlen, "cannot fork: %s", strerror(errno));
+        snprintf(err, errlen, "cannot start %s: %s", o->argv[0], strerror(errno));
         close(lfd);
         unlink(sock_path);
         rmdir(dir);
@@ -208,7 +215,25 @@ int prof_launch_run(const prof_launch_options_t *o, prof_run_info_t *info, char 
     }
     if (pid == 0) {
         close(lfd);
-        exec_target(o, sock_path);
+        close(exec_pipe[0]);
+        exec_target(o, sock_path, exec_pipe[1]);
+    }
+    close(exec_pipe[1]);
+    int exec_errno = 0;
+    ssize_t got;
+    do
+        got = read(exec_pipe[0], &exec_errno, sizeof exec_errno);
+    while (got < 0 && errno == EINTR);
+    close(exec_pipe[0]);
+    if (got == (ssize_t)sizeof exec_errno) {
+        waitpid(pid, NULL, 0);
+        snprintf(err, errlen, "cannot run %s: %s", o->argv[0], strerror(exec_errno));
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        close(lfd);
+        unlink(sock_path);
+        rmdir(dir);
+        return -1;
     }
 
     info->root_pid = pid;

@@ -494,6 +494,44 @@ static void test_e2e_capture_analyzer_gone_target_finishes(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* Ctrl-C reaches mlmem (and, from a terminal, the program too): mlmem
+ * passes SIGINT on, and still writes the report of the interrupted run. */
+static void test_e2e_capture_sigint_still_reports(void **state)
+{
+    const char *dir = e2e_tmpdir();
+    const char *json = e2e_path(1, dir, "r.json");
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(e2e_mlmem(), "mlmem", "run", "--no-trace", "--json", json, "--",
+              e2e_prog("e2e_exit"), "wait", (char *)NULL);
+        _exit(127);
+    }
+    usleep(500 * 1000); /* let the program start and its 4096 bytes be sent */
+    kill(pid, SIGINT);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 128 + SIGINT);
+    json_t *r = e2e_load_json(json);
+    assert_string_equal(str_at(r, "process", "end"), "signaled");
+    assert_int_equal(e2e_int(r, "process.signal"), SIGINT);
+    assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 4096);
+    json_decref(r);
+}
+
+static void test_e2e_capture_missing_command_clear_error(void **state)
+{
+    const char *argv[] = {e2e_mlmem(), "run", "--no-trace", "--", "/nonexistent/program", NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 1);
+    assert_non_null(strstr(res.err, "cannot run /nonexistent/program"));
+    assert_non_null(strstr(res.err, "No such file"));
+    e2e_result_free(&res);
+}
+
 static void test_e2e_capture_static_binary_explained(void **state)
 {
     if (access(e2e_prog("e2e_static"), X_OK) != 0)
@@ -549,6 +587,8 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_text_summary),
         cmocka_unit_test(test_e2e_capture_bad_output_path_fails_before_start),
         cmocka_unit_test(test_e2e_capture_analyzer_gone_target_finishes),
+        cmocka_unit_test(test_e2e_capture_sigint_still_reports),
+        cmocka_unit_test(test_e2e_capture_missing_command_clear_error),
         cmocka_unit_test(test_e2e_capture_static_binary_explained),
         cmocka_unit_test(test_e2e_capture_python_program),
     };

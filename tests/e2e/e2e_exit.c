@@ -1,7 +1,7 @@
 /* Ways to end: "_exit" (leaks 1111, _exit(5)), "abort" (leaks 2222,
  * abort()), "exit-threads" (exit(0) while 2 threads still allocate),
  * "slow" (allocates 1 MiB every 100 ms for 800 ms: a trace with several
- * flush points). */
+ * flush points), "wait" (leaks 4096 bytes, then waits for a signal). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,12 @@ int main(int argc, char **argv)
         char *p = malloc(2222);
         p[0] = 1;
         abort();
+    }
+    if (strcmp(argv[1], "wait") == 0) {
+        char *p = malloc(4096);
+        p[0] = 1;
+        for (;;)
+            pause();
     }
     if (strcmp(argv[1], "slow") == 0) {
         for (int i = 0; i < 8; i++) {

@@ -1,0 +1,644 @@
+/*
+ * ui_view.c - the dashboard's drawing and the terminal's setup/restoration.
+ *
+ * Layout, top to bottom (80x24 shown; taller windows give the timeline and
+ * the lists the extra rows):
+ *   0      title: command, pid, state, elapsed
+ *   1-2    figures: live heap, peak heap, RSS, events/s, dropped, step/phase
+ *   3-4    composition by category, now and at the peak
+ *   5..    timeline: title, bars, axis with the peak marked
+ *   ..     sites (sortable) and threads, or an overlay (stack, log, help)
+ *   -2     advice
+ *   -1     keys
+ */
+#define _GNU_SOURCE
+#include "ui_view.h"
+
+#include <langinfo.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reports/report.h"
+#include "ui_input.h"
+
+enum { PAIR_TITLE = 1, PAIR_BAR, PAIR_PEAK, PAIR_DIM, PAIR_SEL };
+
+/* The terminal is process-wide: one struct holds what restoring it needs. */
+static struct {
+    int active;
+    int atexit_done;
+    SCREEN *screen;
+    ui_view_opts_t opts;
+} term;
+
+static volatile sig_atomic_t interrupted;
+
+/* ---- terminal ----------------------------------------------------------------- */
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void on_fatal(int sig)
+{
+    /* Not async-signal-safe, but the process is dying anyway and a sane
+     * terminal is worth the risk. */
+    if (term.active) {
+        term.active = 0;
+        endwin();
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void ui_view_catch_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int ui_view_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+void ui_view_end(void)
+{
+    if (!term.active)
+        return;
+    term.active = 0;
+    endwin();
+    fflush(stdout);
+}
+
+static void at_exit(void)
+{
+    ui_view_end();
+}
+
+int ui_view_begin(const ui_view_opts_t *o, char *err, size_t errlen)
+{
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        snprintf(err, errlen, "the dashboard needs a terminal (stdin and stdout are not both "
+                              "terminals); use mlmem run or mlmem report instead");
+        return -1;
+    }
+    setlocale(LC_ALL, "");
+    term.opts = *o;
+#ifdef UI_HAVE_NCURSESW
+    const char *cs = nl_langinfo(CODESET);
+    term.opts.unicode = o->unicode && cs && strcmp(cs, "UTF-8") == 0;
+#else
+    term.opts.unicode = 0;
+#endif
+    const char *ascii = getenv("MLMEM_ASCII");
+    if (ascii && *ascii && strcmp(ascii, "0") != 0)
+        term.opts.unicode = 0;
+    /* Our handlers first, so ncurses does not install its own. */
+    ui_view_catch_interrupts();
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        signal(fatal[i], on_fatal);
+    term.screen = newterm(NULL, stdout, stdin);
+    if (!term.screen) {
+        const char *t = getenv("TERM");
+        snprintf(err, errlen, "cannot use the terminal (TERM=%s): set TERM to your terminal's "
+                              "type, e.g. xterm-256color", t ? t : "(unset)");
+        return -1;
+    }
+    set_term(term.screen);
+    term.active = 1;
+    if (!term.atexit_done) {
+        atexit(at_exit);
+        term.atexit_done = 1;
+    }
+    cbreak(); /* not raw(): Ctrl-C stays a signal, which launch.c forwards */
+    noecho();
+    nonl();
+    keypad(stdscr, TRUE);
+    curs_set(0);
+    set_escdelay(25);
+    const char *nc = getenv("NO_COLOR");
+    term.opts.color = o->color && has_colors() && !(nc && *nc);
+    if (term.opts.color) {
+        start_color();
+        use_default_colors();
+        init_pair(PAIR_TITLE, COLOR_WHITE, COLOR_BLUE);
+        init_pair(PAIR_BAR, COLOR_GREEN, -1);
+        init_pair(PAIR_PEAK, COLOR_RED, -1);
+        init_pair(PAIR_DIM, COLOR_CYAN, -1);
+        init_pair(PAIR_SEL, COLOR_BLACK, COLOR_CYAN);
+    }
+    return 0;
+}
+
+int ui_view_getkey(int timeout_ms)
+{
+    timeout(timeout_ms);
+    return getch();
+}
+
+/* ---- drawing helpers ---------------------------------------------------------- */
+
+typedef struct {
+    WINDOW *w;
+    const ui_view_opts_t *o;
+    int rows, cols;
+} ctx_t;
+
+static attr_t attr_of(const ctx_t *c, int pair, attr_t fallback)
+{
+    return c->o->color ? (attr_t)COLOR_PAIR(pair) : fallback;
+}
+
+/* Writes at most 'maxw' columns at (y, x). Control characters become '?',
+ * and so do non-ASCII bytes without Unicode (their width is unknown). */
+static void __attribute__((format(printf, 6, 7)))
+put(const ctx_t *c, int y, int x, int maxw, attr_t attr, const char *fmt, ...)
+{
+    if (y < 0 || y >= c->rows || x >= c->cols || maxw <= 0)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    int cols = 0;
+    size_t i = 0, cut = 0;
+    for (; buf[i]; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !c->o->unicode)) {
+            buf[i] = '?';
+            ch = '?';
+        }
+        if ((ch & 0xc0) != 0x80) { /* a character starts here */
+            if (cols == maxw || x + cols >= c->cols)
+                break;
+            cols++;
+        }
+        cut = i + 1;
+    }
+    buf[cut] = 0;
+    wattron(c->w, attr);
+    mvwaddstr(c->w, y, x, buf);
+    wattroff(c->w, attr);
+}
+
+static void fill_line(const ctx_t *c, int y, attr_t attr)
+{
+    wattron(c->w, attr);
+    mvwhline(c->w, y, 0, ' ', c->cols);
+    wattroff(c->w, attr);
+}
+
+static const char *fmt_bytes(uint64_t b, char *buf)
+{
+    return report_format_bytes(b, buf, REPORT_BYTES_BUFLEN);
+}
+
+static const char *fmt_count(double v, char *buf, size_t len)
+{
+    if (v >= 1e9)
+        snprintf(buf, len, "%.1fG", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(buf, len, "%.1fM", v / 1e6);
+    else if (v >= 1e4)
+        snprintf(buf, len, "%.1fk", v / 1e3);
+    else
+        snprintf(buf, len, "%.0f", v);
+    return buf;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = p ? strrchr(p, '/') : NULL;
+    return s ? s + 1 : p;
+}
+
+/* "function at file:line (module)" for the site's innermost frame. */
+static void site_label(const ui_model_t *m, const prof_site_t *s, char *buf, size_t len)
+{
+    uint32_t n;
+    const prof_frame_t *f = ui_model_site_frames(m, s, &n);
+    if (s->stack_id == 0) {
+        snprintf(buf, len, "(small allocations not sampled: no stack)");
+    } else if (!f || n == 0) {
+        snprintf(buf, len, "stack #%u (no frames)", s->stack_id);
+    } else if (f->function) {
+        if (f->file && f->line)
+            snprintf(buf, len, "%s at %s:%u", f->function, base_name(f->file), f->line);
+        else
+            snprintf(buf, len, "%s (%s)", f->function, f->module ? base_name(f->module) : "?");
+    } else {
+        snprintf(buf, len, "0x%llx (%s+0x%llx)", (unsigned long long)f->address,
+                 f->module ? base_name(f->module) : "?", (unsigned long long)f->module_offset);
+    }
+}
+
+static void frame_text(const prof_frame_t *f, char *buf, size_t len)
+{
+    char where[512] = "";
+    if (f->file && f->line)
+        snprintf(where, sizeof where, " at %s:%u", f->file, f->line);
+    if (f->function)
+        snprintf(buf, len, "%s%s%s (%s)", f->function, f->inlined ? " [inlined]" : "", where,
+                 f->module ? base_name(f->module) : "?");
+    else
+        snprintf(buf, len, "0x%llx (%s+0x%llx)", (unsigned long long)f->address,
+                 f->module ? base_name(f->module) : "?", (unsigned long long)f->module_offset);
+}
+
+/* ---- sections ----------------------------------------------------------------- */
+
+static void draw_title(const ctx_t *c, const ui_model_t *m)
+{
+    attr_t a = attr_of(c, PAIR_TITLE, A_REVERSE) | A_BOLD;
+    fill_line(c, 0, a);
+    char st[64], sig[32], el[REPORT_DURATION_BUFLEN];
+    switch (m->state) {
+    case UI_RUN_STARTING: snprintf(st, sizeof st, "starting"); break;
+    case UI_RUN_RUNNING: snprintf(st, sizeof st, m->paused ? "running, PAUSED" : "running"); break;
+    case UI_RUN_EXITED: snprintf(st, sizeof st, "exited with code %d", m->exit_code); break;
+    case UI_RUN_SIGNALED:
+        snprintf(st, sizeof st, "killed by %s", report_signal_name(m->signal, sig, sizeof sig));
+        break;
+    case UI_RUN_ENDED: snprintf(st, sizeof st, "ended"); break;
+    case UI_RUN_REPLAY: {
+        const prof_result_t *last = m->frame_count ? &m->frames[m->frame_count - 1] : NULL;
+        const char *how = "";
+        char tmp[48] = "";
+        if (last && last->process.end == PROF_END_EXITED) {
+            snprintf(tmp, sizeof tmp, ", exited %d", last->process.exit_code);
+            how = tmp;
+        } else if (last && last->process.end == PROF_END_SIGNALED) {
+            snprintf(tmp, sizeof tmp, ", killed by %s",
+                     report_signal_name(last->process.signal, sig, sizeof sig));
+            how = tmp;
+        }
+        snprintf(st, sizeof st, "replay%s%s", m->playing ? " (playing)" : "", how);
+        break;
+    }
+    }
+    report_format_duration(m->elapsed_ns, el, sizeof el);
+    char right[160];
+    if (m->pid > 0)
+        snprintf(right, sizeof right, "pid %d  %s  %s ", (int)m->pid, st, el);
+    else
+        snprintf(right, sizeof right, "%s  %s ", st, el);
+    int rw = (int)strlen(right);
+    put(c, 0, 0, c->cols - rw - 1, a, " mlmem %s  %s", c->o->title ? c->o->title : "",
+        m->command[0] ? m->command : "(no command yet)");
+    put(c, 0, c->cols - rw, rw, a, "%s", right);
+}
+
+static void draw_figures(const ctx_t *c, const ui_model_t *m)
+{
+    char b1[16], b2[16], b3[16], b4[16], d[REPORT_DURATION_BUFLEN], r1[24];
+    const prof_result_t *r = m->cur;
+    if (!r) {
+        put(c, 1, 1, c->cols - 2, A_NORMAL, "waiting for the command's first events...");
+        return;
+    }
+    const prof_summary_t *s = &r->summary;
+    put(c, 1, 1, c->cols - 2, A_BOLD, "live heap %s   peak heap %s at %s   RSS %s (peak %s)",
+        fmt_bytes(s->live_bytes, b1), fmt_bytes(s->peak_bytes, b2),
+        report_format_duration(s->peak_time_ns, d, sizeof d), fmt_bytes(ui_model_rss(m), b3),
+        fmt_bytes(s->peak_rss_bytes, b4));
+    char extra[96] = "";
+    if (m->frames)
+        snprintf(extra, sizeof extra, "   frame %zu/%zu  %gx", m->frame + 1, m->frame_count,
+                 ui_model_speed(m));
+    attr_t warn = (s->dropped_events || s->lost_events) ? attr_of(c, PAIR_PEAK, A_BOLD) : A_NORMAL;
+    put(c, 2, 1, c->cols - 2, warn, "events/s %s   events %llu   dropped %llu   lost %llu   "
+        "step -   phase -%s",
+        fmt_count(m->events_per_s, r1, sizeof r1), (unsigned long long)s->events,
+        (unsigned long long)s->dropped_events, (unsigned long long)s->lost_events, extra);
+}
+
+static void draw_composition(const ctx_t *c, const ui_model_t *m, int y)
+{
+    put(c, y, 1, 12, A_BOLD, "composition");
+    if (!ui_model_has_attribution(m)) {
+        put(c, y, 13, c->cols - 14, A_NORMAL,
+            "no attribution yet: sites carry no category in this build");
+        put(c, y + 1, 13, c->cols - 14, attr_of(c, PAIR_DIM, A_DIM),
+            "(live bytes by category, now and at the peak, appear here once it runs)");
+        return;
+    }
+    static const char fills[] = "#=%*+o~:";
+    for (int row = 0; row < 2; row++) {
+        ui_category_t cats[UI_MAX_CATEGORIES];
+        size_t n = ui_model_categories(m, row, cats, UI_MAX_CATEGORIES);
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += cats[i].bytes;
+        int barw = 30, x = 18;
+        put(c, y + row, 13, 5, A_NORMAL, row ? "peak" : "now");
+        int used = 0;
+        for (size_t i = 0; i < n && total; i++) {
+            int w = (int)((double)cats[i].bytes / (double)total * barw + 0.5);
+            if (used + w > barw)
+                w = barw - used;
+            for (int k = 0; k < w; k++)
+                put(c, y + row, x + used + k, 1, A_NORMAL, "%c", fills[i % 8]);
+            used += w;
+        }
+        x += barw + 1;
+        for (size_t i = 0; i < n && x < c->cols - 4; i++) {
+            char b[16];
+            char item[96];
+            snprintf(item, sizeof item, "%c %s %s ", fills[i % 8], cats[i].name,
+                     fmt_bytes(cats[i].bytes, b));
+            put(c, y + row, x, c->cols - x - 1, A_NORMAL, "%s", item);
+            x += (int)strlen(item);
+        }
+    }
+}
+
+static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height)
+{
+    static const char *blocks[] = {"\u2581", "\u2582", "\u2583", "\u2584",
+                                   "\u2585", "\u2586", "\u2587", "\u2588"};
+    const int left = 11;
+    int width = c->cols - left - 1;
+    uint64_t cols[512];
+    if (width > 512)
+        width = 512;
+    long peak_col;
+    uint64_t max;
+    size_t n = ui_model_timeline(m, (size_t)width, cols, &peak_col, &max);
+    char b1[16], d1[REPORT_DURATION_BUFLEN], d2[REPORT_DURATION_BUFLEN];
+    const prof_result_t *r = m->cur;
+    put(c, y, 1, 9, A_BOLD, "timeline");
+    if (!n || !max) {
+        put(c, y, left, c->cols - left - 1, A_NORMAL, "live bytes over time: no data yet");
+        return;
+    }
+    put(c, y, left, c->cols - left - 1, A_NORMAL, "live bytes over time, scale 0..%s, %s peak "
+        "%s at %s", fmt_bytes(max, b1), c->o->unicode ? "\u25b2" : "^",
+        fmt_bytes(r->summary.peak_bytes, d1), report_format_duration(r->summary.peak_time_ns, d2,
+                                                                   sizeof d2));
+    put(c, y + 1, 1, left - 2, A_NORMAL, "%9s", fmt_bytes(max, b1));
+    put(c, y + height, 1, left - 2, A_NORMAL, "%9s", "0");
+    for (size_t x = 0; x < n; x++) {
+        double cells = (double)cols[x] / (double)max * height;
+        attr_t a = (long)x == peak_col ? (attr_of(c, PAIR_PEAK, A_BOLD) | A_BOLD)
+                                       : attr_of(c, PAIR_BAR, A_NORMAL);
+        for (int row = 0; row < height; row++) {
+            double fill = cells - row;
+            if (fill <= 0)
+                break;
+            int yy = y + height - row, xx = left + (int)x;
+            if (c->o->unicode) {
+                int level = fill >= 1 ? 7 : (int)(fill * 8);
+                if (level == 0 && row == 0)
+                    level = 0; /* a sliver still shows */
+                else if (level == 0)
+                    continue;
+                put(c, yy, xx, 1, a, "%s", blocks[level > 7 ? 7 : level]);
+            } else {
+                put(c, yy, xx, 1, a, "%c", fill >= 1 ? '#' : fill >= 0.5 ? ':' : '.');
+            }
+        }
+    }
+    /* Axis: the peak marker and the time span. */
+    int ay = y + height + 1;
+    uint64_t span = m->span_ns ? m->span_ns : (r ? r->summary.duration_ns : 0);
+    put(c, ay, left, 1, A_NORMAL, "0");
+    report_format_duration(span, d1, sizeof d1);
+    put(c, ay, c->cols - 1 - (int)strlen(d1), (int)strlen(d1), A_NORMAL, "%s", d1);
+    if (peak_col >= 0)
+        put(c, ay, left + (int)peak_col, 4, attr_of(c, PAIR_PEAK, A_BOLD) | A_BOLD, "%s",
+            c->o->unicode ? "\u25b2" : "^");
+}
+
+static void draw_sites(const ctx_t *c, ui_model_t *m, int y, int rows)
+{
+    const prof_result_t *r = m->cur;
+    size_t n = m->order_len;
+    int attrib = ui_model_has_attribution(m);
+    attr_t head = A_BOLD | (m->focus == UI_PANE_SITES ? A_UNDERLINE : 0);
+    put(c, y, 1, c->cols - 2, head, "%-10s %-10s %-8s sites: %zu%s by %s%s",
+        m->sort == UI_SORT_LIVE ? "[live]" : " live", m->sort == UI_SORT_PEAK ? "[at peak]" : " at peak",
+        m->sort == UI_SORT_COUNT ? "[allocs]" : " allocs", n,
+        r && r->site_count && n >= 200 ? "+" : "", ui_model_sort_name(m->sort),
+        attrib ? "" : "  (category: none yet)");
+    for (int i = 0; i < rows; i++) {
+        const prof_site_t *s = ui_model_site(m, m->site_top + (size_t)i);
+        if (!s)
+            break;
+        int sel = m->site_top + (size_t)i == m->site_sel;
+        attr_t a = sel ? (m->focus == UI_PANE_SITES ? attr_of(c, PAIR_SEL, A_REVERSE) | A_REVERSE
+                                                    : A_BOLD)
+                       : A_NORMAL;
+        char b1[16], b2[16], n1[24], label[600];
+        site_label(m, s, label, sizeof label);
+        if (sel)
+            fill_line(&(ctx_t){c->w, c->o, c->rows, c->cols}, y + 1 + i, a);
+        put(c, y + 1 + i, 1, c->cols - 2, a, "%10s %10s %8s %s%s%s%s", fmt_bytes(s->live_bytes, b1),
+            fmt_bytes(s->live_bytes_at_peak, b2),
+            fmt_count((double)s->allocations, n1, sizeof n1), s->category ? "[" : "",
+            s->category ? s->category : "", s->category ? "] " : "", label);
+    }
+    if (n == 0)
+        put(c, y + 1, 1, c->cols - 2, A_NORMAL, "  no allocation sites yet");
+}
+
+static void draw_threads(const ctx_t *c, ui_model_t *m, int y, int rows)
+{
+    const prof_result_t *r = m->cur;
+    size_t n = r ? r->thread_count : 0;
+    attr_t head = A_BOLD | (m->focus == UI_PANE_THREADS ? A_UNDERLINE : 0);
+    put(c, y, 1, c->cols - 2, head, "%10s %10s %8s %9s  threads: %zu (tid, name)", "live",
+        "peak", "allocs", "allocs/s", n);
+    for (int i = 0; i < rows && m->thread_top + (size_t)i < n; i++) {
+        size_t k = m->thread_top + (size_t)i;
+        const prof_thread_t *t = &r->threads[k];
+        int sel = k == m->thread_sel && m->focus == UI_PANE_THREADS;
+        attr_t a = sel ? attr_of(c, PAIR_SEL, A_REVERSE) | A_REVERSE : A_NORMAL;
+        char b1[16], b2[16], n1[24], n2[24];
+        if (sel)
+            fill_line(c, y + 1 + i, a);
+        put(c, y + 1 + i, 1, c->cols - 2, a, "%10s %10s %8s %9s  %u %s",
+            fmt_bytes(t->live_bytes, b1), fmt_bytes(t->peak_live_bytes, b2),
+            fmt_count((double)t->allocations, n1, sizeof n1),
+            fmt_count(ui_model_thread_rate(m, k), n2, sizeof n2), t->tid,
+            t->name[0] ? t->name : "");
+    }
+}
+
+static void draw_stack(const ctx_t *c, const ui_model_t *m, int y, int rows)
+{
+    const prof_site_t *s = ui_model_selected_site(m);
+    if (!s) {
+        put(c, y, 1, c->cols - 2, A_BOLD, "no site selected (Esc returns)");
+        return;
+    }
+    char b1[16], b2[16], b3[16], b4[16];
+    put(c, y, 1, c->cols - 2, A_BOLD, "site #%u: %s live, %s at peak, %s own peak, %llu "
+        "allocations (%llu freed), largest %s%s   (Esc returns)", s->stack_id,
+        fmt_bytes(s->live_bytes, b1), fmt_bytes(s->live_bytes_at_peak, b2),
+        fmt_bytes(s->peak_live_bytes, b3), (unsigned long long)s->allocations,
+        (unsigned long long)s->frees, fmt_bytes(s->largest_allocation, b4),
+        s->sampled ? ", sampled" : "");
+    if (s->category)
+        put(c, y + 1, 1, c->cols - 2, A_NORMAL, "category %s (confidence %.0f%%): %s",
+            s->category, s->category_confidence * 100,
+            s->category_evidence ? s->category_evidence : "no evidence given");
+    else
+        put(c, y + 1, 1, c->cols - 2, A_NORMAL, "category: none (no attribution yet)");
+    uint32_t n;
+    const prof_frame_t *f = ui_model_site_frames(m, s, &n);
+    if (!f || n == 0) {
+        put(c, y + 2, 3, c->cols - 4, A_NORMAL, "%s", s->stack_id == 0
+            ? "small allocations that were not sampled have no stack"
+            : "no frames recorded for this stack");
+        return;
+    }
+    int avail = rows - 2;
+    for (uint32_t i = 0; i < n && (int)i < avail; i++) {
+        char line[900];
+        if ((int)i == avail - 1 && n > (uint32_t)avail) {
+            put(c, y + 2 + (int)i, 3, c->cols - 4, A_DIM, "... %u more frames", n - i);
+            break;
+        }
+        frame_text(&f[i], line, sizeof line);
+        put(c, y + 2 + (int)i, 1, c->cols - 2, A_NORMAL, "#%-2u %s", i, line);
+    }
+}
+
+static void draw_log(const ctx_t *c, int y, int rows)
+{
+    const char *path = c->o->log_path;
+    put(c, y, 1, c->cols - 2, A_BOLD, "command output: %s   (o or Esc returns)",
+        path ? path : "(none)");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) {
+        put(c, y + 1, 3, c->cols - 4, A_NORMAL, "no output yet");
+        return;
+    }
+    static char buf[16384];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long from = size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0;
+    fseek(f, from, SEEK_SET);
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    if (len && buf[len - 1] == '\n')
+        buf[--len] = 0;
+    /* The last rows-1 lines. */
+    int want = rows - 1, lines = 0;
+    char *p = buf + len;
+    while (p > buf && lines < want) {
+        p--;
+        if (*p == '\n')
+            lines++;
+    }
+    if (*p == '\n')
+        p++;
+    int row = 1;
+    for (char *line = strtok(p, "\n"); line && row <= want; line = strtok(NULL, "\n"))
+        put(c, y + row++, 1, c->cols - 2, A_NORMAL, "%s", line);
+    if (len == 0)
+        put(c, y + 1, 3, c->cols - 4, A_NORMAL, "no output yet");
+}
+
+static void draw_help(const ctx_t *c, const ui_model_t *m, int y, int rows)
+{
+    int mode = m->frames ? 2 : 1;
+    put(c, y, 1, c->cols - 2, A_BOLD, "help: keys   (? or Esc closes)");
+    int row = 1;
+    for (const ui_key_help_t *k = ui_input_help(); k->keys && row < rows; k++) {
+        if (!(k->modes & mode))
+            continue;
+        put(c, y + row, 3, 18, A_BOLD, "%s", k->keys);
+        put(c, y + row, 22, c->cols - 23, A_NORMAL, "%s", k->what);
+        row++;
+    }
+    static const char *notes[] = {
+        "live heap: requested bytes of live malloc-family blocks + anonymous mmaps",
+        "peak contribution: a site's live bytes at the moment of the global peak",
+        "RSS: the kernel's resident set, sampled; dropped: events the shim could not send",
+    };
+    for (size_t i = 0; i < 3 && row + 1 < rows; i++, row++)
+        put(c, y + row + 1, 3, c->cols - 4, attr_of(c, PAIR_DIM, A_DIM), "%s", notes[i]);
+}
+
+static void draw_keys(const ctx_t *c, const ui_model_t *m, int y)
+{
+    attr_t a = attr_of(c, PAIR_TITLE, A_REVERSE);
+    fill_line(c, y, a);
+    const char *keys = m->frames
+        ? " q quit  ? help  space play  ,/. step  P peak  +/- speed  1/2/3 sort  Enter stack  "
+          "Tab threads  [/] ends"
+        : " q quit  ? help  1/2/3 sort  Enter stack  Tab threads  space pause  o output  "
+          "Ctrl-C stop";
+    put(c, y, 0, c->cols, a, "%s", keys);
+}
+
+/* ---- the screen --------------------------------------------------------------- */
+
+void ui_view_render(WINDOW *w, const ui_view_opts_t *o, ui_model_t *m)
+{
+    int rows, cols;
+    getmaxyx(w, rows, cols);
+    ui_model_resize(m, rows, cols);
+    /* Draw the model's size: never less than 80x24, cropped if smaller. */
+    ctx_t c = {w, o, m->rows, m->cols};
+    werase(w);
+    draw_title(&c, m);
+    draw_figures(&c, m);
+    draw_composition(&c, m, 3);
+    int extra = m->rows - UI_MIN_ROWS;
+    int tl_h = 4 + extra / 3;
+    if (tl_h > 20)
+        tl_h = 20;
+    int y = 5;
+    draw_timeline(&c, m, y, tl_h);
+    y += tl_h + 2;
+    int bottom = m->rows - 2;          /* advice row                       */
+    int avail = bottom - y;            /* rows for the lists or an overlay */
+    if (m->help) {
+        draw_help(&c, m, y, avail);
+    } else if (m->stack_view) {
+        draw_stack(&c, m, y, avail);
+    } else if (m->log_view) {
+        draw_log(&c, y, avail);
+    } else {
+        size_t nthreads = m->cur ? m->cur->thread_count : 0;
+        int trows = 3 + (avail - 11) / 4;
+        if (trows < 1)
+            trows = 1;
+        if ((size_t)trows > nthreads && nthreads > 0)
+            trows = (int)nthreads;
+        int srows = avail - 2 - trows;
+        ui_model_set_list_rows(m, srows, trows);
+        draw_sites(&c, m, y, srows);
+        draw_threads(&c, m, y + 1 + srows, trows);
+    }
+    put(&c, bottom, 1, 7, A_BOLD, "advice");
+    put(&c, bottom, 8, c.cols - 9, A_NORMAL, "%s",
+        m->message[0] ? m->message
+                      : "no recommendations yet: advice needs attribution (not in this build)");
+    draw_keys(&c, m, m->rows - 1);
+}
+
+void ui_view_draw(ui_model_t *m)
+{
+    if (!term.active)
+        return;
+    ui_view_render(stdscr, &term.opts, m);
+    wnoutrefresh(stdscr);
+    doupdate();
+}
