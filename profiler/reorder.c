@@ -11,7 +11,7 @@ int prof_reorder_init(prof_reorder_t *r, size_t max_window, prof_reorder_emit_t 
 {
     memset(r, 0, sizeof *r);
     r->cap = 4096;
-    r->max_window = max_window ? max_window : (size_t)64 << 20;
+    r->max_window = max_window ? max_window : (size_t)4 << 20;
     r->slots = calloc(r->cap, sizeof *r->slots);
     if (!r->slots)
         return -1;

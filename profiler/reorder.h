@@ -36,7 +36,10 @@ typedef struct {
     void *ctx;
 } prof_reorder_t;
 
-/* Initializes 'r'. 'max_window' 0 means 64 Mi events. Returns 0 or -1. */
+/* Initializes 'r'. 'max_window' 0 means 4 Mi events (a thread preempted
+ * between taking its number and publishing its event, while the others
+ * send 4 million events, is far beyond what happens; a hostile stream can
+ * make the window cost at most 4 Mi x 72 bytes). Returns 0 or -1. */
 int prof_reorder_init(prof_reorder_t *r, size_t max_window, prof_reorder_emit_t emit, void *ctx);
 void prof_reorder_destroy(prof_reorder_t *r);
 

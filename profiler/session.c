@@ -55,8 +55,10 @@ int prof_session_open(prof_session_t *s, uint32_t id)
     if (s->count == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
         stream_t *ns = realloc(s->streams, cap * sizeof *ns);
-        if (!ns)
+        if (!ns) {
+            snprintf(s->error, sizeof s->error, "out of memory");
             return -1;
+        }
         s->streams = ns;
         s->cap = cap;
     }

@@ -104,6 +104,9 @@ prof_trace_writer_t *prof_trace_writer_open(const char *path, char *err, size_t 
         return NULL;
     }
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, 3);
+    /* A content checksum: a flipped byte can otherwise decompress to other
+     * well-formed records and give wrong figures without an error. */
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     uint8_t head[MLMEM_TRACE_HEADER_LEN];
     memcpy(head, MLMEM_TRACE_MAGIC, MLMEM_TRACE_MAGIC_LEN);
     head[8] = MLMEM_TRACE_VERSION & 0xff;
@@ -213,6 +216,9 @@ typedef struct {
     uint64_t stream_bytes;
     char *err;
     size_t errlen;
+    size_t piece;          /* progress: feed DATA in pieces of this size  */
+    void (*progress)(void *ctx, uint64_t stream_bytes);
+    void *progress_ctx;
 } replay_t;
 
 static int rfail(replay_t *r, uint64_t at, const char *fmt, ...)
@@ -249,6 +255,19 @@ static int replay_record(replay_t *r, uint8_t tag, const uint8_t *p, const uint8
             return rfail(r, at, "%s", prof_session_error(r->session));
         return 0;
     case MLMEM_TREC_STREAM_DATA:
+        if (r->progress) {
+            /* Pieces: decoding does not depend on chunking, and the caller
+             * sees the run at finer points than the recorded chunks. */
+            while (p < end) {
+                size_t n = (size_t)(end - p) < r->piece ? (size_t)(end - p) : r->piece;
+                r->stream_bytes += n;
+                if (prof_session_data(r->session, (uint32_t)id, p, n) != 0)
+                    return rfail(r, at, "%s", prof_session_error(r->session));
+                p += n;
+                r->progress(r->progress_ctx, r->stream_bytes);
+            }
+            return 0;
+        }
         r->stream_bytes += (uint64_t)(end - p);
         if (prof_session_data(r->session, (uint32_t)id, p, (size_t)(end - p)) != 0)
             return rfail(r, at, "%s", prof_session_error(r->session));
@@ -337,7 +356,15 @@ static int replay_parse(replay_t *r)
 int prof_trace_replay(const char *path, prof_session_t *s, int allow_partial,
                       prof_trace_stats_t *stats, char *err, size_t errlen)
 {
-    replay_t r = {.path = path, .session = s, .err = err, .errlen = errlen};
+    return prof_trace_replay_progress(path, s, allow_partial, stats, err, errlen, 0, NULL, NULL);
+}
+
+int prof_trace_replay_progress(const char *path, prof_session_t *s, int allow_partial,
+                               prof_trace_stats_t *stats, char *err, size_t errlen, size_t piece,
+                               void (*progress)(void *ctx, uint64_t stream_bytes), void *ctx)
+{
+    replay_t r = {.path = path, .session = s, .err = err, .errlen = errlen,
+                  .piece = piece ? piece : 4096, .progress = progress, .progress_ctx = ctx};
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open trace %s: %s", path, strerror(errno));
@@ -407,8 +434,15 @@ int prof_trace_replay(const char *path, prof_session_t *s, int allow_partial,
                   "(mlmem report --partial analyzes what is there)");
             goto done;
         }
-    } else if (r.len || zret != 0) {
+    } else if (r.len) {
         rfail(&r, r.offset, "unexpected data after the trailer");
+        goto done;
+    } else if (zret != 0) {
+        /* The trailer is there but the zstd frame (and its checksum) is
+         * not complete: not a complete trace. */
+        r.trailer_seen = 0;
+        snprintf(err, errlen, "%s: compressed offset %llu: the file was cut short "
+                 "(the compressed frame does not end)", path, (unsigned long long)compressed);
         goto done;
     }
     rc = 0;

@@ -57,4 +57,13 @@ typedef struct {
 int prof_trace_replay(const char *path, prof_session_t *s, int allow_partial,
                       prof_trace_stats_t *stats, char *err, size_t errlen);
 
+/* prof_trace_replay() that also reports progress: stream data is fed in
+ * pieces of at most 'piece' bytes (0: 4096) and 'progress' is called after
+ * each with the stream bytes fed so far, so the caller can take snapshots
+ * of the run at points in time (the replay of `mlmem tui`). The results
+ * are the same as prof_trace_replay()'s. */
+int prof_trace_replay_progress(const char *path, prof_session_t *s, int allow_partial,
+                               prof_trace_stats_t *stats, char *err, size_t errlen, size_t piece,
+                               void (*progress)(void *ctx, uint64_t stream_bytes), void *ctx);
+
 #endif /* PROF_TRACE_FILE_H */
