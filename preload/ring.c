@@ -34,6 +34,7 @@ static void ring_claimed(shim_ring_t *r)
         r->rng = 1;
     r->last_stack_id = 0;
     r->last_depth = 0;
+    r->name_sent = 0;
 }
 
 shim_ring_t *shim_ring_attach(void)
@@ -89,6 +90,7 @@ void shim_rings_reset_after_fork(void)
         c->dropped = 0;
         c->depth = 0;
         c->dropping = 0;
+        c->name_sent = 0; /* the child's stream has not seen any name */
         atomic_store(&c->state, c == shim_ring ? SHIM_RING_ACTIVE : SHIM_RING_FREE);
     }
     if (shim_ring)

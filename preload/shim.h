@@ -82,6 +82,7 @@ typedef struct shim_ring {
     uint64_t dropped;               /* events this ring's owner dropped   */
     uint32_t tid;
     _Atomic int state;              /* shim_ring_state_t                  */
+    int name_sent;                  /* writer: 1 once sent, 2 at exit too */
 
     /* Sampling state of the owner thread (stays with the ring). */
     int64_t sample_countdown;       /* bytes until the next sampled one   */

@@ -335,6 +335,28 @@ static void batch_add(batch_t *b, const shim_event_t *e)
     b->count++;
 }
 
+/* Sends the thread's name (from /proc/self/task/TID/comm) as a THREAD
+ * record. Threads often name themselves after they start, so the name is
+ * sent when the thread is first seen and again when it exits. */
+static void send_thread_name(uint32_t tid)
+{
+    char path[64], name[32];
+    shim_format(path, sizeof path, "/proc/self/task/%u/comm", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, name, sizeof name - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == '\0'))
+        n--;
+    uint8_t buf[MLMEM_VARINT_MAX + 40];
+    size_t len = mlmem_varint_put(buf, tid);
+    len += put_bytes(buf + len, name, (size_t)n);
+    put_record(MLMEM_REC_THREAD, buf, len);
+}
+
 /* Takes the published events of one ring; returns how many. With
  * 'discard' they are counted as dropped instead of sent (the analyzer is
  * gone). */
@@ -361,6 +383,12 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
 static size_t drain_ring(shim_ring_t *r, int discard)
 {
     int state = atomic_load_explicit(&r->state, memory_order_acquire);
+    if (!discard && state != SHIM_RING_FREE &&
+        atomic_load_explicit(&r->head, memory_order_acquire) != 0 &&
+        r->name_sent < (state == SHIM_RING_EXITED ? 2 : 1)) {
+        send_thread_name(r->tid);
+        r->name_sent = state == SHIM_RING_EXITED ? 2 : 1;
+    }
     size_t taken = drain_ring_events(r, discard);
     /* An exiting thread's ring is recycled only when the kernel says the
      * thread is gone: then nothing can be written to it any more, and one

@@ -301,6 +301,19 @@ static int decode_record(prof_decoder_t *d, uint8_t tag, cursor_t *c, uint64_t a
             d->sink.unload(d->sink.ctx, id, seq);
         return 0;
     }
+    case MLMEM_REC_THREAD: {
+        uint32_t tid = (uint32_t)get_u(c);
+        size_t len = 0;
+        const uint8_t *name = get_bytes(c, &len);
+        if (c->bad || len > 64)
+            return fail(d, at, "THREAD record is malformed");
+        char buf[65];
+        memcpy(buf, name, len);
+        buf[len] = '\0';
+        if (d->sink.thread)
+            d->sink.thread(d->sink.ctx, tid, buf);
+        return 0;
+    }
     case MLMEM_REC_DROPPED: {
         uint64_t n = get_u(c);
         if (c->bad)

@@ -55,6 +55,7 @@ typedef struct {
     void (*module)(void *ctx, const prof_module_t *m);
     void (*unload)(void *ctx, uint32_t id, uint64_t seq);
     void (*dropped)(void *ctx, uint64_t total);
+    void (*thread)(void *ctx, uint32_t tid, const char *name); /* name valid during the call */
     void (*end)(void *ctx, const prof_end_info_t *e);
     void *ctx;
 } prof_decoder_sink_t;

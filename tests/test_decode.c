@@ -710,7 +710,7 @@ static void test_decode_unknown_record_tags_skipped(void **state)
     /* An unknown record first, then the reference records, then more. */
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0x00, 0x02, 0x99};
     sb_record(&extra, 200, junk, sizeof junk);
-    sb_record(&extra, MLMEM_REC_THREAD, junk, 3); /* known tag, not decoded */
+    sb_record(&extra, 201, junk, 3); /* another unknown tag */
     size_t plen;
     const uint8_t *pdata = sb_data(&plain, &plen);
     sb_raw(&extra, pdata + MLMEM_STREAM_HEADER_LEN, plen - MLMEM_STREAM_HEADER_LEN);
