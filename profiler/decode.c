@@ -163,7 +163,8 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
         e.tid = tid;
         e.type = get_byte(c);
         seq += (uint64_t)get_s(c);
-        time += get_s(c);
+        /* Wrapping arithmetic: a hostile delta must not be undefined. */
+        time = (int64_t)((uint64_t)time + (uint64_t)get_s(c));
         e.seq = seq;
         e.time_ns = time < 0 ? 0 : (uint64_t)time;
         switch (e.type) {

@@ -9,6 +9,7 @@ packages=(
   libzstd-dev zlib1g-dev libopenblas-dev
   dataset-fashion-mnist
   tmux
+  clang libclang-rt-14-dev
 )
 
 missing=()
