@@ -45,17 +45,23 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Runs the trainer with 'args'; returns its exit status, output in f->out. */
-static int run(fixture_t *f, const char *args)
+/* Runs the trainer with 'args' and extra environment 'env'; returns its exit
+ * status, output in f->out. */
+static int run_env(fixture_t *f, const char *env, const char *args)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "OPENBLAS_NUM_THREADS=2 %s %s 2>&1", f->bin, args);
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "%s OPENBLAS_NUM_THREADS=2 %s %s 2>&1", env, f->bin, args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(f->out, 1, sizeof(f->out) - 1, p);
     f->out[n] = '\0';
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run(fixture_t *f, const char *args)
+{
+    return run_env(f, "", args);
 }
 
 static json_t *load_report(const char *path)
@@ -180,6 +186,69 @@ static void test_train_cli_bad_data_names_file(void **state)
     assert_non_null(strstr(f->out, "mlmem-train: error"));
 }
 
+/* The same seed gives the same run, loss for loss; another seed does not. */
+static void test_train_cli_deterministic_seed(void **state)
+{
+    fixture_t *f = *state;
+    if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) != 0)
+        skip();
+    json_t *r[3];
+    const int seeds[3] = {5, 5, 6};
+    for (int k = 0; k < 3; k++) {
+        char args[1024], rep[128];
+        snprintf(rep, sizeof(rep), "%s/seed%d.json", f->dir, k);
+        snprintf(args, sizeof(args), SMALL " --layout per-tensor --seed %d --memory-report %s",
+                 seeds[k], rep);
+        assert_int_equal(run(f, args), 0);
+        r[k] = load_report(rep);
+    }
+    json_t *l0 = json_object_get(json_object_get(r[0], "steps"), "loss");
+    json_t *l1 = json_object_get(json_object_get(r[1], "steps"), "loss");
+    json_t *l2 = json_object_get(json_object_get(r[2], "steps"), "loss");
+    assert_int_equal(json_array_size(l0), 8);
+    assert_true(json_equal(l0, l1));
+    assert_false(json_equal(l0, l2));
+    assert_true(json_equal(json_object_get(r[0], "peak"), json_object_get(r[1], "peak")));
+    for (int k = 0; k < 3; k++)
+        json_decref(r[k]);
+}
+
+/* Under a stand-in shim: --annotate marks every step and phase and announces
+ * every allocation; without the flag, not one annotation call. */
+static void test_train_cli_annotate_only_with_flag(void **state)
+{
+    fixture_t *f = *state;
+    if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) != 0)
+        skip();
+    const char *build = getenv("MLMEM_BUILD_DIR");
+    char args[1024], env[600];
+    /* verify_asan_link_order=0: a sanitized trainer accepts the preload */
+    snprintf(env, sizeof(env),
+             "ASAN_OPTIONS=verify_asan_link_order=0 LD_PRELOAD=%s/lib/test_train_fakeshim.so",
+             build ? build : ".");
+    snprintf(args, sizeof(args), SMALL " --layout per-tensor");
+    assert_int_equal(run_env(f, env, args), 0);
+    if (!strstr(f->out, "FAKESHIM steps=0 data=0 fwd=0 bwd=0 opt=0 eval=0 regions=0 ends=0 tags=0"))
+        fail_msg("annotation calls without --annotate: %s", f->out);
+    snprintf(args, sizeof(args), SMALL " --layout per-tensor --annotate");
+    assert_int_equal(run_env(f, env, args), 0);
+    long steps, data, fwd, bwd, opt, eval, regions, ends, tags;
+    const char *line = strstr(f->out, "FAKESHIM");
+    assert_non_null(line);
+    assert_int_equal(sscanf(line, "FAKESHIM steps=%ld data=%ld fwd=%ld bwd=%ld opt=%ld eval=%ld "
+                            "regions=%ld ends=%ld tags=%ld", &steps, &data, &fwd, &bwd, &opt,
+                            &eval, &regions, &ends, &tags), 9);
+    assert_int_equal(steps, 8);          /* 512 samples / batch 64 */
+    assert_int_equal(data, 8);
+    assert_int_equal(fwd, 8);
+    assert_int_equal(bwd, 8);
+    assert_int_equal(opt, 8);
+    assert_true(eval >= 2);              /* after the epoch, and the final one */
+    assert_true(regions > 8 * 4);        /* per-tensor: allocations every step */
+    assert_int_equal(regions, ends);
+    assert_int_equal(regions, tags);
+}
+
 static void test_train_cli_help_documents_flags(void **state)
 {
     fixture_t *f = *state;
@@ -208,6 +277,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_train_cli_report_per_tensor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_cli_save_load_teacher, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_cli_bad_data_names_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_train_cli_deterministic_seed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_train_cli_annotate_only_with_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_cli_help_documents_flags, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

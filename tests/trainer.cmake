@@ -7,3 +7,11 @@ foreach(t layers checkpointing precision accum data checkpoint compress memory c
       LIBS mlmem_train_core PkgConfig::ZLIB PkgConfig::JANSSON m)
   endif()
 endforeach()
+
+# A stand-in for the shim that counts annotation calls (test_train_cli).
+add_library(test_train_fakeshim MODULE ${CMAKE_CURRENT_LIST_DIR}/test_train_fakeshim.c)
+set_target_properties(test_train_fakeshim PROPERTIES
+  PREFIX "" LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lib)
+if(TARGET test_train_cli)
+  add_dependencies(test_train_cli test_train_fakeshim mlmem-train)
+endif()
