@@ -74,6 +74,13 @@ typedef struct {
     uint64_t lifetime_min;
     uint64_t lifetime_max;
     uint64_t lifetime_sum;
+    uint64_t ann_live;        /* live bytes an annotation named            */
+    uint64_t ann_at_peak;     /* valid like at_peak_bytes                  */
+    uint64_t first_born_ns;
+    uint64_t last_born_ns;
+    uint64_t first_free_ns;
+    uint8_t ann_cat;          /* 1 + last annotated category; 0 = none     */
+    uint8_t ann_mixed;        /* annotations gave it several categories    */
 } prof_acct_site_t;
 
 typedef struct {
@@ -88,6 +95,10 @@ typedef struct {
     uint64_t bytes_allocated;
     uint64_t last_alloc;      /* address if this thread's latest alloc/free
                                  event was an allocation of it, else 0     */
+    uint32_t region_depth;    /* open regions, may exceed ACCT_REGIONS     */
+    uint8_t region_cat;       /* category of the innermost open region, or
+                                 PROF_CAT_NONE                             */
+    uint8_t regions[16];      /* the stack, ACCT_REGIONS deep              */
 } prof_acct_thread_t;
 
 /* One mapping call that still has bytes mapped. Free ones form a list
@@ -96,6 +107,8 @@ typedef struct {
     uint32_t pieces;          /* regions left; 0 = free slot               */
     uint32_t site;
     uint32_t thread;
+    uint8_t cat;              /* as in prof_heap_entry_t                   */
+    uint8_t evidence;
     uint64_t born_ns;
 } prof_acct_origin_t;
 
@@ -106,7 +119,17 @@ typedef struct {
     uint64_t mmap;
     uint64_t rss;
     uint32_t used;
+    uint64_t cat[MLMEM_CATEGORY_COUNT]; /* annotated bytes per category at
+                                           'live' (all 0 until the first
+                                           annotated allocation)           */
 } prof_acct_point_t;
+
+/* One allocation in the log kept for step detection. */
+typedef struct {
+    uint32_t site;
+    uint32_t size_log2;
+    uint64_t time_ns;
+} prof_acct_logent_t;
 
 /* u32 -> u32 open-addressing map (tids, and stack ids too large to index
  * directly). UINT32_MAX in 'vals' marks an empty slot. */
@@ -120,6 +143,8 @@ typedef struct {
 #define ACCT_NONE UINT32_MAX
 #define ACCT_DIRECT_STACKS (1u << 22) /* stack ids below index an array */
 #define ACCT_TCACHE 64                /* thread lookups cached by tid % 64 */
+#define ACCT_REGIONS 16               /* region nesting kept per thread    */
+#define ACCT_LOG_CAP 65536            /* allocations logged for step detection */
 /* The per-event path is a handful of small steps, inlined into
  * prof_acct_apply(); bench/acct_throughput measures it. */
 #define ACCT_HOT static inline __attribute__((always_inline))
@@ -156,6 +181,27 @@ struct prof_acct {
     size_t tl_cur;            /* index of the bucket that holds 'now'      */
     uint64_t tl_width;        /* ns per bucket, a power of two            */
     uint64_t tl_end;          /* end of the current bucket's span          */
+    uint32_t sum_phases;      /* bit per PHASE value seen                  */
+
+    /* Attribution from annotations: live bytes per category (slot
+     * not annotated: the rest of the live bytes), their maxima and their
+     * split at the global peak. Unannotated runs never touch them. */
+    uint64_t cat_live[MLMEM_CATEGORY_COUNT];
+    uint64_t cat_max[MLMEM_CATEGORY_COUNT];
+    uint64_t cat_at_peak[MLMEM_CATEGORY_COUNT];
+    uint64_t ann_live;        /* sum of cat_live                           */
+    int any_ann;              /* an annotated allocation was seen: the
+                                 timeline and the peak copy cat_live      */
+    prof_attr_counts_t attr;
+
+    /* Annotated steps: the peak of each finished step, and the current one. */
+    uint64_t *step_peaks;
+    size_t step_n, step_cap;
+    uint64_t step_max;
+    uint64_t step_first_ns, step_last_ns;
+
+    prof_acct_logent_t *log;  /* the first ACCT_LOG_CAP allocations        */
+    size_t log_n;
 };
 
 /* ---- small maps ---------------------------------------------------------- */
@@ -261,6 +307,7 @@ static __attribute__((noinline)) int acct_site_slow(prof_acct_t *a, uint32_t sta
     memset(s, 0, sizeof(*s));
     s->stack_id = stack_id;
     s->epoch = a->epoch;
+    s->first_born_ns = a->now; /* sites are made for their first allocation */
     *out = idx;
     return 0;
 }
@@ -292,6 +339,7 @@ static __attribute__((noinline)) int acct_thread_slow(prof_acct_t *a, uint32_t t
         memset(t, 0, sizeof(*t));
         t->tid = tid;
         t->epoch = a->epoch;
+        t->region_cat = PROF_CAT_NONE;
     }
     a->tcache_tid[tid % ACCT_TCACHE] = tid;
     a->tcache_idx[tid % ACCT_TCACHE] = idx;
@@ -318,6 +366,7 @@ ACCT_HOT void acct_site_touch(const prof_acct_t *a, prof_acct_site_t *s)
     if (s->epoch != a->epoch) {
         s->at_peak_bytes = s->live_bytes;
         s->at_peak_allocs = s->live_allocs;
+        s->ann_at_peak = s->ann_live;
         s->epoch = a->epoch;
     }
 }
@@ -330,15 +379,53 @@ ACCT_HOT void acct_thread_touch(const prof_acct_t *a, prof_acct_thread_t *t)
     }
 }
 
-/* Counts a new allocation of 'size' bytes by site 'si' and thread 'ti' and
- * makes it live (heap or anonymous mapping). */
+/* Adds 'size' annotated bytes of category 'cat' (not PROF_CAT_NONE) to
+ * site 's' and the totals. */
+ACCT_HOT void acct_add_cat(prof_acct_t *a, prof_acct_site_t *s, unsigned cat, uint64_t size)
+{
+    a->cat_live[cat] += size;
+    if (a->cat_live[cat] > a->cat_max[cat])
+        a->cat_max[cat] = a->cat_live[cat];
+    a->ann_live += size;
+    a->any_ann = 1;
+    s->ann_live += size;
+    if (s->ann_cat != cat + 1) {
+        s->ann_mixed |= s->ann_cat != 0;
+        s->ann_cat = (uint8_t)(cat + 1);
+    }
+}
+
+/* Takes 'size' annotated bytes of category 'cat' (not PROF_CAT_NONE) out. */
+ACCT_HOT void acct_sub_cat(prof_acct_t *a, prof_acct_site_t *s, unsigned cat, uint64_t size)
+{
+    a->cat_live[cat] -= size;
+    a->ann_live -= size;
+    s->ann_live -= size;
+}
+
+/* An allocation made inside a region: off the path of unannotated runs. */
+static __attribute__((noinline)) void acct_charge_cat(prof_acct_t *a, prof_acct_site_t *s,
+                                                      unsigned cat, uint64_t size)
+{
+    a->attr.region_allocations++;
+    acct_add_cat(a, s, cat, size);
+}
+
+/* Counts a new allocation of 'size' bytes by site 'si' and thread 'ti' in
+ * category 'cat' (PROF_CAT_NONE: not annotated) and makes it live (heap or
+ * anonymous mapping). */
 ACCT_HOT void acct_charge(prof_acct_t *a, uint32_t si, uint32_t ti, uint64_t size,
-                               int is_mmap)
+                               int is_mmap, unsigned cat)
 {
     prof_acct_site_t *s = &a->sites[si];
     prof_acct_thread_t *t = &a->threads[ti];
     acct_site_touch(a, s);
     acct_thread_touch(a, t);
+    if (cat != PROF_CAT_NONE)
+        acct_charge_cat(a, s, cat, size);
+    s->last_born_ns = a->now;
+    if (a->log_n < ACCT_LOG_CAP)
+        a->log[a->log_n++] = (prof_acct_logent_t){si, 0, a->now};
     s->allocations++;
     s->bytes_allocated += size;
     if (size > s->largest)
@@ -362,9 +449,12 @@ ACCT_HOT void acct_charge(prof_acct_t *a, uint32_t si, uint32_t ti, uint64_t siz
     }
 }
 
-/* Records a freed allocation's lifetime in its site. */
-ACCT_HOT void acct_lifetime(prof_acct_site_t *s, uint64_t ns)
+/* Records a freed allocation's lifetime in its site, and when it first
+ * freed one. */
+ACCT_HOT void acct_lifetime(const prof_acct_t *a, prof_acct_site_t *s, uint64_t ns)
 {
+    if (s->frees == 0)
+        s->first_free_ns = a->now;
     if (s->frees == 0 || ns < s->lifetime_min)
         s->lifetime_min = ns;
     if (ns > s->lifetime_max)
@@ -385,7 +475,10 @@ ACCT_HOT void acct_heap_release(prof_acct_t *a, const prof_heap_entry_t *e, uint
     acct_thread_touch(a, t);
     s->live_bytes -= e->size;
     s->live_allocs--;
-    acct_lifetime(s, a->now - e->born_ns);
+    unsigned cat = PROF_HEAP_CAT(e);
+    if (cat != PROF_CAT_NONE)
+        acct_sub_cat(a, s, cat, e->size);
+    acct_lifetime(a, s, a->now - PROF_HEAP_BORN_NS(e));
     s->frees++;
     t->live_bytes -= e->size;
     a->threads[freer].frees++;
@@ -400,17 +493,17 @@ ACCT_HOT void acct_heap_release(prof_acct_t *a, const prof_heap_entry_t *e, uint
 /* Makes the block at 'addr' live. The table must have room for one insert.
  * A block still live at 'addr' is retired first (its free was lost). */
 ACCT_HOT void acct_heap_add(prof_acct_t *a, uint64_t addr, uint64_t size, uint32_t si,
-                                 uint32_t ti)
+                                 uint32_t ti, unsigned cat, unsigned evidence)
 {
     int existed;
     prof_heap_entry_t *e = prof_heap_table_insert(&a->heap, addr, &existed);
     if (existed)
         acct_heap_release(a, e, e->thread, 0);
     e->size = size;
-    e->born_ns = a->now;
+    e->born = PROF_HEAP_PACK(a->now, cat, evidence);
     e->site = si;
     e->thread = ti;
-    acct_charge(a, si, ti, size, 0);
+    acct_charge(a, si, ti, size, 0, cat);
     a->threads[ti].last_alloc = addr;
 }
 
@@ -438,7 +531,9 @@ ACCT_HOT int acct_on_alloc(prof_acct_t *a, const prof_event_t *ev)
     if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0 ||
         prof_heap_table_reserve1(&a->heap) < 0)
         return -1;
-    acct_heap_add(a, ev->addr, ev->size, si, ti);
+    unsigned cat = a->threads[ti].region_cat;
+    acct_heap_add(a, ev->addr, ev->size, si, ti, cat,
+                  cat == PROF_CAT_NONE ? PROF_EVID_NONE : PROF_EVID_REGION);
     return 0;
 }
 
@@ -456,17 +551,26 @@ ACCT_HOT int acct_on_free(prof_acct_t *a, const prof_event_t *ev)
 
 /* realloc: the old block leaves and the new one arrives in this one event;
  * old_addr 0 is a plain allocation, addr 0 (realloc to size 0 that freed)
- * only frees. */
+ * only frees. The new block takes the thread's open region, else the old
+ * block's category (a tagged buffer that grows stays tagged). */
 static int acct_on_realloc(prof_acct_t *a, const prof_event_t *ev)
 {
     uint32_t si, ti;
     if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0 ||
         prof_heap_table_reserve1(&a->heap) < 0)
         return -1;
-    if (ev->old_addr != 0)
+    unsigned cat = a->threads[ti].region_cat;
+    unsigned evidence = cat == PROF_CAT_NONE ? PROF_EVID_NONE : PROF_EVID_REGION;
+    if (ev->old_addr != 0) {
+        const prof_heap_entry_t *old = prof_heap_table_find(&a->heap, ev->old_addr);
+        if (old && cat == PROF_CAT_NONE) {
+            cat = PROF_HEAP_CAT(old);
+            evidence = PROF_HEAP_EVIDENCE(old);
+        }
         acct_heap_free(a, ev->old_addr, ti);
+    }
     if (ev->addr != 0)
-        acct_heap_add(a, ev->addr, ev->size, si, ti);
+        acct_heap_add(a, ev->addr, ev->size, si, ti, cat, evidence);
     else
         a->threads[ti].last_alloc = 0;
     return 0;
@@ -501,10 +605,12 @@ static void acct_cut_cb(void *ctx, const prof_region_t *r, uint64_t bytes, int p
     s->live_bytes -= bytes;
     t->live_bytes -= bytes;
     a->mmap_live -= bytes;
+    if (o->cat != PROF_CAT_NONE)
+        acct_sub_cat(a, s, o->cat, bytes);
     o->pieces = (uint32_t)((int64_t)o->pieces + pieces);
     if (o->pieces == 0) {
         s->live_allocs--;
-        acct_lifetime(s, a->now - o->born_ns);
+        acct_lifetime(a, s, a->now - o->born_ns);
         s->frees++;
         a->threads[c->freer].frees++;
         a->sum.total_frees++;
@@ -557,10 +663,14 @@ static void acct_map(prof_acct_t *a, uint64_t addr, uint64_t size, uint32_t si, 
         } else {
             oi = (uint32_t)a->origin_n++;
         }
-        a->origins[oi] = (prof_acct_origin_t){1, si, ti, a->now};
+        unsigned cat = a->threads[ti].region_cat;
+        a->origins[oi] = (prof_acct_origin_t){1, si, ti, (uint8_t)cat,
+                                              cat == PROF_CAT_NONE ? PROF_EVID_NONE
+                                                                   : PROF_EVID_REGION,
+                                              a->now};
         a->live_origins++;
         r.origin = oi;
-        acct_charge(a, si, ti, size, 1);
+        acct_charge(a, si, ti, size, 1, cat);
     }
     prof_imap_insert(&a->maps, &r);
 }
@@ -611,6 +721,111 @@ static int acct_on_mremap(prof_acct_t *a, const prof_event_t *ev)
     return 0;
 }
 
+/* ---- annotations --------------------------------------------------------- */
+
+static int acct_on_region_begin(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t ti;
+    if (acct_thread(a, ev->tid, &ti) < 0)
+        return -1;
+    prof_acct_thread_t *t = &a->threads[ti];
+    unsigned cat = ev->arg < MLMEM_CATEGORY_COUNT ? (unsigned)ev->arg : MLMEM_CAT_OTHER;
+    if (t->region_depth < ACCT_REGIONS)
+        t->regions[t->region_depth] = (uint8_t)cat;
+    else
+        a->attr.region_overflows++;
+    t->region_depth++;
+    /* Beyond the kept depth the innermost kept region still applies. */
+    t->region_cat = t->regions[t->region_depth <= ACCT_REGIONS ? t->region_depth - 1
+                                                               : ACCT_REGIONS - 1];
+    return 0;
+}
+
+static int acct_on_region_end(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t ti;
+    if (acct_thread(a, ev->tid, &ti) < 0)
+        return -1;
+    prof_acct_thread_t *t = &a->threads[ti];
+    if (t->region_depth == 0) {
+        a->attr.region_unmatched_ends++;
+        return 0;
+    }
+    t->region_depth--;
+    if (t->region_depth == 0)
+        t->region_cat = PROF_CAT_NONE;
+    else
+        t->region_cat = t->regions[t->region_depth <= ACCT_REGIONS ? t->region_depth - 1
+                                                                   : ACCT_REGIONS - 1];
+    return 0;
+}
+
+/* Moves 'bytes' of site 's' from category 'from' to 'to'. */
+static void acct_recat(prof_acct_t *a, prof_acct_site_t *s, uint64_t bytes, unsigned from,
+                       unsigned to)
+{
+    acct_site_touch(a, s);
+    if (from != PROF_CAT_NONE)
+        acct_sub_cat(a, s, from, bytes);
+    acct_add_cat(a, s, to, bytes);
+}
+
+/* TAG: the live heap block or anonymous mapping that starts at 'addr' takes
+ * the category. Any other address is counted in tags_unknown. */
+static void acct_on_tag(prof_acct_t *a, const prof_event_t *ev)
+{
+    unsigned cat = ev->arg < MLMEM_CATEGORY_COUNT ? (unsigned)ev->arg : MLMEM_CAT_OTHER;
+    a->attr.tags++;
+    prof_heap_entry_t *e = prof_heap_table_find(&a->heap, ev->addr);
+    if (e) {
+        acct_recat(a, &a->sites[e->site], e->size, PROF_HEAP_CAT(e), cat);
+        e->born = PROF_HEAP_PACK(PROF_HEAP_BORN_NS(e), cat, PROF_EVID_TAG);
+        return;
+    }
+    /* The mapping whose first region starts at addr. */
+    size_t lo = 0, hi = a->maps.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->maps.v[mid].start < ev->addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (ev->addr != 0 && lo < a->maps.n && a->maps.v[lo].start == ev->addr &&
+        !a->maps.v[lo].is_file) {
+        uint32_t oi = a->maps.v[lo].origin;
+        prof_acct_origin_t *o = &a->origins[oi];
+        /* Every region of that mapping call changes category. */
+        for (size_t i = 0; i < a->maps.n; i++) {
+            const prof_region_t *r = &a->maps.v[i];
+            if (!r->is_file && r->origin == oi)
+                acct_recat(a, &a->sites[o->site], r->end - r->start, o->cat, cat);
+        }
+        o->cat = (uint8_t)cat;
+        o->evidence = PROF_EVID_TAG;
+        return;
+    }
+    a->attr.tags_unknown++;
+}
+
+/* STEP: the previous step's peak is kept; the new step starts at the live
+ * bytes of now. */
+static int acct_on_step(prof_acct_t *a)
+{
+    if (a->sum.steps_annotated > 0) {
+        if (acct_grow((void **)&a->step_peaks, &a->step_cap, a->step_n + 1,
+                      sizeof(*a->step_peaks)) < 0)
+            return -1;
+        a->step_peaks[a->step_n++] = a->step_max;
+    } else {
+        a->step_first_ns = a->now;
+    }
+    a->step_last_ns = a->now;
+    a->sum.steps_annotated++;
+    a->step_max = a->heap_live + a->mmap_live;
+    return 0;
+}
+
 /* ---- timeline ------------------------------------------------------------ */
 
 /* Halves the timeline's resolution: bucket j takes buckets 2j and 2j+1. The
@@ -654,6 +869,8 @@ ACCT_HOT void acct_timeline_note(prof_acct_t *a, uint64_t live)
         p->heap = a->heap_live;
         p->mmap = a->mmap_live;
         p->used = 1;
+        if (a->any_ann)
+            memcpy(p->cat, a->cat_live, sizeof(p->cat));
     }
     p->rss = a->rss;
 }
@@ -668,6 +885,13 @@ prof_acct_t *prof_acct_new(const prof_acct_options_t *opt)
     a->tl_cap = opt && opt->timeline_points ? opt->timeline_points : 1024;
     a->tl = calloc(a->tl_cap, sizeof(*a->tl));
     if (!a->tl || prof_heap_table_init(&a->heap) < 0) {
+        free(a->tl);
+        free(a);
+        return NULL;
+    }
+    a->log = malloc(ACCT_LOG_CAP * sizeof(*a->log));
+    if (!a->log) {
+        prof_heap_table_destroy(&a->heap);
         free(a->tl);
         free(a);
         return NULL;
@@ -692,6 +916,8 @@ void prof_acct_free(prof_acct_t *a)
     free(a->threads);
     acct_map_destroy(&a->tids);
     free(a->tl);
+    free(a->step_peaks);
+    free(a->log);
     free(a);
 }
 
@@ -731,12 +957,25 @@ int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
         }
         break;
     case MLMEM_EV_STEP:
-        a->sum.steps_annotated++;
+        rc = acct_on_step(a);
+        break;
+    case MLMEM_EV_PHASE:
+        if (ev->arg < 32)
+            a->sum_phases |= 1u << ev->arg;
+        break;
+    case MLMEM_EV_REGION_BEGIN:
+        rc = acct_on_region_begin(a, ev);
+        break;
+    case MLMEM_EV_REGION_END:
+        rc = acct_on_region_end(a, ev);
+        break;
+    case MLMEM_EV_TAG:
+        acct_on_tag(a, ev);
         break;
     case MLMEM_EV_FILE_READ:
         a->sum.file_read_bytes += ev->size;
         break;
-    default: /* PHASE, REGION_*, TAG, FORK: for attribution, later */
+    default: /* FORK: nothing to account */
         break;
     }
     if (rc < 0) {
@@ -751,8 +990,12 @@ int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
         a->sum.peak_seq = ev->seq;
         a->sum.peak_heap_bytes = a->heap_live;
         a->sum.peak_mmap_bytes = a->mmap_live;
+        if (a->any_ann)
+            memcpy(a->cat_at_peak, a->cat_live, sizeof(a->cat_at_peak));
         a->epoch++;
     }
+    if (live > a->step_max)
+        a->step_max = live;
     acct_timeline_note(a, live);
     return 0;
 }
@@ -850,6 +1093,14 @@ int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
         o->lifetime_max_ns = s->lifetime_max;
         o->lifetime_sum_ns = s->lifetime_sum;
         o->is_mmap = s->is_mmap;
+        o->unannotated_bytes_at_peak = o->live_bytes_at_peak -
+                                       (stale ? s->ann_live : s->ann_at_peak);
+        o->unannotated_bytes = s->live_bytes - s->ann_live;
+        o->first_alloc_ns = s->first_born_ns;
+        o->last_alloc_ns = s->last_born_ns;
+        o->first_free_ns = s->frees ? s->first_free_ns : 0;
+        o->annotated_category = s->ann_cat ? (int32_t)s->ann_cat - 1 : -1;
+        o->annotated_mixed = s->ann_mixed;
     }
     if (ns > 1)
         qsort(sites, ns, sizeof(*sites), acct_cmp_site);
@@ -877,8 +1128,45 @@ int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
         const prof_acct_point_t *p = &a->tl[i];
         if (!p->used)
             continue;
-        tl[k++] = (prof_timeline_point_t){p->time_ns, p->live, p->heap, p->mmap, p->rss};
+        prof_timeline_point_t *o = &tl[k++];
+        *o = (prof_timeline_point_t){p->time_ns, p->live, p->heap, p->mmap, p->rss, {0}, 0};
+        memcpy(o->category_bytes, p->cat, sizeof(o->category_bytes));
+        uint64_t ann = 0;
+        for (size_t c = 0; c < MLMEM_CATEGORY_COUNT; c++)
+            ann += p->cat[c];
+        o->unannotated_bytes = p->live - ann;
     }
+
+    uint64_t *peaks = NULL;
+    size_t npk = a->sum.steps_annotated ? a->step_n + 1 : 0;
+    if (npk) {
+        peaks = malloc(npk * sizeof(*peaks));
+        if (!peaks) {
+            free(sites);
+            free(threads);
+            free(tl);
+            return -1;
+        }
+        memcpy(peaks, a->step_peaks, a->step_n * sizeof(*peaks));
+        peaks[a->step_n] = a->step_max; /* the last step runs to the end */
+    }
+    memset(&out->steps, 0, sizeof(out->steps));
+    out->steps.source = npk ? "annotations" : "none";
+    out->steps.count = a->sum.steps_annotated;
+    out->steps.peak_bytes = peaks;
+    out->steps.peak_count = npk;
+    out->steps.phases_seen = a->sum_phases;
+    out->steps.first_step_ns = a->step_first_ns;
+    out->steps.last_step_ns = a->step_last_ns;
+    if (a->sum.steps_annotated > 1)
+        out->steps.period_ns =
+            (a->step_last_ns - a->step_first_ns) / (a->sum.steps_annotated - 1);
+    for (size_t c = 0; c < MLMEM_CATEGORY_COUNT; c++) {
+        out->annotated_at_peak[c] = a->cat_at_peak[c];
+        out->annotated_at_end[c] = a->cat_live[c];
+        out->annotated_max[c] = a->cat_max[c];
+    }
+    out->attribution = a->attr;
 
     out->summary = a->sum;
     out->summary.live_bytes = a->heap_live + a->mmap_live;
@@ -893,4 +1181,14 @@ int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
     out->timeline = tl;
     out->timeline_count = np;
     return 0;
+}
+
+size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t cap)
+{
+    size_t n = a->log_n < cap ? a->log_n : cap;
+    for (size_t i = 0; out && i < n; i++) {
+        out[i].stack_id = a->sites[a->log[i].site].stack_id;
+        out[i].time_ns = a->log[i].time_ns;
+    }
+    return a->log_n;
 }

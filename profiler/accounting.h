@@ -10,6 +10,17 @@
  * allocations, the number of distinct stacks and threads, and the fixed
  * timeline size, never by the number of events.
  *
+ * Annotations (annotate.h) give categories: a thread's open region (a
+ * stack 16 deep per thread; deeper regions are counted and the 16th
+ * applies) names the category of what the thread allocates, a TAG
+ * re-categorizes the live block or anonymous mapping that starts at its
+ * address (other addresses are counted in tags_unknown), a realloc outside
+ * any region keeps the old block's category. Live bytes are kept per
+ * category, with each category's maximum and the split at the global peak
+ * (exact); bytes no annotation named are kept per site, so attribution can
+ * classify them later. STEP marks give each step's peak; PHASE marks are
+ * collected as a set.
+ *
  * Edge cases, all counted, none fatal:
  * - FREE / MUNMAP of an address that is not live: unmatched_frees++.
  * - ALLOC at an address that is still live (an event was dropped): the old
@@ -58,11 +69,24 @@ void prof_acct_add_lost(prof_acct_t *a, uint64_t lost);
 void prof_acct_thread_name(prof_acct_t *a, uint32_t tid, const char *name);
 
 /* Fills out->summary, out->sites (stack_id and figures; frames NULL),
- * out->threads and out->timeline from the current state. Leaves
+ * out->threads, out->timeline, out->steps (annotated steps), out->attribution
+ * and out->annotated_* from the current state (categories are left to
+ * attribution.h). Leaves
  * out->process and out->children alone. Returns 0, or -1 if out of memory
  * (then 'out' holds nothing new). Callable mid-stream: "at the end" figures
  * then mean "now". */
 int prof_acct_result(const prof_acct_t *a, prof_result_t *out);
+
+/* One allocation of the log kept for step detection (the first 65536
+ * allocations of the stream). */
+typedef struct {
+    uint32_t stack_id;
+    uint64_t time_ns;
+} prof_acct_logged_t;
+
+/* Copies up to 'cap' entries of the allocation log to 'out' (may be NULL)
+ * and returns how many the log holds. */
+size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t cap);
 
 /* Current live bytes and peak, cheap, for live displays. */
 uint64_t prof_acct_live_bytes(const prof_acct_t *a);

@@ -8,10 +8,11 @@
 
 #include "accounting.h"
 #include "analysis.h"
+#include "attribution.h"
 #include "reorder.h"
 #include "symbols.h"
 
-#define MAX_STACK_IDS (1u << 24)  /* far above what one shim can define */
+#define MAX_STACK_IDS (1u << 20)  /* what one shim can define (SHIM_STACK_IDS) */
 #define MAX_FRAMES_PER_SITE 256
 
 typedef struct {
@@ -41,6 +42,8 @@ struct prof_analysis {
     size_t stack_cap;
     uint64_t *stack_arena;
     size_t arena_len, arena_cap;
+
+    const prof_rules_t *rules; /* the user's attribution rules, or NULL    */
 
     int failed;                /* out of memory inside a callback          */
     char error[320];
@@ -97,8 +100,8 @@ static void on_event(void *ctx, const prof_event_t *e)
 static void on_stack(void *ctx, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth)
 {
     prof_analysis_t *a = ctx;
-    if (id >= MAX_STACK_IDS)
-        return;
+    if (id >= MAX_STACK_IDS || depth == 0)
+        return; /* beyond what a shim defines, or empty: nothing to keep */
     if (id >= a->stack_cap) {
         size_t cap = a->stack_cap ? a->stack_cap : 1024;
         while (cap <= id)
@@ -333,17 +336,30 @@ static void fill_process(const prof_analysis_t *a, prof_process_t *p)
     }
 }
 
+/* Attribution over all sites, before any are cut, with the allocation log
+ * that accounting kept for step detection. */
+static int attribute(prof_analysis_t *a, prof_result_t *out)
+{
+    prof_attr_input_t in = {a->rules, NULL, 0, 0};
+    size_t nl = prof_acct_alloc_log(a->acct, NULL, 0);
+    prof_acct_logged_t *log = malloc((nl + 1) * sizeof *log);
+    int rc = -1;
+    if (log) {
+        in.log = log;
+        in.log_count = prof_acct_alloc_log(a->acct, log, nl);
+        in.log_truncated = out->summary.total_allocations > in.log_count;
+        rc = prof_attribute(out, &in);
+    }
+    free(log);
+    return rc;
+}
+
 int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, prof_result_t *out)
 {
     memset(out, 0, sizeof *out);
     if (prof_acct_result(a->acct, out) != 0)
         return -1;
     fill_process(a, &out->process);
-    if (max_sites && out->site_count > max_sites) {
-        for (size_t i = max_sites; i < out->site_count; i++)
-            free(out->sites[i].category_evidence);
-        out->site_count = max_sites;
-    }
     for (size_t i = 0; i < out->site_count; i++) {
         prof_site_t *s = &out->sites[i];
         s->sampled = a->stack_mode == MLMEM_STACKS_SAMPLED && s->stack_id != MLMEM_STACK_NONE &&
@@ -353,5 +369,27 @@ int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, pr
             return -1;
         }
     }
+    if (attribute(a, out) != 0) {
+        prof_result_free(out);
+        return -1;
+    }
+    if (max_sites && out->site_count > max_sites) {
+        for (size_t i = max_sites; i < out->site_count; i++) {
+            prof_site_t *s = &out->sites[i];
+            for (uint32_t f = 0; s->frames && f < s->frame_count; f++) {
+                free(s->frames[f].function);
+                free(s->frames[f].file);
+                free(s->frames[f].module);
+            }
+            free(s->frames);
+            free(s->category_evidence);
+        }
+        out->site_count = max_sites;
+    }
     return 0;
+}
+
+void prof_analysis_set_rules(prof_analysis_t *a, const prof_rules_t *rules)
+{
+    a->rules = rules;
 }

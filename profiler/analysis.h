@@ -44,10 +44,18 @@ int prof_analysis_has_end(const prof_analysis_t *a);
 
 /* Fills 'out' (zeroed first) with the process, its figures and its sites;
  * with 'symbolize', site frames are resolved with libdw (slow the first
- * time for each module). 'max_sites' 0 means all. Returns 0, or -1 if out
- * of memory. The caller releases 'out' with prof_result_free(). */
+ * time for each module). 'max_sites' 0 means all. Every site is
+ * attributed (attribution.h: categories, steps) before sites beyond
+ * 'max_sites' are cut, so with 'symbolize' all sites are symbolized.
+ * Returns 0, or -1 if out of memory. The caller releases 'out' with prof_result_free(). */
 int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites,
                          prof_result_t *out);
+
+/* Attribution rules from the user (prof_rules_load()), tried before the
+ * built-in ones; NULL (the default) for built-in only. 'rules' must outlive
+ * 'a'. */
+typedef struct prof_rules prof_rules_t;
+void prof_analysis_set_rules(prof_analysis_t *a, const prof_rules_t *rules);
 
 /* Cheap live figures for displays. */
 uint64_t prof_analysis_live_bytes(const prof_analysis_t *a);

@@ -19,14 +19,34 @@
 #include <stdint.h>
 
 /* One live block: 32 bytes. 'site' and 'thread' are dense indices of the
- * accounting state, not stack ids or tids. */
+ * accounting state, not stack ids or tids. 'born' packs the birth time (56
+ * bits of nanoseconds: 2.2 years) with the block's category from
+ * annotations (mlmem_category_t, or PROF_CAT_NONE when no annotation said)
+ * and how it was decided (PROF_EVID_*), so the entry stays 32 bytes and is
+ * written with one store; use the PROF_HEAP_* macros. */
 typedef struct {
     uint64_t addr;
     uint64_t size;
-    uint64_t born_ns;
+    uint64_t born;
     uint32_t site;
     uint32_t thread;
 } prof_heap_entry_t;
+
+#define PROF_HEAP_BORN_MASK ((UINT64_C(1) << 56) - 1)
+#define PROF_HEAP_PACK(born_ns, cat, evidence)                                                 \
+    (((uint64_t)(born_ns) & PROF_HEAP_BORN_MASK) | ((uint64_t)(cat) << 56) |                  \
+     ((uint64_t)(evidence) << 60))
+#define PROF_HEAP_BORN_NS(e) ((e)->born & PROF_HEAP_BORN_MASK)
+#define PROF_HEAP_CAT(e) ((unsigned)((e)->born >> 56) & 15u)
+#define PROF_HEAP_EVIDENCE(e) ((unsigned)((e)->born >> 60))
+
+/* Category slot for blocks no annotation named (attributed later by rules
+ * and behaviour), and the evidence kinds an annotation can give. */
+#define PROF_CAT_NONE 7
+#define PROF_CAT_SLOTS 8
+#define PROF_EVID_NONE 0
+#define PROF_EVID_REGION 1
+#define PROF_EVID_TAG 2
 
 typedef struct {
     prof_heap_entry_t *slots;

@@ -5,6 +5,8 @@
  *                                         print the summary, optional JSON
  *   mlmem record -o TRACE [options] -- CMD   write the trace only
  *   mlmem report TRACE [--json OUT] [--text] [--pid PID] [--partial]
+ *   mlmem run --tui [options] -- CMD ARGS...   the live dashboard (ui/)
+ *   mlmem tui TRACE [--pid PID] [--partial]    replay a trace in the dashboard
  *
  * The command is a thin front end: the work is in the analyzer library
  * (session, launch, trace_file) and in reports/. Errors end the command
@@ -26,6 +28,7 @@
 #include "report.h"
 #include "session.h"
 #include "trace_file.h"
+#include "ui.h"
 
 #define MLMEM_VERSION "0.1.0"
 
@@ -45,6 +48,8 @@ static void usage(FILE *out)
     fputs("usage: mlmem run [options] -- CMD [ARGS...]\n"
           "       mlmem record -o TRACE [options] -- CMD [ARGS...]\n"
           "       mlmem report TRACE [--json OUT] [--text] [--pid PID] [--partial]\n"
+          "       mlmem run --tui [options] -- CMD [ARGS...]\n"
+          "       mlmem tui TRACE [--pid PID] [--partial]\n"
           "\n"
           "run and record options:\n"
           "  -o, --output TRACE       trace file (run: default mlmem.<cmd>.<pid>.zst)\n"
@@ -58,12 +63,17 @@ static void usage(FILE *out)
           "      --sample-rate=N      mean bytes between sampled small allocations (512K)\n"
           "      --no-follow-fork     profile only the command, not its children\n"
           "      --sites=N            sites shown in the text summary (default 10)\n"
+          "      --tui                run: the live dashboard while CMD runs (docs/tui.md)\n"
+          "      --log FILE           run --tui: where CMD's stdout and stderr go\n"
+          "                           (default mlmem.<cmd>.<pid>.log; o shows it)\n"
           "\n"
           "report options:\n"
           "      --json FILE          write the JSON report (schema: docs/report-schema.md)\n"
           "      --text               print the text summary (default without --json)\n"
           "      --pid PID            report on that process of the run (default: the command)\n"
-          "      --partial            analyze a trace that was cut short\n",
+          "      --partial            analyze a trace that was cut short\n"
+          "\n"
+          "tui: replays TRACE in the dashboard; --pid and --partial as for report\n",
           out);
 }
 
@@ -108,15 +118,34 @@ typedef struct {
     prof_trace_writer_t *trace;   /* NULL: no trace                        */
     int trace_failed;
     int analysis_warned;
+    ui_live_t *tui;               /* NULL: no dashboard                    */
+    char tui_warning[512];        /* the first warning shown on the dashboard,
+                                     repeated on stderr after it closes     */
 } run_ctx_t;
+
+/* A warning during the run: on stderr, or on the dashboard's status line
+ * while it holds the terminal. */
+static void __attribute__((format(printf, 2, 3))) run_warn(run_ctx_t *c, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->tui) {
+        ui_live_message(c->tui, msg);
+        if (!c->tui_warning[0])
+            snprintf(c->tui_warning, sizeof c->tui_warning, "%s", msg);
+    } else
+        fprintf(stderr, "mlmem: %s\n", msg);
+}
 
 static void trace_record(run_ctx_t *c, uint8_t tag, uint32_t id, const uint8_t *d, size_t n)
 {
     if (!c->trace || c->trace_failed)
         return;
     if (prof_trace_write_stream(c->trace, tag, id, d, n) != 0) {
-        fprintf(stderr, "mlmem: %s; the run continues without a trace\n",
-                prof_trace_writer_error(c->trace));
+        run_warn(c, "%s; the run continues without a trace", prof_trace_writer_error(c->trace));
         c->trace_failed = 1;
     }
 }
@@ -124,7 +153,7 @@ static void trace_record(run_ctx_t *c, uint8_t tag, uint32_t id, const uint8_t *
 static void analysis_warning(run_ctx_t *c)
 {
     if (!c->analysis_warned) {
-        fprintf(stderr, "mlmem: %s\n", prof_session_error(c->session));
+        run_warn(c, "%s", prof_session_error(c->session));
         c->analysis_warned = 1;
     }
 }
@@ -156,6 +185,12 @@ static int on_close(void *ctx, uint32_t id)
     return 0;
 }
 
+static void on_tick(void *ctx)
+{
+    run_ctx_t *c = ctx;
+    ui_live_tick(c->tui);
+}
+
 static int exit_status_of(const prof_run_info_t *info)
 {
     if (info->end == PROF_END_EXITED)
@@ -168,7 +203,7 @@ static int exit_status_of(const prof_run_info_t *info)
 static int cmd_run(int argc, char **argv, int record_only)
 {
     enum { OPT_NO_TRACE = 256, OPT_JSON, OPT_STACKS, OPT_THRESHOLD, OPT_RATE, OPT_NO_FOLLOW,
-           OPT_SITES };
+           OPT_SITES, OPT_TUI, OPT_LOG };
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},
         {"no-trace", no_argument, 0, OPT_NO_TRACE},
@@ -179,11 +214,13 @@ static int cmd_run(int argc, char **argv, int record_only)
         {"sample-rate", required_argument, 0, OPT_RATE},
         {"no-follow-fork", no_argument, 0, OPT_NO_FOLLOW},
         {"sites", required_argument, 0, OPT_SITES},
+        {"tui", no_argument, 0, OPT_TUI},
+        {"log", required_argument, 0, OPT_LOG},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *trace_path = NULL, *json_path = NULL;
-    int no_trace = 0, quiet = 0;
+    const char *trace_path = NULL, *json_path = NULL, *log_path = NULL;
+    int no_trace = 0, quiet = 0, tui = 0;
     size_t sites = 0;
     prof_launch_options_t lo = {.stack_mode = MLMEM_STACKS_SAMPLED, .follow_fork = 1,
                                 .grace_ms = 2000};
@@ -207,10 +244,19 @@ static int cmd_run(int argc, char **argv, int record_only)
         case OPT_RATE: lo.sample_rate = parse_size("--sample-rate", optarg); break;
         case OPT_NO_FOLLOW: lo.follow_fork = 0; break;
         case OPT_SITES: sites = (size_t)parse_size("--sites", optarg); break;
+        case OPT_TUI: tui = 1; break;
+        case OPT_LOG: log_path = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
+    if (record_only && tui)
+        die(2, "record: --tui is an option of run (mlmem run --tui -- CMD)");
+    if (log_path && !tui)
+        die(2, "--log goes with --tui (without it the command's output is on the terminal)");
+    if (tui && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
+        die(2, "--tui needs a terminal (stdin and stdout are not both terminals); "
+               "run without --tui for the text summary");
     if (optind >= argc)
         die(2, "%s: no command given (usage: mlmem %s [options] -- CMD ARGS...)",
             record_only ? "record" : "run", record_only ? "record -o TRACE" : "run");
@@ -258,10 +304,50 @@ static int cmd_run(int argc, char **argv, int record_only)
     lo.on_close = on_close;
     lo.ctx = &ctx;
 
+    char default_log[4096];
+    if (tui) {
+        if (!log_path) {
+            char *name = strdup(lo.argv[0]);
+            snprintf(default_log, sizeof default_log, "mlmem.%s.%d.log", basename(name),
+                     (int)getpid());
+            free(name);
+            log_path = default_log;
+        }
+        FILE *probe = fopen(log_path, "w");
+        if (!probe)
+            die(1, "cannot write the command's output log %s: %s (choose another with --log)",
+                log_path, strerror(errno));
+        fclose(probe);
+        lo.output_log = log_path;
+        lo.on_tick = on_tick;
+        char cmdline[1024] = "";
+        for (char *const *a = lo.argv; *a; a++) {
+            size_t used = strlen(cmdline);
+            snprintf(cmdline + used, sizeof cmdline - used, "%s%s", used ? " " : "", *a);
+        }
+        ctx.tui = ui_live_begin(ctx.session, cmdline, log_path, err, sizeof err);
+        if (!ctx.tui)
+            die(1, "%s", err);
+    }
+
     prof_run_info_t info;
-    if (prof_launch_run(&lo, &info, err, sizeof err) != 0)
+    if (prof_launch_run(&lo, &info, err, sizeof err) != 0) {
+        ui_live_close(ctx.tui);
         die(1, "%s", err);
+    }
     int status = exit_status_of(&info);
+    if (ctx.tui) {
+        /* The final figures stay until the user quits; then the usual
+         * outputs follow on the restored terminal. */
+        ui_live_end_run(ctx.tui, &info);
+        ui_live_wait(ctx.tui);
+        ui_live_close(ctx.tui);
+        ctx.tui = NULL;
+        if (ctx.tui_warning[0])
+            fprintf(stderr, "mlmem: %s\n", ctx.tui_warning);
+        if (!quiet)
+            fprintf(stderr, "mlmem: the command's output is in %s\n", log_path);
+    }
 
     if (ctx.trace) {
         if (!ctx.trace_failed && prof_trace_write_run_info(ctx.trace, &info) != 0)
@@ -365,6 +451,41 @@ static int cmd_report(int argc, char **argv)
     return 0;
 }
 
+/* ---- tui ---------------------------------------------------------------------- */
+
+static int cmd_tui(int argc, char **argv)
+{
+    enum { OPT_PID = 256, OPT_PARTIAL };
+    static const struct option opts[] = {
+        {"pid", required_argument, 0, OPT_PID},
+        {"partial", no_argument, 0, OPT_PARTIAL},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int partial = 0;
+    int32_t pid = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_PID: pid = (int32_t)parse_size("--pid", optarg); break;
+        case OPT_PARTIAL: partial = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1)
+        die(2, "tui: give exactly one trace file (usage: mlmem tui TRACE)");
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+        die(2, "tui needs a terminal (stdin and stdout are not both terminals); "
+               "mlmem report %s prints the summary", argv[optind]);
+    char err[1024];
+    fprintf(stderr, "mlmem: reading %s...\n", argv[optind]);
+    if (ui_replay_main(argv[optind], pid, partial, err, sizeof err) != 0)
+        die(1, "%s", err);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -378,6 +499,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1, 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "tui") == 0)
+        return cmd_tui(argc - 1, argv + 1);
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("mlmem %s (trace format %d, stream format %d)\n", MLMEM_VERSION,
                MLMEM_TRACE_VERSION, MLMEM_STREAM_VERSION);

@@ -32,6 +32,9 @@ void prof_result_free(prof_result_t *r)
     free(r->sites);
     free(r->threads);
     free(r->timeline);
+    for (size_t i = 0; i < MLMEM_CATEGORY_COUNT; i++)
+        free(r->categories[i].evidence);
+    free(r->steps.peak_bytes);
     for (size_t i = 0; r->children && i < r->child_count; i++)
         free(r->children[i].command);
     free(r->children);

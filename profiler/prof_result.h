@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mlmem/annotate.h>
+
 /* One symbolized frame. Strings may be NULL when unknown; a frame that
  * cannot be resolved still has module and module_offset. */
 typedef struct {
@@ -57,7 +59,68 @@ typedef struct {
     const char *category;
     double category_confidence;
     char *category_evidence;
+
+    /* Raw material for attribution, from accounting. */
+    uint64_t unannotated_bytes_at_peak; /* part of live_bytes_at_peak no
+                                           annotation named              */
+    uint64_t unannotated_bytes;      /* the same at the end                */
+    uint64_t first_alloc_ns;         /* birth of its first allocation      */
+    uint64_t last_alloc_ns;          /* birth of its latest allocation     */
+    uint64_t first_free_ns;          /* when it first freed one; 0: never  */
+    int32_t annotated_category;      /* mlmem_category_t annotations gave its
+                                        blocks (the latest if several), -1 */
+    uint32_t annotated_mixed;        /* 1: annotations gave several        */
+    uint32_t category_source;        /* PROF_EVIDENCE_* of 'category'      */
 } prof_site_t;
+
+/* How a category was decided, strongest first. */
+typedef enum {
+    PROF_EVIDENCE_NONE = 0,          /* nothing said: "other"              */
+    PROF_EVIDENCE_ANNOTATION = 1,    /* a region or a tag                  */
+    PROF_EVIDENCE_RULE = 2,          /* a stack frame matched a rule       */
+    PROF_EVIDENCE_BEHAVIOUR = 3,     /* lifetime, birth time, sizes        */
+} prof_evidence_t;
+
+/* Memory of one category (index = mlmem_category_t). */
+typedef struct {
+    const char *name;                /* static: "weights", ...             */
+    uint64_t bytes_at_peak;          /* exact (see docs/attribution.md)    */
+    uint64_t max_bytes;              /* the category's own maximum         */
+    uint64_t bytes_at_end;           /* exact                              */
+    uint64_t bytes_at_peak_by[4];    /* split by prof_evidence_t           */
+    uint64_t annotated_max_bytes;    /* maximum of its annotated bytes     */
+    uint32_t max_exact;              /* 1: max_bytes is exact (annotations
+                                        only), 0: from the timeline        */
+    double confidence;               /* byte-weighted at the peak, 0..1    */
+    char *evidence;                  /* one line: what decided it          */
+} prof_category_t;
+
+/* Annotation bookkeeping (counts of edge cases, none fatal). */
+typedef struct {
+    uint64_t region_allocations;     /* allocations that took a category
+                                        from a region (or from the block
+                                        they reallocated)                  */
+    uint64_t tags;                   /* TAG events                         */
+    uint64_t tags_unknown;           /* TAG of an address not live         */
+    uint64_t region_unmatched_ends;  /* REGION_END with no region open     */
+    uint64_t region_overflows;       /* REGION_BEGIN beyond 16 deep        */
+} prof_attr_counts_t;
+
+/* Training steps, from STEP annotations or detected from the periodic
+ * allocation sequence. */
+typedef struct {
+    const char *source;              /* "annotations", "detected", "none"  */
+    uint64_t count;
+    uint64_t period_ns;              /* mean step duration; 0 if unknown   */
+    uint64_t period_allocations;     /* detected: allocations per step     */
+    uint64_t first_step_ns;          /* start of the first step            */
+    uint64_t last_step_ns;           /* start of the last step             */
+    uint64_t *peak_bytes;            /* annotated: each step's peak        */
+    size_t peak_count;
+    uint32_t phases_seen;            /* bit (1 << mlmem_phase_t)           */
+    double confidence;               /* detected: share of the allocation
+                                        sequence that repeats              */
+} prof_steps_t;
 
 typedef struct {
     uint32_t tid;
@@ -76,6 +139,11 @@ typedef struct {
     uint64_t heap_bytes;             /* at that maximum                    */
     uint64_t mmap_bytes;             /* at that maximum                    */
     uint64_t rss_bytes;              /* latest RSS sample; 0 before any    */
+    uint64_t category_bytes[MLMEM_CATEGORY_COUNT]; /* at that maximum; see
+                                        docs/attribution.md for exactness  */
+    uint64_t unannotated_bytes;      /* part of live_bytes no annotation
+                                        named (spread over category_bytes
+                                        by attribution)                    */
 } prof_timeline_point_t;
 
 typedef struct {
@@ -155,6 +223,17 @@ typedef struct {
     size_t timeline_count;
     prof_child_t *children;          /* other processes of the run         */
     size_t child_count;
+
+    /* Attribution (issue 4). category_count is 0 until attribution ran,
+     * then MLMEM_CATEGORY_COUNT. */
+    prof_category_t categories[MLMEM_CATEGORY_COUNT];
+    size_t category_count;
+    prof_attr_counts_t attribution;
+    prof_steps_t steps;
+    /* From accounting: annotated bytes per category (exact). */
+    uint64_t annotated_at_peak[MLMEM_CATEGORY_COUNT];
+    uint64_t annotated_at_end[MLMEM_CATEGORY_COUNT];
+    uint64_t annotated_max[MLMEM_CATEGORY_COUNT];
 } prof_result_t;
 
 /* Releases everything 'r' owns and zeroes it. No operation if r is NULL. */

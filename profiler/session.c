@@ -19,12 +19,21 @@ struct prof_session {
     size_t count, cap;
     int have_run_info;
     prof_run_info_t run;
+    const prof_rules_t *rules; /* attribution rules for every stream       */
     char error[512];
 };
 
 prof_session_t *prof_session_new(void)
 {
     return calloc(1, sizeof(prof_session_t));
+}
+
+void prof_session_set_rules(prof_session_t *s, const prof_rules_t *rules)
+{
+    s->rules = rules;
+    for (size_t i = 0; i < s->count; i++)
+        if (s->streams[i].analysis)
+            prof_analysis_set_rules(s->streams[i].analysis, rules);
 }
 
 void prof_session_free(prof_session_t *s)
@@ -71,6 +80,7 @@ int prof_session_open(prof_session_t *s, uint32_t id)
         snprintf(s->error, sizeof s->error, "out of memory");
         return -1;
     }
+    prof_analysis_set_rules(st->analysis, s->rules);
     s->count++;
     return 0;
 }

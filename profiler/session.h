@@ -34,6 +34,11 @@ typedef struct prof_session prof_session_t;
 prof_session_t *prof_session_new(void);
 void prof_session_free(prof_session_t *s);
 
+/* Attribution rules (attribution.h, prof_rules_load()) for every stream of
+ * the session, tried before the built-in ones; NULL for built-in only.
+ * 'rules' must outlive the session. */
+void prof_session_set_rules(prof_session_t *s, const prof_rules_t *rules);
+
 /* Starts stream 'id' (ids are unique within a run). Returns 0, or -1 if the
  * id is taken or memory ran out. */
 int prof_session_open(prof_session_t *s, uint32_t id);

@@ -50,7 +50,9 @@ int report_json_write(const prof_result_t *r, const char *path, char *err, size_
 
 /* Writes the human summary of 'r' to 'out': how the process ended, the peak
  * and its heap/mmap split, counts, temporaries, RSS, a warning when events
- * were dropped or lost, where the peak came from, leaks at exit, the top
+ * were dropped or lost, the peak by category (a bar of 60 cells, one letter
+ * per category, and a line each; only when attribution ran) and the steps,
+ * where the peak came from (each site with its category), leaks at exit, the top
  * temporary-allocation sites and the child processes. 'opt' may be NULL for
  * the defaults. Lines are at most REPORT_TEXT_WIDTH bytes (plus colour codes).
  * Returns 0, or -1 if writing to 'out' failed. */

@@ -243,6 +243,12 @@ static json_t *rj_timeline(rj_builder_t *b, const prof_result_t *r)
         rj_set(b, o, "heap_bytes", rj_u64(t->heap_bytes));
         rj_set(b, o, "mmap_bytes", rj_u64(t->mmap_bytes));
         rj_set(b, o, "rss_bytes", rj_u64(t->rss_bytes));
+        if (r->category_count > 0) {
+            json_t *c = json_object();
+            for (size_t k = 0; k < r->category_count; k++)
+                rj_set(b, c, r->categories[k].name, rj_u64(t->category_bytes[k]));
+            rj_set(b, o, "categories", c);
+        }
         rj_push(b, a, o);
     }
     return a;
@@ -296,7 +302,72 @@ static json_t *rj_site(rj_builder_t *b, const prof_site_t *s)
         rj_set(b, o, "category", rj_str(s->category));
         rj_set(b, o, "confidence", json_real(s->category_confidence));
         rj_set(b, o, "evidence", rj_str(s->category_evidence));
+        static const char *const sources[] = {"none", "annotation", "rule", "behaviour"};
+        rj_set(b, o, "evidence_kind",
+               json_string(s->category_source < 4 ? sources[s->category_source] : "none"));
+        rj_set(b, o, "unannotated_bytes_at_peak", rj_u64(s->unannotated_bytes_at_peak));
     }
+    return o;
+}
+
+/* categories: one object per category, keyed by name; {} until attribution
+ * ran. */
+static json_t *rj_categories(rj_builder_t *b, const prof_result_t *r)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < r->category_count && b->ok; i++) {
+        const prof_category_t *c = &r->categories[i];
+        json_t *k = json_object();
+        rj_set(b, k, "bytes_at_peak", rj_u64(c->bytes_at_peak));
+        rj_set(b, k, "max_bytes", rj_u64(c->max_bytes));
+        rj_set(b, k, "max_exact", json_boolean(c->max_exact));
+        rj_set(b, k, "bytes_at_end", rj_u64(c->bytes_at_end));
+        rj_set(b, k, "confidence", json_real(c->confidence));
+        rj_set(b, k, "evidence", rj_str(c->evidence));
+        json_t *by = json_object();
+        rj_set(b, by, "annotation", rj_u64(c->bytes_at_peak_by[PROF_EVIDENCE_ANNOTATION]));
+        rj_set(b, by, "rule", rj_u64(c->bytes_at_peak_by[PROF_EVIDENCE_RULE]));
+        rj_set(b, by, "behaviour", rj_u64(c->bytes_at_peak_by[PROF_EVIDENCE_BEHAVIOUR]));
+        rj_set(b, k, "bytes_at_peak_by_evidence", by);
+        rj_set(b, o, c->name, k);
+    }
+    return o;
+}
+
+static json_t *rj_steps(rj_builder_t *b, const prof_result_t *r)
+{
+    const prof_steps_t *st = &r->steps;
+    json_t *o = json_object();
+    rj_set(b, o, "source", json_string(st->source ? st->source : "none"));
+    rj_set(b, o, "count", rj_u64(st->count));
+    rj_set(b, o, "period_ns", st->period_ns ? rj_u64(st->period_ns) : json_null());
+    rj_set(b, o, "period_allocations",
+           st->period_allocations ? rj_u64(st->period_allocations) : json_null());
+    rj_set(b, o, "first_step_ns", st->count ? rj_u64(st->first_step_ns) : json_null());
+    rj_set(b, o, "last_step_ns", st->count ? rj_u64(st->last_step_ns) : json_null());
+    json_t *peaks = json_array();
+    for (size_t i = 0; st->peak_bytes != NULL && i < st->peak_count && b->ok; i++)
+        rj_push(b, peaks, rj_u64(st->peak_bytes[i]));
+    rj_set(b, o, "peak_bytes", peaks);
+    static const char *const phases[] = {"none", "data", "forward", "backward", "optimizer",
+                                         "eval"};
+    json_t *ph = json_array();
+    for (unsigned i = 1; i < 32 && b->ok; i++)
+        if (st->phases_seen & (1u << i))
+            rj_push(b, ph, json_string(i < 6 ? phases[i] : "unknown"));
+    rj_set(b, o, "phases", ph);
+    rj_set(b, o, "confidence", json_real(st->confidence));
+    return o;
+}
+
+static json_t *rj_attribution(rj_builder_t *b, const prof_attr_counts_t *a)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "region_allocations", rj_u64(a->region_allocations));
+    rj_set(b, o, "tags", rj_u64(a->tags));
+    rj_set(b, o, "tags_unknown", rj_u64(a->tags_unknown));
+    rj_set(b, o, "region_unmatched_ends", rj_u64(a->region_unmatched_ends));
+    rj_set(b, o, "region_overflows", rj_u64(a->region_overflows));
     return o;
 }
 
@@ -355,8 +426,12 @@ json_t *report_json_build(const prof_result_t *r)
         rj_push(&b, children, rj_child(&b, &r->children[i]));
     rj_set(&b, root, "children", children);
 
-    /* Filled by attribution and advice (later issues). */
-    rj_set(&b, root, "categories", json_object());
+    rj_set(&b, root, "categories", rj_categories(&b, r));
+    if (r->category_count > 0) {
+        rj_set(&b, root, "steps", rj_steps(&b, r));
+        rj_set(&b, root, "attribution", rj_attribution(&b, &r->attribution));
+    }
+    /* Filled by advice (a later issue). */
     rj_set(&b, root, "recommendations", json_array());
 
     if (!b.ok) {

@@ -1,7 +1,8 @@
 /*
  * report_text.c - the short human summary printed at the end of a run, in
  * the spirit of heaptrack_print and memray's summary: how the process ended,
- * the peak and where it came from, leaks, temporaries, RSS.
+ * the peak, its composition by category (with a bar), where it came from,
+ * leaks, temporaries, RSS.
  *
  * Every line goes through rt_line(), which keeps it within REPORT_TEXT_WIDTH
  * bytes and replaces control characters from names in the trace, so a
@@ -253,10 +254,100 @@ static void rt_totals(rt_ctx_t *c, const prof_result_t *r)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Categories                                                                */
+
+#define RT_BAR_WIDTH 60
+
+/* Letters of the composition bar, by mlmem_category_t. */
+static const char rt_cat_letter[MLMEM_CATEGORY_COUNT] = {
+    [MLMEM_CAT_OTHER] = '.', [MLMEM_CAT_WEIGHTS] = 'W', [MLMEM_CAT_GRADIENTS] = 'G',
+    [MLMEM_CAT_OPTIMIZER_STATE] = 'O', [MLMEM_CAT_ACTIVATIONS] = 'A', [MLMEM_CAT_DATA] = 'D',
+    [MLMEM_CAT_TEMPORARIES] = 'T',
+};
+
+/* Splits RT_BAR_WIDTH cells over the categories by their bytes at the peak
+ * (largest remainder, so the cells add up exactly), in category order with
+ * 'other' last. */
+static void rt_bar(const prof_result_t *r, uint64_t total, char *bar)
+{
+    size_t cells[MLMEM_CATEGORY_COUNT] = {0}, used = 0;
+    double rest[MLMEM_CATEGORY_COUNT] = {0};
+    for (size_t k = 0; k < r->category_count; k++) {
+        double exact = (double)RT_BAR_WIDTH * (double)r->categories[k].bytes_at_peak /
+                       (double)total;
+        cells[k] = (size_t)exact;
+        rest[k] = exact - (double)cells[k];
+        used += cells[k];
+    }
+    while (used < RT_BAR_WIDTH) {
+        size_t best = 0;
+        for (size_t k = 1; k < r->category_count; k++)
+            if (rest[k] > rest[best])
+                best = k;
+        cells[best]++;
+        rest[best] = -1;
+        used++;
+    }
+    size_t n = 0;
+    for (size_t step = 0; step < r->category_count; step++) {
+        size_t k = (step + 1) % r->category_count; /* other (0) last */
+        for (size_t i = 0; i < cells[k]; i++)
+            bar[n++] = rt_cat_letter[k];
+    }
+    bar[n] = '\0';
+}
+
+static void rt_categories(rt_ctx_t *c, const prof_result_t *r)
+{
+    uint64_t total = 0;
+    for (size_t k = 0; k < r->category_count; k++)
+        total += r->categories[k].bytes_at_peak;
+    if (r->category_count != MLMEM_CATEGORY_COUNT || total == 0)
+        return;
+    char bar[RT_BAR_WIDTH + 1], b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN];
+    rt_line(c, RT_PLAIN, "%s", "");
+    rt_line(c, RT_HEADING, "Peak by category:");
+    rt_bar(r, total, bar);
+    rt_line(c, RT_PLAIN, "  [%s]", bar);
+    for (size_t step = 0; step < r->category_count; step++) {
+        size_t k = (step + 1) % r->category_count;
+        const prof_category_t *cat = &r->categories[k];
+        if (cat->bytes_at_peak == 0 && cat->max_bytes == 0)
+            continue;
+        rt_line(c, RT_PLAIN, "  %c %-16s %10s %5.1f%%  max %10s  %s", rt_cat_letter[k],
+                cat->name, report_format_bytes(cat->bytes_at_peak, b1, sizeof(b1)),
+                100.0 * (double)cat->bytes_at_peak / (double)total,
+                report_format_bytes(cat->max_bytes, b2, sizeof(b2)),
+                cat->evidence ? cat->evidence : "");
+    }
+    const prof_steps_t *st = &r->steps;
+    if (st->count > 0) {
+        char d[REPORT_DURATION_BUFLEN], per[64] = "";
+        if (st->period_allocations)
+            snprintf(per, sizeof(per), ", %" PRIu64 " allocations each", st->period_allocations);
+        char phases[96] = "";
+        static const char *const names[] = {"none", "data", "forward", "backward",
+                                            "optimizer", "eval"};
+        size_t len = 0;
+        for (unsigned i = 1; i < 6; i++)
+            if (st->phases_seen & (1u << i))
+                len += (size_t)snprintf(phases + len, sizeof(phases) - len, "%s%s",
+                                        len ? ", " : "; phases: ", names[i]);
+        rt_line(c, RT_PLAIN, "Steps            %" PRIu64 " (%s), every %s%s%s", st->count,
+                st->source ? st->source : "?",
+                report_format_duration(st->period_ns, d, sizeof(d)), per, phases);
+    }
+}
+
 /* One ranked site: its headline, then its stack. */
 static void rt_site_block(rt_ctx_t *c, size_t rank, const prof_site_t *s, const char *headline)
 {
-    rt_line(c, RT_PLAIN, "  #%-3zu %s%s", rank, headline, s->sampled ? " (sampled)" : "");
+    if (s->category)
+        rt_line(c, RT_PLAIN, "  #%-3zu %s%s [%s]", rank, headline, s->sampled ? " (sampled)" : "",
+                s->category);
+    else
+        rt_line(c, RT_PLAIN, "  #%-3zu %s%s", rank, headline, s->sampled ? " (sampled)" : "");
     rt_stack(c, s);
 }
 
@@ -361,6 +452,7 @@ int report_text_write(const prof_result_t *r, FILE *out, const report_text_optio
         return -1;
     rt_header(&c, r);
     rt_totals(&c, r);
+    rt_categories(&c, r);
     rt_peak_sites(&c, r, idx);
     rt_leaks(&c, r, idx);
     rt_temporaries(&c, r, idx);

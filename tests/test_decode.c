@@ -162,8 +162,9 @@ static void on_end(void *ctx, const prof_end_info_t *e)
 static prof_decoder_t *new_decoder(rec_t *r)
 {
     memset(r, 0, sizeof *r);
-    prof_decoder_sink_t sink = {on_hello, on_event, on_stack, on_module,
-                                on_unload, on_dropped, on_end, r};
+    prof_decoder_sink_t sink = {.hello = on_hello, .event = on_event, .stack = on_stack,
+                                .module = on_module, .unload = on_unload,
+                                .dropped = on_dropped, .end = on_end, .ctx = r};
     prof_decoder_t *d = prof_decoder_new(&sink);
     assert_non_null(d);
     return d;
@@ -699,6 +700,59 @@ static void test_decode_event_with_seq_zero(void **state)
     sb_free(&b);
 }
 
+typedef struct {
+    uint32_t tid;
+    char name[80];
+    int calls;
+} thread_seen_t;
+
+static void on_thread_name(void *ctx, uint32_t tid, const char *name)
+{
+    thread_seen_t *t = ctx;
+    t->tid = tid;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->calls++;
+}
+
+/* THREAD records carry a thread's name; one over 64 bytes is malformed. */
+static void test_decode_thread_names(void **state)
+{
+    (void)state;
+    sb_t b;
+    sb_init(&b);
+    sb_header(&b);
+    uint8_t payload[128];
+    size_t n = mlmem_varint_put(payload, 4242);
+    n += mlmem_varint_put(payload + n, 6);
+    memcpy(payload + n, "loader", 6);
+    sb_record(&b, MLMEM_REC_THREAD, payload, n + 6);
+    size_t len;
+    const uint8_t *data = sb_data(&b, &len);
+    thread_seen_t seen = {0};
+    prof_decoder_sink_t sink = {.thread = on_thread_name, .ctx = &seen};
+    prof_decoder_t *d = prof_decoder_new(&sink);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.tid, 4242);
+    assert_string_equal(seen.name, "loader");
+    prof_decoder_free(d);
+    sb_free(&b);
+
+    sb_init(&b);
+    sb_header(&b);
+    n = mlmem_varint_put(payload, 1);
+    n += mlmem_varint_put(payload + n, 70);
+    memset(payload + n, 'x', 70);
+    sb_record(&b, MLMEM_REC_THREAD, payload, n + 70);
+    data = sb_data(&b, &len);
+    d = prof_decoder_new(&sink);
+    assert_int_equal(prof_decoder_feed(d, data, len), -1);
+    assert_non_null(strstr(prof_decoder_error(d), "THREAD record is malformed"));
+    prof_decoder_free(d);
+    sb_free(&b);
+}
+
 static void test_decode_unknown_record_tags_skipped(void **state)
 {
     (void)state;
@@ -885,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_decode_unknown_event_type),
         cmocka_unit_test(test_decode_event_with_seq_zero),
         cmocka_unit_test(test_decode_unknown_record_tags_skipped),
+        cmocka_unit_test(test_decode_thread_names),
         cmocka_unit_test(test_decode_events_count_over_bytes),
         cmocka_unit_test(test_decode_malformed_records),
         cmocka_unit_test(test_decode_errors_are_sticky),

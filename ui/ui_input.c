@@ -35,6 +35,7 @@ ui_action_t ui_input_action(int key, int replay)
     case ']': return replay ? UI_ACT_JUMP_END : UI_ACT_NONE;
     case '+': case '=': return replay ? UI_ACT_FASTER : UI_ACT_NONE;
     case '-': case '_': return replay ? UI_ACT_SLOWER : UI_ACT_NONE;
+    case 'w': return UI_ACT_WINDOW;
     case CTRL('l'): return UI_ACT_REDRAW;
     case KEY_RESIZE: return UI_ACT_RESIZE;
     default: return UI_ACT_NONE;
@@ -57,6 +58,7 @@ static const ui_key_help_t keys[] = {
     {"[ ]", "jump to the start / the end", 2},
     {"+ -", "replay faster / slower (0.1x .. 100x)", 2},
     {"o", "the command's output (it goes to a log file, not the screen)", 1},
+    {"w", "timeline: whole run / last 10 s / 60 s / 10 min (scrolls)", 3},
     {"Ctrl-L", "redraw the screen", 3},
     {"Ctrl-C", "stop the command (live); quit once it has ended", 3},
     {NULL, NULL, 0},

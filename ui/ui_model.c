@@ -457,6 +457,19 @@ int ui_model_apply(ui_model_t *m, ui_action_t a)
         if (m->speed > 0)
             m->speed--;
         return 1;
+    case UI_ACT_WINDOW: {
+        static const uint64_t windows[] = {0, 10000000000ull, 60000000000ull, 600000000000ull};
+        size_t i = 0;
+        while (i < 4 && windows[i] != m->window_ns)
+            i++;
+        m->window_ns = windows[(i + 1) % 4];
+        if (m->window_ns)
+            snprintf(m->message, sizeof m->message, "timeline: the last %llu s",
+                     (unsigned long long)(m->window_ns / 1000000000ull));
+        else
+            snprintf(m->message, sizeof m->message, "timeline: the whole run");
+        return 1;
+    }
     case UI_ACT_REDRAW:
     case UI_ACT_RESIZE:
         return 1;
@@ -524,42 +537,70 @@ size_t ui_model_categories(const ui_model_t *m, int at_peak, ui_category_t *out,
 }
 
 size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long *peak_col,
-                         uint64_t *max)
+                         uint64_t *max, uint64_t *start, uint64_t *end)
 {
     *peak_col = -1;
     *max = 0;
+    if (start)
+        *start = 0;
+    if (end)
+        *end = 0;
     if (!m->cur || !m->cur->timeline_count || width == 0)
         return 0;
     const prof_result_t *r = m->cur;
     uint64_t last_t = r->timeline[r->timeline_count - 1].time_ns;
-    uint64_t span = m->span_ns ? m->span_ns : r->summary.duration_ns;
-    if (span < last_t)
-        span = last_t;
-    if (span == 0)
-        span = 1;
+    uint64_t now = r->summary.duration_ns > last_t ? r->summary.duration_ns : last_t;
+    uint64_t t0 = 0, t1 = m->span_ns > now ? m->span_ns : now;
+    if (m->window_ns) {
+        t1 = now;
+        t0 = now > m->window_ns ? now - m->window_ns : 0;
+        if (t1 - t0 < m->window_ns)
+            t1 = t0 + m->window_ns; /* a young run fills the window from the left */
+    }
+    uint64_t range = t1 > t0 ? t1 - t0 : 1;
+    if (start)
+        *start = t0;
+    if (end)
+        *end = t0 + range;
     uint8_t *has = calloc(width, 1);
     if (!has)
         return 0;
     memset(cols, 0, width * sizeof *cols);
-#define COL_OF(t) ((size_t)((double)(t) / (double)span * (double)width) >= width            \
+#define COL_OF(t) ((size_t)((double)((t) - t0) / (double)range * (double)width) >= width  \
                        ? width - 1                                                        \
-                       : (size_t)((double)(t) / (double)span * (double)width))
+                       : (size_t)((double)((t) - t0) / (double)range * (double)width))
     size_t last = 0;
+    uint64_t before = 0;  /* the value when the window opens */
+    int any = 0;
     for (size_t i = 0; i < r->timeline_count; i++) {
-        size_t c = COL_OF(r->timeline[i].time_ns);
+        uint64_t t = r->timeline[i].time_ns;
+        if (t < t0) {
+            before = r->timeline[i].live_bytes;
+            continue;
+        }
+        size_t c = COL_OF(t);
         if (r->timeline[i].live_bytes > cols[c])
             cols[c] = r->timeline[i].live_bytes;
         has[c] = 1;
+        any = 1;
         if (c > last)
             last = c;
     }
+    if (!any && !before) {
+        free(has);
+        return 0;
+    }
+    if (!any)
+        last = COL_OF(now);
+    if (!has[0])
+        cols[0] = before;
     for (size_t c = 1; c <= last; c++)
         if (!has[c])
             cols[c] = cols[c - 1];
     for (size_t c = 0; c <= last; c++)
         if (cols[c] > *max)
             *max = cols[c];
-    if (r->summary.peak_bytes) {
+    if (r->summary.peak_bytes && r->summary.peak_time_ns >= t0) {
         size_t pc = COL_OF(r->summary.peak_time_ns);
         if (pc <= last)
             *peak_col = (long)pc;

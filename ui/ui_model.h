@@ -72,6 +72,7 @@ typedef enum {
     UI_ACT_JUMP_END,
     UI_ACT_FASTER,
     UI_ACT_SLOWER,
+    UI_ACT_WINDOW,         /* timeline: whole run, last 10 s, 60 s, 10 min */
     UI_ACT_REDRAW,
     UI_ACT_RESIZE,         /* use ui_model_resize(); kept for the mapping */
 } ui_action_t;
@@ -133,6 +134,8 @@ typedef struct {
     int speed;                       /* index into the speed table         */
     uint64_t play_clock_ns;          /* replayed stream time               */
     uint64_t span_ns;                /* timeline x axis; 0: the snapshot's */
+    uint64_t window_ns;              /* timeline shows the last window_ns
+                                        before now; 0: the whole span     */
 
     char message[160];               /* status line; "" for none           */
 } ui_model_t;
@@ -203,12 +206,15 @@ size_t ui_model_categories(const ui_model_t *m, int at_peak, ui_category_t *out,
 int ui_model_has_attribution(const ui_model_t *m);
 
 /* Buckets the timeline into 'width' columns of equal time over the span
- * (span_ns if set, else the snapshot's duration): each column holds the
- * largest live bytes of the points in it, empty columns hold the value
- * before them. Sets *peak_col to the column of the peak (or -1) and *max to
- * the largest column. Returns the columns filled (0 without a timeline). */
+ * (span_ns if set, else the snapshot's duration; with window_ns, only the
+ * last window_ns before the snapshot's time, so it scrolls while running):
+ * each column holds the largest live bytes of the points in it, empty
+ * columns hold the value before them. Sets *peak_col to the column of the
+ * peak (or -1 when not in view), *max to the largest column, and *start /
+ * *end (may be NULL) to the times at the edges. Returns the columns filled
+ * (0 without a timeline). */
 size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long *peak_col,
-                         uint64_t *max);
+                         uint64_t *max, uint64_t *start, uint64_t *end);
 
 /* The latest RSS sample, 0 if none. */
 uint64_t ui_model_rss(const ui_model_t *m);

@@ -26,14 +26,18 @@
 #include "reports/report.h"
 #include "ui_input.h"
 
-enum { PAIR_TITLE = 1, PAIR_BAR, PAIR_PEAK, PAIR_DIM, PAIR_SEL };
+enum { PAIR_TITLE = 1, PAIR_BAR, PAIR_PEAK, PAIR_DIM, PAIR_SEL, PAIR_CAT0 };
 
 /* The terminal is process-wide: one struct holds what restoring it needs. */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+#define NFATAL (sizeof fatal_signals / sizeof fatal_signals[0])
+
 static struct {
     int active;
     int atexit_done;
     SCREEN *screen;
     ui_view_opts_t opts;
+    struct sigaction old_int, old_term, old_fatal[NFATAL];
 } term;
 
 static volatile sig_atomic_t interrupted;
@@ -58,13 +62,25 @@ static void on_fatal(int sig)
     raise(sig);
 }
 
-void ui_view_catch_interrupts(void)
+/* Our handlers, the previous ones saved for ui_view_end(). */
+static void install_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, &term.old_int);
+    sigaction(SIGTERM, &sa, &term.old_term);
+    sa.sa_handler = on_fatal;
+    for (size_t i = 0; i < NFATAL; i++)
+        sigaction(fatal_signals[i], &sa, &term.old_fatal[i]);
+}
+
+static void restore_handlers(void)
+{
+    sigaction(SIGINT, &term.old_int, NULL);
+    sigaction(SIGTERM, &term.old_term, NULL);
+    for (size_t i = 0; i < NFATAL; i++)
+        sigaction(fatal_signals[i], &term.old_fatal[i], NULL);
 }
 
 int ui_view_interrupted(void)
@@ -79,6 +95,7 @@ void ui_view_end(void)
     term.active = 0;
     endwin();
     fflush(stdout);
+    restore_handlers();
 }
 
 static void at_exit(void)
@@ -105,12 +122,10 @@ int ui_view_begin(const ui_view_opts_t *o, char *err, size_t errlen)
     if (ascii && *ascii && strcmp(ascii, "0") != 0)
         term.opts.unicode = 0;
     /* Our handlers first, so ncurses does not install its own. */
-    ui_view_catch_interrupts();
-    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
-        signal(fatal[i], on_fatal);
+    install_handlers();
     term.screen = newterm(NULL, stdout, stdin);
     if (!term.screen) {
+        restore_handlers();
         const char *t = getenv("TERM");
         snprintf(err, errlen, "cannot use the terminal (TERM=%s): set TERM to your terminal's "
                               "type, e.g. xterm-256color", t ? t : "(unset)");
@@ -138,6 +153,10 @@ int ui_view_begin(const ui_view_opts_t *o, char *err, size_t errlen)
         init_pair(PAIR_PEAK, COLOR_RED, -1);
         init_pair(PAIR_DIM, COLOR_CYAN, -1);
         init_pair(PAIR_SEL, COLOR_BLACK, COLOR_CYAN);
+        static const short cat_colors[] = {COLOR_BLUE, COLOR_MAGENTA, COLOR_YELLOW,
+                                           COLOR_CYAN, COLOR_GREEN, COLOR_RED};
+        for (int i = 0; i < 6; i++)
+            init_pair((short)(PAIR_CAT0 + i), cat_colors[i], -1);
     }
     return 0;
 }
@@ -166,8 +185,13 @@ static attr_t attr_of(const ctx_t *c, int pair, attr_t fallback)
 static void __attribute__((format(printf, 6, 7)))
 put(const ctx_t *c, int y, int x, int maxw, attr_t attr, const char *fmt, ...)
 {
-    if (y < 0 || y >= c->rows || x >= c->cols || maxw <= 0)
+    /* Clip to the layout and to the real window (smaller than 80x24:
+     * cropped, never wrapped). */
+    int wr = getmaxy(c->w), wc = getmaxx(c->w);
+    if (y < 0 || y >= c->rows || y >= wr || x >= c->cols || x >= wc || maxw <= 0)
         return;
+    if (x + maxw > wc)
+        maxw = wc - x;
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -196,8 +220,10 @@ put(const ctx_t *c, int y, int x, int maxw, attr_t attr, const char *fmt, ...)
 
 static void fill_line(const ctx_t *c, int y, attr_t attr)
 {
+    if (y >= getmaxy(c->w))
+        return;
     wattron(c->w, attr);
-    mvwhline(c->w, y, 0, ' ', c->cols);
+    mvwhline(c->w, y, 0, ' ', c->cols < getmaxx(c->w) ? c->cols : getmaxx(c->w));
     wattroff(c->w, attr);
 }
 
@@ -296,8 +322,20 @@ static void draw_title(const ctx_t *c, const ui_model_t *m)
     else
         snprintf(right, sizeof right, "%s  %s ", st, el);
     int rw = (int)strlen(right);
-    put(c, 0, 0, c->cols - rw - 1, a, " mlmem %s  %s", c->o->title ? c->o->title : "",
-        m->command[0] ? m->command : "(no command yet)");
+    /* A long command loses its program's directory first. */
+    const char *cmd = m->command[0] ? m->command : "(no command yet)";
+    char shortcmd[sizeof m->command];
+    const char *space = strchr(cmd, ' ');
+    size_t prog = space ? (size_t)(space - cmd) : strlen(cmd);
+    int room = c->cols - rw - 2 - 9 - (c->o->title ? (int)strlen(c->o->title) : 0);
+    if ((int)strlen(cmd) > room && memchr(cmd, '/', prog)) {
+        const char *slash = cmd + prog;
+        while (*slash != '/')
+            slash--;
+        snprintf(shortcmd, sizeof shortcmd, "%s", slash + 1);
+        cmd = shortcmd;
+    }
+    put(c, 0, 0, c->cols - rw - 2, a, " mlmem %s  %s", c->o->title ? c->o->title : "", cmd);
     put(c, 0, c->cols - rw, rw, a, "%s", right);
 }
 
@@ -306,7 +344,10 @@ static void draw_figures(const ctx_t *c, const ui_model_t *m)
     char b1[16], b2[16], b3[16], b4[16], d[REPORT_DURATION_BUFLEN], r1[24];
     const prof_result_t *r = m->cur;
     if (!r) {
-        put(c, 1, 1, c->cols - 2, A_NORMAL, "waiting for the command's first events...");
+        put(c, 1, 1, c->cols - 2, A_NORMAL, "%s",
+            m->state == UI_RUN_STARTING || m->state == UI_RUN_RUNNING
+                ? "waiting for the command's first events..."
+                : "no figures: no process of the run sent any events");
         return;
     }
     const prof_summary_t *s = &r->summary;
@@ -314,15 +355,21 @@ static void draw_figures(const ctx_t *c, const ui_model_t *m)
         fmt_bytes(s->live_bytes, b1), fmt_bytes(s->peak_bytes, b2),
         report_format_duration(s->peak_time_ns, d, sizeof d), fmt_bytes(ui_model_rss(m), b3),
         fmt_bytes(s->peak_rss_bytes, b4));
-    char extra[96] = "";
+    char replay[96] = "", lost[48] = "";
     if (m->frames)
-        snprintf(extra, sizeof extra, "   frame %zu/%zu  %gx", m->frame + 1, m->frame_count,
-                 ui_model_speed(m));
+        snprintf(replay, sizeof replay, "frame %zu/%zu %gx %s   ", m->frame + 1, m->frame_count,
+                 ui_model_speed(m), m->playing ? "playing" : "paused");
+    if (s->lost_events)
+        snprintf(lost, sizeof lost, "  lost %llu", (unsigned long long)s->lost_events);
     attr_t warn = (s->dropped_events || s->lost_events) ? attr_of(c, PAIR_PEAK, A_BOLD) : A_NORMAL;
-    put(c, 2, 1, c->cols - 2, warn, "events/s %s   events %llu   dropped %llu   lost %llu   "
-        "step -   phase -%s",
-        fmt_count(m->events_per_s, r1, sizeof r1), (unsigned long long)s->events,
-        (unsigned long long)s->dropped_events, (unsigned long long)s->lost_events, extra);
+    /* The step is the count of STEP annotations so far; the phase needs
+     * attribution's step tracking (not in the result yet). */
+    char step[32] = "-";
+    if (s->steps_annotated)
+        snprintf(step, sizeof step, "%llu", (unsigned long long)s->steps_annotated);
+    put(c, 2, 1, c->cols - 2, warn, "%sevents/s %s  events %llu  dropped %llu%s  step %s  phase -",
+        replay, fmt_count(m->events_per_s, r1, sizeof r1), (unsigned long long)s->events,
+        (unsigned long long)s->dropped_events, lost, step);
 }
 
 static void draw_composition(const ctx_t *c, const ui_model_t *m, int y)
@@ -330,37 +377,57 @@ static void draw_composition(const ctx_t *c, const ui_model_t *m, int y)
     put(c, y, 1, 12, A_BOLD, "composition");
     if (!ui_model_has_attribution(m)) {
         put(c, y, 13, c->cols - 14, A_NORMAL,
-            "no attribution yet: sites carry no category in this build");
+            "no attribution yet: no site has a category");
         put(c, y + 1, 13, c->cols - 14, attr_of(c, PAIR_DIM, A_DIM),
-            "(live bytes by category, now and at the peak, appear here once it runs)");
+            "(live bytes by category, now and at the peak, show here once sites have one)");
         return;
     }
-    static const char fills[] = "#=%*+o~:";
+    /* One mark per category, the same in both rows: its rank at the peak.
+     * Colour when there is colour, else a different glyph each. */
+    static const char ascii_fills[] = "#=%*+o~:";
+    static const char *uni_fills[] = {"\u2588", "\u2593", "\u2592", "\u2591",
+                                      "\u259a", "\u2596", "\u2580", "\u2584"};
+    ui_category_t ref[UI_MAX_CATEGORIES];
+    size_t nref = ui_model_categories(m, 1, ref, UI_MAX_CATEGORIES);
+    int barw = c->cols / 3 > 30 ? c->cols / 3 : 30;
     for (int row = 0; row < 2; row++) {
         ui_category_t cats[UI_MAX_CATEGORIES];
-        size_t n = ui_model_categories(m, row, cats, UI_MAX_CATEGORIES);
+        size_t n = row ? nref : ui_model_categories(m, 0, cats, UI_MAX_CATEGORIES);
+        const ui_category_t *cs = row ? ref : cats;
         uint64_t total = 0;
         for (size_t i = 0; i < n; i++)
-            total += cats[i].bytes;
-        int barw = 30, x = 18;
+            total += cs[i].bytes;
+        int x = 18, used = 0;
         put(c, y + row, 13, 5, A_NORMAL, row ? "peak" : "now");
-        int used = 0;
-        for (size_t i = 0; i < n && total; i++) {
-            int w = (int)((double)cats[i].bytes / (double)total * barw + 0.5);
+        for (size_t i = 0; i < n; i++) {
+            size_t k = 0;
+            while (k < nref && strcmp(ref[k].name, cs[i].name) != 0)
+                k++;
+            k %= 8;
+            char mark[8];
+            if (c->o->unicode)
+                snprintf(mark, sizeof mark, "%s", c->o->color ? uni_fills[0] : uni_fills[k]);
+            else
+                snprintf(mark, sizeof mark, "%c", ascii_fills[k]);
+            attr_t a = c->o->color ? (attr_t)COLOR_PAIR(PAIR_CAT0 + (int)(k % 6)) : A_NORMAL;
+            int w = total ? (int)((double)cs[i].bytes / (double)total * barw + 0.5) : 0;
             if (used + w > barw)
                 w = barw - used;
-            for (int k = 0; k < w; k++)
-                put(c, y + row, x + used + k, 1, A_NORMAL, "%c", fills[i % 8]);
+            for (int j = 0; j < w; j++)
+                put(c, y + row, x + used + j, 1, a, "%s", mark);
             used += w;
-        }
-        x += barw + 1;
-        for (size_t i = 0; i < n && x < c->cols - 4; i++) {
-            char b[16];
-            char item[96];
-            snprintf(item, sizeof item, "%c %s %s ", fills[i % 8], cats[i].name,
-                     fmt_bytes(cats[i].bytes, b));
-            put(c, y + row, x, c->cols - x - 1, A_NORMAL, "%s", item);
-            x += (int)strlen(item);
+            /* The legend follows the bar. */
+            char b[16], item[96];
+            int lx = 18 + barw + 1;
+            for (size_t j = 0; j < i; j++) {
+                char bj[16];
+                lx += (int)strlen(cs[j].name) + (int)strlen(fmt_bytes(cs[j].bytes, bj)) + 4;
+            }
+            if (lx < c->cols - 4) {
+                put(c, y + row, lx, 1, a, "%s", mark);
+                snprintf(item, sizeof item, " %s %s ", cs[i].name, fmt_bytes(cs[i].bytes, b));
+                put(c, y + row, lx + 1, c->cols - lx - 2, A_NORMAL, "%s", item);
+            }
         }
     }
 }
@@ -369,14 +436,15 @@ static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height
 {
     static const char *blocks[] = {"\u2581", "\u2582", "\u2583", "\u2584",
                                    "\u2585", "\u2586", "\u2587", "\u2588"};
-    const int left = 11;
+    const int left = 12;
     int width = c->cols - left - 1;
     uint64_t cols[512];
     if (width > 512)
         width = 512;
     long peak_col;
     uint64_t max;
-    size_t n = ui_model_timeline(m, (size_t)width, cols, &peak_col, &max);
+    uint64_t t0, t1;
+    size_t n = ui_model_timeline(m, (size_t)width, cols, &peak_col, &max, &t0, &t1);
     char b1[16], d1[REPORT_DURATION_BUFLEN], d2[REPORT_DURATION_BUFLEN];
     const prof_result_t *r = m->cur;
     put(c, y, 1, 9, A_BOLD, "timeline");
@@ -388,8 +456,8 @@ static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height
         "%s at %s", fmt_bytes(max, b1), c->o->unicode ? "\u25b2" : "^",
         fmt_bytes(r->summary.peak_bytes, d1), report_format_duration(r->summary.peak_time_ns, d2,
                                                                    sizeof d2));
-    put(c, y + 1, 1, left - 2, A_NORMAL, "%9s", fmt_bytes(max, b1));
-    put(c, y + height, 1, left - 2, A_NORMAL, "%9s", "0");
+    put(c, y + 1, 0, left - 1, A_NORMAL, "%10s", fmt_bytes(max, b1));
+    put(c, y + height, 0, left - 1, A_NORMAL, "%10s", "0");
     for (size_t x = 0; x < n; x++) {
         double cells = (double)cols[x] / (double)max * height;
         attr_t a = (long)x == peak_col ? (attr_of(c, PAIR_PEAK, A_BOLD) | A_BOLD)
@@ -400,12 +468,12 @@ static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height
                 break;
             int yy = y + height - row, xx = left + (int)x;
             if (c->o->unicode) {
+                /* Eighths; under one eighth shows as a sliver on the
+                 * bottom row only. */
                 int level = fill >= 1 ? 7 : (int)(fill * 8);
-                if (level == 0 && row == 0)
-                    level = 0; /* a sliver still shows */
-                else if (level == 0)
+                if (level == 0 && row > 0)
                     continue;
-                put(c, yy, xx, 1, a, "%s", blocks[level > 7 ? 7 : level]);
+                put(c, yy, xx, 1, a, "%s", blocks[level]);
             } else {
                 put(c, yy, xx, 1, a, "%c", fill >= 1 ? '#' : fill >= 0.5 ? ':' : '.');
             }
@@ -413,9 +481,9 @@ static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height
     }
     /* Axis: the peak marker and the time span. */
     int ay = y + height + 1;
-    uint64_t span = m->span_ns ? m->span_ns : (r ? r->summary.duration_ns : 0);
-    put(c, ay, left, 1, A_NORMAL, "0");
-    report_format_duration(span, d1, sizeof d1);
+    report_format_duration(t0, d2, sizeof d2);
+    put(c, ay, left, (int)strlen(d2), A_NORMAL, "%s", t0 ? d2 : "0");
+    report_format_duration(t1, d1, sizeof d1);
     put(c, ay, c->cols - 1 - (int)strlen(d1), (int)strlen(d1), A_NORMAL, "%s", d1);
     if (peak_col >= 0)
         put(c, ay, left + (int)peak_col, 4, attr_of(c, PAIR_PEAK, A_BOLD) | A_BOLD, "%s",
@@ -444,7 +512,7 @@ static void draw_sites(const ctx_t *c, ui_model_t *m, int y, int rows)
         char b1[16], b2[16], n1[24], label[600];
         site_label(m, s, label, sizeof label);
         if (sel)
-            fill_line(&(ctx_t){c->w, c->o, c->rows, c->cols}, y + 1 + i, a);
+            fill_line(c, y + 1 + i, a);
         put(c, y + 1 + i, 1, c->cols - 2, a, "%10s %10s %8s %s%s%s%s", fmt_bytes(s->live_bytes, b1),
             fmt_bytes(s->live_bytes_at_peak, b2),
             fmt_count((double)s->allocations, n1, sizeof n1), s->category ? "[" : "",
@@ -580,10 +648,10 @@ static void draw_keys(const ctx_t *c, const ui_model_t *m, int y)
     attr_t a = attr_of(c, PAIR_TITLE, A_REVERSE);
     fill_line(c, y, a);
     const char *keys = m->frames
-        ? " q quit  ? help  space play  ,/. step  P peak  +/- speed  1/2/3 sort  Enter stack  "
-          "Tab threads  [/] ends"
-        : " q quit  ? help  1/2/3 sort  Enter stack  Tab threads  space pause  o output  "
-          "Ctrl-C stop";
+        ? " q quit  ? help  space play  ,. step  P peak  +- speed  123 sort  Enter stack  "
+          "[] ends  w window  Tab threads"
+        : " q quit  ? help  123 sort  Enter stack  Tab threads  space pause  o output  "
+          "w window  Ctrl-C stop";
     put(c, y, 0, c->cols, a, "%s", keys);
 }
 
@@ -599,6 +667,18 @@ void ui_view_render(WINDOW *w, const ui_view_opts_t *o, ui_model_t *m)
     werase(w);
     draw_title(&c, m);
     draw_figures(&c, m);
+    int bottom = m->rows - 2;          /* advice row                       */
+    if (m->help || m->stack_view || m->log_view) {
+        /* Overlays take everything between the figures and the keys. */
+        if (m->help)
+            draw_help(&c, m, 3, bottom + 1 - 3);
+        else if (m->stack_view)
+            draw_stack(&c, m, 3, bottom + 1 - 3);
+        else
+            draw_log(&c, 3, bottom + 1 - 3);
+        draw_keys(&c, m, m->rows - 1);
+        return;
+    }
     draw_composition(&c, m, 3);
     int extra = m->rows - UI_MIN_ROWS;
     int tl_h = 4 + extra / 3;
@@ -607,31 +687,27 @@ void ui_view_render(WINDOW *w, const ui_view_opts_t *o, ui_model_t *m)
     int y = 5;
     draw_timeline(&c, m, y, tl_h);
     y += tl_h + 2;
-    int bottom = m->rows - 2;          /* advice row                       */
-    int avail = bottom - y;            /* rows for the lists or an overlay */
-    if (m->help) {
-        draw_help(&c, m, y, avail);
-    } else if (m->stack_view) {
-        draw_stack(&c, m, y, avail);
-    } else if (m->log_view) {
-        draw_log(&c, y, avail);
-    } else {
-        size_t nthreads = m->cur ? m->cur->thread_count : 0;
-        int trows = 3 + (avail - 11) / 4;
-        if (trows < 1)
-            trows = 1;
-        if ((size_t)trows > nthreads && nthreads > 0)
-            trows = (int)nthreads;
-        int srows = avail - 2 - trows;
-        ui_model_set_list_rows(m, srows, trows);
-        draw_sites(&c, m, y, srows);
-        draw_threads(&c, m, y + 1 + srows, trows);
-    }
+    /* The lists share the rest: threads get a few rows (more when tall,
+     * fewer when there are fewer threads), sites the others. */
+    int avail = bottom - y;
+    size_t nthreads = m->cur ? m->cur->thread_count : 0;
+    int trows = 3 + (avail - 11) / 4;
+    if (trows < 1)
+        trows = 1;
+    if ((size_t)trows > nthreads && nthreads > 0)
+        trows = (int)nthreads;
+    int srows = avail - 2 - trows;
+    ui_model_set_list_rows(m, srows, trows);
+    draw_sites(&c, m, y, srows);
+    draw_threads(&c, m, y + 1 + srows, trows);
     put(&c, bottom, 1, 7, A_BOLD, "advice");
     put(&c, bottom, 8, c.cols - 9, A_NORMAL, "%s",
         m->message[0] ? m->message
-                      : "no recommendations yet: advice needs attribution (not in this build)");
+                      : "no recommendations yet (mlmem does not compute advice yet)");
     draw_keys(&c, m, m->rows - 1);
+    if (rows < UI_MIN_ROWS || cols < UI_MIN_COLS)
+        put(&c, 0, 0, cols, A_REVERSE | A_BOLD, "[%dx%d: the dashboard needs 80x24] ", cols,
+            rows);
 }
 
 void ui_view_draw(ui_model_t *m)

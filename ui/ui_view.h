@@ -9,7 +9,7 @@
  * signal). SIGINT and SIGTERM only set a flag (ui_view_interrupted()) so the
  * driver can quit cleanly; a live run replaces those handlers while the
  * command runs (launch.h forwards them to the command) and puts them back
- * after.
+ * after. ui_view_end() puts back the handlers that were there before.
  *
  * Drawing: an 80x24 layout at least, reflowed to the window's size; block
  * characters when the locale is UTF-8 and the library is ncursesw, ASCII
@@ -55,8 +55,5 @@ int ui_view_getkey(int timeout_ms);
 
 /* 1 once SIGINT or SIGTERM arrived while our handlers were installed. */
 int ui_view_interrupted(void);
-
-/* Installs the SIGINT/SIGTERM flag handlers (ui_view_begin does too). */
-void ui_view_catch_interrupts(void);
 
 #endif /* UI_VIEW_H */

@@ -1,0 +1,997 @@
+/*
+ * attribution.c - categories for every site and byte; see attribution.h and
+ * docs/attribution.md.
+ */
+#define _GNU_SOURCE /* FNM_CASEFOLD */
+#include "attribution.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap_table.h" /* PROF_CAT_NONE */
+
+/* ---- names --------------------------------------------------------------- */
+
+static const char *const attr_names[MLMEM_CATEGORY_COUNT] = {
+    [MLMEM_CAT_OTHER] = "other",
+    [MLMEM_CAT_WEIGHTS] = "weights",
+    [MLMEM_CAT_GRADIENTS] = "gradients",
+    [MLMEM_CAT_OPTIMIZER_STATE] = "optimizer_state",
+    [MLMEM_CAT_ACTIVATIONS] = "activations",
+    [MLMEM_CAT_DATA] = "data",
+    [MLMEM_CAT_TEMPORARIES] = "temporaries",
+};
+
+const char *prof_category_name(int category)
+{
+    return category >= 0 && category < MLMEM_CATEGORY_COUNT ? attr_names[category] : NULL;
+}
+
+int prof_category_parse(const char *name)
+{
+    for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++)
+        if (strcmp(name, attr_names[c]) == 0)
+            return c;
+    return -1;
+}
+
+/* ---- rules --------------------------------------------------------------- */
+
+/* Innermost matching frame wins, so library rules (BLAS workspaces) beat
+ * the application frames above them. Order within one frame matters:
+ * batch norm is an activation before "batch" is data. */
+static prof_rule_t attr_builtin_v[] = {
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_MODULE, "*libopenblas*", "built-in"},
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_MODULE, "*libblas*", "built-in"},
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_MODULE, "*libmkl*", "built-in"},
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_MODULE, "*libcblas*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_MODULE, "*libz.so*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_MODULE, "*libzstd.so*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_MODULE, "*libpng*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_MODULE, "*libjpeg*", "built-in"},
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_FUNCTION, "*workspace*", "built-in"},
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_FUNCTION, "*scratch*", "built-in"},
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_FUNCTION, "*temporar*", "built-in"},
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_FUNCTION, "*temps*", "built-in"},
+    {MLMEM_CAT_TEMPORARIES, PROF_RULE_FUNCTION, "*tmp*", "built-in"},
+    {MLMEM_CAT_ACTIVATIONS, PROF_RULE_FUNCTION, "*batch*norm*", "built-in"},
+    {MLMEM_CAT_ACTIVATIONS, PROF_RULE_FUNCTION, "*activation*", "built-in"},
+    {MLMEM_CAT_ACTIVATIONS, PROF_RULE_FUNCTION, "*acts_*", "built-in"},
+    {MLMEM_CAT_ACTIVATIONS, PROF_RULE_FUNCTION, "*_acts*", "built-in"},
+    {MLMEM_CAT_OPTIMIZER_STATE, PROF_RULE_FUNCTION, "*optim*", "built-in"},
+    {MLMEM_CAT_OPTIMIZER_STATE, PROF_RULE_FUNCTION, "*adam*", "built-in"},
+    {MLMEM_CAT_OPTIMIZER_STATE, PROF_RULE_FUNCTION, "*momentum*", "built-in"},
+    {MLMEM_CAT_OPTIMIZER_STATE, PROF_RULE_FILE, "*optim*", "built-in"},
+    {MLMEM_CAT_GRADIENTS, PROF_RULE_FUNCTION, "*grad*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*dataset*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*data_load*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*dataloader*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*load_data*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "data_*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*collate*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*batch*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*idx*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "gz*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*_gz_*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FUNCTION, "*inflate*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FILE, "*/data.c", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FILE, "*/data.cc", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FILE, "*/data.cpp", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FILE, "*/data.py", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FILE, "*dataset*", "built-in"},
+    {MLMEM_CAT_DATA, PROF_RULE_FILE, "*dataloader*", "built-in"},
+};
+
+static const prof_rules_t attr_builtin = {attr_builtin_v,
+                                          sizeof(attr_builtin_v) / sizeof(attr_builtin_v[0])};
+
+const prof_rules_t *prof_rules_builtin(void)
+{
+    return &attr_builtin;
+}
+
+void prof_rules_free(prof_rules_t *rules)
+{
+    if (!rules)
+        return;
+    for (size_t i = 0; i < rules->n; i++) {
+        free(rules->v[i].glob);
+        free(rules->v[i].origin);
+    }
+    free(rules->v);
+    rules->v = NULL;
+    rules->n = 0;
+}
+
+/* Splits 'line' in place into at most 4 whitespace-separated words. Returns
+ * how many were found (4 means "more than 3"). */
+static int attr_words(char *line, char *w[4])
+{
+    int n = 0;
+    char *p = line;
+    while (n < 4) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        w[n++] = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+        if (*p)
+            *p++ = '\0';
+    }
+    return n;
+}
+
+static int attr_add_rule(prof_rules_t *rules, int cat, prof_rule_field_t field, const char *glob,
+                         const char *name, int lineno)
+{
+    char origin[512];
+    snprintf(origin, sizeof origin, "%s:%d", name, lineno);
+    prof_rule_t *v = realloc(rules->v, (rules->n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    rules->v = v;
+    prof_rule_t *r = &v[rules->n];
+    r->category = (mlmem_category_t)cat;
+    r->field = field;
+    r->glob = strdup(glob);
+    r->origin = strdup(origin);
+    if (!r->glob || !r->origin) {
+        free(r->glob);
+        free(r->origin);
+        return -1;
+    }
+    rules->n++;
+    return 0;
+}
+
+int prof_rules_parse(const char *text, const char *name, prof_rules_t *rules, char *err,
+                     size_t errlen)
+{
+    int lineno = 0;
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char line[1024];
+        lineno++;
+        if (len >= sizeof line) {
+            snprintf(err, errlen, "%s:%d: line longer than %zu bytes", name, lineno,
+                     sizeof line - 1);
+            return -1;
+        }
+        memcpy(line, p, len);
+        line[len] = '\0';
+        p = eol ? eol + 1 : p + len;
+
+        char *w[4];
+        int n = attr_words(line, w);
+        if (n == 0 || w[0][0] == '#')
+            continue;
+        if (n < 3) {
+            snprintf(err, errlen, "%s:%d: expected 'category field glob', got %d word%s", name,
+                     lineno, n, n == 1 ? "" : "s");
+            return -1;
+        }
+        if (n > 3) {
+            snprintf(err, errlen, "%s:%d: unexpected '%s' after the glob (globs have no spaces)",
+                     name, lineno, w[3]);
+            return -1;
+        }
+        int cat = prof_category_parse(w[0]);
+        if (cat < 0) {
+            snprintf(err, errlen,
+                     "%s:%d: unknown category '%s' (expected weights, gradients, "
+                     "optimizer_state, activations, data, temporaries or other)",
+                     name, lineno, w[0]);
+            return -1;
+        }
+        prof_rule_field_t field;
+        if (strcmp(w[1], "function") == 0)
+            field = PROF_RULE_FUNCTION;
+        else if (strcmp(w[1], "file") == 0)
+            field = PROF_RULE_FILE;
+        else if (strcmp(w[1], "module") == 0)
+            field = PROF_RULE_MODULE;
+        else {
+            snprintf(err, errlen, "%s:%d: unknown field '%s' (expected function, file or module)",
+                     name, lineno, w[1]);
+            return -1;
+        }
+        if (attr_add_rule(rules, cat, field, w[2], name, lineno) != 0) {
+            snprintf(err, errlen, "%s:%d: out of memory", name, lineno);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int prof_rules_load(const char *path, prof_rules_t *rules, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    char buf[4096];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (len + got + 1 > cap) {
+            size_t ncap = cap ? cap * 2 : 8192;
+            while (ncap < len + got + 1)
+                ncap *= 2;
+            char *t = realloc(text, ncap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                snprintf(err, errlen, "%s: out of memory", path);
+                return -1;
+            }
+            text = t;
+            cap = ncap;
+        }
+        memcpy(text + len, buf, got);
+        len += got;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(text);
+        snprintf(err, errlen, "%s: read error", path);
+        return -1;
+    }
+    if (!text) {
+        return 0;
+    }
+    text[len] = '\0';
+    if (memchr(text, '\0', len)) {
+        free(text);
+        snprintf(err, errlen, "%s: not a text file (NUL byte)", path);
+        return -1;
+    }
+    int rc = prof_rules_parse(text, path, rules, err, errlen);
+    free(text);
+    return rc;
+}
+
+static const char *attr_frame_field(const prof_frame_t *f, prof_rule_field_t field)
+{
+    switch (field) {
+    case PROF_RULE_FUNCTION:
+        return f->function;
+    case PROF_RULE_FILE:
+        return f->file;
+    case PROF_RULE_MODULE:
+        return f->module;
+    }
+    return NULL;
+}
+
+static const prof_rule_t *attr_match_frame(const prof_rules_t *rules, const prof_frame_t *f)
+{
+    for (size_t i = 0; rules && i < rules->n; i++) {
+        const char *s = attr_frame_field(f, rules->v[i].field);
+        if (s && fnmatch(rules->v[i].glob, s, FNM_CASEFOLD) == 0)
+            return &rules->v[i];
+    }
+    return NULL;
+}
+
+const prof_rule_t *prof_rules_match(const prof_rules_t *user, const prof_site_t *site)
+{
+    for (uint32_t i = 0; site->frames && i < site->frame_count; i++) {
+        const prof_rule_t *r = attr_match_frame(user, &site->frames[i]);
+        if (!r)
+            r = attr_match_frame(&attr_builtin, &site->frames[i]);
+        if (r)
+            return r;
+    }
+    return NULL;
+}
+
+/* ---- steps --------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t key;
+    uint32_t idx;
+} attr_occ_t;
+
+static int attr_cmp_occ(const void *x, const void *y)
+{
+    const attr_occ_t *p = x, *q = y;
+    if (p->key != q->key)
+        return p->key < q->key ? -1 : 1;
+    return p->idx < q->idx ? -1 : p->idx > q->idx;
+}
+
+static int attr_cmp_u64(const void *x, const void *y)
+{
+    uint64_t p = *(const uint64_t *)x, q = *(const uint64_t *)y;
+    return p < q ? -1 : p > q;
+}
+
+/* Share of positions i where keys[i] == keys[i + p]. */
+static double attr_rate(const uint32_t *keys, size_t n, size_t p)
+{
+    size_t m = 0;
+    for (size_t i = 0; i + p < n; i++)
+        m += keys[i] == keys[i + p];
+    return (double)m / (double)(n - p);
+}
+
+#define ATTR_MAX_CANDIDATES 512
+
+int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
+                      prof_step_detect_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 6 || n > UINT32_MAX)
+        return 0;
+    attr_occ_t *occ = malloc(n * sizeof *occ);
+    uint64_t *cand = malloc(ATTR_MAX_CANDIDATES * sizeof *cand);
+    uint64_t *gaps = malloc(n * sizeof *gaps);
+    if (!occ || !cand || !gaps) {
+        free(occ);
+        free(cand);
+        free(gaps);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        occ[i] = (attr_occ_t){keys[i], (uint32_t)i};
+    qsort(occ, n, sizeof *occ, attr_cmp_occ);
+
+    /* Candidate periods: the median gap of each key seen at least 3 times. */
+    size_t nc = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && occ[j].key == occ[i].key)
+            j++;
+        if (j - i >= 3 && nc < ATTR_MAX_CANDIDATES) {
+            size_t ng = 0;
+            for (size_t k = i + 1; k < j; k++)
+                gaps[ng++] = occ[k].idx - occ[k - 1].idx;
+            qsort(gaps, ng, sizeof *gaps, attr_cmp_u64);
+            uint64_t med = gaps[ng / 2];
+            if (med >= 2 && med * 2 <= n)
+                cand[nc++] = med;
+        }
+        i = j;
+    }
+    qsort(cand, nc, sizeof *cand, attr_cmp_u64);
+    double best = 0;
+    size_t nu = 0;
+    double *rates = (double *)gaps; /* reuse: nc <= n */
+    for (size_t i = 0; i < nc; i++) {
+        if (nu && cand[nu - 1] == cand[i])
+            continue;
+        cand[nu] = cand[i];
+        rates[nu] = attr_rate(keys, n, cand[i]);
+        if (rates[nu] > best)
+            best = rates[nu];
+        nu++;
+    }
+    /* Accept a period that repeats at least 3 times over and covers a
+     * fifth of the history (the rest may be setup, evaluation, teardown). */
+    size_t period = 0;
+    for (size_t i = 0; i < nu && best >= 0.2; i++)
+        if (rates[i] >= best - 0.05) {
+            if (rates[i] * (double)(n - cand[i]) >= 3.0 * (double)cand[i])
+                period = cand[i];
+            break;
+        }
+    if (!period) {
+        free(occ);
+        free(cand);
+        free(gaps);
+        return 0;
+    }
+
+    /* The first full period that repeats (or the longest repeating run). */
+    size_t run = 0, best_run = 0, best_start = 0, i0 = SIZE_MAX;
+    for (size_t i = 0; i + period < n; i++) {
+        run = keys[i] == keys[i + period] ? run + 1 : 0;
+        if (run > best_run) {
+            best_run = run;
+            best_start = i + 1 - run;
+        }
+        if (run >= period) {
+            i0 = i + 1 - run;
+            break;
+        }
+    }
+    if (i0 == SIZE_MAX)
+        i0 = best_start;
+
+    /* Anchor: the key of that period that occurs least often, but in at
+     * least a quarter of the periods the history holds (a key seen in just
+     * two steps is jitter, not the step). */
+    uint32_t anchor = keys[i0];
+    size_t anchor_count = SIZE_MAX, offset = 0;
+    size_t min_count = n / period / 4 > 2 ? n / period / 4 : 2;
+    for (size_t j = i0; j < i0 + period && j < n; j++) {
+        attr_occ_t probe = {keys[j], 0};
+        size_t lo = 0, hi = n;
+        while (lo < hi) { /* first occurrence of the key in 'occ' */
+            size_t mid = lo + (hi - lo) / 2;
+            if (attr_cmp_occ(&occ[mid], &probe) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        size_t c = 0;
+        while (lo + c < n && occ[lo + c].key == keys[j])
+            c++;
+        if (c >= min_count && c < anchor_count) {
+            anchor_count = c;
+            anchor = keys[j];
+            offset = j - i0;
+        }
+    }
+
+    /* Steps: the anchor's occurrences, at most one per half period. */
+    size_t first = SIZE_MAX, last = 0, count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i] != anchor)
+            continue;
+        if (count && i - last < (period + 1) / 2)
+            continue;
+        if (first == SIZE_MAX)
+            first = i;
+        last = i;
+        count++;
+    }
+    /* Steps take most of a training run's time: a burst that repeats for
+     * a moment (a report writer's loop) is not training. */
+    int brief = times && count >= 2 && times[n - 1] > times[0] &&
+                (times[last] - times[first]) * 10 < times[n - 1] - times[0];
+    if (count >= 3 && !brief) {
+        out->count = count;
+        out->period = period;
+        out->anchor = anchor;
+        out->confidence = best;
+        if (times) {
+            size_t s0 = first >= offset ? first - offset : 0;
+            size_t s1 = last >= offset ? last - offset : 0;
+            out->first_ns = times[s0];
+            out->last_ns = times[s1];
+            out->period_ns = (times[last] - times[first]) / (count - 1);
+        }
+    }
+    free(occ);
+    free(cand);
+    free(gaps);
+    return 0;
+}
+
+/* ---- behaviour ----------------------------------------------------------- */
+
+typedef struct {
+    int cat;                  /* category of the site's unannotated bytes */
+    prof_evidence_t source;
+    double confidence;
+    char why[200];
+} attr_class_t;
+
+/* Context of one attribution run. */
+typedef struct {
+    prof_result_t *r;
+    const prof_attr_input_t *in;
+    attr_class_t *cls;        /* per site                                 */
+    int *rule_matched;        /* per site: 1 if a rule decided            */
+    int *role;                /* per site: -1, or 0/1/2 for weights,
+                                 gradients, optimizer state from sizes    */
+    int *sibling;             /* per site: allocated by the code that
+                                 allocates the parameters                 */
+    int steps_known;
+    uint64_t t0;              /* start of the first step                  */
+    uint64_t t1;              /* end of the first step                    */
+    uint64_t tlast;           /* start of the last step                   */
+    uint64_t period_ns;
+    uint64_t weight_bytes;    /* size-matched weights                     */
+    uint64_t multiplicity;    /* copies per parameter (w, g, state...)    */
+} attr_ctx_t;
+
+/* A site that lives through training: born by the end of the first step,
+ * and still holding its blocks after the last step began (alive at the
+ * end, or freed only in the teardown). Without steps: alive at the end, or
+ * never freed before the last quarter of the run. */
+static int attr_persistent(const attr_ctx_t *x, const prof_site_t *s)
+{
+    if (!x->steps_known) {
+        uint64_t dur = x->r->summary.duration_ns;
+        return s->frees == 0 || s->first_free_ns >= dur - dur / 4;
+    }
+    return s->first_alloc_ns < x->t1 && (s->frees == 0 || s->first_free_ns >= x->tlast);
+}
+
+static int attr_cmp_site_ptr(const void *p, const void *q)
+{
+    const prof_site_t *a = *(const prof_site_t *const *)p, *b = *(const prof_site_t *const *)q;
+    if (a->bytes_allocated != b->bytes_allocated)
+        return a->bytes_allocated < b->bytes_allocated ? -1 : 1;
+    if (a->first_alloc_ns != b->first_alloc_ns)
+        return a->first_alloc_ns < b->first_alloc_ns ? -1 : 1;
+    return a->stack_id < b->stack_id ? -1 : a->stack_id > b->stack_id;
+}
+
+static int attr_cmp_site_born(const void *p, const void *q)
+{
+    const prof_site_t *a = *(const prof_site_t *const *)p, *b = *(const prof_site_t *const *)q;
+    if (a->first_alloc_ns != b->first_alloc_ns)
+        return a->first_alloc_ns < b->first_alloc_ns ? -1 : 1;
+    return a->stack_id < b->stack_id ? -1 : a->stack_id > b->stack_id;
+}
+
+/* Bytes within 0.1% (+64: padding of a carved block). */
+static int attr_same_bytes(const prof_site_t *a, const prof_site_t *b)
+{
+    uint64_t lo = a->bytes_allocated < b->bytes_allocated ? a->bytes_allocated
+                                                          : b->bytes_allocated;
+    uint64_t hi = a->bytes_allocated ^ b->bytes_allocated ^ lo;
+    return hi - lo <= lo / 1000 + 64;
+}
+
+static int attr_cmp_u64p(const void *x, const void *y)
+{
+    uint64_t p = *(const uint64_t *)x, q = *(const uint64_t *)y;
+    return p < q ? -1 : p > q;
+}
+
+/* Keeps, of the sites v[0..n) (same bytes), those whose allocation count is
+ * within max(1, 10%) of the median (a sampled small block may add one):
+ * moves them to the front and returns how many. */
+static size_t attr_same_counts(const prof_site_t **v, size_t n)
+{
+    uint64_t counts[64];
+    size_t m = n < 64 ? n : 64;
+    for (size_t i = 0; i < m; i++)
+        counts[i] = v[i]->allocations;
+    qsort(counts, m, sizeof counts[0], attr_cmp_u64p);
+    uint64_t med = counts[m / 2], tol = med / 10 > 1 ? med / 10 : 1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t c = v[i]->allocations;
+        if (c + tol >= med && c <= med + tol) {
+            const prof_site_t *t = v[k];
+            v[k++] = v[i];
+            v[i] = t;
+        }
+    }
+    return k;
+}
+
+/* Size groups over the persistent sites no rule or annotation decided
+ * (sampled-out small allocations excluded): sites with the same bytes and
+ * about as many allocations are copies of one set of tensors. With m sites
+ * in the group with the most bytes (m copies per parameter), the first n/m
+ * born of each group of n are weights, the next n/m gradients, the rest
+ * optimizer state. */
+static int attr_size_groups(attr_ctx_t *x)
+{
+    prof_result_t *r = x->r;
+    const prof_site_t **v = malloc((r->site_count + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < r->site_count; i++) {
+        const prof_site_t *s = &r->sites[i];
+        x->role[i] = -1;
+        if (x->rule_matched[i] || s->stack_id == MLMEM_STACK_NONE || s->annotated_category >= 0 ||
+            !attr_persistent(x, s))
+            continue;
+        v[n++] = s;
+    }
+    qsort(v, n, sizeof *v, attr_cmp_site_ptr);
+    uint64_t best_bytes = 0, m = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n;) {
+            size_t j = i + 1;
+            while (j < n && attr_same_bytes(v[j - 1], v[j]))
+                j++;
+            size_t g = attr_same_counts(v + i, j - i);
+            uint64_t bytes = 0;
+            for (size_t k = i; k < i + g; k++)
+                bytes += v[k]->bytes_allocated;
+            if (pass == 0 && g >= 2 && bytes > best_bytes) {
+                best_bytes = bytes;
+                m = g;
+            }
+            if (pass == 1 && g >= 2) {
+                qsort(v + i, g, sizeof *v, attr_cmp_site_born);
+                size_t k = g / m ? g / m : 1;
+                for (size_t q = 0; q < g; q++) {
+                    size_t si = (size_t)(v[i + q] - r->sites);
+                    x->role[si] = q < k ? 0 : q < 2 * k ? 1 : 2;
+                    if (x->role[si] == 0)
+                        x->weight_bytes += v[i + q]->bytes_allocated;
+                }
+            }
+            i = j;
+        }
+        x->multiplicity = m;
+        if (m < 2)
+            break;
+    }
+    free(v);
+    return 0;
+}
+
+#define ATTR_CALLER_DEPTH 4   /* frames above the allocating one compared */
+#define ATTR_MAX_OWNERS 64
+
+/* Whether 'name' is one of frames 1..ATTR_CALLER_DEPTH of 's'. */
+static int attr_has_caller(const prof_site_t *s, const char *name)
+{
+    for (uint32_t i = 1; s->frames && i < s->frame_count && i <= ATTR_CALLER_DEPTH; i++)
+        if (s->frames[i].function && strcmp(s->frames[i].function, name) == 0)
+            return 1;
+    return 0;
+}
+
+static int attr_generic_caller(const char *name)
+{
+    return strcmp(name, "main") == 0 || strstr(name, "libc_start") || strcmp(name, "_start") == 0;
+}
+
+/* Siblings of the parameters: persistent sites, not copies of them, whose
+ * callers (frames 1..4) include a function that also allocated the
+ * weights, e.g. a model's init allocating its activation buffers (llm.c's
+ * malloc_and_point_activations, the reference trainer's block layout).
+ * Functions that half of all sites go through (a framework's allocator,
+ * main) say nothing and are skipped. */
+static void attr_siblings(attr_ctx_t *x)
+{
+    prof_result_t *r = x->r;
+    const char *owners[ATTR_MAX_OWNERS];
+    size_t no = 0, with_frames = 0;
+    for (size_t i = 0; i < r->site_count; i++)
+        with_frames += r->sites[i].frame_count > 1;
+    for (size_t i = 0; i < r->site_count && no < ATTR_MAX_OWNERS; i++) {
+        const prof_site_t *s = &r->sites[i];
+        if (x->role[i] != 0)
+            continue;
+        for (uint32_t f = 1; s->frames && f < s->frame_count && f <= ATTR_CALLER_DEPTH; f++) {
+            const char *name = s->frames[f].function;
+            if (!name || attr_generic_caller(name))
+                continue;
+            size_t users = 0;
+            for (size_t j = 0; j < r->site_count; j++)
+                users += attr_has_caller(&r->sites[j], name);
+            if (users * 2 <= with_frames && no < ATTR_MAX_OWNERS)
+                owners[no++] = name;
+        }
+    }
+    for (size_t i = 0; i < r->site_count; i++) {
+        const prof_site_t *s = &r->sites[i];
+        if (x->role[i] >= 0 || x->rule_matched[i] || s->annotated_category >= 0 ||
+            !attr_persistent(x, s))
+            continue;
+        for (size_t k = 0; k < no && !x->sibling[i]; k++)
+            x->sibling[i] = attr_has_caller(s, owners[k]);
+    }
+}
+
+static void attr_set(attr_class_t *c, int cat, prof_evidence_t src, double conf, const char *why)
+{
+    c->cat = cat;
+    c->source = src;
+    c->confidence = conf;
+    snprintf(c->why, sizeof c->why, "%s", why);
+}
+
+/* Behaviour for one site no rule decided. */
+static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
+{
+    const prof_site_t *s = &x->r->sites[si];
+    if (attr_persistent(x, s)) {
+        if (x->role[si] >= 0) {
+            static const int cats[3] = {MLMEM_CAT_WEIGHTS, MLMEM_CAT_GRADIENTS,
+                                        MLMEM_CAT_OPTIMIZER_STATE};
+            static const char *const why[3] = {
+                "lives through training; the first of sites of the same sizes "
+                "(parameters)",
+                "lives through training; the sizes of the parameters, born after them "
+                "(gradients)",
+                "lives through training; the sizes of the parameters, born after the "
+                "gradients (optimizer state)"};
+            int role = x->role[si];
+            attr_set(c, cats[role], PROF_EVIDENCE_BEHAVIOUR, 0.8, why[role]);
+            return;
+        }
+        if (x->sibling[si]) {
+            attr_set(c, MLMEM_CAT_ACTIVATIONS, PROF_EVIDENCE_BEHAVIOUR, 0.5,
+                     "lives through training, allocated by the code that allocates the "
+                     "parameters but no copy of them (activation buffers)");
+            return;
+        }
+        if (x->multiplicity < 2) {
+            attr_set(c, MLMEM_CAT_WEIGHTS, PROF_EVIDENCE_BEHAVIOUR, 0.5,
+                     "born before the first step, alive to the end, no gradient found "
+                     "(inference): weights");
+            return;
+        }
+        if (s->largest_allocation >= ((uint64_t)1 << 20) &&
+            s->largest_allocation * 4 >= x->weight_bytes) {
+            attr_set(c, MLMEM_CAT_DATA, PROF_EVIDENCE_BEHAVIOUR, 0.5,
+                     "born before the first step, alive to the end, a large block no "
+                     "parameter matches (a resident dataset)");
+            return;
+        }
+        attr_set(c, MLMEM_CAT_OTHER, PROF_EVIDENCE_BEHAVIOUR, 0.4,
+                 "born before the first step, alive to the end, matches no parameter");
+        return;
+    }
+    if (s->live_allocations > 0 && s->live_allocations * 2 >= s->allocations) {
+        attr_set(c, MLMEM_CAT_OTHER, PROF_EVIDENCE_BEHAVIOUR, 0.3,
+                 "born during training and kept (a log, a cache or a leak)");
+        return;
+    }
+    if (s->temporary_allocations * 2 >= s->allocations) {
+        attr_set(c, MLMEM_CAT_TEMPORARIES, PROF_EVIDENCE_BEHAVIOUR, 0.7,
+                 "freed before its thread allocated anything else");
+        return;
+    }
+    uint64_t mean = s->frees ? s->lifetime_sum_ns / s->frees : 0;
+    if (x->steps_known) {
+        if (s->last_alloc_ns < x->t0) {
+            attr_set(c, MLMEM_CAT_TEMPORARIES, PROF_EVIDENCE_BEHAVIOUR, 0.5,
+                     "born and freed before the first step");
+            return;
+        }
+        if (mean * 10 >= x->period_ns) {
+            attr_set(c, MLMEM_CAT_ACTIVATIONS, PROF_EVIDENCE_BEHAVIOUR, 0.6,
+                     "born and freed within steps, living across phases");
+            return;
+        }
+        attr_set(c, MLMEM_CAT_TEMPORARIES, PROF_EVIDENCE_BEHAVIOUR, 0.6,
+                 "born and freed within a phase of a step");
+        return;
+    }
+    uint64_t dur = x->r->summary.duration_ns;
+    if (mean * 100 >= dur && s->largest_allocation >= 65536) {
+        attr_set(c, MLMEM_CAT_ACTIVATIONS, PROF_EVIDENCE_BEHAVIOUR, 0.4,
+                 "large, freed, living long (no steps found)");
+        return;
+    }
+    attr_set(c, MLMEM_CAT_TEMPORARIES, PROF_EVIDENCE_BEHAVIOUR, 0.4,
+             "freed soon after birth (no steps found)");
+}
+
+/* Fills r->steps from detection when no STEP annotation was seen. */
+static int attr_steps(attr_ctx_t *x)
+{
+    prof_result_t *r = x->r;
+    if (r->steps.count >= 2) {
+        x->steps_known = 1;
+        x->t0 = r->steps.first_step_ns;
+        x->period_ns = r->steps.period_ns;
+        x->t1 = x->t0 + x->period_ns;
+        x->tlast = r->steps.last_step_ns;
+        return 0;
+    }
+    if (r->steps.count > 0 || !x->in->log || x->in->log_count == 0)
+        return 0;
+    size_t n = x->in->log_count;
+    uint32_t *keys = malloc(n * sizeof *keys);
+    uint64_t *times = malloc(n * sizeof *times);
+    if (!keys || !times) {
+        free(keys);
+        free(times);
+        return -1;
+    }
+    /* Allocations without a stack (not sampled) all share one key: they
+     * would repeat with any period. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (x->in->log[i].stack_id == MLMEM_STACK_NONE)
+            continue;
+        keys[k] = x->in->log[i].stack_id;
+        times[k++] = x->in->log[i].time_ns;
+    }
+    n = k;
+    prof_step_detect_t d;
+    int rc = prof_steps_detect(keys, times, n, &d);
+    free(keys);
+    free(times);
+    if (rc != 0)
+        return -1;
+    if (d.count < 2)
+        return 0;
+    uint64_t count = d.count;
+    uint64_t last_ns = d.last_ns;
+    if (x->in->log_truncated) {
+        /* Past the log, each allocation of the anchor is a step. */
+        for (size_t i = 0; i < r->site_count; i++)
+            if (r->sites[i].stack_id == d.anchor && r->sites[i].allocations > count) {
+                count = r->sites[i].allocations;
+                last_ns = r->sites[i].last_alloc_ns;
+            }
+    }
+    r->steps.source = "detected";
+    r->steps.count = count;
+    r->steps.period_allocations = d.period;
+    r->steps.first_step_ns = d.first_ns;
+    r->steps.last_step_ns = last_ns;
+    r->steps.period_ns = count > 1 && last_ns > d.first_ns ? (last_ns - d.first_ns) / (count - 1)
+                                                           : d.period_ns;
+    r->steps.confidence = d.confidence;
+    x->steps_known = 1;
+    x->t0 = d.first_ns;
+    x->period_ns = d.period_ns;
+    x->t1 = x->t0 + d.period_ns;
+    x->tlast = last_ns;
+    return 0;
+}
+
+/* The timeline's unannotated bytes, spread over categories in the shares
+ * they have at the peak (exact at the peak's own point). */
+static void attr_timeline(prof_result_t *r, const uint64_t *unann_peak, uint64_t unann_total,
+                          const uint64_t *unann_end, uint64_t unann_end_total)
+{
+    const uint64_t *share = unann_total ? unann_peak : unann_end;
+    uint64_t total = unann_total ? unann_total : unann_end_total;
+    for (size_t i = 0; i < r->timeline_count; i++) {
+        prof_timeline_point_t *p = &r->timeline[i];
+        uint64_t u = p->unannotated_bytes, given = 0;
+        if (!u)
+            continue;
+        if (!total) {
+            p->category_bytes[MLMEM_CAT_OTHER] += u;
+            continue;
+        }
+        if (p->live_bytes == r->summary.peak_bytes && p->time_ns == r->summary.peak_time_ns &&
+            u == total && share == unann_peak) {
+            for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++)
+                p->category_bytes[c] += share[c];
+            continue;
+        }
+        int biggest = 0;
+        for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++) {
+            uint64_t part = (uint64_t)((double)u * (double)share[c] / (double)total);
+            p->category_bytes[c] += part;
+            given += part;
+            if (share[c] > share[biggest])
+                biggest = c;
+        }
+        p->category_bytes[biggest] += u - given;
+    }
+}
+
+static const char *const attr_source_names[4] = {"none", "annotation", "rule", "behaviour"};
+
+int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
+{
+    size_t ns = r->site_count;
+    attr_ctx_t x = {r, in, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0};
+    x.cls = calloc(ns + 1, sizeof *x.cls);
+    x.rule_matched = calloc(ns + 1, sizeof *x.rule_matched);
+    x.role = calloc(ns + 1, sizeof *x.role);
+    x.sibling = calloc(ns + 1, sizeof *x.sibling);
+    int rc = -1;
+    if (!x.cls || !x.rule_matched || !x.role || !x.sibling)
+        goto done;
+    if (attr_steps(&x) != 0)
+        goto done;
+
+    /* Rules first; behaviour for the rest. */
+    for (size_t i = 0; i < ns; i++) {
+        const prof_rule_t *rule = prof_rules_match(in->rules, &r->sites[i]);
+        if (rule) {
+            char why[200];
+            static const char *const fields[3] = {"function", "file", "module"};
+            snprintf(why, sizeof why, "rule %s: %s %s", rule->origin, fields[rule->field],
+                     rule->glob);
+            attr_set(&x.cls[i], rule->category, PROF_EVIDENCE_RULE, 0.85, why);
+            x.rule_matched[i] = 1;
+        }
+    }
+    if (attr_size_groups(&x) != 0)
+        goto done;
+    attr_siblings(&x);
+    for (size_t i = 0; i < ns; i++)
+        if (!x.rule_matched[i])
+            attr_behaviour(&x, i, &x.cls[i]);
+
+    /* Sum up: annotated bytes from accounting, the rest per site. */
+    uint64_t unann_peak[MLMEM_CATEGORY_COUNT] = {0}, unann_end[MLMEM_CATEGORY_COUNT] = {0};
+    uint64_t site_peak_live[MLMEM_CATEGORY_COUNT] = {0};
+    uint64_t by[MLMEM_CATEGORY_COUNT][4] = {{0}};
+    double conf_bytes[MLMEM_CATEGORY_COUNT] = {0};
+    uint64_t unann_total = 0, unann_end_total = 0;
+    for (size_t i = 0; i < ns; i++) {
+        prof_site_t *s = &r->sites[i];
+        const attr_class_t *c = &x.cls[i];
+        unann_peak[c->cat] += s->unannotated_bytes_at_peak;
+        unann_end[c->cat] += s->unannotated_bytes;
+        unann_total += s->unannotated_bytes_at_peak;
+        unann_end_total += s->unannotated_bytes;
+        if (s->unannotated_bytes_at_peak || s->unannotated_bytes ||
+            s->annotated_category < 0)
+            site_peak_live[c->cat] += s->peak_live_bytes;
+        by[c->cat][c->source] += s->unannotated_bytes_at_peak;
+        conf_bytes[c->cat] += c->confidence * (double)s->unannotated_bytes_at_peak;
+
+        free(s->category_evidence);
+        s->category_evidence = NULL;
+        if (s->annotated_category >= 0 &&
+            s->live_bytes_at_peak - s->unannotated_bytes_at_peak >= s->unannotated_bytes_at_peak) {
+            s->category = prof_category_name(s->annotated_category);
+            s->category_confidence = 1.0;
+            s->category_source = PROF_EVIDENCE_ANNOTATION;
+            s->category_evidence =
+                strdup(s->annotated_mixed ? "annotation (its blocks have several categories; "
+                                            "the latest shown)"
+                                          : "annotation");
+        } else {
+            s->category = prof_category_name(c->cat);
+            s->category_confidence = c->confidence;
+            s->category_source = c->source;
+            s->category_evidence = strdup(c->why);
+        }
+        if (!s->category_evidence)
+            goto done;
+    }
+    attr_timeline(r, unann_peak, unann_total, unann_end, unann_end_total);
+
+    for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++) {
+        prof_category_t *k = &r->categories[c];
+        free(k->evidence);
+        memset(k, 0, sizeof *k);
+        k->name = attr_names[c];
+        k->bytes_at_peak = r->annotated_at_peak[c] + unann_peak[c];
+        k->bytes_at_end = r->annotated_at_end[c] + unann_end[c];
+        k->annotated_max_bytes = r->annotated_max[c];
+        k->bytes_at_peak_by[PROF_EVIDENCE_ANNOTATION] = r->annotated_at_peak[c];
+        for (int e = 1; e < 4; e++)
+            if (e != PROF_EVIDENCE_ANNOTATION)
+                k->bytes_at_peak_by[e] = by[c][e];
+        k->bytes_at_peak_by[PROF_EVIDENCE_BEHAVIOUR] += by[c][PROF_EVIDENCE_NONE];
+        if (site_peak_live[c] == 0 && unann_peak[c] == 0 && unann_end[c] == 0) {
+            k->max_bytes = r->annotated_max[c];
+            k->max_exact = 1;
+        } else {
+            uint64_t mx = k->bytes_at_peak > r->annotated_max[c] ? k->bytes_at_peak
+                                                                : r->annotated_max[c];
+            for (size_t i = 0; i < r->timeline_count; i++)
+                if (r->timeline[i].category_bytes[c] > mx)
+                    mx = r->timeline[i].category_bytes[c];
+            if (k->bytes_at_end > mx)
+                mx = k->bytes_at_end;
+            k->max_bytes = mx;
+        }
+        if (k->bytes_at_peak)
+            k->confidence = ((double)r->annotated_at_peak[c] + conf_bytes[c]) /
+                            (double)k->bytes_at_peak;
+        char ev[256];
+        size_t len = 0;
+        ev[0] = '\0';
+        for (int e = 1; e < 4 && k->bytes_at_peak; e++) {
+            if (!k->bytes_at_peak_by[e])
+                continue;
+            len += (size_t)snprintf(ev + len, sizeof ev - len, "%s%s %.1f%%", len ? ", " : "",
+                                    attr_source_names[e],
+                                    100.0 * (double)k->bytes_at_peak_by[e] /
+                                        (double)k->bytes_at_peak);
+            if (len >= sizeof ev)
+                len = sizeof ev - 1;
+        }
+        k->evidence = strdup(k->bytes_at_peak ? ev : "nothing at the peak");
+        if (!k->evidence)
+            goto done;
+    }
+    r->category_count = MLMEM_CATEGORY_COUNT;
+    rc = 0;
+done:
+    free(x.cls);
+    free(x.rule_matched);
+    free(x.role);
+    free(x.sibling);
+    return rc;
+}

@@ -1,0 +1,242 @@
+#!/bin/bash
+# e2e_tui.sh BUILD_DIR - the dashboard end to end: the real mlmem binary in
+# tmux (a private server), keys sent, the pane captured and its text checked.
+#
+#   replay  mlmem tui TRACE of e2e_peak: the peak figure after P (jump to the
+#           peak), the site order after each sort key, a site's stack on
+#           Enter, the help on ?, a resize to 120x40 and back, q quits and
+#           the terminal is sane again (icanon, echo; alternate screen off).
+#   live    mlmem run --tui of e2e_peak and e2e_threads: final figures stay
+#           until q; trace and JSON written; the summary printed after.
+#   signals Ctrl-C stops a running command (sleep) and leaves a sane
+#           terminal; q while it runs stops it and quits; a target killed
+#           by SIGKILL shows as such; SIGTERM to mlmem quits cleanly and
+#           a crash of mlmem itself (SIGSEGV) still restores the terminal.
+set -u
+BUILD=${1:-${MLMEM_BUILD_DIR:?give the build directory}}
+BUILD=$(cd "$BUILD" && pwd)
+MLMEM=$BUILD/bin/mlmem
+E2E=$BUILD/bin/e2e
+SOCK=mlmem-test-$$       # private server; a fresh one for each case (SOCK-N)
+NCASE=0
+WORK=$(mktemp -d)
+export TMUX_TMPDIR=$WORK   # the servers' sockets go with the work directory
+unset TMUX
+FAILS=0
+
+tm() { tmux -L "$SOCK-$NCASE" "$@"; }
+cleanup() {
+    for ((i = 0; i <= NCASE; i++)); do tmux -L "$SOCK-$i" kill-server 2>/dev/null; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for f in "$MLMEM" "$E2E/e2e_peak" "$E2E/e2e_threads" "$E2E/e2e_sigkill"; do
+    [ -x "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
+done
+
+fail() { echo "FAIL: $*"; echo "---- screen ----"; tm capture-pane -p -t t 2>/dev/null; echo "----------------"; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+screen() { tm capture-pane -p -t t; }
+history() { tm capture-pane -p -S - -t t; }
+
+# wait_for TEXT [SECONDS]: until the pane shows TEXT (fixed string).
+wait_for() {
+    local deadline=$((SECONDS + ${2:-10}))
+    while [ $SECONDS -lt $deadline ]; do
+        tm has-session -t t 2>/dev/null || { echo "FAIL: the tmux session is gone"; exit 1; }
+        screen | grep -qF -- "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# wait_gone TEXT [SECONDS]: until the pane no longer shows TEXT.
+wait_gone() {
+    local deadline=$((SECONDS + ${2:-10}))
+    while [ $SECONDS -lt $deadline ]; do
+        screen | grep -qF -- "$1" || return 0
+        sleep 0.1
+    done
+    return 1
+}
+expect() { if wait_for "$1" "${2:-10}"; then ok "shows '$1'"; else fail "expected '$1' on the screen"; fi; }
+keys() { tm send-keys -t t "$@"; }
+# line_of TEXT: the pane line number of the first line with TEXT (0 if none).
+line_of() { screen | grep -nF -- "$1" | head -1 | cut -d: -f1 | grep . || echo 0; }
+# order A B: A is shown above B.
+order() {
+    local a b
+    a=$(line_of "$1"); b=$(line_of "$2")
+    if [ "$a" -gt 0 ] && [ "$b" -gt 0 ] && [ "$a" -lt "$b" ]; then
+        ok "'$1' above '$2'"
+    else
+        fail "expected '$1' (line $a) above '$2' (line $b)"
+    fi
+}
+# start COMMAND: a fresh 80x24 session running COMMAND, then a check of the
+# terminal's modes once it ends.
+start() {
+    tm kill-server 2>/dev/null
+    NCASE=$((NCASE + 1))
+    tm -f /dev/null new-session -d -s t -x 80 -y 24 \
+        "cd $WORK; $1; echo MLMEM-EXIT=\$?; printf 'STTY:'; stty -a | tr ' ;' '\n\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\n' ' '; echo; sleep 600"
+    tm set-option -g status off >/dev/null
+}
+# ended CODE: the command exited with CODE and the terminal is sane again.
+ended() {
+    expect "MLMEM-EXIT=$1" 15
+    if wait_for "STTY:" 5 && screen | grep -q "STTY:icanon echo"; then
+        ok "terminal restored (icanon echo)"
+    else
+        fail "terminal modes not restored"
+    fi
+    if [ "$(tm display-message -p -t t '#{alternate_on}')" = "0" ]; then
+        ok "alternate screen left"
+    else
+        fail "still on the alternate screen"
+    fi
+}
+
+export TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8
+
+# ---- replay ---------------------------------------------------------------
+"$MLMEM" run -q -o "$WORK/peak.zst" -- "$E2E/e2e_peak" >/dev/null 2>&1
+[ -s "$WORK/peak.zst" ] || { echo "FAIL: could not record $WORK/peak.zst"; exit 1; }
+
+echo "== replay"
+start "$MLMEM tui $WORK/peak.zst"
+expect "mlmem replay"
+expect "frame 1/"
+keys P
+expect "peak heap 2.86 MiB"
+expect "2.86 MiB at"
+keys 2
+expect "sites sorted by peak contribution"
+order "e2e_peak.c:10" "e2e_peak.c:9"
+keys 1
+expect "sites sorted by live bytes"
+keys ']'
+expect "live heap 12.06 KiB"
+order "e2e_peak.c:18" "e2e_peak.c:10"
+keys 3
+expect "sites sorted by allocations"
+# All have one allocation: bytes allocated decide (2 MB, 1 MB, 500 KB, 12 KB).
+order "e2e_peak.c:10" "e2e_peak.c:9"
+order "e2e_peak.c:9" "e2e_peak.c:14"
+order "e2e_peak.c:14" "e2e_peak.c:18"
+keys Enter
+expect "#0  main at"
+expect "libc_start"
+expect "category"      # "none (no attribution yet)" or the attributed one
+keys Escape
+if wait_gone "#0  main at" 5; then ok "stack view closes"; else fail "the stack view did not close"; fi
+expect "timeline"
+keys '?'
+expect "help: keys"
+expect "jump to the frame that reaches the peak"
+keys '?'
+if wait_gone "help: keys" 5; then ok "help closes"; else fail "help did not close"; fi
+tm resize-window -t t -x 120 -y 40
+expect "w window  Tab threads" 5   # the whole key line fits at 120 columns
+rows=$(screen | wc -l)
+[ "$rows" -eq 40 ] && ok "40 rows after resize" || fail "pane has $rows rows, expected 40"
+last=$(screen | sed -n 40p)
+case "$last" in *"q quit"*) ok "keys on the last row after resize" ;;
+                *) fail "row 40 is '$last', expected the key line" ;; esac
+tm resize-window -t t -x 80 -y 24
+if wait_gone "w window" 5; then ok "reflowed back to 80x24"; else fail "did not reflow to 80 columns"; fi
+last=$(screen | sed -n 24p)
+case "$last" in *"q quit"*) ok "keys on row 24" ;; *) fail "row 24 is '$last'" ;; esac
+keys q
+ended 0
+
+# ---- live -----------------------------------------------------------------
+echo "== live: e2e_peak"
+start "$MLMEM run --tui -o $WORK/live.zst --json $WORK/live.json --log $WORK/peak.log -- $E2E/e2e_peak"
+expect "mlmem live"
+expect "exited with code 3" 15
+expect "peak heap 2.86 MiB"
+expect "the command has ended"
+keys 2
+order "e2e_peak.c:10" "e2e_peak.c:9"
+keys o
+expect "command output: $WORK/peak.log"
+keys Escape
+keys q
+ended 3
+# The usual summary follows the dashboard.
+if history | grep -qF "Peak heap        2.86 MiB"; then ok "summary printed after"; else fail "no summary after the dashboard"; fi
+[ -s "$WORK/live.json" ] && ok "JSON written" || fail "no JSON report"
+[ -s "$WORK/live.zst" ] && ok "trace written" || fail "no trace"
+[ -e "$WORK/peak.log" ] && ok "output log written" || fail "no output log"
+
+echo "== live: e2e_threads"
+start "$MLMEM run --tui -q --no-trace -- $E2E/e2e_threads"
+expect "exited with code 0" 15
+expect "threads: 9"
+keys Tab
+keys q
+ended 0
+
+echo "== live: the command's output goes to the log, not the screen"
+cat > "$WORK/talk.sh" <<EOS
+a=OUT; echo "HELLO-\$a-LINE"; b=ERR; echo "HELLO-\$b-LINE" >&2; exec $E2E/e2e_peak
+EOS
+start "$MLMEM run --tui -q --no-trace --log $WORK/out.log -- sh $WORK/talk.sh"
+expect "exited with code 3" 15
+if screen | grep -q "HELLO-"; then fail "the command's output is on the screen"; else ok "no command output on the screen"; fi
+keys o
+expect "HELLO-OUT-LINE"
+expect "HELLO-ERR-LINE"
+keys q
+ended 3
+grep -q HELLO-OUT-LINE "$WORK/out.log" && ok "output in the log" || fail "HELLO-OUT-LINE not in the log"
+
+# ---- signals ----------------------------------------------------------------
+echo "== Ctrl-C stops the command"
+start "$MLMEM run --tui -q --no-trace -- sleep 30"
+expect "running" 10
+keys C-c
+expect "killed by SIGINT" 10
+keys q
+ended 130
+
+echo "== q while the command runs stops it and quits"
+start "$MLMEM run --tui -q --no-trace -- sleep 30"
+expect "running" 10
+keys q
+ended 130
+
+echo "== a target killed by SIGKILL"
+start "$MLMEM run --tui -q --no-trace -- $E2E/e2e_sigkill"
+expect "killed by SIGKILL" 20
+expect "4.00 MiB"
+keys C-c          # Ctrl-C once the command has ended quits the dashboard
+ended 137
+
+# mlmem_pid: the mlmem process in the pane (the pane's shell's child).
+mlmem_pid() {
+    local pp c
+    pp=$(tm display-message -p -t t '#{pane_pid}')
+    for c in $(cat /proc/"$pp"/task/*/children 2>/dev/null); do
+        [ "$(cat /proc/"$c"/comm 2>/dev/null)" = mlmem ] && { echo "$c"; return; }
+    done
+}
+
+echo "== SIGTERM to the dashboard quits it cleanly"
+start "$MLMEM tui $WORK/peak.zst"
+expect "mlmem replay"
+kill -TERM "$(mlmem_pid)"
+ended 0
+
+echo "== a crash of mlmem itself (SIGSEGV) still restores the terminal"
+start "$MLMEM tui $WORK/peak.zst"
+expect "mlmem replay"
+kill -SEGV "$(mlmem_pid)"
+ended 139
+
+if [ "$FAILS" -ne 0 ]; then
+    echo "e2e_tui: $FAILS check(s) failed"
+    exit 1
+fi
+echo "e2e_tui: all checks passed"

@@ -1,0 +1,801 @@
+/*
+ * test_attribution.c - attribution (profiler/attribution.h) and the
+ * annotation side of accounting (profiler/accounting.h): region nesting,
+ * tags over regions, the exact composition of the peak, annotated steps;
+ * step detection on synthetic histories (regular, jittered, warm-up steps,
+ * evaluation passes); each behaviour rule; the rules-file parser.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "profiler/accounting.h"
+#include "profiler/attribution.h"
+#include "profiler/heap_table.h" /* PROF_CAT_NONE, PROF_CAT_SLOTS */
+#include "profiler/prof_result.h"
+
+/* ---- event helpers ------------------------------------------------------- */
+
+typedef struct {
+    prof_acct_t *a;
+    uint64_t seq;
+    uint64_t t;
+} tst_t;
+
+static void tst_init(tst_t *s)
+{
+    s->a = prof_acct_new(NULL);
+    assert_non_null(s->a);
+    s->seq = 0;
+    s->t = 0;
+}
+
+static void tst_ev(tst_t *s, prof_event_t ev)
+{
+    ev.seq = ++s->seq;
+    s->t += 10;
+    ev.time_ns = s->t;
+    assert_int_equal(prof_acct_apply(s->a, &ev), 0);
+}
+
+static void t_alloc(tst_t *s, uint32_t tid, uint32_t stack, uint64_t addr, uint64_t size)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_ALLOC, .tid = tid, .stack_id = stack,
+                             .addr = addr, .size = size});
+}
+
+static void t_free(tst_t *s, uint32_t tid, uint64_t addr)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_FREE, .tid = tid, .addr = addr});
+}
+
+static void t_begin(tst_t *s, uint32_t tid, int cat)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_REGION_BEGIN, .tid = tid, .arg = (uint64_t)cat});
+}
+
+static void t_end(tst_t *s, uint32_t tid)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_REGION_END, .tid = tid});
+}
+
+static void t_tag(tst_t *s, uint32_t tid, uint64_t addr, int cat)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_TAG, .tid = tid, .addr = addr,
+                             .arg = (uint64_t)cat});
+}
+
+static const prof_site_t *site_of(const prof_result_t *r, uint32_t stack)
+{
+    for (size_t i = 0; i < r->site_count; i++)
+        if (r->sites[i].stack_id == stack)
+            return &r->sites[i];
+    fail_msg("no site for stack %u", stack);
+    return NULL;
+}
+
+/* ---- annotations in accounting ------------------------------------------- */
+
+/* Regions nest per thread; another thread's allocations are not inside
+ * them; an end without a begin is counted and ignored. */
+static void test_attribution_region_nesting(void **state)
+{
+    (void)state;
+    tst_t s;
+    tst_init(&s);
+    t_end(&s, 1); /* unmatched */
+    t_begin(&s, 1, MLMEM_CAT_WEIGHTS);
+    t_alloc(&s, 1, 1, 0x1000, 100);
+    t_begin(&s, 1, MLMEM_CAT_GRADIENTS);
+    t_alloc(&s, 1, 2, 0x2000, 200);
+    t_alloc(&s, 2, 5, 0x5000, 7); /* other thread: not annotated */
+    t_end(&s, 1);
+    t_alloc(&s, 1, 3, 0x3000, 300);
+    t_end(&s, 1);
+    t_alloc(&s, 1, 4, 0x4000, 400);
+
+    prof_result_t r = {0};
+    assert_int_equal(prof_acct_result(s.a, &r), 0);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_WEIGHTS], 400);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_GRADIENTS], 200);
+    assert_int_equal(r.attribution.region_unmatched_ends, 1);
+    assert_int_equal(r.attribution.region_allocations, 3);
+    assert_int_equal(site_of(&r, 4)->unannotated_bytes, 400);
+    assert_int_equal(site_of(&r, 5)->unannotated_bytes, 7);
+    assert_int_equal(site_of(&r, 1)->unannotated_bytes, 0);
+    assert_int_equal(site_of(&r, 2)->annotated_category, MLMEM_CAT_GRADIENTS);
+    assert_int_equal(site_of(&r, 4)->annotated_category, -1);
+    prof_result_free(&r);
+    prof_acct_free(s.a);
+}
+
+/* Beyond 16 open regions the 16th applies; deeper begins are counted and
+ * their ends unwind before the kept ones. */
+static void test_attribution_region_overflow(void **state)
+{
+    (void)state;
+    tst_t s;
+    tst_init(&s);
+    for (int i = 0; i < 15; i++)
+        t_begin(&s, 1, MLMEM_CAT_DATA);
+    t_begin(&s, 1, MLMEM_CAT_ACTIVATIONS); /* the 16th */
+    t_begin(&s, 1, MLMEM_CAT_WEIGHTS);     /* 17th: not kept */
+    t_begin(&s, 1, MLMEM_CAT_WEIGHTS);     /* 18th */
+    t_alloc(&s, 1, 1, 0x1000, 10);
+    t_end(&s, 1);
+    t_end(&s, 1);
+    t_alloc(&s, 1, 1, 0x2000, 20); /* still the 16th */
+    t_end(&s, 1);
+    t_alloc(&s, 1, 1, 0x3000, 40); /* the 15th: data */
+    prof_result_t r = {0};
+    assert_int_equal(prof_acct_result(s.a, &r), 0);
+    assert_int_equal(r.attribution.region_overflows, 2);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_ACTIVATIONS], 30);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_DATA], 40);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_WEIGHTS], 0);
+    prof_result_free(&r);
+    prof_acct_free(s.a);
+}
+
+/* A tag re-categorizes the live block at its start address, over its
+ * region; inner addresses and dead blocks are counted as unknown; a tagged
+ * block that is reallocated outside a region keeps its category; a tagged
+ * mapping moves all its bytes. */
+static void test_attribution_tag_overrides_region(void **state)
+{
+    (void)state;
+    tst_t s;
+    tst_init(&s);
+    t_begin(&s, 1, MLMEM_CAT_WEIGHTS);
+    t_alloc(&s, 1, 1, 0x1000, 100);
+    t_end(&s, 1);
+    t_tag(&s, 1, 0x1000, MLMEM_CAT_OPTIMIZER_STATE);
+    t_tag(&s, 1, 0x1008, MLMEM_CAT_DATA); /* inside the block: unknown */
+    t_tag(&s, 1, 0x9000, MLMEM_CAT_DATA); /* never allocated */
+    t_alloc(&s, 1, 2, 0x2000, 50);
+    t_tag(&s, 1, 0x2000, MLMEM_CAT_DATA);
+    tst_ev(&s, (prof_event_t){.type = MLMEM_EV_REALLOC, .tid = 1, .stack_id = 3,
+                              .old_addr = 0x2000, .addr = 0x2800, .size = 80,
+                              .fn = MLMEM_FN_REALLOC});
+    tst_ev(&s, (prof_event_t){.type = MLMEM_EV_MMAP, .tid = 1, .stack_id = 4,
+                              .addr = 0x100000, .size = 0x3000});
+    t_tag(&s, 1, 0x100000, MLMEM_CAT_ACTIVATIONS);
+    tst_ev(&s, (prof_event_t){.type = MLMEM_EV_MUNMAP, .tid = 1, .addr = 0x101000,
+                              .size = 0x1000}); /* cut in the middle */
+
+    prof_result_t r = {0};
+    assert_int_equal(prof_acct_result(s.a, &r), 0);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_WEIGHTS], 0);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_OPTIMIZER_STATE], 100);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_DATA], 80);
+    assert_int_equal(r.annotated_at_end[MLMEM_CAT_ACTIVATIONS], 0x2000);
+    assert_int_equal(r.attribution.tags, 5);
+    assert_int_equal(r.attribution.tags_unknown, 2);
+    assert_int_equal(site_of(&r, 4)->unannotated_bytes, 0);
+    assert_int_equal(r.annotated_max[MLMEM_CAT_WEIGHTS], 100);
+    prof_result_free(&r);
+    prof_acct_free(s.a);
+}
+
+/* The per-category split at the global peak equals a brute-force replay,
+ * sums to the peak, and each category's maximum is its own maximum. */
+static void test_attribution_peak_composition_exact(void **state)
+{
+    (void)state;
+    tst_t s;
+    tst_init(&s);
+    enum { SLOTS = 64 };
+    uint64_t live_size[SLOTS] = {0};
+    int live_cat[SLOTS];
+    uint64_t cat_live[PROF_CAT_SLOTS] = {0}, cat_max[PROF_CAT_SLOTS] = {0};
+    uint64_t at_peak[PROF_CAT_SLOTS] = {0}, peak = 0, total = 0;
+    uint64_t x = 12345;
+    for (int i = 0; i < 5000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        unsigned slot = (unsigned)(x % SLOTS);
+        uint64_t addr = 0x10000 + (uint64_t)slot * 0x100;
+        if (live_size[slot]) {
+            if ((x >> 20) % 4 == 0) { /* re-tag */
+                int cat = (int)((x >> 24) % MLMEM_CATEGORY_COUNT);
+                t_tag(&s, 1, addr, cat);
+                cat_live[live_cat[slot]] -= live_size[slot];
+                cat_live[cat] += live_size[slot];
+                live_cat[slot] = cat;
+            } else {
+                t_free(&s, 1, addr);
+                cat_live[live_cat[slot]] -= live_size[slot];
+                total -= live_size[slot];
+                live_size[slot] = 0;
+            }
+        } else {
+            int cat = (int)((x >> 8) % (MLMEM_CATEGORY_COUNT + 1)); /* 7: none */
+            uint64_t size = 1 + (x >> 32) % 5000;
+            if (cat < MLMEM_CATEGORY_COUNT)
+                t_begin(&s, 1, cat);
+            t_alloc(&s, 1, 1 + (uint32_t)(x >> 40) % 5, addr, size);
+            if (cat < MLMEM_CATEGORY_COUNT)
+                t_end(&s, 1);
+            live_size[slot] = size;
+            live_cat[slot] = cat;
+            cat_live[cat] += size;
+            total += size;
+        }
+        for (int c = 0; c < PROF_CAT_SLOTS; c++)
+            if (cat_live[c] > cat_max[c])
+                cat_max[c] = cat_live[c];
+        if (total > peak) {
+            peak = total;
+            memcpy(at_peak, cat_live, sizeof at_peak);
+        }
+    }
+    prof_result_t r = {0};
+    assert_int_equal(prof_acct_result(s.a, &r), 0);
+    assert_int_equal(r.summary.peak_bytes, peak);
+    uint64_t sum = 0, unann = 0;
+    for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++) {
+        assert_int_equal(r.annotated_at_peak[c], at_peak[c]);
+        assert_int_equal(r.annotated_max[c], cat_max[c]);
+        assert_int_equal(r.annotated_at_end[c], cat_live[c]);
+        sum += r.annotated_at_peak[c];
+    }
+    for (size_t i = 0; i < r.site_count; i++)
+        unann += r.sites[i].unannotated_bytes_at_peak;
+    assert_int_equal(unann, at_peak[PROF_CAT_NONE]);
+    assert_int_equal(sum + unann, peak);
+
+    /* After attribution the categories still sum to the peak, and every
+     * timeline point's categories sum to its live bytes. */
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(&r, &in), 0);
+    uint64_t total_at_peak = 0;
+    for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++) {
+        total_at_peak += r.categories[c].bytes_at_peak;
+        assert_true(r.categories[c].bytes_at_peak >= at_peak[c]);
+    }
+    assert_int_equal(total_at_peak, peak);
+    for (size_t i = 0; i < r.timeline_count; i++) {
+        uint64_t t = 0;
+        for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++)
+            t += r.timeline[i].category_bytes[c];
+        assert_int_equal(t, r.timeline[i].live_bytes);
+    }
+    prof_result_free(&r);
+    prof_acct_free(s.a);
+}
+
+/* STEP marks: count, each step's peak (the last one runs to the end), the
+ * phases seen, the mean period. */
+static void test_attribution_steps_annotated(void **state)
+{
+    (void)state;
+    tst_t s;
+    tst_init(&s);
+    t_alloc(&s, 1, 1, 0x1000, 1000); /* setup */
+    for (uint64_t step = 0; step < 3; step++) {
+        tst_ev(&s, (prof_event_t){.type = MLMEM_EV_STEP, .tid = 1, .arg = step});
+        tst_ev(&s, (prof_event_t){.type = MLMEM_EV_PHASE, .tid = 1, .arg = MLMEM_PHASE_FORWARD});
+        t_alloc(&s, 1, 2, 0x2000, 100 * (step + 1));
+        tst_ev(&s, (prof_event_t){.type = MLMEM_EV_PHASE, .tid = 1,
+                                  .arg = MLMEM_PHASE_BACKWARD});
+        t_free(&s, 1, 0x2000);
+    }
+    prof_result_t r = {0};
+    assert_int_equal(prof_acct_result(s.a, &r), 0);
+    assert_string_equal(r.steps.source, "annotations");
+    assert_int_equal(r.steps.count, 3);
+    assert_int_equal(r.steps.peak_count, 3);
+    assert_int_equal(r.steps.peak_bytes[0], 1100);
+    assert_int_equal(r.steps.peak_bytes[1], 1200);
+    assert_int_equal(r.steps.peak_bytes[2], 1300);
+    assert_int_equal(r.steps.phases_seen,
+                     (1u << MLMEM_PHASE_FORWARD) | (1u << MLMEM_PHASE_BACKWARD));
+    assert_int_equal(r.steps.period_ns, 50);
+    prof_result_free(&r);
+    prof_acct_free(s.a);
+}
+
+/* ---- step detection ------------------------------------------------------ */
+
+typedef struct {
+    uint32_t *keys;
+    uint64_t *times;
+    size_t n, cap;
+} hist_t;
+
+static void h_push(hist_t *h, uint32_t key)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 1024;
+        h->keys = realloc(h->keys, h->cap * sizeof *h->keys);
+        h->times = realloc(h->times, h->cap * sizeof *h->times);
+        assert_non_null(h->keys);
+        assert_non_null(h->times);
+    }
+    h->keys[h->n] = key;
+    h->times[h->n] = h->n * 100;
+    h->n++;
+}
+
+/* One training step: data, a forward with per-layer activations (the same
+ * stack for every layer), backward, optimizer. 12 allocations. */
+static void h_step(hist_t *h)
+{
+    static const uint32_t step[] = {10, 11, 20, 20, 20, 20, 21, 30, 31, 30, 31, 40};
+    for (size_t i = 0; i < sizeof step / sizeof step[0]; i++)
+        h_push(h, step[i]);
+}
+
+static void h_setup(hist_t *h)
+{
+    for (uint32_t k = 1; k <= 9; k++)
+        h_push(h, k);
+}
+
+static void h_free(hist_t *h)
+{
+    free(h->keys);
+    free(h->times);
+}
+
+static void test_attribution_steps_regular(void **state)
+{
+    (void)state;
+    hist_t h = {0};
+    h_setup(&h);
+    for (int i = 0; i < 50; i++)
+        h_step(&h);
+    prof_step_detect_t d;
+    assert_int_equal(prof_steps_detect(h.keys, h.times, h.n, &d), 0);
+    assert_int_equal(d.count, 50);
+    assert_int_equal(d.period, 12);
+    assert_int_equal(d.first_ns, 9 * 100);   /* the setup's 9 come first */
+    assert_int_equal(d.period_ns, 12 * 100);
+    assert_true(d.confidence > 0.95);
+    h_free(&h);
+}
+
+/* Every third step has an extra allocation and every fifth loses one. */
+static void test_attribution_steps_jittered(void **state)
+{
+    (void)state;
+    hist_t h = {0};
+    h_setup(&h);
+    for (int i = 0; i < 60; i++) {
+        if (i % 3 == 0)
+            h_push(&h, 99);
+        if (i % 5 == 0) {
+            static const uint32_t short_step[] = {10, 11, 20, 20, 20, 21, 30, 31, 30, 31, 40};
+            for (size_t k = 0; k < 11; k++)
+                h_push(&h, short_step[k]);
+        } else {
+            h_step(&h);
+        }
+    }
+    prof_step_detect_t d;
+    assert_int_equal(prof_steps_detect(h.keys, h.times, h.n, &d), 0);
+    assert_int_equal(d.count, 60);
+    assert_int_equal(d.period, 12);
+    h_free(&h);
+}
+
+/* Two warm-up steps allocate extra things (a workspace found once, a
+ * cache); they still count as steps. */
+static void test_attribution_steps_warmup(void **state)
+{
+    (void)state;
+    hist_t h = {0};
+    h_setup(&h);
+    for (int i = 0; i < 2; i++) {
+        h_push(&h, 70 + (uint32_t)i);
+        h_step(&h);
+        h_push(&h, 80);
+        h_push(&h, 81);
+    }
+    for (int i = 0; i < 40; i++)
+        h_step(&h);
+    prof_step_detect_t d;
+    assert_int_equal(prof_steps_detect(h.keys, h.times, h.n, &d), 0);
+    assert_int_equal(d.count, 42);
+    assert_int_equal(d.period, 12);
+    h_free(&h);
+}
+
+/* Every 10 steps an evaluation pass (its own stacks, 6 batches) runs. */
+static void test_attribution_steps_eval_passes(void **state)
+{
+    (void)state;
+    hist_t h = {0};
+    h_setup(&h);
+    for (int i = 0; i < 50; i++) {
+        h_step(&h);
+        if (i % 10 == 9)
+            for (int b = 0; b < 6; b++) {
+                h_push(&h, 50);
+                h_push(&h, 51);
+                h_push(&h, 52);
+            }
+    }
+    prof_step_detect_t d;
+    assert_int_equal(prof_steps_detect(h.keys, h.times, h.n, &d), 0);
+    assert_int_equal(d.count, 50);
+    assert_int_equal(d.period, 12);
+    h_free(&h);
+}
+
+/* No repetition, or too little history: no steps. */
+static void test_attribution_steps_none(void **state)
+{
+    (void)state;
+    hist_t h = {0};
+    uint64_t x = 99;
+    for (int i = 0; i < 2000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        h_push(&h, (uint32_t)(x % 1000));
+    }
+    prof_step_detect_t d;
+    assert_int_equal(prof_steps_detect(h.keys, h.times, h.n, &d), 0);
+    assert_int_equal(d.count, 0);
+    assert_int_equal(prof_steps_detect(h.keys, h.times, 4, &d), 0);
+    assert_int_equal(d.count, 0);
+    h_free(&h);
+}
+
+/* ---- behaviour ----------------------------------------------------------- */
+
+/* A result with 'n' sites, stack ids 1..n, a run of 10 s whose steps (from
+ * "annotations") start at 1 s and last 100 ms, the last at 9 s. */
+static prof_result_t *b_result(size_t n)
+{
+    prof_result_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    r->sites = calloc(n, sizeof *r->sites);
+    assert_non_null(r->sites);
+    r->site_count = n;
+    for (size_t i = 0; i < n; i++) {
+        r->sites[i].stack_id = (uint32_t)i + 1;
+        r->sites[i].annotated_category = -1;
+    }
+    r->summary.duration_ns = 10000000000ull;
+    r->steps.source = "annotations";
+    r->steps.count = 81;
+    r->steps.first_step_ns = 1000000000ull;
+    r->steps.last_step_ns = 9000000000ull;
+    r->steps.period_ns = 100000000ull;
+    return r;
+}
+
+/* A site that lives through training: 'n' blocks of 'bytes' in all, born
+ * at 'born', freed in the teardown (or alive at the end with 'leak'). */
+static void b_persistent(prof_site_t *s, uint64_t n, uint64_t bytes, uint64_t born, int leak)
+{
+    s->allocations = n;
+    s->bytes_allocated = bytes;
+    s->largest_allocation = bytes / n;
+    s->first_alloc_ns = s->last_alloc_ns = born;
+    s->live_bytes_at_peak = s->unannotated_bytes_at_peak = bytes;
+    s->peak_live_bytes = bytes;
+    if (leak) {
+        s->live_allocations = n;
+        s->live_bytes = s->unannotated_bytes = bytes;
+    } else {
+        s->frees = n;
+        s->first_free_ns = 9900000000ull;
+        s->lifetime_sum_ns = n * (9900000000ull - born);
+    }
+}
+
+/* A site allocating 'n' blocks during the steps, each living 'life' ns. */
+static void b_per_step(prof_site_t *s, uint64_t n, uint64_t size, uint64_t life, uint64_t temps)
+{
+    s->allocations = s->frees = n;
+    s->bytes_allocated = n * size;
+    s->largest_allocation = size;
+    s->first_alloc_ns = 1000000000ull + 10;
+    s->last_alloc_ns = 9000000000ull + 10;
+    s->first_free_ns = s->first_alloc_ns + life;
+    s->lifetime_sum_ns = n * life;
+    s->temporary_allocations = temps;
+    s->live_bytes_at_peak = s->unannotated_bytes_at_peak = size;
+    s->peak_live_bytes = size;
+}
+
+static void b_free(prof_result_t *r)
+{
+    prof_result_free(r);
+    free(r);
+}
+
+static uint64_t b_total_at_peak(const prof_result_t *r)
+{
+    uint64_t t = 0;
+    for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++)
+        t += r->categories[c].bytes_at_peak;
+    return t;
+}
+
+/* Sites of the same shape that live through training are copies of the
+ * parameters: in birth order weights, gradients, then optimizer state. */
+static void test_attribution_behaviour_size_groups(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(6);
+    b_persistent(&r->sites[0], 3, 3000000, 300, 0);  /* born after its copies' */
+    b_persistent(&r->sites[1], 3, 3000000, 100, 0);  /* weights */
+    b_persistent(&r->sites[2], 3, 3000000, 400, 1);  /* 2nd state, alive at end */
+    b_persistent(&r->sites[3], 3, 3000010, 200, 0);  /* gradients (+10 bytes) */
+    b_persistent(&r->sites[4], 1, 2048, 150, 0);     /* bias: no copies: other */
+    b_persistent(&r->sites[5], 1, 3000000, 500, 0);  /* one block: no copy, data */
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[1].category, "weights");
+    assert_string_equal(r->sites[3].category, "gradients");
+    assert_string_equal(r->sites[0].category, "optimizer_state");
+    assert_string_equal(r->sites[2].category, "optimizer_state");
+    assert_string_equal(r->sites[4].category, "other");
+    assert_string_equal(r->sites[5].category, "data");
+    assert_int_equal(r->sites[1].category_source, PROF_EVIDENCE_BEHAVIOUR);
+    assert_int_equal(r->categories[MLMEM_CAT_WEIGHTS].bytes_at_peak, 3000000);
+    assert_int_equal(r->categories[MLMEM_CAT_OPTIMIZER_STATE].bytes_at_peak, 6000000);
+    assert_int_equal(r->categories[MLMEM_CAT_OPTIMIZER_STATE].bytes_at_end, 3000000);
+    assert_int_equal(b_total_at_peak(r), 15002048 + 3000010 - 3000000);
+    b_free(r);
+}
+
+/* Without gradients (inference), what lives through is weights; with them,
+ * a large unmatched block is a resident dataset. */
+static void test_attribution_behaviour_persistent(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(1);
+    b_persistent(&r->sites[0], 1, 5000000, 100, 1);
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[0].category, "weights");
+    b_free(r);
+
+    r = b_result(3);
+    b_persistent(&r->sites[0], 1, 4000000, 100, 0);
+    b_persistent(&r->sites[1], 1, 4000000, 200, 0);
+    b_persistent(&r->sites[2], 1, 8000000, 50, 0);
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[0].category, "weights");
+    assert_string_equal(r->sites[1].category, "gradients");
+    assert_string_equal(r->sites[2].category, "data");
+    b_free(r);
+}
+
+/* Freed within steps: long-lived (across phases) is activations, short is
+ * temporaries, freed with nothing in between is temporaries, born and
+ * freed before the first step is temporaries, born during training and
+ * kept is other. */
+static void test_attribution_behaviour_lifetimes(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(5);
+    b_per_step(&r->sites[0], 80, 65536, 60000000, 0);  /* 60% of a step */
+    b_per_step(&r->sites[1], 80, 65536, 2000000, 0);   /* 2% */
+    b_per_step(&r->sites[2], 80, 512, 60000000, 80);   /* immediate frees */
+    b_per_step(&r->sites[3], 1, 4096, 1000, 0);
+    r->sites[3].first_alloc_ns = r->sites[3].last_alloc_ns = 500;
+    r->sites[3].first_free_ns = 1500;
+    b_persistent(&r->sites[4], 1, 1000, 5000000000ull, 1); /* born mid-run, kept */
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[0].category, "activations");
+    assert_string_equal(r->sites[1].category, "temporaries");
+    assert_string_equal(r->sites[2].category, "temporaries");
+    assert_string_equal(r->sites[3].category, "temporaries");
+    assert_string_equal(r->sites[4].category, "other");
+    b_free(r);
+}
+
+/* Steps come from the allocation log when nothing was annotated, and set
+ * the first step's time. */
+static void test_attribution_behaviour_detected_steps(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(1);
+    r->steps = (prof_steps_t){0};
+    b_persistent(&r->sites[0], 1, 100, 0, 1);
+    hist_t h = {0};
+    h_setup(&h);
+    for (int i = 0; i < 30; i++)
+        h_step(&h);
+    prof_acct_logged_t *log = calloc(h.n, sizeof *log);
+    assert_non_null(log);
+    for (size_t i = 0; i < h.n; i++)
+        log[i] = (prof_acct_logged_t){h.keys[i], h.times[i]};
+    prof_attr_input_t in = {NULL, log, h.n, 0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->steps.source, "detected");
+    assert_int_equal(r->steps.count, 30);
+    assert_int_equal(r->steps.period_allocations, 12);
+    assert_int_equal(r->steps.first_step_ns, 900);
+    free(log);
+    h_free(&h);
+    b_free(r);
+}
+
+static prof_frame_t *frames1(const char *function, const char *file, const char *module)
+{
+    prof_frame_t *f = calloc(2, sizeof *f);
+    assert_non_null(f);
+    f[0].function = strdup("my_alloc_wrapper");
+    f[1].function = function ? strdup(function) : NULL;
+    f[1].file = file ? strdup(file) : NULL;
+    f[1].module = module ? strdup(module) : NULL;
+    return f;
+}
+
+/* Rules beat behaviour; annotations beat rules (site and bytes). */
+static void test_attribution_evidence_order(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(3);
+    b_persistent(&r->sites[0], 1, 5000000, 100, 1);
+    r->sites[0].frames = frames1("load_dataset", NULL, NULL);
+    r->sites[0].frame_count = 2;
+    b_persistent(&r->sites[1], 1, 1000, 100, 1);
+    r->sites[1].frames = frames1(NULL, NULL, "/usr/lib/libopenblas.so.0");
+    r->sites[1].frame_count = 2;
+    /* Annotated as weights; a rule would say optimizer state. */
+    b_persistent(&r->sites[2], 1, 700, 100, 1);
+    r->sites[2].frames = frames1("adam_step", NULL, NULL);
+    r->sites[2].frame_count = 2;
+    r->sites[2].annotated_category = MLMEM_CAT_WEIGHTS;
+    r->sites[2].unannotated_bytes_at_peak = 0;
+    r->sites[2].unannotated_bytes = 0;
+    r->annotated_at_peak[MLMEM_CAT_WEIGHTS] = 700;
+    r->annotated_at_end[MLMEM_CAT_WEIGHTS] = 700;
+    r->annotated_max[MLMEM_CAT_WEIGHTS] = 700;
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[0].category, "data");
+    assert_int_equal(r->sites[0].category_source, PROF_EVIDENCE_RULE);
+    assert_string_equal(r->sites[1].category, "temporaries");
+    assert_string_equal(r->sites[2].category, "weights");
+    assert_int_equal(r->sites[2].category_source, PROF_EVIDENCE_ANNOTATION);
+    const prof_category_t *w = &r->categories[MLMEM_CAT_WEIGHTS];
+    assert_int_equal(w->bytes_at_peak, 700);
+    assert_int_equal(w->bytes_at_peak_by[PROF_EVIDENCE_ANNOTATION], 700);
+    assert_true(w->max_exact);
+    assert_true(w->confidence > 0.999);
+    assert_int_equal(r->categories[MLMEM_CAT_OPTIMIZER_STATE].bytes_at_peak, 0);
+    assert_int_equal(r->categories[MLMEM_CAT_DATA].bytes_at_peak_by[PROF_EVIDENCE_RULE],
+                     5000000);
+
+    /* A user rule comes before the built-in ones. */
+    prof_rules_t user = {0};
+    char err[256];
+    assert_int_equal(prof_rules_parse("weights function load_*\n", "u", &user, err, sizeof err), 0);
+    assert_int_equal(prof_attribute(r, &(prof_attr_input_t){&user, NULL, 0, 0}), 0);
+    assert_string_equal(r->sites[0].category, "weights");
+    assert_non_null(strstr(r->sites[0].category_evidence, "u:1"));
+    prof_rules_free(&user);
+    b_free(r);
+}
+
+/* ---- rules --------------------------------------------------------------- */
+
+static void test_attribution_rules_parse(void **state)
+{
+    (void)state;
+    prof_rules_t rules = {0};
+    char err[256];
+    const char *text = "# my rules\n"
+                       "\n"
+                       "data      function  *my_reader*\n"
+                       "  temporaries\tmodule *libfoo.so*   \n"
+                       "weights file */params/*.c";
+    assert_int_equal(prof_rules_parse(text, "r.rules", &rules, err, sizeof err), 0);
+    assert_int_equal(rules.n, 3);
+    assert_int_equal(rules.v[0].category, MLMEM_CAT_DATA);
+    assert_int_equal(rules.v[0].field, PROF_RULE_FUNCTION);
+    assert_string_equal(rules.v[0].glob, "*my_reader*");
+    assert_string_equal(rules.v[1].origin, "r.rules:4");
+    assert_int_equal(rules.v[1].field, PROF_RULE_MODULE);
+    assert_int_equal(rules.v[2].field, PROF_RULE_FILE);
+
+    /* Innermost frame first, case-insensitive. */
+    prof_site_t site = {0};
+    prof_frame_t f[2] = {{.function = "My_Reader_next"}, {.function = "load_dataset"}};
+    site.frames = f;
+    site.frame_count = 2;
+    const prof_rule_t *m = prof_rules_match(&rules, &site);
+    assert_non_null(m);
+    assert_string_equal(m->origin, "r.rules:3");
+    f[0].function = "unrelated";
+    m = prof_rules_match(&rules, &site);
+    assert_non_null(m);
+    assert_string_equal(m->origin, "built-in");
+    assert_int_equal(m->category, MLMEM_CAT_DATA);
+    f[1].function = "main";
+    assert_null(prof_rules_match(&rules, &site));
+    prof_rules_free(&rules);
+    assert_int_equal(rules.n, 0);
+}
+
+static void expect_error(const char *text, const char *want)
+{
+    prof_rules_t rules = {0};
+    char err[256] = "";
+    assert_int_equal(prof_rules_parse(text, "bad.rules", &rules, err, sizeof err), -1);
+    if (!strstr(err, want))
+        fail_msg("error '%s' does not contain '%s'", err, want);
+    prof_rules_free(&rules);
+}
+
+static void test_attribution_rules_errors(void **state)
+{
+    (void)state;
+    expect_error("data function *x*\nweight function *w*\n",
+                 "bad.rules:2: unknown category 'weight'");
+    expect_error("# c\n\ndata symbol *x*\n", "bad.rules:3: unknown field 'symbol'");
+    expect_error("data function\n", "bad.rules:1: expected 'category field glob', got 2 words");
+    expect_error("data function *a b*\n", "bad.rules:1: unexpected 'b*'");
+
+    prof_rules_t rules = {0};
+    char err[256];
+    assert_int_equal(prof_rules_load("/nonexistent/mlmem.rules", &rules, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/mlmem.rules: "));
+
+    char path[] = "/tmp/mlmem-rules-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "activations function *fwd*\nweights bogus x\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    assert_int_equal(prof_rules_load(path, &rules, err, sizeof err), -1);
+    char want[64];
+    snprintf(want, sizeof want, "%s:2: unknown field 'bogus'", path);
+    assert_non_null(strstr(err, want));
+    assert_int_equal(rules.n, 1); /* the good line before it */
+    prof_rules_free(&rules);
+    unlink(path);
+}
+
+static void test_attribution_category_names(void **state)
+{
+    (void)state;
+    for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++)
+        assert_int_equal(prof_category_parse(prof_category_name(c)), c);
+    assert_null(prof_category_name(MLMEM_CATEGORY_COUNT));
+    assert_int_equal(prof_category_parse("Weights"), -1);
+    assert_true(prof_rules_builtin()->n > 10);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attribution_region_nesting),
+        cmocka_unit_test(test_attribution_region_overflow),
+        cmocka_unit_test(test_attribution_tag_overrides_region),
+        cmocka_unit_test(test_attribution_peak_composition_exact),
+        cmocka_unit_test(test_attribution_steps_annotated),
+        cmocka_unit_test(test_attribution_steps_regular),
+        cmocka_unit_test(test_attribution_steps_jittered),
+        cmocka_unit_test(test_attribution_steps_warmup),
+        cmocka_unit_test(test_attribution_steps_eval_passes),
+        cmocka_unit_test(test_attribution_steps_none),
+        cmocka_unit_test(test_attribution_behaviour_size_groups),
+        cmocka_unit_test(test_attribution_behaviour_persistent),
+        cmocka_unit_test(test_attribution_behaviour_lifetimes),
+        cmocka_unit_test(test_attribution_behaviour_detected_steps),
+        cmocka_unit_test(test_attribution_evidence_order),
+        cmocka_unit_test(test_attribution_rules_parse),
+        cmocka_unit_test(test_attribution_rules_errors),
+        cmocka_unit_test(test_attribution_category_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

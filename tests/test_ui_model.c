@@ -1,0 +1,628 @@
+/*
+ * test_ui_model.c - the dashboard's model (ui/ui_model.h): sorting,
+ * selection, pause, resize, help, replay stepping, speed, jump to the peak,
+ * rates, categories and the timeline's scaling. No terminal involved.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ui/ui_model.h"
+
+/* ---- fixtures ------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t stack_id;
+    uint64_t live, at_peak, allocs;
+    const char *category;
+} site_spec_t;
+
+/* A result with the given sites, a timeline of 'points' (time, live) pairs,
+ * and summary figures. */
+static prof_result_t make_result(const site_spec_t *sites, size_t n, const uint64_t (*points)[2],
+                                 size_t npoints, uint64_t peak, uint64_t peak_time,
+                                 uint64_t duration, uint64_t events)
+{
+    prof_result_t r;
+    memset(&r, 0, sizeof r);
+    r.sites = calloc(n ? n : 1, sizeof *r.sites);
+    r.site_count = n;
+    for (size_t i = 0; i < n; i++) {
+        r.sites[i].stack_id = sites[i].stack_id;
+        r.sites[i].live_bytes = sites[i].live;
+        r.sites[i].live_bytes_at_peak = sites[i].at_peak;
+        r.sites[i].allocations = sites[i].allocs;
+        r.sites[i].category = sites[i].category;
+    }
+    r.timeline = calloc(npoints ? npoints : 1, sizeof *r.timeline);
+    r.timeline_count = npoints;
+    for (size_t i = 0; i < npoints; i++) {
+        r.timeline[i].time_ns = points[i][0];
+        r.timeline[i].live_bytes = points[i][1];
+        r.timeline[i].rss_bytes = 1000 + i;
+    }
+    r.summary.peak_bytes = peak;
+    r.summary.peak_time_ns = peak_time;
+    r.summary.duration_ns = duration;
+    r.summary.events = events;
+    return r;
+}
+
+/* Three sites whose order differs by each key:
+ *   live:   B(300) A(200) C(100)
+ *   peak:   C(900) A(500) B(100)
+ *   allocs: A(50)  C(20)  B(10)            */
+static const site_spec_t abc[] = {
+    {1, 200, 500, 50, NULL}, /* A */
+    {2, 300, 100, 10, NULL}, /* B */
+    {3, 100, 900, 20, NULL}, /* C */
+};
+
+static void model_with_abc(ui_model_t *m)
+{
+    ui_model_init(m);
+    prof_result_t r = make_result(abc, 3, NULL, 0, 0, 0, 0, 0);
+    assert_int_equal(ui_model_update(m, &r, 1, 0), 0);
+    assert_null(r.sites); /* the model took it */
+}
+
+static uint32_t order_at(const ui_model_t *m, size_t i)
+{
+    const prof_site_t *s = ui_model_site(m, i);
+    assert_non_null(s);
+    return s->stack_id;
+}
+
+/* ---- sorting ---------------------------------------------------------------------- */
+
+static void test_ui_model_sort_by_live_bytes(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    assert_int_equal(m.sort, UI_SORT_LIVE); /* the default */
+    assert_int_equal(order_at(&m, 0), 2);
+    assert_int_equal(order_at(&m, 1), 1);
+    assert_int_equal(order_at(&m, 2), 3);
+    assert_null(ui_model_site(&m, 3));
+    ui_model_free(&m);
+}
+
+static void test_ui_model_sort_by_peak_contribution(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    assert_int_equal(ui_model_apply(&m, UI_ACT_SORT_PEAK), 1);
+    assert_int_equal(order_at(&m, 0), 3);
+    assert_int_equal(order_at(&m, 1), 1);
+    assert_int_equal(order_at(&m, 2), 2);
+    assert_non_null(strstr(m.message, "peak contribution"));
+    ui_model_free(&m);
+}
+
+static void test_ui_model_sort_by_allocation_count(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    ui_model_apply(&m, UI_ACT_SORT_COUNT);
+    assert_int_equal(order_at(&m, 0), 1);
+    assert_int_equal(order_at(&m, 1), 3);
+    assert_int_equal(order_at(&m, 2), 2);
+    /* 's' cycles: count -> live -> peak. */
+    ui_model_apply(&m, UI_ACT_SORT_NEXT);
+    assert_int_equal(m.sort, UI_SORT_LIVE);
+    ui_model_apply(&m, UI_ACT_SORT_NEXT);
+    assert_int_equal(m.sort, UI_SORT_PEAK);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_sort_ties_by_stack_id(void **state)
+{
+    static const site_spec_t tie[] = {{9, 10, 0, 1, NULL}, {4, 10, 0, 1, NULL}, {7, 10, 0, 1, NULL}};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(tie, 3, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 1, 0);
+    assert_int_equal(order_at(&m, 0), 4);
+    assert_int_equal(order_at(&m, 1), 7);
+    assert_int_equal(order_at(&m, 2), 9);
+    ui_model_free(&m);
+}
+
+/* ---- selection ---------------------------------------------------------------------- */
+
+static void test_ui_model_selection_moves_and_clamps(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    ui_model_set_list_rows(&m, 2, 1);
+    assert_int_equal(m.site_sel, 0);
+    ui_model_apply(&m, UI_ACT_UP); /* already at the top */
+    assert_int_equal(m.site_sel, 0);
+    ui_model_apply(&m, UI_ACT_DOWN);
+    ui_model_apply(&m, UI_ACT_DOWN);
+    assert_int_equal(m.site_sel, 2);
+    assert_int_equal(m.site_top, 1); /* scrolled to keep it visible */
+    ui_model_apply(&m, UI_ACT_DOWN); /* past the end: stays */
+    assert_int_equal(m.site_sel, 2);
+    ui_model_apply(&m, UI_ACT_HOME);
+    assert_int_equal(m.site_sel, 0);
+    assert_int_equal(m.site_top, 0);
+    ui_model_apply(&m, UI_ACT_PAGE_DOWN);
+    assert_int_equal(m.site_sel, 2);
+    ui_model_apply(&m, UI_ACT_PAGE_UP);
+    assert_int_equal(m.site_sel, 0);
+    ui_model_apply(&m, UI_ACT_END);
+    assert_int_equal(m.site_sel, 2);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 3);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_selection_follows_site_across_snapshots(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    ui_model_set_list_rows(&m, 10, 1);
+    ui_model_apply(&m, UI_ACT_DOWN); /* A, at row 1 */
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 1);
+    /* A grows to the top: the selection goes with it. */
+    static const site_spec_t grown[] = {{1, 999, 500, 50, NULL}, {2, 300, 100, 10, NULL},
+                                        {3, 100, 900, 20, NULL}};
+    prof_result_t r = make_result(grown, 3, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 2, 0);
+    assert_int_equal(m.site_sel, 0);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 1);
+    /* A disappears: the row stays, clamped to the shorter list. */
+    ui_model_apply(&m, UI_ACT_END);
+    static const site_spec_t fewer[] = {{2, 300, 100, 10, NULL}};
+    r = make_result(fewer, 1, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 3, 0);
+    assert_int_equal(m.site_sel, 0);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 2);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_selection_on_empty_list(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    assert_null(ui_model_selected_site(&m));
+    ui_model_apply(&m, UI_ACT_DOWN);
+    ui_model_apply(&m, UI_ACT_END);
+    assert_int_equal(m.site_sel, 0);
+    assert_int_equal(ui_model_apply(&m, UI_ACT_SELECT), 0); /* no stack to open */
+    assert_int_equal(m.stack_view, 0);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_focus_moves_thread_selection(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    prof_result_t r = make_result(abc, 3, NULL, 0, 0, 0, 0, 0);
+    r.threads = calloc(2, sizeof *r.threads);
+    r.thread_count = 2;
+    r.threads[0].tid = 10;
+    r.threads[1].tid = 11;
+    ui_model_update(&m, &r, 2, 0);
+    ui_model_apply(&m, UI_ACT_FOCUS_NEXT);
+    assert_int_equal(m.focus, UI_PANE_THREADS);
+    ui_model_apply(&m, UI_ACT_DOWN);
+    ui_model_apply(&m, UI_ACT_DOWN);
+    assert_int_equal(m.thread_sel, 1);
+    assert_int_equal(m.site_sel, 0);
+    ui_model_apply(&m, UI_ACT_FOCUS_NEXT);
+    assert_int_equal(m.focus, UI_PANE_SITES);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_stack_view_opens_and_closes(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    assert_int_equal(ui_model_apply(&m, UI_ACT_SELECT), 1);
+    assert_int_equal(m.stack_view, 1);
+    ui_model_apply(&m, UI_ACT_BACK);
+    assert_int_equal(m.stack_view, 0);
+    ui_model_apply(&m, UI_ACT_SELECT);
+    ui_model_apply(&m, UI_ACT_SELECT);
+    assert_int_equal(m.stack_view, 0);
+    ui_model_free(&m);
+}
+
+/* ---- pause, help, resize, quit ------------------------------------------------------ */
+
+static void test_ui_model_pause_ignores_snapshots(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    ui_model_apply(&m, UI_ACT_PAUSE);
+    assert_int_equal(m.paused, 1);
+    static const site_spec_t one[] = {{5, 1, 1, 1, NULL}};
+    prof_result_t r = make_result(one, 1, NULL, 0, 0, 0, 0, 0);
+    assert_int_equal(ui_model_update(&m, &r, 2, 0), 0);
+    assert_null(r.sites); /* released, not shown */
+    assert_int_equal(m.cur->site_count, 3);
+    /* The final snapshot is forced through. */
+    r = make_result(one, 1, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 3, 1);
+    assert_int_equal(m.cur->site_count, 1);
+    ui_model_apply(&m, UI_ACT_PAUSE);
+    assert_int_equal(m.paused, 0);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_help_toggles(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    ui_model_apply(&m, UI_ACT_HELP);
+    assert_int_equal(m.help, 1);
+    ui_model_apply(&m, UI_ACT_HELP);
+    assert_int_equal(m.help, 0);
+    ui_model_apply(&m, UI_ACT_HELP);
+    ui_model_apply(&m, UI_ACT_BACK);
+    assert_int_equal(m.help, 0);
+    assert_int_equal(ui_model_apply(&m, UI_ACT_BACK), 0); /* nothing to close */
+    ui_model_apply(&m, UI_ACT_QUIT);
+    assert_int_equal(m.quit, 1);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_resize_clamps_to_minimum(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    ui_model_resize(&m, 10, 40);
+    assert_int_equal(m.rows, UI_MIN_ROWS);
+    assert_int_equal(m.cols, UI_MIN_COLS);
+    ui_model_resize(&m, 50, 200);
+    assert_int_equal(m.rows, 50);
+    assert_int_equal(m.cols, 200);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_resize_keeps_selection_visible(void **state)
+{
+    static site_spec_t many[20];
+    for (uint32_t i = 0; i < 20; i++)
+        many[i] = (site_spec_t){i + 1, 100 - i, 0, 1, NULL};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(many, 20, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 1, 0);
+    ui_model_set_list_rows(&m, 10, 1);
+    ui_model_apply(&m, UI_ACT_END);
+    assert_int_equal(m.site_sel, 19);
+    assert_int_equal(m.site_top, 10);
+    ui_model_set_list_rows(&m, 4, 1); /* the window shrank */
+    assert_int_equal(m.site_top, 16);
+    ui_model_set_list_rows(&m, 30, 1); /* grew past the list */
+    assert_int_equal(m.site_top, 0);
+    assert_int_equal(m.site_sel, 19);
+    ui_model_free(&m);
+}
+
+/* ---- rates ------------------------------------------------------------------------ */
+
+static void test_ui_model_rates_between_snapshots(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, NULL, 0, 0, 0, 0, 100);
+    r.threads = calloc(1, sizeof *r.threads);
+    r.thread_count = 1;
+    r.threads[0] = (prof_thread_t){.tid = 7, .allocations = 10};
+    ui_model_update(&m, &r, 1000000000ull, 0);
+    assert_true(m.events_per_s == 0); /* no previous snapshot */
+    r = make_result(NULL, 0, NULL, 0, 0, 0, 0, 600);
+    r.threads = calloc(2, sizeof *r.threads);
+    r.thread_count = 2;
+    r.threads[0] = (prof_thread_t){.tid = 8, .allocations = 5};
+    r.threads[1] = (prof_thread_t){.tid = 7, .allocations = 60};
+    ui_model_update(&m, &r, 1500000000ull, 0); /* half a second later */
+    assert_true(m.events_per_s > 999.9 && m.events_per_s < 1000.1);
+    assert_true(ui_model_thread_rate(&m, 0) == 0);   /* new thread */
+    assert_true(ui_model_thread_rate(&m, 1) > 99.9 && ui_model_thread_rate(&m, 1) < 100.1);
+    assert_true(ui_model_thread_rate(&m, 5) == 0);
+    ui_model_free(&m);
+}
+
+/* ---- categories ---------------------------------------------------------------------- */
+
+static void test_ui_model_categories_without_attribution(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    assert_int_equal(ui_model_has_attribution(&m), 0);
+    ui_category_t c[4];
+    assert_int_equal(ui_model_categories(&m, 0, c, 4), 1);
+    assert_string_equal(c[0].name, "uncategorized");
+    assert_int_equal(c[0].bytes, 600);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_categories_sum_now_and_at_peak(void **state)
+{
+    static const site_spec_t cat[] = {{1, 100, 10, 1, "weights"}, {2, 50, 500, 1, "activations"},
+                                      {3, 25, 5, 1, "weights"}, {4, 7, 0, 1, NULL}};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(cat, 4, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 1, 0);
+    assert_int_equal(ui_model_has_attribution(&m), 1);
+    ui_category_t c[8];
+    assert_int_equal(ui_model_categories(&m, 0, c, 8), 3);
+    assert_string_equal(c[0].name, "weights");
+    assert_int_equal(c[0].bytes, 125);
+    assert_string_equal(c[1].name, "activations");
+    assert_string_equal(c[2].name, "uncategorized");
+    assert_int_equal(ui_model_categories(&m, 1, c, 8), 3);
+    assert_string_equal(c[0].name, "activations");
+    assert_int_equal(c[0].bytes, 500);
+    /* Fewer slots than categories: the last one takes the rest. */
+    assert_int_equal(ui_model_categories(&m, 0, c, 2), 2);
+    assert_int_equal(c[0].bytes + c[1].bytes, 182);
+    ui_model_free(&m);
+}
+
+/* ---- timeline ---------------------------------------------------------------------- */
+
+static void test_ui_model_timeline_scales_and_marks_peak(void **state)
+{
+    /* 0..1000 ns into 10 columns of 100 ns; the peak (800) at t=450. */
+    static const uint64_t pts[][2] = {{0, 100}, {120, 200}, {450, 800}, {700, 300}, {999, 50}};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, pts, 5, 800, 450, 1000, 5);
+    ui_model_update(&m, &r, 1, 0);
+    uint64_t cols[10];
+    long peak_col;
+    uint64_t max;
+    assert_int_equal(ui_model_timeline(&m, 10, cols, &peak_col, &max, NULL, NULL), 10);
+    assert_int_equal(max, 800);
+    assert_int_equal(peak_col, 4);
+    assert_int_equal(cols[0], 100);
+    assert_int_equal(cols[1], 200);
+    assert_int_equal(cols[2], 200); /* empty: holds the value before */
+    assert_int_equal(cols[4], 800);
+    assert_int_equal(cols[7], 300);
+    assert_int_equal(cols[9], 50);
+    assert_int_equal(ui_model_rss(&m), 1004);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_timeline_fixed_span_fills_part(void **state)
+{
+    static const uint64_t pts[][2] = {{0, 10}, {250, 40}};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, pts, 2, 40, 250, 250, 2);
+    ui_model_update(&m, &r, 1, 0);
+    m.span_ns = 1000; /* a replay shows the whole run's span */
+    uint64_t cols[4];
+    long peak_col;
+    uint64_t max;
+    assert_int_equal(ui_model_timeline(&m, 4, cols, &peak_col, &max, NULL, NULL), 2);
+    assert_int_equal(peak_col, 1);
+    assert_int_equal(max, 40);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_timeline_empty(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    uint64_t cols[4];
+    long peak_col;
+    uint64_t max;
+    assert_int_equal(ui_model_timeline(&m, 4, cols, &peak_col, &max, NULL, NULL), 0);
+    assert_int_equal(peak_col, -1);
+    assert_int_equal(max, 0);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_timeline_window_scrolls(void **state)
+{
+    /* 30 s of run; the peak (900) at 5 s; the last 10 s hold 100..300. */
+    static const uint64_t pts[][2] = {{0, 50},
+                                      {5000000000ull, 900},
+                                      {19000000000ull, 100},
+                                      {25000000000ull, 300},
+                                      {29500000000ull, 200}};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, pts, 5, 900, 5000000000ull, 30000000000ull, 5);
+    ui_model_update(&m, &r, 1, 0);
+    ui_model_apply(&m, UI_ACT_WINDOW);
+    assert_int_equal(m.window_ns, 10000000000ull);
+    assert_non_null(strstr(m.message, "last 10 s"));
+    uint64_t cols[10], t0, t1;
+    long peak_col;
+    uint64_t max;
+    assert_int_equal(ui_model_timeline(&m, 10, cols, &peak_col, &max, &t0, &t1), 10);
+    assert_int_equal(t0, 20000000000ull);
+    assert_int_equal(t1, 30000000000ull);
+    assert_int_equal(peak_col, -1);  /* the peak scrolled out */
+    assert_int_equal(max, 300);      /* rescaled to what is in view */
+    assert_int_equal(cols[0], 100);  /* the value when the window opens */
+    assert_int_equal(cols[5], 300);
+    assert_int_equal(cols[9], 200);
+    /* w cycles 60 s, 10 min, then back to the whole run with the peak. */
+    ui_model_apply(&m, UI_ACT_WINDOW);
+    ui_model_apply(&m, UI_ACT_WINDOW);
+    ui_model_apply(&m, UI_ACT_WINDOW);
+    assert_int_equal(m.window_ns, 0);
+    ui_model_timeline(&m, 10, cols, &peak_col, &max, &t0, &t1);
+    assert_int_equal(peak_col, 1);
+    assert_int_equal(max, 900);
+    ui_model_free(&m);
+}
+
+/* ---- replay ------------------------------------------------------------------------ */
+
+/* Five frames: live 100, 300, 900 (the peak), 400, 200 at t = 0..4 s. */
+static prof_result_t *make_frames(void)
+{
+    static const uint64_t live[] = {100, 300, 900, 400, 200};
+    prof_result_t *f = calloc(5, sizeof *f);
+    uint64_t peak = 0;
+    for (int i = 0; i < 5; i++) {
+        if (live[i] > peak)
+            peak = live[i];
+        site_spec_t s = {1, live[i], peak, (uint64_t)i + 1, NULL};
+        f[i] = make_result(&s, 1, NULL, 0, peak, 2000000000ull, (uint64_t)i * 1000000000ull,
+                           (uint64_t)i * 10);
+    }
+    return f;
+}
+
+static void free_frames(prof_result_t *f)
+{
+    for (int i = 0; i < 5; i++)
+        prof_result_free(&f[i]);
+    free(f);
+}
+
+static void test_ui_model_replay_steps_and_clamps(void **state)
+{
+    prof_result_t *f = make_frames();
+    ui_model_t m;
+    ui_model_init(&m);
+    assert_int_equal(ui_model_set_frames(&m, f, 5, NULL), 0);
+    assert_int_equal(m.state, UI_RUN_REPLAY);
+    assert_int_equal(m.frame, 0);
+    assert_int_equal(m.span_ns, 4000000000ull);
+    ui_model_apply(&m, UI_ACT_STEP_BACK); /* at the start: stays */
+    assert_int_equal(m.frame, 0);
+    ui_model_apply(&m, UI_ACT_STEP_FWD);
+    ui_model_apply(&m, UI_ACT_STEP_FWD);
+    assert_int_equal(m.frame, 2);
+    assert_int_equal(m.cur->summary.duration_ns, 2000000000ull);
+    assert_int_equal(m.elapsed_ns, 2000000000ull);
+    assert_true(m.events_per_s > 9.9 && m.events_per_s < 10.1); /* 10 events in 1 s */
+    ui_model_apply(&m, UI_ACT_JUMP_END);
+    ui_model_apply(&m, UI_ACT_STEP_FWD); /* at the end: stays */
+    assert_int_equal(m.frame, 4);
+    ui_model_apply(&m, UI_ACT_JUMP_START);
+    assert_int_equal(m.frame, 0);
+    ui_model_free(&m);
+    free_frames(f);
+}
+
+static void test_ui_model_replay_jump_to_peak(void **state)
+{
+    prof_result_t *f = make_frames();
+    ui_model_t m;
+    ui_model_init(&m);
+    ui_model_set_frames(&m, f, 5, NULL);
+    assert_int_equal(ui_model_peak_frame(&m), 2);
+    assert_int_equal(ui_model_apply(&m, UI_ACT_JUMP_PEAK), 1);
+    assert_int_equal(m.frame, 2);
+    assert_int_equal(ui_model_selected_site(&m)->live_bytes, 900);
+    ui_model_free(&m);
+    free_frames(f);
+}
+
+static void test_ui_model_replay_plays_at_speed(void **state)
+{
+    prof_result_t *f = make_frames();
+    ui_model_t m;
+    ui_model_init(&m);
+    ui_model_set_frames(&m, f, 5, NULL);
+    assert_true(ui_model_speed(&m) == 1.0);
+    assert_int_equal(ui_model_tick(&m, 1000000000ull), 0); /* not playing */
+    ui_model_apply(&m, UI_ACT_PAUSE); /* play */
+    assert_int_equal(m.playing, 1);
+    assert_int_equal(ui_model_tick(&m, 500000000ull), 0); /* half a frame */
+    assert_int_equal(m.frame, 0);
+    assert_int_equal(ui_model_tick(&m, 600000000ull), 1);
+    assert_int_equal(m.frame, 1);
+    ui_model_apply(&m, UI_ACT_FASTER); /* 2x */
+    assert_true(ui_model_speed(&m) == 2.0);
+    ui_model_tick(&m, 1000000000ull);  /* 2 s of run */
+    assert_int_equal(m.frame, 3);
+    ui_model_tick(&m, 5000000000ull);  /* past the end: stops there */
+    assert_int_equal(m.frame, 4);
+    assert_int_equal(m.playing, 0);
+    ui_model_apply(&m, UI_ACT_PAUSE); /* play again from the start */
+    assert_int_equal(m.frame, 0);
+    assert_int_equal(m.playing, 1);
+    ui_model_apply(&m, UI_ACT_STEP_FWD); /* stepping pauses */
+    assert_int_equal(m.playing, 0);
+    for (int i = 0; i < 20; i++)
+        ui_model_apply(&m, UI_ACT_SLOWER);
+    assert_true(ui_model_speed(&m) == 0.1);
+    for (int i = 0; i < 20; i++)
+        ui_model_apply(&m, UI_ACT_FASTER);
+    assert_true(ui_model_speed(&m) == 100.0);
+    ui_model_free(&m);
+    free_frames(f);
+}
+
+static void test_ui_model_replay_keys_do_nothing_live(void **state)
+{
+    ui_model_t m;
+    model_with_abc(&m);
+    assert_int_equal(ui_model_apply(&m, UI_ACT_STEP_FWD), 0);
+    assert_int_equal(ui_model_apply(&m, UI_ACT_JUMP_PEAK), 0);
+    assert_int_equal(ui_model_peak_frame(&m), 0);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_frames_from_symbol_source(void **state)
+{
+    /* A replay frame has no frames; the symbolized result has them. */
+    site_spec_t s = {42, 1, 1, 1, NULL};
+    prof_result_t frame = make_result(&s, 1, NULL, 0, 1, 0, 1, 1);
+    prof_result_t sym = make_result(&s, 1, NULL, 0, 1, 0, 1, 1);
+    sym.sites[0].frames = calloc(2, sizeof(prof_frame_t));
+    sym.sites[0].frame_count = 2;
+    sym.sites[0].frames[0].function = strdup("train_step");
+    ui_model_t m;
+    ui_model_init(&m);
+    ui_model_set_frames(&m, &frame, 1, &sym);
+    uint32_t n;
+    const prof_frame_t *fr = ui_model_site_frames(&m, ui_model_selected_site(&m), &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(fr[0].function, "train_step");
+    ui_model_free(&m);
+    prof_result_free(&frame);
+    prof_result_free(&sym);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ui_model_sort_by_live_bytes),
+        cmocka_unit_test(test_ui_model_sort_by_peak_contribution),
+        cmocka_unit_test(test_ui_model_sort_by_allocation_count),
+        cmocka_unit_test(test_ui_model_sort_ties_by_stack_id),
+        cmocka_unit_test(test_ui_model_selection_moves_and_clamps),
+        cmocka_unit_test(test_ui_model_selection_follows_site_across_snapshots),
+        cmocka_unit_test(test_ui_model_selection_on_empty_list),
+        cmocka_unit_test(test_ui_model_focus_moves_thread_selection),
+        cmocka_unit_test(test_ui_model_stack_view_opens_and_closes),
+        cmocka_unit_test(test_ui_model_pause_ignores_snapshots),
+        cmocka_unit_test(test_ui_model_help_toggles),
+        cmocka_unit_test(test_ui_model_resize_clamps_to_minimum),
+        cmocka_unit_test(test_ui_model_resize_keeps_selection_visible),
+        cmocka_unit_test(test_ui_model_rates_between_snapshots),
+        cmocka_unit_test(test_ui_model_categories_without_attribution),
+        cmocka_unit_test(test_ui_model_categories_sum_now_and_at_peak),
+        cmocka_unit_test(test_ui_model_timeline_scales_and_marks_peak),
+        cmocka_unit_test(test_ui_model_timeline_fixed_span_fills_part),
+        cmocka_unit_test(test_ui_model_timeline_empty),
+        cmocka_unit_test(test_ui_model_timeline_window_scrolls),
+        cmocka_unit_test(test_ui_model_replay_steps_and_clamps),
+        cmocka_unit_test(test_ui_model_replay_jump_to_peak),
+        cmocka_unit_test(test_ui_model_replay_plays_at_speed),
+        cmocka_unit_test(test_ui_model_replay_keys_do_nothing_live),
+        cmocka_unit_test(test_ui_model_frames_from_symbol_source),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

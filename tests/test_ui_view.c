@@ -1,0 +1,285 @@
+/*
+ * test_ui_view.c - the dashboard's drawing (ui/ui_view.h), rendered into
+ * ncurses pads on a screen whose output goes to /dev/null: no terminal
+ * needed. Checks the text of the rows: the figures, the composition
+ * placeholder or bar, the timeline's peak marker, the site order, the
+ * overlays, the layout at 80x24 and larger, and ASCII-only output in the
+ * ASCII fallback.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curses.h>
+
+#include "ui/ui_model.h"
+#include "ui/ui_view.h"
+
+static SCREEN *scr;
+static FILE *out, *in;
+
+static int setup(void **state)
+{
+    out = fopen("/dev/null", "w");
+    in = fopen("/dev/null", "r");
+    scr = newterm("xterm", out, in);
+    if (!scr)
+        return -1;
+    set_term(scr);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    if (scr) {
+        endwin();
+        delscreen(scr);
+    }
+    fclose(out);
+    fclose(in);
+    return 0;
+}
+
+static prof_frame_t *frame(const char *fn, const char *file, uint32_t line)
+{
+    prof_frame_t *f = calloc(1, sizeof *f);
+    f->function = strdup(fn);
+    f->file = strdup(file);
+    f->line = line;
+    f->module = strdup("/bin/train");
+    return f;
+}
+
+/* A snapshot like e2e_peak's at its end: peak 3,000,000 bytes at 2 ms. */
+static void fill_model(ui_model_t *m, const char *category)
+{
+    prof_result_t r;
+    memset(&r, 0, sizeof r);
+    r.site_count = 3;
+    r.sites = calloc(3, sizeof *r.sites);
+    const uint64_t live[] = {0, 0, 12345}, peak[] = {2000000, 1000000, 0};
+    const uint32_t line[] = {10, 9, 18};
+    for (int i = 0; i < 3; i++) {
+        r.sites[i].stack_id = (uint32_t)i + 1;
+        r.sites[i].live_bytes = live[i];
+        r.sites[i].live_bytes_at_peak = peak[i];
+        r.sites[i].allocations = 1;
+        r.sites[i].bytes_allocated = peak[i] + live[i];
+        r.sites[i].frames = frame("main", "/src/e2e_peak.c", line[i]);
+        r.sites[i].frame_count = 1;
+        r.sites[i].category = category;
+    }
+    r.timeline_count = 4;
+    r.timeline = calloc(4, sizeof *r.timeline);
+    const uint64_t t[] = {0, 2000000, 6000000, 9000000}, v[] = {0, 3000000, 500000, 12345};
+    for (int i = 0; i < 4; i++) {
+        r.timeline[i].time_ns = t[i];
+        r.timeline[i].live_bytes = v[i];
+        r.timeline[i].rss_bytes = 5u << 20;
+    }
+    r.summary.peak_bytes = 3000000;
+    r.summary.peak_time_ns = 2000000;
+    r.summary.live_bytes = 12345;
+    r.summary.duration_ns = 10000000;
+    r.summary.events = 11;
+    r.thread_count = 1;
+    r.threads = calloc(1, sizeof *r.threads);
+    r.threads[0].tid = 4242;
+    snprintf(r.threads[0].name, sizeof r.threads[0].name, "trainer");
+    ui_model_init(m);
+    ui_model_set_command(m, "e2e_peak --steps 3", 4242);
+    ui_model_update(m, &r, 1, 0);
+    ui_model_set_state(m, UI_RUN_EXITED, 3, 0);
+}
+
+static const ui_view_opts_t ascii = {.unicode = 0, .color = 0, .title = "live"};
+
+/* Row 'y' of 'w' as a string (trailing blanks kept). */
+static const char *row(WINDOW *w, int y)
+{
+    static char buf[512];
+    int cols = getmaxx(w);
+    mvwinnstr(w, y, 0, buf, cols < 511 ? cols : 511);
+    return buf;
+}
+
+/* The first row holding 'text', or -1. */
+static int find(WINDOW *w, const char *text)
+{
+    for (int y = 0; y < getmaxy(w); y++)
+        if (strstr(row(w, y), text))
+            return y;
+    return -1;
+}
+
+static void test_ui_view_header_figures_at_80x24(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    assert_non_null(strstr(row(w, 0), "e2e_peak --steps 3"));
+    assert_non_null(strstr(row(w, 0), "pid 4242"));
+    assert_non_null(strstr(row(w, 0), "exited with code 3"));
+    assert_true(find(w, "peak heap 2.86 MiB at 2.00 ms") == 1);
+    assert_true(find(w, "live heap 12.06 KiB") == 1);
+    assert_true(find(w, "dropped 0") == 2);
+    assert_true(find(w, "step -  phase -") == 2); /* no STEP annotation */
+    m.own.summary.steps_annotated = 12;
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "step 12  phase -") == 2);
+    assert_true(find(w, "q quit") == 23); /* keys on the last row */
+    delwin(w);
+    ui_model_free(&m);
+}
+
+static void test_ui_view_composition_placeholder_without_attribution(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "no attribution yet") == 3);
+    assert_true(find(w, "no recommendations yet") == 22);
+    delwin(w);
+    ui_model_free(&m);
+}
+
+static void test_ui_view_composition_bar_with_categories(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, "activations");
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    assert_int_equal(find(w, "no attribution yet"), -1);
+    int y = find(w, "activations 2.86 MiB"); /* at the peak */
+    assert_int_equal(y, 4);
+    assert_non_null(strstr(row(w, 3), "activations 12.06 KiB"));
+    assert_non_null(strstr(row(w, 3), "######"));
+    delwin(w);
+    ui_model_free(&m);
+}
+
+static void test_ui_view_timeline_marks_peak(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    int title = find(w, "timeline");
+    assert_int_equal(title, 5);
+    /* 4 bar rows, then the axis with '^' under the peak's column: 2 ms of
+     * 10 ms over 67 columns from x = 12. */
+    const char *axis = row(w, title + 5);
+    const char *caret = strchr(axis + 13, '^');
+    assert_non_null(caret);
+    assert_int_equal(caret - axis, 12 + 13);
+    /* The peak column is full height. */
+    assert_int_equal(row(w, title + 1)[12 + 13], '#');
+    assert_non_null(strstr(row(w, title + 1), "2.86 MiB"));
+    delwin(w);
+    ui_model_free(&m);
+}
+
+static void test_ui_view_sites_follow_sort(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "e2e_peak.c:18") < find(w, "e2e_peak.c:10")); /* live bytes */
+    ui_model_apply(&m, UI_ACT_SORT_PEAK);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "e2e_peak.c:10") < find(w, "e2e_peak.c:9"));
+    assert_true(find(w, "e2e_peak.c:9") < find(w, "e2e_peak.c:18"));
+    assert_true(find(w, "[at peak]") >= 0);
+    assert_true(find(w, "4242 trainer") >= 0);
+    delwin(w);
+    ui_model_free(&m);
+}
+
+static void test_ui_view_overlays(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    WINDOW *w = newpad(24, 80);
+    ui_model_apply(&m, UI_ACT_HELP);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "help: keys") == 3);
+    assert_true(find(w, "stop the command") >= 0); /* live keys listed */
+    assert_int_equal(find(w, "jump to the frame"), -1); /* replay keys not */
+    ui_model_apply(&m, UI_ACT_HELP);
+    ui_model_apply(&m, UI_ACT_SELECT);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "#0  main at /src/e2e_peak.c:18 (train)") >= 0);
+    assert_true(find(w, "category: none (no attribution yet)") >= 0);
+    delwin(w);
+    ui_model_free(&m);
+}
+
+static void test_ui_view_reflows_when_larger(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    WINDOW *w = newpad(40, 120);
+    ui_view_render(w, &ascii, &m);
+    assert_int_equal(m.rows, 40);
+    assert_int_equal(m.cols, 120);
+    assert_true(find(w, "q quit") == 39);
+    assert_true(find(w, "Ctrl-C stop") == 39); /* the whole key line fits */
+    assert_true(m.site_rows > 6);                 /* the lists took rows */
+    delwin(w);
+    ui_model_free(&m);
+}
+
+static void test_ui_view_ascii_only_in_fallback(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    free(m.own.sites[0].frames[0].function);
+    m.own.sites[0].frames[0].function = strdup("f\xc3\xa9");
+    ui_model_apply(&m, UI_ACT_SORT_PEAK);
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    for (int y = 0; y < 24; y++)
+        for (const char *p = row(w, y); *p; p++)
+            assert_true((unsigned char)*p < 0x80);
+    assert_true(find(w, "f?? at e2e_peak.c:10") >= 0);
+    delwin(w);
+    ui_model_free(&m);
+}
+
+static void test_ui_view_small_window_is_cropped_with_a_note(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    WINDOW *w = newpad(20, 60);
+    ui_view_render(w, &ascii, &m);
+    assert_int_equal(m.rows, 24); /* the layout stays 80x24 */
+    assert_non_null(strstr(row(w, 0), "[60x20: the dashboard needs 80x24]"));
+    assert_true(find(w, "peak heap 2.86 MiB") == 1); /* cropped, not wrapped */
+    assert_int_equal(find(w, "q quit"), -1);
+    delwin(w);
+    ui_model_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ui_view_header_figures_at_80x24),
+        cmocka_unit_test(test_ui_view_composition_placeholder_without_attribution),
+        cmocka_unit_test(test_ui_view_composition_bar_with_categories),
+        cmocka_unit_test(test_ui_view_timeline_marks_peak),
+        cmocka_unit_test(test_ui_view_sites_follow_sort),
+        cmocka_unit_test(test_ui_view_overlays),
+        cmocka_unit_test(test_ui_view_reflows_when_larger),
+        cmocka_unit_test(test_ui_view_ascii_only_in_fallback),
+        cmocka_unit_test(test_ui_view_small_window_is_cropped_with_a_note),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

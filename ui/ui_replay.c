@@ -1,0 +1,209 @@
+/*
+ * ui_replay.c - driver of the replay dashboard (see ui_replay.h).
+ */
+#define _GNU_SOURCE
+#include "ui_replay.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "profiler/session.h"
+#include "profiler/trace_file.h"
+#include "ui_input.h"
+#include "ui_model.h"
+#include "ui_view.h"
+
+#define MIN_PIECE 64        /* stream bytes fed between progress calls ... */
+#define MAX_PIECE (1 << 20) /* ... at least and at most                    */
+
+typedef struct {
+    prof_session_t *session;
+    int32_t pid;
+    prof_result_t *frames;
+    size_t count;
+    uint64_t step, last_at;
+    int oom;
+} collect_t;
+
+/* Drops the frames' stacks: they are looked up in the symbolized result. */
+static void strip_frames(prof_result_t *r)
+{
+    for (size_t i = 0; i < r->site_count; i++) {
+        free(r->sites[i].frames);
+        r->sites[i].frames = NULL;
+        r->sites[i].frame_count = 0;
+    }
+}
+
+/* Halves the frames (keeps the even ones) and doubles the step. */
+static void thin(collect_t *c)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->count; i++) {
+        if (i % 2 == 0)
+            c->frames[k++] = c->frames[i];
+        else
+            prof_result_free(&c->frames[i]);
+    }
+    c->count = k;
+    c->step *= 2;
+}
+
+static void take(collect_t *c)
+{
+    prof_result_t r;
+    if (c->oom || prof_session_result(c->session, c->pid, 0, UI_REPLAY_MAX_SITES, &r) != 0)
+        return;
+    if (c->count && c->frames[c->count - 1].summary.events == r.summary.events) {
+        prof_result_free(&r); /* nothing happened since the last frame */
+        return;
+    }
+    strip_frames(&r);
+    if (c->count >= UI_REPLAY_MAX_FRAMES)
+        thin(c);
+    c->frames[c->count++] = r;
+}
+
+static void on_progress(void *ctx, uint64_t bytes)
+{
+    collect_t *c = ctx;
+    if (bytes - c->last_at < c->step)
+        return;
+    c->last_at = bytes;
+    take(c);
+}
+
+void ui_replay_frames_free(ui_replay_frames_t *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->count; i++)
+        prof_result_free(&f->frames[i]);
+    free(f->frames);
+    prof_result_free(&f->symbols);
+    memset(f, 0, sizeof *f);
+}
+
+int ui_replay_load(const char *path, int32_t pid, int allow_partial, ui_replay_frames_t *out,
+                   char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    collect_t c = {.pid = pid};
+    /* First pass: how long the stream is, so the frames can be spaced
+     * evenly (a snapshot costs far more than feeding bytes). */
+    prof_trace_stats_t st;
+    c.session = prof_session_new();
+    if (!c.session) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (prof_trace_replay(path, c.session, allow_partial, &st, err, errlen) != 0) {
+        prof_session_free(c.session);
+        return -1;
+    }
+    prof_session_free(c.session);
+    c.step = st.stream_bytes / (UI_REPLAY_MAX_FRAMES - 1);
+    if (c.step < MIN_PIECE)
+        c.step = MIN_PIECE;
+    size_t piece = c.step / 4 > MIN_PIECE ? (size_t)(c.step / 4) : MIN_PIECE;
+    if (piece > MAX_PIECE)
+        piece = MAX_PIECE;
+
+    c.session = prof_session_new();
+    c.frames = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.frames);
+    if (!c.session || !c.frames) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (prof_trace_replay_progress(path, c.session, allow_partial, &st, err, errlen, piece,
+                                   on_progress, &c) != 0)
+        goto fail;
+    /* The last frame is the whole run, with how it ended. */
+    prof_result_t last;
+    int rc = prof_session_result(c.session, pid, 0, UI_REPLAY_MAX_SITES, &last);
+    if (rc == -2) {
+        snprintf(err, errlen, pid ? "%s: no process with pid %d in this trace"
+                                  : "%s: the trace holds no process", path, (int)pid);
+        goto fail;
+    }
+    if (rc != 0 || prof_session_result(c.session, pid, 1, 0, &out->symbols) != 0) {
+        if (rc == 0)
+            prof_result_free(&last);
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    strip_frames(&last);
+    if (c.count && c.frames[c.count - 1].summary.events == last.summary.events)
+        prof_result_free(&c.frames[--c.count]);
+    c.frames[c.count++] = last;
+    out->frames = c.frames;
+    out->count = c.count;
+    out->complete = st.complete;
+    prof_session_free(c.session);
+    return 0;
+fail:
+    for (size_t i = 0; c.frames && i < c.count; i++)
+        prof_result_free(&c.frames[i]);
+    free(c.frames);
+    prof_session_free(c.session);
+    prof_result_free(&out->symbols);
+    return -1;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int ui_replay_main(const char *path, int32_t pid, int allow_partial, char *err, size_t errlen)
+{
+    ui_replay_frames_t f;
+    if (ui_replay_load(path, pid, allow_partial, &f, err, errlen) != 0)
+        return -1;
+    ui_model_t m;
+    ui_model_init(&m);
+    if (ui_model_set_frames(&m, f.frames, f.count, &f.symbols) != 0) {
+        snprintf(err, errlen, "out of memory");
+        ui_model_free(&m);
+        ui_replay_frames_free(&f);
+        return -1;
+    }
+    if (!f.complete)
+        snprintf(m.message, sizeof m.message, "this trace was cut short: it shows what it holds");
+    else
+        snprintf(m.message, sizeof m.message, "replay of %s: %zu frames; space plays, P jumps "
+                 "to the peak", path, f.count);
+    ui_view_opts_t o = {.unicode = 1, .color = 1, .title = "replay"};
+    if (ui_view_begin(&o, err, errlen) != 0) {
+        ui_model_free(&m);
+        ui_replay_frames_free(&f);
+        return -1;
+    }
+    uint64_t last = mono_ns(), msg_at = last;
+    char shown[sizeof m.message];
+    snprintf(shown, sizeof shown, "%s", m.message);
+    ui_view_draw(&m);
+    while (!m.quit && !ui_view_interrupted()) {
+        int key = ui_view_getkey(m.playing ? 50 : 250);
+        if (key != ERR)
+            ui_model_apply(&m, ui_input_action(key, 1));
+        uint64_t now = mono_ns();
+        ui_model_tick(&m, now - last);
+        last = now;
+        if (strcmp(shown, m.message) != 0) {
+            snprintf(shown, sizeof shown, "%s", m.message);
+            msg_at = now;
+        } else if (m.message[0] && now - msg_at > 6000000000ull) {
+            m.message[0] = shown[0] = 0;
+        }
+        ui_view_draw(&m);
+    }
+    ui_view_end();
+    ui_model_free(&m);
+    ui_replay_frames_free(&f);
+    return 0;
+}
