@@ -154,6 +154,12 @@ static void on_dropped(void *ctx, uint64_t total)
     prof_acct_set_dropped(a->acct, total);
 }
 
+static void on_thread(void *ctx, uint32_t tid, const char *name)
+{
+    prof_analysis_t *a = ctx;
+    prof_acct_thread_name(a->acct, tid, name);
+}
+
 static void on_end(void *ctx, const prof_end_info_t *e)
 {
     prof_analysis_t *a = ctx;
@@ -176,6 +182,7 @@ prof_analysis_t *prof_analysis_new(void)
         .module = on_module,
         .unload = on_unload,
         .dropped = on_dropped,
+        .thread = on_thread,
         .end = on_end,
         .ctx = a,
     };

@@ -571,7 +571,8 @@ static size_t attr_same_counts(const prof_site_t **v, size_t n)
  * (sampled-out small allocations excluded): sites with the same bytes and
  * about as many allocations are copies of one set of tensors. With m sites
  * in the group with the most bytes (m copies per parameter), the first n/m
- * born of each group of n are weights, the next n/m gradients, the rest
+ * born of each group of n (a multiple of m; other groups are unrelated
+ * blocks of equal size) are weights, the next n/m gradients, the rest
  * optimizer state. */
 static int attr_size_groups(attr_ctx_t *x)
 {
@@ -603,9 +604,10 @@ static int attr_size_groups(attr_ctx_t *x)
                 best_bytes = bytes;
                 m = g;
             }
-            if (pass == 1 && g >= 2) {
+            /* Another group is a set of copies only if it has m of each. */
+            if (pass == 1 && g >= 2 && g % m == 0) {
                 qsort(v + i, g, sizeof *v, attr_cmp_site_born);
-                size_t k = g / m ? g / m : 1;
+                size_t k = g / m;
                 for (size_t q = 0; q < g; q++) {
                     size_t si = (size_t)(v[i + q] - r->sites);
                     x->role[si] = q < k ? 0 : q < 2 * k ? 1 : 2;
@@ -768,6 +770,8 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
 static int attr_steps(attr_ctx_t *x)
 {
     prof_result_t *r = x->r;
+    if (!r->steps.source)
+        r->steps.source = "none";
     if (r->steps.count >= 2) {
         x->steps_known = 1;
         x->t0 = r->steps.first_step_ns;

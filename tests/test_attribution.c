@@ -600,8 +600,76 @@ static void test_attribution_behaviour_lifetimes(void **state)
     b_free(r);
 }
 
+static prof_frame_t *frames_n(int n, const char *const *names)
+{
+    prof_frame_t *f = calloc((size_t)n, sizeof *f);
+    assert_non_null(f);
+    for (int i = 0; i < n; i++)
+        f[i].function = strdup(names[i]);
+    return f;
+}
+
+/* A persistent site that is no copy of the parameters but is allocated by
+ * the function that allocated them is a model buffer: activations. A
+ * function every site goes through (a framework's allocator) or main says
+ * nothing. */
+static void test_attribution_behaviour_siblings(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(8);
+    static const char *const w[] = {"xalloc", "carve", "model_init", "main"};
+    static const char *const g[] = {"xalloc", "carve", "model_init", "main"};
+    static const char *const act[] = {"xalloc", "model_init", "main"};
+    static const char *const logs[] = {"xalloc", "main"};
+    static const char *const other[] = {"xalloc", "setup_tables", "main"};
+    const char *const *names[] = {w, g, act, logs, other};
+    int counts[] = {4, 4, 3, 2, 3};
+    b_persistent(&r->sites[0], 1, 400000, 100, 0);
+    b_persistent(&r->sites[1], 1, 400000, 200, 0);
+    b_persistent(&r->sites[2], 1, 100000, 300, 0);
+    b_persistent(&r->sites[3], 1, 100000, 50, 0);
+    b_persistent(&r->sites[4], 1, 100000, 60, 0);
+    for (int i = 0; i < 5; i++) {
+        r->sites[i].frames = frames_n(counts[i], names[i]);
+        r->sites[i].frame_count = (uint32_t)counts[i];
+    }
+    static const char *const step[] = {"xalloc", "forward", "train_step", "main"};
+    for (int i = 5; i < 8; i++) { /* the training loop's own allocations */
+        b_per_step(&r->sites[i], 80, 4096 * (uint64_t)i, 60000000, 0);
+        r->sites[i].frames = frames_n(4, step);
+        r->sites[i].frame_count = 4;
+    }
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[0].category, "weights");
+    assert_string_equal(r->sites[1].category, "gradients");
+    assert_string_equal(r->sites[2].category, "activations");
+    assert_string_equal(r->sites[3].category, "other");
+    assert_string_equal(r->sites[4].category, "other");
+    b_free(r);
+}
+
+/* Without steps: large and long-lived is activations, small or brief is
+ * temporaries; never freed is persistent. */
+static void test_attribution_behaviour_no_steps(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(3);
+    r->steps = (prof_steps_t){0};
+    b_per_step(&r->sites[0], 10, 1 << 20, 500000000ull, 0); /* 5% of the run */
+    b_per_step(&r->sites[1], 10, 1 << 20, 1000, 0);
+    b_persistent(&r->sites[2], 1, 5000, 9000000000ull, 1);   /* late, kept */
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->steps.source, "none");
+    assert_string_equal(r->sites[0].category, "activations");
+    assert_string_equal(r->sites[1].category, "temporaries");
+    assert_string_equal(r->sites[2].category, "weights"); /* no gradients: inference */
+    b_free(r);
+}
+
 /* Steps come from the allocation log when nothing was annotated, and set
- * the first step's time. */
+ * the first step's time; allocations without a stack are left out. */
 static void test_attribution_behaviour_detected_steps(void **state)
 {
     (void)state;
@@ -612,11 +680,15 @@ static void test_attribution_behaviour_detected_steps(void **state)
     h_setup(&h);
     for (int i = 0; i < 30; i++)
         h_step(&h);
-    prof_acct_logged_t *log = calloc(h.n, sizeof *log);
+    prof_acct_logged_t *log = calloc(2 * h.n, sizeof *log);
     assert_non_null(log);
-    for (size_t i = 0; i < h.n; i++)
-        log[i] = (prof_acct_logged_t){h.keys[i], h.times[i]};
-    prof_attr_input_t in = {NULL, log, h.n, 0};
+    size_t n = 0;
+    for (size_t i = 0; i < h.n; i++) {
+        log[n++] = (prof_acct_logged_t){h.keys[i], h.times[i]};
+        if (i % 3 == 0) /* unsampled small blocks in between */
+            log[n++] = (prof_acct_logged_t){MLMEM_STACK_NONE, h.times[i]};
+    }
+    prof_attr_input_t in = {NULL, log, n, 0};
     assert_int_equal(prof_attribute(r, &in), 0);
     assert_string_equal(r->steps.source, "detected");
     assert_int_equal(r->steps.count, 30);
@@ -791,6 +863,8 @@ int main(void)
         cmocka_unit_test(test_attribution_behaviour_size_groups),
         cmocka_unit_test(test_attribution_behaviour_persistent),
         cmocka_unit_test(test_attribution_behaviour_lifetimes),
+        cmocka_unit_test(test_attribution_behaviour_siblings),
+        cmocka_unit_test(test_attribution_behaviour_no_steps),
         cmocka_unit_test(test_attribution_behaviour_detected_steps),
         cmocka_unit_test(test_attribution_evidence_order),
         cmocka_unit_test(test_attribution_rules_parse),

@@ -139,8 +139,13 @@ static void check_worker_threads(json_t *r)
     json_array_foreach(json_object_get(r, "threads"), i, t) {
         long long allocs = json_integer_value(json_object_get(t, "allocations"));
         long long bytes = json_integer_value(json_object_get(t, "bytes_allocated"));
-        if (allocs == 1000 && bytes % 16000 == 0 && bytes / 16000 >= 1 && bytes / 16000 <= 8)
+        if (allocs == 1000 && bytes % 16000 == 0 && bytes / 16000 >= 1 && bytes / 16000 <= 8) {
             seen[bytes / 16000]++;
+            /* Thread i (allocating (i + 1) * 16 bytes) named itself. */
+            char want[16];
+            snprintf(want, sizeof want, "worker%lld", bytes / 16000 - 1);
+            assert_string_equal(json_string_value(json_object_get(t, "name")), want);
+        }
     }
     for (int k = 1; k <= 8; k++)
         assert_int_equal(seen[k], 1);

@@ -2,7 +2,9 @@
  * after a barrier frees the blocks of thread (i + 7) % 8: every block is
  * freed by another thread than the one that allocated it. Totals: 8000
  * allocations, 8000 frees, 576,000 bytes, nothing leaked. */
+#define _GNU_SOURCE
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define THREADS 8
@@ -14,6 +16,9 @@ static pthread_barrier_t barrier;
 static void *worker(void *arg)
 {
     long i = (long)arg;
+    char name[16];
+    snprintf(name, sizeof name, "worker%ld", i);
+    pthread_setname_np(pthread_self(), name);
     for (int k = 0; k < BLOCKS; k++) {
         blocks[i][k] = malloc((size_t)(i + 1) * 16);
         if (!blocks[i][k])
