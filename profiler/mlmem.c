@@ -188,7 +188,31 @@ static int on_close(void *ctx, uint32_t id)
 static void on_tick(void *ctx)
 {
     run_ctx_t *c = ctx;
-    ui_live_tick(c->tui);
+    /* In a quiet spell no record arrives to trigger the trace's periodic
+     * flush: do it here, so a killed mlmem leaves everything up to now. */
+    if (c->trace && !c->trace_failed && prof_trace_writer_tick(c->trace) != 0) {
+        fprintf(stderr, "mlmem: %s; the run continues without a trace\n",
+                prof_trace_writer_error(c->trace));
+        c->trace_failed = 1;
+    }
+    if (c->tui)
+        ui_live_tick(c->tui);
+}
+
+/* Dies unless 'path' can be written: an existing file must be writable, a
+ * new one's directory must be. Creates nothing. */
+static void check_writable(const char *path, const char *what)
+{
+    if (access(path, F_OK) == 0) {
+        if (access(path, W_OK) != 0)
+            die(1, "cannot write %s %s: %s", what, path, strerror(errno));
+        return;
+    }
+    char *copy = strdup(path);
+    const char *dir = copy ? dirname(copy) : ".";
+    if (access(dir, W_OK) != 0)
+        die(1, "cannot write %s %s: %s", what, path, strerror(errno));
+    free(copy);
 }
 
 static int exit_status_of(const prof_run_info_t *info)
@@ -288,12 +312,8 @@ static int cmd_run(int argc, char **argv, int record_only)
         if (!ctx.trace)
             die(1, "%s", err);
     }
-    if (json_path) {
-        FILE *probe = fopen(json_path, "a");
-        if (!probe)
-            die(1, "cannot write the JSON report %s: %s", json_path, strerror(errno));
-        fclose(probe);
-    }
+    if (json_path)
+        check_writable(json_path, "the JSON report");
     if (!record_only) {
         ctx.session = prof_session_new();
         if (!ctx.session)
@@ -302,6 +322,7 @@ static int cmd_run(int argc, char **argv, int record_only)
     lo.on_open = on_open;
     lo.on_data = on_data;
     lo.on_close = on_close;
+    lo.on_tick = on_tick;
     lo.ctx = &ctx;
 
     char default_log[4096];
@@ -319,7 +340,6 @@ static int cmd_run(int argc, char **argv, int record_only)
                 log_path, strerror(errno));
         fclose(probe);
         lo.output_log = log_path;
-        lo.on_tick = on_tick;
         char cmdline[1024] = "";
         for (char *const *a = lo.argv; *a; a++) {
             size_t used = strlen(cmdline);
@@ -333,6 +353,11 @@ static int cmd_run(int argc, char **argv, int record_only)
     prof_run_info_t info;
     if (prof_launch_run(&lo, &info, err, sizeof err) != 0) {
         ui_live_close(ctx.tui);
+        if (ctx.trace) {
+            /* Nothing ran: leave no empty trace behind. */
+            prof_trace_writer_abort(ctx.trace);
+            unlink(trace_path);
+        }
         die(1, "%s", err);
     }
     int status = exit_status_of(&info);

@@ -27,6 +27,7 @@ struct prof_trace_writer {
     uint64_t records;
     uint64_t stream_bytes;
     uint64_t last_flush_ns;
+    int dirty;               /* records written since the last flush      */
     int failed;
     char error[320];
 };
@@ -120,6 +121,16 @@ prof_trace_writer_t *prof_trace_writer_open(const char *path, char *err, size_t 
     return w;
 }
 
+int prof_trace_writer_tick(prof_trace_writer_t *w)
+{
+    uint64_t now = mono_ns();
+    if (!w->dirty || now - w->last_flush_ns <= FLUSH_INTERVAL_NS)
+        return w->failed ? -1 : 0;
+    w->last_flush_ns = now;
+    w->dirty = 0;
+    return compress(w, NULL, 0, ZSTD_e_flush);
+}
+
 /* Writes tag, length and a prefix; 'body' follows uncopied. */
 static int put_record(prof_trace_writer_t *w, uint8_t tag, const uint8_t *prefix, size_t plen,
                       const uint8_t *body, size_t blen)
@@ -133,12 +144,8 @@ static int put_record(prof_trace_writer_t *w, uint8_t tag, const uint8_t *prefix
         (blen && compress(w, body, blen, ZSTD_e_continue) != 0))
         return -1;
     w->records++;
-    uint64_t now = mono_ns();
-    if (now - w->last_flush_ns > FLUSH_INTERVAL_NS) {
-        w->last_flush_ns = now;
-        return compress(w, NULL, 0, ZSTD_e_flush);
-    }
-    return 0;
+    w->dirty = 1;
+    return prof_trace_writer_tick(w);
 }
 
 int prof_trace_write_stream(prof_trace_writer_t *w, uint8_t tag, uint32_t stream_id,

@@ -31,6 +31,11 @@ prof_trace_writer_t *prof_trace_writer_open(const char *path, char *err, size_t 
 int prof_trace_write_stream(prof_trace_writer_t *w, uint8_t tag, uint32_t stream_id,
                             const uint8_t *data, size_t len);
 
+/* Flushes what was written if the last flush is older than the flush
+ * interval; for quiet spells, when no record arrives to trigger it. Returns 0
+ * or -1 with a message. */
+int prof_trace_writer_tick(prof_trace_writer_t *w);
+
 /* Appends the RUN_INFO record. */
 int prof_trace_write_run_info(prof_trace_writer_t *w, const prof_run_info_t *info);
 
