@@ -460,6 +460,9 @@ static int cmd_report(int argc, char **argv)
         die(1, "%s", err);
     if (!st.complete)
         fprintf(stderr, "mlmem: warning: %s was cut short; figures cover what it holds\n", path);
+    if (prof_session_error(s))
+        fprintf(stderr, "mlmem: warning: %s: %s; that process's figures stop there\n", path,
+                prof_session_error(s));
     prof_result_t r;
     int rc = prof_session_result(s, pid, 1, 0, &r);
     if (rc == -2)

@@ -219,6 +219,7 @@ typedef struct {
     uint64_t offset;       /* decompressed offset of buf[0]               */
     int header_done;
     int trailer_seen;
+    int allow_partial;     /* a malformed stream stops only that stream    */
     uint64_t records;
     uint64_t stream_bytes;
     char *err;
@@ -261,26 +262,23 @@ static int replay_record(replay_t *r, uint8_t tag, const uint8_t *p, const uint8
         if (prof_session_open(r->session, (uint32_t)id) != 0)
             return rfail(r, at, "%s", prof_session_error(r->session));
         return 0;
-    case MLMEM_TREC_STREAM_DATA:
-        if (r->progress) {
-            /* Pieces: decoding does not depend on chunking, and the caller
-             * sees the run at finer points than the recorded chunks. */
-            while (p < end) {
-                size_t n = (size_t)(end - p) < r->piece ? (size_t)(end - p) : r->piece;
-                r->stream_bytes += n;
-                if (prof_session_data(r->session, (uint32_t)id, p, n) != 0)
-                    return rfail(r, at, "%s", prof_session_error(r->session));
-                p += n;
+    case MLMEM_TREC_STREAM_DATA: {
+        /* With progress, the data goes in pieces: decoding does not depend
+         * on chunking, and the caller sees the run at finer points. */
+        size_t piece = r->progress ? r->piece : (size_t)(end - p);
+        do {
+            size_t n = (size_t)(end - p) < piece ? (size_t)(end - p) : piece;
+            r->stream_bytes += n;
+            if (prof_session_data(r->session, (uint32_t)id, p, n) != 0 && !r->allow_partial)
+                return rfail(r, at, "%s", prof_session_error(r->session));
+            p += n;
+            if (r->progress)
                 r->progress(r->progress_ctx, r->stream_bytes);
-            }
-            return 0;
-        }
-        r->stream_bytes += (uint64_t)(end - p);
-        if (prof_session_data(r->session, (uint32_t)id, p, (size_t)(end - p)) != 0)
-            return rfail(r, at, "%s", prof_session_error(r->session));
+        } while (p < end);
         return 0;
+    }
     case MLMEM_TREC_STREAM_CLOSE:
-        if (prof_session_close(r->session, (uint32_t)id) != 0)
+        if (prof_session_close(r->session, (uint32_t)id) != 0 && !r->allow_partial)
             return rfail(r, at, "%s", prof_session_error(r->session));
         return 0;
     case MLMEM_TREC_RUN_INFO: {
@@ -371,7 +369,10 @@ int prof_trace_replay_progress(const char *path, prof_session_t *s, int allow_pa
                                void (*progress)(void *ctx, uint64_t stream_bytes), void *ctx)
 {
     replay_t r = {.path = path, .session = s, .err = err, .errlen = errlen,
+                  .allow_partial = allow_partial,
                   .piece = piece ? piece : 4096, .progress = progress, .progress_ctx = ctx};
+    if (stats)
+        memset(stats, 0, sizeof *stats);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open trace %s: %s", path, strerror(errno));

@@ -57,8 +57,10 @@ typedef struct {
 
 /* Replays the trace at 'path' into 's'. With 'allow_partial', a trace
  * without a trailer (recording cut short) is analyzed as far as it goes
- * and 0 is returned; otherwise that is an error. Returns 0 or -1 with a
- * message in 'err' naming the file. */
+ * and 0 is returned, and a malformed stream stops only that stream, as in
+ * a live run (prof_session_error() then tells what was wrong); otherwise
+ * both are errors. Returns 0 or -1 with a message in 'err' naming the
+ * file. 'stats' (may be NULL) is filled in either case. */
 int prof_trace_replay(const char *path, prof_session_t *s, int allow_partial,
                       prof_trace_stats_t *stats, char *err, size_t errlen);
 
