@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,9 +17,21 @@
  * allocate and free after this (later destructors, glibc's own thread
  * cleanup), so it keeps its ring; the writer frees the ring once the
  * kernel says the thread is gone (see drain_ring in writer.c). */
+/* Copies the calling thread's name into its ring (prctl: one syscall, and
+ * it works even when /proc is not mounted or the thread is about to go). */
+static void ring_take_name(shim_ring_t *r)
+{
+    char name[16] = "";
+    if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0)
+        return;
+    memcpy(r->name, name, sizeof name);
+    atomic_fetch_add_explicit(&r->name_gen, 1, memory_order_release);
+}
+
 static void ring_thread_exit(void *p)
 {
     shim_ring_t *r = p;
+    ring_take_name(r); /* threads often name themselves after they start */
     atomic_store_explicit(&r->state, SHIM_RING_EXITED, memory_order_release);
     shim_writer_wake();
 }
@@ -34,7 +47,8 @@ static void ring_claimed(shim_ring_t *r)
         r->rng = 1;
     r->last_stack_id = 0;
     r->last_depth = 0;
-    r->name_sent = 0;
+    r->name_sent_gen = 0;
+    ring_take_name(r);
 }
 
 shim_ring_t *shim_ring_attach(void)
@@ -90,7 +104,7 @@ void shim_rings_reset_after_fork(void)
         c->dropped = 0;
         c->depth = 0;
         c->dropping = 0;
-        c->name_sent = 0; /* the child's stream has not seen any name */
+        c->name_sent_gen = 0; /* the child's stream has not seen any name */
         atomic_store(&c->state, c == shim_ring ? SHIM_RING_ACTIVE : SHIM_RING_FREE);
     }
     if (shim_ring)

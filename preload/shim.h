@@ -82,7 +82,9 @@ typedef struct shim_ring {
     uint64_t dropped;               /* events this ring's owner dropped   */
     uint32_t tid;
     _Atomic int state;              /* shim_ring_state_t                  */
-    int name_sent;                  /* writer: 1 once sent, 2 at exit too */
+    char name[16];                  /* owner: its name at attach and exit */
+    _Atomic uint32_t name_gen;      /* owner: bumped after each update    */
+    uint32_t name_sent_gen;         /* writer: the generation it sent     */
 
     /* Sampling state of the owner thread (stays with the ring). */
     int64_t sample_countdown;       /* bytes until the next sampled one   */

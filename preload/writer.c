@@ -335,26 +335,24 @@ static void batch_add(batch_t *b, const shim_event_t *e)
     b->count++;
 }
 
-/* Sends the thread's name (from /proc/self/task/TID/comm) as a THREAD
- * record. Threads often name themselves after they start, so the name is
- * sent when the thread is first seen and again when it exits. */
-static void send_thread_name(uint32_t tid)
+/* Sends the thread's name as a THREAD record when the owner has taken a
+ * new one (at its first event and when it exits, see ring.c). A copy torn
+ * by a concurrent update is not sent; the next pass sends the new name. */
+static void send_thread_name(shim_ring_t *r)
 {
-    char path[64], name[32];
-    shim_format(path, sizeof path, "/proc/self/task/%u/comm", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    uint32_t gen = atomic_load_explicit(&r->name_gen, memory_order_acquire);
+    if (gen == r->name_sent_gen)
         return;
-    ssize_t n = read(fd, name, sizeof name - 1);
-    close(fd);
-    if (n <= 0)
+    char name[16];
+    memcpy(name, r->name, sizeof name);
+    if (atomic_load_explicit(&r->name_gen, memory_order_acquire) != gen)
         return;
-    while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == '\0'))
-        n--;
-    uint8_t buf[MLMEM_VARINT_MAX + 40];
-    size_t len = mlmem_varint_put(buf, tid);
-    len += put_bytes(buf + len, name, (size_t)n);
+    name[15] = '\0';
+    uint8_t buf[MLMEM_VARINT_MAX + 24];
+    size_t len = mlmem_varint_put(buf, r->tid);
+    len += put_bytes(buf + len, name, strlen(name));
     put_record(MLMEM_REC_THREAD, buf, len);
+    r->name_sent_gen = gen;
 }
 
 /* Takes the published events of one ring; returns how many. With
@@ -383,12 +381,8 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
 static size_t drain_ring(shim_ring_t *r, int discard)
 {
     int state = atomic_load_explicit(&r->state, memory_order_acquire);
-    if (!discard && state != SHIM_RING_FREE &&
-        atomic_load_explicit(&r->head, memory_order_acquire) != 0 &&
-        r->name_sent < (state == SHIM_RING_EXITED ? 2 : 1)) {
-        send_thread_name(r->tid);
-        r->name_sent = state == SHIM_RING_EXITED ? 2 : 1;
-    }
+    if (!discard && state != SHIM_RING_FREE)
+        send_thread_name(r);
     size_t taken = drain_ring_events(r, discard);
     /* An exiting thread's ring is recycled only when the kernel says the
      * thread is gone: then nothing can be written to it any more, and one

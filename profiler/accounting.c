@@ -1147,7 +1147,8 @@ int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
             free(tl);
             return -1;
         }
-        memcpy(peaks, a->step_peaks, a->step_n * sizeof(*peaks));
+        if (a->step_n) /* step_peaks is NULL before the second step */
+            memcpy(peaks, a->step_peaks, a->step_n * sizeof(*peaks));
         peaks[a->step_n] = a->step_max; /* the last step runs to the end */
     }
     memset(&out->steps, 0, sizeof(out->steps));

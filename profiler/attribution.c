@@ -317,16 +317,22 @@ static int attr_cmp_u64(const void *x, const void *y)
     return p < q ? -1 : p > q;
 }
 
-/* Share of positions i where keys[i] == keys[i + p]. */
-static double attr_rate(const uint32_t *keys, size_t n, size_t p)
+/* Share of positions i where keys[i] recurs p allocations later; with
+ * 'loose', give or take one (an allocation added or missing in one step
+ * shifts the rest of it by one, which should not count as a mismatch);
+ * periods under 6 are always exact (one off is a large part of them).
+ * p >= 2. */
+static double attr_rate(const uint32_t *keys, size_t n, size_t p, int loose)
 {
     size_t m = 0;
     for (size_t i = 0; i + p < n; i++)
-        m += keys[i] == keys[i + p];
+        m += keys[i] == keys[i + p] ||
+             (loose && p >= 6 && (keys[i] == keys[i + p - 1] ||
+                        (i + p + 1 < n && keys[i] == keys[i + p + 1])));
     return (double)m / (double)(n - p);
 }
 
-#define ATTR_MAX_CANDIDATES 512
+#define ATTR_MAX_CANDIDATES 1024
 
 int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
                       prof_step_detect_t *out)
@@ -347,16 +353,20 @@ int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
         occ[i] = (attr_occ_t){keys[i], (uint32_t)i};
     qsort(occ, n, sizeof *occ, attr_cmp_occ);
 
-    /* Candidate periods: the median gap of each key seen at least 3 times. */
+    /* Candidate periods: for each key seen at least 3 times, the median
+     * distance to its next occurrence, and to the 2nd, 3rd and 4th next (a
+     * key allocated twice per step repeats every other time). */
     size_t nc = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && occ[j].key == occ[i].key)
             j++;
-        if (j - i >= 3 && nc < ATTR_MAX_CANDIDATES) {
+        for (size_t order = 1; order <= 4 && j - i >= order + 2; order++) {
+            if (nc >= ATTR_MAX_CANDIDATES)
+                break;
             size_t ng = 0;
-            for (size_t k = i + 1; k < j; k++)
-                gaps[ng++] = occ[k].idx - occ[k - 1].idx;
+            for (size_t k = i + order; k < j; k++)
+                gaps[ng++] = occ[k].idx - occ[k - order].idx;
             qsort(gaps, ng, sizeof *gaps, attr_cmp_u64);
             uint64_t med = gaps[ng / 2];
             if (med >= 2 && med * 2 <= n)
@@ -372,20 +382,49 @@ int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
         if (nu && cand[nu - 1] == cand[i])
             continue;
         cand[nu] = cand[i];
-        rates[nu] = attr_rate(keys, n, cand[i]);
+        rates[nu] = attr_rate(keys, n, cand[i], 1);
         if (rates[nu] > best)
             best = rates[nu];
         nu++;
     }
-    /* Accept a period that repeats at least 3 times over and covers a
-     * fifth of the history (the rest may be setup, evaluation, teardown). */
-    size_t period = 0;
-    for (size_t i = 0; i < nu && best >= 0.2; i++)
-        if (rates[i] >= best - 0.05) {
-            if (rates[i] * (double)(n - cand[i]) >= 3.0 * (double)cand[i])
-                period = cand[i];
-            break;
+    /* The best period, or a smaller one that divides it (within 10%: a
+     * jittered step) and repeats nearly as well: multiples of the step, and
+     * jitter that recurs every few steps, repeat as well as the step. It
+     * must repeat at least 3 times over and cover a fifth of the history
+     * (the rest may be setup, evaluation, teardown, reports): a wrong step
+     * misleads behaviour more than no step. */
+    size_t period = 0, bi = 0;
+    for (size_t i = 1; i < nu; i++)
+        if (rates[i] > rates[bi])
+            bi = i;
+    if (nu && best >= 0.2) {
+        size_t pi = bi;
+        for (size_t i = 0; i < bi; i++) {
+            double k = (double)cand[bi] / (double)cand[i];
+            double off = k - (double)(uint64_t)(k + 0.5);
+            if (rates[i] >= 0.8 * best && k >= 1.5 && off <= 0.1 && off >= -0.1) {
+                pi = i;
+                break;
+            }
         }
+        if (rates[pi] * (double)(n - cand[pi]) >= 3.0 * (double)cand[pi])
+            period = cand[pi];
+    }
+    /* The loose rate cannot tell P from P +- 1: the exact one can. */
+    if (period) {
+        size_t best_p = period;
+        double best_exact = attr_rate(keys, n, period, 0);
+        for (size_t p = period - 1; p <= period + 1; p += 2) {
+            if (p < 2 || p * 2 > n)
+                continue;
+            double e = attr_rate(keys, n, p, 0);
+            if (e > best_exact) {
+                best_exact = e;
+                best_p = p;
+            }
+        }
+        period = best_p;
+    }
     if (!period) {
         free(occ);
         free(cand);
@@ -447,10 +486,12 @@ int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
         last = i;
         count++;
     }
-    /* Steps take most of a training run's time: a burst that repeats for
-     * a moment (a report writer's loop) is not training. */
+    /* A burst that repeats for a moment (a report writer's loop: steps of
+     * a microsecond, over a sliver of the run) is not training. Setup may
+     * take most of a short run, so a short span alone does not disqualify. */
     int brief = times && count >= 2 && times[n - 1] > times[0] &&
-                (times[last] - times[first]) * 10 < times[n - 1] - times[0];
+                (times[last] - times[first]) * 10 < times[n - 1] - times[0] &&
+                (times[last] - times[first]) / (count - 1) < 100000;
     if (count >= 3 && !brief) {
         out->count = count;
         out->period = period;
@@ -500,13 +541,18 @@ typedef struct {
 
 /* A site that lives through training: born by the end of the first step,
  * and still holding its blocks after the last step began (alive at the
- * end, or freed only in the teardown). Without steps: alive at the end, or
- * never freed before the last quarter of the run. */
+ * end, or freed only in the teardown). Without steps: born before the last
+ * quarter of the run, and its first free (if any) comes after three
+ * quarters of the time from its birth to the end (setup may take most of a
+ * short run, so "early" is not asked for). */
 static int attr_persistent(const attr_ctx_t *x, const prof_site_t *s)
 {
     if (!x->steps_known) {
         uint64_t dur = x->r->summary.duration_ns;
-        return s->frees == 0 || s->first_free_ns >= dur - dur / 4;
+        if (s->first_alloc_ns > dur - dur / 4)
+            return 0;
+        uint64_t rest = dur - s->first_alloc_ns;
+        return s->frees == 0 || s->first_free_ns - s->first_alloc_ns >= rest - rest / 4;
     }
     return s->first_alloc_ns < x->t1 && (s->frees == 0 || s->first_free_ns >= x->tlast);
 }
@@ -715,19 +761,19 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
         }
         if (x->multiplicity < 2) {
             attr_set(c, MLMEM_CAT_WEIGHTS, PROF_EVIDENCE_BEHAVIOUR, 0.5,
-                     "born before the first step, alive to the end, no gradient found "
-                     "(inference): weights");
+                     "lives through training and no gradient was found (inference): "
+                     "weights");
             return;
         }
         if (s->largest_allocation >= ((uint64_t)1 << 20) &&
             s->largest_allocation * 4 >= x->weight_bytes) {
             attr_set(c, MLMEM_CAT_DATA, PROF_EVIDENCE_BEHAVIOUR, 0.5,
-                     "born before the first step, alive to the end, a large block no "
-                     "parameter matches (a resident dataset)");
+                     "lives through training, a large block no parameter matches (a "
+                     "resident dataset)");
             return;
         }
         attr_set(c, MLMEM_CAT_OTHER, PROF_EVIDENCE_BEHAVIOUR, 0.4,
-                 "born before the first step, alive to the end, matches no parameter");
+                 "lives through training, matches no parameter");
         return;
     }
     if (s->live_allocations > 0 && s->live_allocations * 2 >= s->allocations) {
@@ -858,7 +904,7 @@ static void attr_timeline(prof_result_t *r, const uint64_t *unann_peak, uint64_t
         }
         int biggest = 0;
         for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++) {
-            uint64_t part = (uint64_t)((double)u * (double)share[c] / (double)total);
+            uint64_t part = (uint64_t)((unsigned __int128)u * share[c] / total);
             p->category_bytes[c] += part;
             given += part;
             if (share[c] > share[biggest])
@@ -873,7 +919,7 @@ static const char *const attr_source_names[4] = {"none", "annotation", "rule", "
 int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
 {
     size_t ns = r->site_count;
-    attr_ctx_t x = {r, in, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0};
+    attr_ctx_t x = {.r = r, .in = in};
     x.cls = calloc(ns + 1, sizeof *x.cls);
     x.rule_matched = calloc(ns + 1, sizeof *x.rule_matched);
     x.role = calloc(ns + 1, sizeof *x.role);
@@ -942,7 +988,8 @@ int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
         if (!s->category_evidence)
             goto done;
     }
-    attr_timeline(r, unann_peak, unann_total, unann_end, unann_end_total);
+    if (r->category_count == 0) /* spread once: category_bytes then hold it */
+        attr_timeline(r, unann_peak, unann_total, unann_end, unann_end_total);
 
     for (int c = 0; c < MLMEM_CATEGORY_COUNT; c++) {
         prof_category_t *k = &r->categories[c];
@@ -956,7 +1003,6 @@ int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
         for (int e = 1; e < 4; e++)
             if (e != PROF_EVIDENCE_ANNOTATION)
                 k->bytes_at_peak_by[e] = by[c][e];
-        k->bytes_at_peak_by[PROF_EVIDENCE_BEHAVIOUR] += by[c][PROF_EVIDENCE_NONE];
         if (site_peak_live[c] == 0 && unann_peak[c] == 0 && unann_end[c] == 0) {
             k->max_bytes = r->annotated_max[c];
             k->max_exact = 1;

@@ -88,14 +88,17 @@ int prof_category_parse(const char *name);
 /* ---- steps --------------------------------------------------------------- */
 
 /* Training steps found in a sequence of allocation keys (stack ids) with
- * their times. The step is the period P that makes key[i] == key[i + P]
- * most often (the smallest such P, so two steps are not taken for one);
+ * their times. The step is the period P for which key[i] == key[i + P]
+ * (+-1) holds most often, or a smaller one that divides it and holds at
+ * least 80% as often (multiples of the step, and jitter that recurs every
+ * few steps, repeat as well as the step);
  * the anchor is the key of the first regular period that allocates least
  * often, and each step starts where the anchor does, at most once per half
  * period. Handles warm-up steps (an irregular start), jitter (an extra or
  * missing allocation now and then) and evaluation passes in between (their
- * keys differ). Fewer than 3 steps, or steps spanning less than a tenth
- * of the history's time (a burst in a report writer), are no steps. */
+ * keys differ). Fewer than 3 steps, or a burst (steps under 100 us each
+ * spanning less than a tenth of the history's time: a report writer's
+ * loop), are no steps. */
 typedef struct {
     uint64_t count;           /* steps in the sequence; 0: none found     */
     uint64_t period;          /* allocations per step                     */
@@ -125,8 +128,9 @@ typedef struct {
 /* Classifies every site of 'r' (which holds all sites, with frames if they
  * were symbolized) and fills r->categories, r->steps (unless annotated
  * steps are there), each site's category and the timeline's category
- * bytes. Returns 0, or -1 if out of memory ('r' then stays valid, with
- * categories possibly unset). */
+ * bytes. Calling it again (other rules) redoes all but the timeline, whose
+ * unannotated bytes were spread the first time. Returns 0, or -1 if out of
+ * memory ('r' then stays valid, with categories possibly unset). */
 int prof_attribute(prof_result_t *r, const prof_attr_input_t *in);
 
 #endif /* PROF_ATTRIBUTION_H */

@@ -40,10 +40,9 @@ typedef struct {
 #define PROF_HEAP_CAT(e) ((unsigned)((e)->born >> 56) & 15u)
 #define PROF_HEAP_EVIDENCE(e) ((unsigned)((e)->born >> 60))
 
-/* Category slot for blocks no annotation named (attributed later by rules
+/* Category of blocks no annotation named (attributed later by rules
  * and behaviour), and the evidence kinds an annotation can give. */
 #define PROF_CAT_NONE 7
-#define PROF_CAT_SLOTS 8
 #define PROF_EVID_NONE 0
 #define PROF_EVID_REGION 1
 #define PROF_EVID_TAG 2

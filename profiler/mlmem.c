@@ -24,6 +24,7 @@
 
 #include <mlmem/trace_format.h>
 
+#include "attribution.h"
 #include "launch.h"
 #include "report.h"
 #include "session.h"
@@ -63,6 +64,8 @@ static void usage(FILE *out)
           "      --sample-rate=N      mean bytes between sampled small allocations (512K)\n"
           "      --no-follow-fork     profile only the command, not its children\n"
           "      --sites=N            sites shown in the text summary (default 10)\n"
+          "      --rules FILE         attribution rules tried before the built-in ones\n"
+          "                           (format: docs/attribution.md)\n"
           "      --tui                run: the live dashboard while CMD runs (docs/tui.md)\n"
           "      --log FILE           run --tui: where CMD's stdout and stderr go\n"
           "                           (default mlmem.<cmd>.<pid>.log; o shows it)\n"
@@ -71,6 +74,7 @@ static void usage(FILE *out)
           "      --json FILE          write the JSON report (schema: docs/report-schema.md)\n"
           "      --text               print the text summary (default without --json)\n"
           "      --pid PID            report on that process of the run (default: the command)\n"
+          "      --rules FILE         attribution rules, as for run\n"
           "      --partial            analyze a trace that was cut short\n"
           "\n"
           "tui: replays TRACE in the dashboard; --pid and --partial as for report\n",
@@ -109,6 +113,18 @@ static void write_json(const prof_result_t *r, const char *path)
     char err[512];
     if (report_json_write(r, path, err, sizeof err) != 0)
         die(1, "%s", err);
+}
+
+/* Loads the user's attribution rules into 'rules'; dies with file:line on
+ * a bad rule, before anything is started or written. No operation without
+ * --rules. */
+static void load_rules(const char *path, prof_rules_t *rules)
+{
+    if (!path)
+        return;
+    char err[1024];
+    if (prof_rules_load(path, rules, err, sizeof err) != 0)
+        die(2, "%s", err);
 }
 
 /* ---- run / record ------------------------------------------------------------ */
@@ -227,7 +243,7 @@ static int exit_status_of(const prof_run_info_t *info)
 static int cmd_run(int argc, char **argv, int record_only)
 {
     enum { OPT_NO_TRACE = 256, OPT_JSON, OPT_STACKS, OPT_THRESHOLD, OPT_RATE, OPT_NO_FOLLOW,
-           OPT_SITES, OPT_TUI, OPT_LOG };
+           OPT_SITES, OPT_TUI, OPT_LOG, OPT_RULES };
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},
         {"no-trace", no_argument, 0, OPT_NO_TRACE},
@@ -238,12 +254,14 @@ static int cmd_run(int argc, char **argv, int record_only)
         {"sample-rate", required_argument, 0, OPT_RATE},
         {"no-follow-fork", no_argument, 0, OPT_NO_FOLLOW},
         {"sites", required_argument, 0, OPT_SITES},
+        {"rules", required_argument, 0, OPT_RULES},
         {"tui", no_argument, 0, OPT_TUI},
         {"log", required_argument, 0, OPT_LOG},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *trace_path = NULL, *json_path = NULL, *log_path = NULL;
+    const char *trace_path = NULL, *json_path = NULL, *log_path = NULL, *rules_path = NULL;
+    prof_rules_t rules = {0};
     int no_trace = 0, quiet = 0, tui = 0;
     size_t sites = 0;
     prof_launch_options_t lo = {.stack_mode = MLMEM_STACKS_SAMPLED, .follow_fork = 1,
@@ -268,6 +286,7 @@ static int cmd_run(int argc, char **argv, int record_only)
         case OPT_RATE: lo.sample_rate = parse_size("--sample-rate", optarg); break;
         case OPT_NO_FOLLOW: lo.follow_fork = 0; break;
         case OPT_SITES: sites = (size_t)parse_size("--sites", optarg); break;
+        case OPT_RULES: rules_path = optarg; break;
         case OPT_TUI: tui = 1; break;
         case OPT_LOG: log_path = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -287,6 +306,7 @@ static int cmd_run(int argc, char **argv, int record_only)
     lo.argv = argv + optind;
     if (record_only && !trace_path)
         die(2, "record: -o TRACE is required");
+    load_rules(rules_path, &rules);
 
     char *preload = prof_launch_find_preload();
     if (!preload)
@@ -318,6 +338,8 @@ static int cmd_run(int argc, char **argv, int record_only)
         ctx.session = prof_session_new();
         if (!ctx.session)
             die(1, "out of memory");
+        if (rules_path)
+            prof_session_set_rules(ctx.session, &rules);
     }
     lo.on_open = on_open;
     lo.on_data = on_data;
@@ -410,6 +432,7 @@ static int cmd_run(int argc, char **argv, int record_only)
     } else {
         free(info.command);
     }
+    prof_rules_free(&rules);
     free(preload);
     return status;
 }
@@ -418,17 +441,19 @@ static int cmd_run(int argc, char **argv, int record_only)
 
 static int cmd_report(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_TEXT, OPT_PID, OPT_PARTIAL, OPT_SITES };
+    enum { OPT_JSON = 256, OPT_TEXT, OPT_PID, OPT_PARTIAL, OPT_SITES, OPT_RULES };
     static const struct option opts[] = {
         {"json", required_argument, 0, OPT_JSON},
         {"text", no_argument, 0, OPT_TEXT},
         {"pid", required_argument, 0, OPT_PID},
         {"partial", no_argument, 0, OPT_PARTIAL},
         {"sites", required_argument, 0, OPT_SITES},
+        {"rules", required_argument, 0, OPT_RULES},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *json_path = NULL;
+    const char *json_path = NULL, *rules_path = NULL;
+    prof_rules_t rules = {0};
     int text = 0, partial = 0;
     int32_t pid = 0;
     size_t sites = 0;
@@ -441,6 +466,7 @@ static int cmd_report(int argc, char **argv)
         case OPT_PID: pid = (int32_t)parse_size("--pid", optarg); break;
         case OPT_PARTIAL: partial = 1; break;
         case OPT_SITES: sites = (size_t)parse_size("--sites", optarg); break;
+        case OPT_RULES: rules_path = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -450,10 +476,13 @@ static int cmd_report(int argc, char **argv)
     const char *path = argv[optind];
     if (!json_path)
         text = 1;
+    load_rules(rules_path, &rules);
 
     prof_session_t *s = prof_session_new();
     if (!s)
         die(1, "out of memory");
+    if (rules_path)
+        prof_session_set_rules(s, &rules);
     char err[1024];
     prof_trace_stats_t st;
     if (prof_trace_replay(path, s, partial, &st, err, sizeof err) != 0)
@@ -476,6 +505,7 @@ static int cmd_report(int argc, char **argv)
         print_text(&r, sites);
     prof_result_free(&r);
     prof_session_free(s);
+    prof_rules_free(&rules);
     return 0;
 }
 

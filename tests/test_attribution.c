@@ -18,7 +18,10 @@
 
 #include "profiler/accounting.h"
 #include "profiler/attribution.h"
-#include "profiler/heap_table.h" /* PROF_CAT_NONE, PROF_CAT_SLOTS */
+#include "profiler/heap_table.h" /* PROF_CAT_NONE */
+
+/* Categories plus "not annotated" (PROF_CAT_NONE, the last). */
+#define TST_SLOTS (MLMEM_CATEGORY_COUNT + 1)
 #include "profiler/prof_result.h"
 
 /* ---- event helpers ------------------------------------------------------- */
@@ -194,8 +197,8 @@ static void test_attribution_peak_composition_exact(void **state)
     enum { SLOTS = 64 };
     uint64_t live_size[SLOTS] = {0};
     int live_cat[SLOTS];
-    uint64_t cat_live[PROF_CAT_SLOTS] = {0}, cat_max[PROF_CAT_SLOTS] = {0};
-    uint64_t at_peak[PROF_CAT_SLOTS] = {0}, peak = 0, total = 0;
+    uint64_t cat_live[TST_SLOTS] = {0}, cat_max[TST_SLOTS] = {0};
+    uint64_t at_peak[TST_SLOTS] = {0}, peak = 0, total = 0;
     uint64_t x = 12345;
     for (int i = 0; i < 5000; i++) {
         x ^= x << 13;
@@ -229,7 +232,7 @@ static void test_attribution_peak_composition_exact(void **state)
             cat_live[cat] += size;
             total += size;
         }
-        for (int c = 0; c < PROF_CAT_SLOTS; c++)
+        for (int c = 0; c < TST_SLOTS; c++)
             if (cat_live[c] > cat_max[c])
                 cat_max[c] = cat_live[c];
         if (total > peak) {
@@ -361,6 +364,19 @@ static void test_attribution_steps_regular(void **state)
     assert_int_equal(d.period_ns, 12 * 100);
     assert_true(d.confidence > 0.95);
     h_free(&h);
+
+    /* Every stack allocates twice per step (two layers): still one step
+     * per period. */
+    hist_t h2 = {0};
+    for (int i = 0; i < 40; i++) {
+        static const uint32_t two[] = {20, 21, 20, 21, 30, 31, 30, 31};
+        for (size_t k = 0; k < 8; k++)
+            h_push(&h2, two[k]);
+    }
+    assert_int_equal(prof_steps_detect(h2.keys, h2.times, h2.n, &d), 0);
+    assert_int_equal(d.count, 40);
+    assert_int_equal(d.period, 8);
+    h_free(&h2);
 }
 
 /* Every third step has an extra allocation and every fifth loses one. */
@@ -650,21 +666,24 @@ static void test_attribution_behaviour_siblings(void **state)
 }
 
 /* Without steps: large and long-lived is activations, small or brief is
- * temporaries; never freed is persistent. */
+ * temporaries; born in the first quarter and kept to the last is
+ * persistent; born late and kept is other. */
 static void test_attribution_behaviour_no_steps(void **state)
 {
     (void)state;
-    prof_result_t *r = b_result(3);
+    prof_result_t *r = b_result(4);
     r->steps = (prof_steps_t){0};
     b_per_step(&r->sites[0], 10, 1 << 20, 500000000ull, 0); /* 5% of the run */
     b_per_step(&r->sites[1], 10, 1 << 20, 1000, 0);
     b_persistent(&r->sites[2], 1, 5000, 9000000000ull, 1);   /* late, kept */
+    b_persistent(&r->sites[3], 1, 5000, 1000, 0);            /* early, to the end */
     prof_attr_input_t in = {0};
     assert_int_equal(prof_attribute(r, &in), 0);
     assert_string_equal(r->steps.source, "none");
     assert_string_equal(r->sites[0].category, "activations");
     assert_string_equal(r->sites[1].category, "temporaries");
-    assert_string_equal(r->sites[2].category, "weights"); /* no gradients: inference */
+    assert_string_equal(r->sites[2].category, "other");
+    assert_string_equal(r->sites[3].category, "weights"); /* no gradients: inference */
     b_free(r);
 }
 

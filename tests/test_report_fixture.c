@@ -147,9 +147,12 @@ prof_result_t *rtest_result_new(void)
 
     r->timeline_count = 3;
     r->timeline = rtest_calloc(3, sizeof(prof_timeline_point_t));
-    r->timeline[0] = (prof_timeline_point_t){0, 0, 0, 0, 0};
-    r->timeline[1] = (prof_timeline_point_t){2500000000u, 1572864, 1048576, 524288, 10485760};
-    r->timeline[2] = (prof_timeline_point_t){5000000000u, 3072, 3072, 0, 20971520};
+    r->timeline[0] = (prof_timeline_point_t){.time_ns = 0};
+    r->timeline[1] = (prof_timeline_point_t){.time_ns = 2500000000u, .live_bytes = 1572864,
+                                             .heap_bytes = 1048576, .mmap_bytes = 524288,
+                                             .rss_bytes = 10485760};
+    r->timeline[2] = (prof_timeline_point_t){.time_ns = 5000000000u, .live_bytes = 3072,
+                                             .heap_bytes = 3072, .rss_bytes = 20971520};
 
     r->child_count = 1;
     r->children = rtest_calloc(1, sizeof(prof_child_t));
