@@ -30,20 +30,29 @@ static uint32_t store_path(const char *path)
     return off;
 }
 
-static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
+/* The addresses [*lo, *hi) an object's PT_LOAD segments cover; *hi is 0
+ * for an object without any. */
+static void object_span(const struct dl_phdr_info *info, uint64_t *lo, uint64_t *hi)
 {
-    refresh_ctx_t *ctx = arg;
-    uint64_t lo = UINT64_MAX, hi = 0;
+    *lo = UINT64_MAX;
+    *hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD)
             continue;
         uint64_t s = info->dlpi_addr + ph->p_vaddr;
-        if (s < lo)
-            lo = s;
-        if (s + ph->p_memsz > hi)
-            hi = s + ph->p_memsz;
+        if (s < *lo)
+            *lo = s;
+        if (s + ph->p_memsz > *hi)
+            *hi = s + ph->p_memsz;
     }
+}
+
+static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    refresh_ctx_t *ctx = arg;
+    uint64_t lo, hi;
+    object_span(info, &lo, &hi);
     if (hi == 0)
         return 0;
     const char *path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : g_shim.exe_path;
@@ -102,30 +111,13 @@ typedef struct {
 static int find_range(struct dl_phdr_info *info, size_t size, void *arg)
 {
     range_query_t *q = arg;
-    uintptr_t probe = q->probe;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t s = info->dlpi_addr + ph->p_vaddr;
-        if (probe >= s && probe < s + ph->p_memsz) {
-            uintptr_t lo = UINTPTR_MAX, hi = 0;
-            for (int j = 0; j < info->dlpi_phnum; j++) {
-                const ElfW(Phdr) *q = &info->dlpi_phdr[j];
-                if (q->p_type != PT_LOAD)
-                    continue;
-                uintptr_t a = info->dlpi_addr + q->p_vaddr;
-                if (a < lo)
-                    lo = a;
-                if (a + q->p_memsz > hi)
-                    hi = a + q->p_memsz;
-            }
-            *q->start = lo;
-            *q->end = hi;
-            return 1;
-        }
-    }
-    return 0;
+    uint64_t lo, hi;
+    object_span(info, &lo, &hi);
+    if (q->probe < lo || q->probe >= hi)
+        return 0;
+    *q->start = (uintptr_t)lo;
+    *q->end = (uintptr_t)hi;
+    return 1;
 }
 
 /* Finds the shim's own range (its frames are dropped from stacks) and
