@@ -8,6 +8,7 @@
 
 #include "accounting.h"
 #include "analysis.h"
+#include "advice.h"
 #include "attribution.h"
 #include "reorder.h"
 #include "symbols.h"
@@ -376,7 +377,7 @@ int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, pr
             return -1;
         }
     }
-    if (attribute(a, out) != 0) {
+    if (attribute(a, out) != 0 || prof_advise(out) != 0) {
         prof_result_free(out);
         return -1;
     }

@@ -24,6 +24,7 @@
 
 #include <mlmem/trace_format.h>
 
+#include "advice.h"
 #include "attribution.h"
 #include "launch.h"
 #include "report.h"
@@ -51,6 +52,7 @@ static void usage(FILE *out)
           "       mlmem report TRACE [--json OUT] [--text] [--pid PID] [--partial]\n"
           "       mlmem run --tui [options] -- CMD [ARGS...]\n"
           "       mlmem tui TRACE [--pid PID] [--partial]\n"
+          "       mlmem advise TRACE|REPORT.json [--budget SIZE] [--pid PID] [--rules FILE]\n"
           "\n"
           "run and record options:\n"
           "  -o, --output TRACE       trace file (run: default mlmem.<cmd>.<pid>.zst)\n"
@@ -77,7 +79,10 @@ static void usage(FILE *out)
           "      --rules FILE         attribution rules, as for run\n"
           "      --partial            analyze a trace that was cut short\n"
           "\n"
-          "tui: replays TRACE in the dashboard; --pid and --partial as for report\n",
+          "tui: replays TRACE in the dashboard; --pid and --partial as for report\n"
+          "\n"
+          "advise: what to change to need less memory, from a trace (replayed) or a JSON\n"
+          "report; --budget SIZE (K, M, G) also plans the cheapest changes that fit\n",
           out);
 }
 
@@ -509,6 +514,136 @@ static int cmd_report(int argc, char **argv)
     return 0;
 }
 
+/* ---- advise ---------------------------------------------------------------- */
+
+/* 1 if 'path' holds a JSON document (its first non-blank byte is '{'). */
+static int is_json_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die(1, "cannot open %s: %s", path, strerror(errno));
+    int ch;
+    while ((ch = fgetc(f)) == ' ' || ch == '\n' || ch == '\t' || ch == '\r')
+        ;
+    fclose(f);
+    return ch == '{';
+}
+
+static void print_advice(const prof_result_t *r)
+{
+    char b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN];
+    printf("Peak %s", report_format_bytes(r->summary.peak_bytes, b1, sizeof b1));
+    if (r->process.command)
+        printf(" of %s", r->process.command);
+    printf("\n");
+    if (r->category_count != MLMEM_CATEGORY_COUNT) {
+        printf("No categories in this report (attribution did not run): no advice.\n");
+        return;
+    }
+    if (!r->recommendation_count) {
+        printf("No recommendation applies.\n");
+        return;
+    }
+    for (size_t i = 0; i < r->recommendation_count; i++) {
+        const prof_recommendation_t *a = &r->recommendations[i];
+        printf("\n%zu. [%s] %s\n", i + 1, prof_advice_kind_name(a->kind), a->title);
+        if (a->kind == PROF_ADVICE_CHURN)
+            printf("   predicted peak: unchanged (saves page faults, not bytes)\n");
+        else
+            printf("   predicted peak: %s%s (saves %s), confidence %.0f%%\n",
+                   report_format_bytes(a->predicted_peak_bytes, b1, sizeof b1),
+                   a->deployment_only ? " at deployment" : "",
+                   report_format_bytes(a->bytes_saved, b2, sizeof b2), 100 * a->confidence);
+        printf("   cost: %s\n", a->cost);
+        printf("   why: %s\n", a->reasoning);
+        printf("   how: %s\n", a->apply);
+        if (a->flags)
+            printf("   mlmem-train: %s\n", a->flags);
+    }
+}
+
+static void print_plan(const prof_result_t *r, uint64_t budget)
+{
+    prof_advice_plan_t plan;
+    if (prof_advice_plan(r, budget, &plan) != 0)
+        die(1, "out of memory planning for the budget");
+    char b1[REPORT_BYTES_BUFLEN];
+    printf("\nPlan for a budget of %s: %s\n", report_format_bytes(budget, b1, sizeof b1),
+           plan.statement);
+    for (size_t i = 0; i < plan.chosen_count; i++) {
+        const prof_recommendation_t *a = &r->recommendations[plan.chosen[i]];
+        printf("  - %s%s%s%s\n", a->title, a->flags ? " (" : "", a->flags ? a->flags : "",
+               a->flags ? ")" : "");
+    }
+    prof_advice_plan_free(&plan);
+}
+
+static int cmd_advise(int argc, char **argv)
+{
+    enum { OPT_BUDGET = 256, OPT_PID, OPT_RULES };
+    static const struct option opts[] = {
+        {"budget", required_argument, 0, OPT_BUDGET},
+        {"pid", required_argument, 0, OPT_PID},
+        {"rules", required_argument, 0, OPT_RULES},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *rules_path = NULL;
+    prof_rules_t rules = {0};
+    uint64_t budget = 0;
+    int32_t pid = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_BUDGET: budget = parse_size("--budget", optarg); break;
+        case OPT_PID: pid = (int32_t)parse_size("--pid", optarg); break;
+        case OPT_RULES: rules_path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1)
+        die(2, "advise: give exactly one trace or JSON report "
+               "(usage: mlmem advise TRACE|REPORT.json [--budget SIZE])");
+    const char *path = argv[optind];
+    prof_result_t r;
+    char err[1024];
+    if (is_json_file(path)) {
+        if (rules_path || pid)
+            die(2, "advise: --rules and --pid apply to traces; %s is a JSON report", path);
+        if (report_json_read(path, &r, err, sizeof err) != 0)
+            die(1, "%s", err);
+        if (prof_advise(&r) != 0)
+            die(1, "out of memory computing the advice");
+    } else {
+        load_rules(rules_path, &rules);
+        prof_session_t *s = prof_session_new();
+        if (!s)
+            die(1, "out of memory");
+        if (rules_path)
+            prof_session_set_rules(s, &rules);
+        prof_trace_stats_t st;
+        if (prof_trace_replay(path, s, 1, &st, err, sizeof err) != 0)
+            die(1, "%s", err);
+        if (!st.complete)
+            fprintf(stderr, "mlmem: warning: %s was cut short; advice covers what it holds\n", path);
+        int rc = prof_session_result(s, pid, 1, 0, &r); /* rules need symbols */
+        if (rc == -2)
+            die(1, pid ? "%s: no process with pid %d in this trace" : "%s: the trace holds no process",
+                path, (int)pid);
+        if (rc != 0)
+            die(1, "out of memory building the result");
+        prof_session_free(s);
+        prof_rules_free(&rules);
+    }
+    print_advice(&r);
+    if (budget)
+        print_plan(&r, budget);
+    prof_result_free(&r);
+    return 0;
+}
+
 /* ---- tui ---------------------------------------------------------------------- */
 
 static int cmd_tui(int argc, char **argv)
@@ -559,6 +694,8 @@ int main(int argc, char **argv)
         return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "tui") == 0)
         return cmd_tui(argc - 1, argv + 1);
+    if (strcmp(cmd, "advise") == 0)
+        return cmd_advise(argc - 1, argv + 1);
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("mlmem %s (trace format %d, stream format %d)\n", MLMEM_VERSION,
                MLMEM_TRACE_VERSION, MLMEM_STREAM_VERSION);

@@ -38,6 +38,15 @@ void prof_result_free(prof_result_t *r)
     for (size_t i = 0; r->children && i < r->child_count; i++)
         free(r->children[i].command);
     free(r->children);
+    for (size_t i = 0; r->recommendations && i < r->recommendation_count; i++) {
+        prof_recommendation_t *a = &r->recommendations[i];
+        free(a->title);
+        free(a->cost);
+        free(a->reasoning);
+        free(a->apply);
+        free(a->flags);
+    }
+    free(r->recommendations);
     free(r->process.exe);
     free(r->process.command);
     memset(r, 0, sizeof(*r));

@@ -210,6 +210,56 @@ typedef struct {
     int32_t signal;
 } prof_child_t;
 
+/* Kinds of advice (advice.h). */
+typedef enum {
+    PROF_ADVICE_CHECKPOINTING = 0,
+    PROF_ADVICE_PRECISION,
+    PROF_ADVICE_BATCHING,
+    PROF_ADVICE_DATA_STREAMING,
+    PROF_ADVICE_OPTIMIZER,
+    PROF_ADVICE_COMPRESSION,
+    PROF_ADVICE_CHURN,
+    PROF_ADVICE_LEAK,
+    PROF_ADVICE_KIND_COUNT
+} prof_advice_kind_t;
+
+/* The kind's name as reports write it; "unknown" out of range. */
+static inline const char *prof_advice_kind_name(prof_advice_kind_t kind)
+{
+    static const char *const names[PROF_ADVICE_KIND_COUNT] = {
+        "checkpointing", "precision", "batching", "data_streaming",
+        "optimizer", "compression", "churn", "leak",
+    };
+    return (unsigned)kind < PROF_ADVICE_KIND_COUNT ? names[kind] : "unknown";
+}
+
+/* One recommendation (advice.h computes them). Strings are owned; 'flags'
+ * is NULL unless the profiled command is mlmem-train. */
+typedef struct {
+    prof_advice_kind_t kind;
+    uint32_t group;                  /* prof_advice_group_t: alternatives  */
+    char *title;
+    uint64_t predicted_peak_bytes;   /* the process's peak after the change */
+    uint64_t bytes_saved;            /* peak_bytes - predicted_peak_bytes  */
+    double extra_compute;            /* fraction: 0.25 = +25% step time    */
+    char *cost;                      /* extra compute, accuracy risk       */
+    double confidence;               /* 0..1                               */
+    char *reasoning;                 /* one or two sentences with figures  */
+    char *apply;                     /* how to apply it, generic           */
+    char *flags;                     /* mlmem-train flags, or NULL         */
+    uint32_t deployment_only;        /* 1: saves at deployment, not in this
+                                        run's peak (compression)           */
+    uint32_t plan_cost;              /* order of cheapness for plans       */
+    /* The change as arithmetic on the category bytes at the peak: each
+     * category becomes min(bytes * scale, bound). */
+    double scale[MLMEM_CATEGORY_COUNT];
+    uint64_t bound[MLMEM_CATEGORY_COUNT];
+    int64_t peak_delta;              /* bytes the change removes besides the
+                                        category arithmetic (a leak's growth);
+                                        negative: bytes it adds (a scratch
+                                        buffer)                            */
+} prof_recommendation_t;
+
 typedef struct {
     prof_process_t process;
     prof_summary_t summary;
@@ -234,6 +284,10 @@ typedef struct {
     uint64_t annotated_at_peak[MLMEM_CATEGORY_COUNT];
     uint64_t annotated_at_end[MLMEM_CATEGORY_COUNT];
     uint64_t annotated_max[MLMEM_CATEGORY_COUNT];
+
+    /* Advice (advice.h): sorted by bytes_saved, descending. */
+    prof_recommendation_t *recommendations;
+    size_t recommendation_count;
 } prof_result_t;
 
 /* Releases everything 'r' owns and zeroes it. No operation if r is NULL. */

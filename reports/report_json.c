@@ -398,6 +398,24 @@ static json_t *rj_child(rj_builder_t *b, const prof_child_t *c)
     return o;
 }
 
+/* One recommendation (docs/report-schema.md, "recommendations"). */
+static json_t *rj_recommendation(rj_builder_t *b, const prof_recommendation_t *a)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "kind", json_string(prof_advice_kind_name(a->kind)));
+    rj_set(b, o, "title", rj_str(a->title));
+    rj_set(b, o, "predicted_peak_bytes", rj_u64(a->predicted_peak_bytes));
+    rj_set(b, o, "bytes_saved", rj_u64(a->bytes_saved));
+    rj_set(b, o, "extra_compute", json_real(a->extra_compute));
+    rj_set(b, o, "cost", rj_str(a->cost));
+    rj_set(b, o, "confidence", json_real(a->confidence));
+    rj_set(b, o, "reasoning", rj_str(a->reasoning));
+    rj_set(b, o, "apply", rj_str(a->apply));
+    rj_set(b, o, "flags", a->flags ? rj_str(a->flags) : json_null());
+    rj_set(b, o, "deployment_only", json_boolean(a->deployment_only));
+    return o;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Public API                                                                */
 
@@ -431,8 +449,10 @@ json_t *report_json_build(const prof_result_t *r)
         rj_set(&b, root, "steps", rj_steps(&b, r));
         rj_set(&b, root, "attribution", rj_attribution(&b, &r->attribution));
     }
-    /* Filled by advice (a later issue). */
-    rj_set(&b, root, "recommendations", json_array());
+    json_t *recs = json_array();
+    for (size_t i = 0; r->recommendations != NULL && i < r->recommendation_count && b.ok; i++)
+        rj_push(&b, recs, rj_recommendation(&b, &r->recommendations[i]));
+    rj_set(&b, root, "recommendations", recs);
 
     if (!b.ok) {
         json_decref(root);

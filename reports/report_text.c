@@ -433,6 +433,32 @@ static void rt_children(rt_ctx_t *c, const prof_result_t *r)
     }
 }
 
+/* The recommendations, largest saving first: what to change and the peak
+ * predicted after it (mlmem advise prints the reasoning in full). */
+static void rt_advice(rt_ctx_t *c, const prof_result_t *r)
+{
+    if (r->recommendations == NULL || r->recommendation_count == 0)
+        return;
+    char b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN];
+    rt_line(c, RT_PLAIN, "%s", "");
+    rt_line(c, RT_HEADING, "What to change (predicted peak after each change alone):");
+    for (size_t i = 0; i < r->recommendation_count; i++) {
+        const prof_recommendation_t *a = &r->recommendations[i];
+        rt_line(c, RT_PLAIN, "  %zu. %s", i + 1, a->title ? a->title : "?");
+        if (a->kind == PROF_ADVICE_CHURN)
+            rt_line(c, RT_PLAIN, "     peak unchanged; saves page faults every step");
+        else
+            rt_line(c, RT_PLAIN, "     %s %s (saves %s), confidence %.0f%%",
+                    a->deployment_only ? "deployed weights save; peak" : "peak",
+                    report_format_bytes(a->predicted_peak_bytes, b1, sizeof(b1)),
+                    report_format_bytes(a->bytes_saved, b2, sizeof(b2)), 100.0 * a->confidence);
+        rt_line(c, RT_PLAIN, "     cost: %s", a->cost ? a->cost : "?");
+        if (a->flags)
+            rt_line(c, RT_PLAIN, "     mlmem-train: %s", a->flags);
+    }
+    rt_line(c, RT_PLAIN, "  (mlmem advise REPORT.json explains each one; --budget SIZE plans)");
+}
+
 /* ------------------------------------------------------------------------ */
 
 /* Fails (-1) when the ranking buffer cannot be allocated or 'out' reports an
@@ -457,6 +483,7 @@ int report_text_write(const prof_result_t *r, FILE *out, const report_text_optio
     rt_leaks(&c, r, idx);
     rt_temporaries(&c, r, idx);
     rt_children(&c, r);
+    rt_advice(&c, r);
     free(idx);
     return ferror(out) || fflush(out) != 0 ? -1 : 0;
 }

@@ -8,6 +8,10 @@
 #           the terminal is sane again (icanon, echo; alternate screen off).
 #   live    mlmem run --tui of e2e_peak and e2e_threads: final figures stay
 #           until q; trace and JSON written; the summary printed after.
+#   train   mlmem run --tui of mlmem-train --annotate: the composition names
+#           the categories (weights), the header and the timeline show the
+#           annotated step count the JSON report has, the phases seen, and
+#           the advice line the report's first recommendation.
 #   signals Ctrl-C stops a running command (sleep) and leaves a sane
 #           terminal; q while it runs stops it and quits; a target killed
 #           by SIGKILL shows as such; SIGTERM to mlmem quits cleanly and
@@ -191,6 +195,40 @@ expect "HELLO-ERR-LINE"
 keys q
 ended 3
 grep -q HELLO-OUT-LINE "$WORK/out.log" && ok "output in the log" || fail "HELLO-OUT-LINE not in the log"
+
+# ---- the reference trainer: categories, steps, advice ------------------------
+# One run; the screen is kept at the end and compared with the JSON report
+# written when the dashboard quits.
+TRAIN=$BUILD/bin/mlmem-train
+if [ -x "$TRAIN" ]; then
+    echo "== live: mlmem-train --annotate"
+    start "$MLMEM run --tui -q --no-trace --json $WORK/train.json --log $WORK/train.log -- $TRAIN --annotate --limit-train 2000 --limit-test 200 --epochs 1 --log-every 0 --threads 1"
+    expect "exited with code 0" 60
+    expect "composition now"
+    expect "weights"
+    expect "phases data,fwd,bwd,opt"
+    wait_gone "the command has ended" 10   # the end message ages (4 s): advice shows
+    screen > "$WORK/train.screen"
+    keys q
+    ended 0
+    J=$(tr -d '\n' < "$WORK/train.json")
+    N=$(echo "$J" | grep -o '"steps": *{ *"source": *"annotations", *"count": *[0-9]*' | grep -o '[0-9]*$')
+    T=$(echo "$J" | grep -o '"recommendations": *\[ *{[^}]*' | grep -o '"title": *"[^"]*"' | head -1 | sed 's/.*: *"//; s/"$//')
+    if [ -n "$N" ] && [ "$N" -gt 0 ]; then
+        grep -qF "step $N  phases" "$WORK/train.screen" && ok "header: step $N (the report's)" || fail "header has no 'step $N'"
+        grep -qF "| $N annotated steps" "$WORK/train.screen" && ok "timeline: $N annotated steps" || fail "timeline title has no '$N annotated steps'"
+        grep -qE "^ +0 +\|?.*\|" "$WORK/train.screen" && ok "step starts ticked on the axis" || fail "no step ticks on the timeline's axis"
+    else
+        fail "the trainer's report has no annotated steps ($WORK/train.json)"
+    fi
+    if [ -n "$T" ]; then
+        grep -qF "1/" "$WORK/train.screen" && grep -qF -- "${T:0:30}" "$WORK/train.screen" \
+            && ok "advice: '${T:0:30}'" || fail "advice line lacks the report's first recommendation '$T'"
+    fi
+    [ "$FAILS" -eq 0 ] || { echo "---- train screen ----"; cat "$WORK/train.screen"; }
+else
+    echo "skip: $TRAIN is not built"
+fi
 
 # ---- signals ----------------------------------------------------------------
 echo "== Ctrl-C stops the command"

@@ -1,7 +1,8 @@
 /*
  * test_ui_model.c - the dashboard's model (ui/ui_model.h): sorting,
  * selection, pause, resize, help, replay stepping, speed, jump to the peak,
- * rates, categories and the timeline's scaling. No terminal involved.
+ * rates, categories (exact, from attribution's result), the timeline's
+ * scaling and stacking by category, step ticks. No terminal involved.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -334,39 +335,125 @@ static void test_ui_model_rates_between_snapshots(void **state)
 
 /* ---- categories ---------------------------------------------------------------------- */
 
+/* Attribution's figures for 'r': weights 500 at the peak / 300 at the end,
+ * activations 400 / 0, other 100 / 50; the rest 0. The sites say otherwise
+ * on purpose: the composition must come from the categories. */
+static void set_categories(prof_result_t *r)
+{
+    static const char *names[MLMEM_CATEGORY_COUNT] = {"other", "weights", "gradients",
+                                                      "optimizer_state", "activations", "data",
+                                                      "temporaries"};
+    r->category_count = MLMEM_CATEGORY_COUNT;
+    for (int i = 0; i < MLMEM_CATEGORY_COUNT; i++)
+        r->categories[i].name = names[i];
+    r->categories[MLMEM_CAT_WEIGHTS].bytes_at_peak = 500;
+    r->categories[MLMEM_CAT_WEIGHTS].bytes_at_end = 300;
+    r->categories[MLMEM_CAT_WEIGHTS].confidence = 1.0;
+    r->categories[MLMEM_CAT_WEIGHTS].evidence = strdup("annotations (region)");
+    r->categories[MLMEM_CAT_ACTIVATIONS].bytes_at_peak = 400;
+    r->categories[MLMEM_CAT_ACTIVATIONS].confidence = 0.5;
+    r->categories[MLMEM_CAT_ACTIVATIONS].evidence = strdup("behaviour: lives a step");
+    r->categories[MLMEM_CAT_OTHER].bytes_at_peak = 100;
+    r->categories[MLMEM_CAT_OTHER].bytes_at_end = 50;
+    r->summary.peak_bytes = 1000;
+    r->summary.live_bytes = 350;
+}
+
 static void test_ui_model_categories_without_attribution(void **state)
 {
+    static const site_spec_t cat[] = {{1, 100, 10, 1, NULL}};
     ui_model_t m;
     model_with_abc(&m);
     assert_int_equal(ui_model_has_attribution(&m), 0);
     ui_category_t c[4];
-    assert_int_equal(ui_model_categories(&m, 0, c, 4), 1);
-    assert_string_equal(c[0].name, "uncategorized");
-    assert_int_equal(c[0].bytes, 600);
+    assert_int_equal(ui_model_categories(&m, 0, c, 4), 0);
+    assert_null(ui_model_focus_category(&m));
+    ui_model_free(&m);
+    /* Attribution ran but no site has a category: still attribution. */
+    ui_model_init(&m);
+    prof_result_t r = make_result(cat, 1, NULL, 0, 0, 0, 0, 0);
+    set_categories(&r);
+    ui_model_update(&m, &r, 1, 0);
+    assert_int_equal(ui_model_has_attribution(&m), 1);
     ui_model_free(&m);
 }
 
-static void test_ui_model_categories_sum_now_and_at_peak(void **state)
+static void test_ui_model_categories_from_the_result(void **state)
 {
-    static const site_spec_t cat[] = {{1, 100, 10, 1, "weights"}, {2, 50, 500, 1, "activations"},
-                                      {3, 25, 5, 1, "weights"}, {4, 7, 0, 1, NULL}};
+    static const site_spec_t cat[] = {{1, 100, 10, 1, "weights"}, {2, 50, 5, 1, "data"}};
     ui_model_t m;
     ui_model_init(&m);
-    prof_result_t r = make_result(cat, 4, NULL, 0, 0, 0, 0, 0);
+    prof_result_t r = make_result(cat, 2, NULL, 0, 0, 0, 0, 0);
+    set_categories(&r);
     ui_model_update(&m, &r, 1, 0);
-    assert_int_equal(ui_model_has_attribution(&m), 1);
     ui_category_t c[8];
-    assert_int_equal(ui_model_categories(&m, 0, c, 8), 3);
+    /* Now: bytes_at_end, categories without bytes left out. */
+    assert_int_equal(ui_model_categories(&m, 0, c, 8), 2);
     assert_string_equal(c[0].name, "weights");
-    assert_int_equal(c[0].bytes, 125);
-    assert_string_equal(c[1].name, "activations");
-    assert_string_equal(c[2].name, "uncategorized");
+    assert_int_equal(c[0].bytes, 300);
+    assert_int_equal(c[0].index, MLMEM_CAT_WEIGHTS);
+    assert_string_equal(c[1].name, "other");
+    assert_int_equal(c[1].bytes, 50);
+    assert_int_equal(c[1].index, MLMEM_CAT_OTHER);
+    /* At the peak: bytes_at_peak, exact, largest first. */
     assert_int_equal(ui_model_categories(&m, 1, c, 8), 3);
-    assert_string_equal(c[0].name, "activations");
+    assert_string_equal(c[0].name, "weights");
     assert_int_equal(c[0].bytes, 500);
+    assert_string_equal(c[1].name, "activations");
+    assert_int_equal(c[1].bytes, 400);
+    assert_int_equal(c[2].bytes, 100);
     /* Fewer slots than categories: the last one takes the rest. */
-    assert_int_equal(ui_model_categories(&m, 0, c, 2), 2);
-    assert_int_equal(c[0].bytes + c[1].bytes, 182);
+    assert_int_equal(ui_model_categories(&m, 1, c, 2), 2);
+    assert_int_equal(c[0].bytes + c[1].bytes, 1000);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_categories_now_from_the_latest_point(void **state)
+{
+    /* No bytes at the end in the categories while bytes are live: the
+     * latest timeline point's split. */
+    static const uint64_t pts[][2] = {{0, 10}, {100, 70}};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, pts, 2, 1000, 50, 100, 2);
+    set_categories(&r);
+    r.categories[MLMEM_CAT_WEIGHTS].bytes_at_end = 0;
+    r.categories[MLMEM_CAT_OTHER].bytes_at_end = 0;
+    r.timeline[1].category_bytes[MLMEM_CAT_DATA] = 60;
+    r.timeline[1].category_bytes[MLMEM_CAT_TEMPORARIES] = 10;
+    ui_model_update(&m, &r, 1, 0);
+    ui_category_t c[8];
+    assert_int_equal(ui_model_categories(&m, 0, c, 8), 2);
+    assert_string_equal(c[0].name, "data");
+    assert_int_equal(c[0].bytes, 60);
+    assert_string_equal(c[1].name, "temporaries");
+    assert_int_equal(c[1].bytes, 10);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_focus_category_follows_the_selection(void **state)
+{
+    static const site_spec_t cat[] = {{1, 100, 10, 1, "activations"}, {2, 50, 5, 1, NULL}};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(cat, 2, NULL, 0, 0, 0, 0, 0);
+    set_categories(&r);
+    ui_model_update(&m, &r, 1, 0);
+    /* The selected site (the first by live bytes) is an activation. */
+    const prof_category_t *f = ui_model_focus_category(&m);
+    assert_non_null(f);
+    assert_string_equal(f->name, "activations");
+    assert_string_equal(f->evidence, "behaviour: lives a step");
+    /* A site without a category: the largest at the peak. */
+    ui_model_apply(&m, UI_ACT_DOWN);
+    f = ui_model_focus_category(&m);
+    assert_non_null(f);
+    assert_string_equal(f->name, "weights");
+    assert_true(f->confidence == 1.0);
+    /* Threads have the focus: the largest too. */
+    ui_model_apply(&m, UI_ACT_UP);
+    ui_model_apply(&m, UI_ACT_FOCUS_NEXT);
+    assert_string_equal(ui_model_focus_category(&m)->name, "weights");
     ui_model_free(&m);
 }
 
@@ -460,6 +547,80 @@ static void test_ui_model_timeline_window_scrolls(void **state)
     ui_model_timeline(&m, 10, cols, &peak_col, &max, &t0, &t1);
     assert_int_equal(peak_col, 1);
     assert_int_equal(max, 900);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_timeline_stacks_by_category(void **state)
+{
+    /* 10 columns of 100 ns; column 1 has two points: the larger one's split
+     * is the column's; the empty columns 2-3 keep it. */
+    static const uint64_t pts[][2] = {{0, 100}, {110, 300}, {150, 200}, {450, 800}};
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, pts, 4, 800, 450, 1000, 4);
+    set_categories(&r);
+    r.summary.peak_bytes = 800;
+    r.timeline[0].category_bytes[MLMEM_CAT_WEIGHTS] = 100;
+    r.timeline[1].category_bytes[MLMEM_CAT_WEIGHTS] = 100;
+    r.timeline[1].category_bytes[MLMEM_CAT_ACTIVATIONS] = 200;
+    r.timeline[2].category_bytes[MLMEM_CAT_WEIGHTS] = 200;
+    r.timeline[3].category_bytes[MLMEM_CAT_WEIGHTS] = 500;
+    r.timeline[3].category_bytes[MLMEM_CAT_ACTIVATIONS] = 200;
+    r.timeline[3].category_bytes[MLMEM_CAT_OTHER] = 100;
+    ui_model_update(&m, &r, 1, 0);
+    uint64_t cols[10], cats[10][MLMEM_CATEGORY_COUNT];
+    long peak_col;
+    uint64_t max;
+    assert_int_equal(ui_model_timeline_stacked(&m, 10, cols, cats, &peak_col, &max, NULL, NULL),
+                     5);
+    assert_int_equal(peak_col, 4);
+    assert_int_equal(cols[1], 300);
+    assert_int_equal(cats[1][MLMEM_CAT_WEIGHTS], 100);
+    assert_int_equal(cats[1][MLMEM_CAT_ACTIVATIONS], 200);
+    assert_int_equal(cats[3][MLMEM_CAT_ACTIVATIONS], 200); /* carried forward */
+    assert_int_equal(cats[4][MLMEM_CAT_WEIGHTS], 500);
+    assert_int_equal(cats[4][MLMEM_CAT_OTHER], 100);
+    for (int c = 0; c < 5; c++) { /* every column's split adds up to it */
+        uint64_t sum = 0;
+        for (int k = 0; k < MLMEM_CATEGORY_COUNT; k++)
+            sum += cats[c][k];
+        assert_int_equal(sum, cols[c]);
+    }
+    ui_model_free(&m);
+}
+
+static void test_ui_model_step_ticks(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, NULL, 0, 0, 0, 1000, 1);
+    r.steps.source = "annotations";
+    r.steps.count = 5;
+    r.steps.first_step_ns = 100;
+    r.steps.period_ns = 200;
+    r.steps.last_step_ns = 905; /* exact: not first + 4 periods */
+    ui_model_update(&m, &r, 1, 0);
+    assert_int_equal(ui_model_steps_known(&m), 1);
+    assert_int_equal(ui_model_steps_annotated(&m), 1);
+    uint8_t t[10];
+    assert_int_equal(ui_model_step_ticks(&m, 10, 0, 1000, t), 5);
+    static const uint8_t want[10] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+    assert_memory_equal(t, want, 10);
+    /* A window over the end: only the starts inside it. */
+    assert_int_equal(ui_model_step_ticks(&m, 10, 600, 1000, t), 2);
+    assert_int_equal(t[2], 1); /* 700 */
+    assert_int_equal(t[7], 1); /* 905, the last */
+    /* Detected steps are ticked too, but are not "annotated". */
+    m.own.steps.source = "detected";
+    assert_int_equal(ui_model_steps_annotated(&m), 0);
+    assert_int_equal(ui_model_step_ticks(&m, 10, 0, 1000, t), 5);
+    /* No steps: nothing ticked, nothing invented. */
+    m.own.steps.source = "none";
+    m.own.steps.count = 0;
+    assert_int_equal(ui_model_steps_known(&m), 0);
+    assert_int_equal(ui_model_step_ticks(&m, 10, 0, 1000, t), 0);
+    static const uint8_t none[10] = {0};
+    assert_memory_equal(t, none, 10);
     ui_model_free(&m);
 }
 
@@ -613,11 +774,15 @@ int main(void)
         cmocka_unit_test(test_ui_model_resize_keeps_selection_visible),
         cmocka_unit_test(test_ui_model_rates_between_snapshots),
         cmocka_unit_test(test_ui_model_categories_without_attribution),
-        cmocka_unit_test(test_ui_model_categories_sum_now_and_at_peak),
+        cmocka_unit_test(test_ui_model_categories_from_the_result),
+        cmocka_unit_test(test_ui_model_categories_now_from_the_latest_point),
+        cmocka_unit_test(test_ui_model_focus_category_follows_the_selection),
         cmocka_unit_test(test_ui_model_timeline_scales_and_marks_peak),
         cmocka_unit_test(test_ui_model_timeline_fixed_span_fills_part),
         cmocka_unit_test(test_ui_model_timeline_empty),
         cmocka_unit_test(test_ui_model_timeline_window_scrolls),
+        cmocka_unit_test(test_ui_model_timeline_stacks_by_category),
+        cmocka_unit_test(test_ui_model_step_ticks),
         cmocka_unit_test(test_ui_model_replay_steps_and_clamps),
         cmocka_unit_test(test_ui_model_replay_jump_to_peak),
         cmocka_unit_test(test_ui_model_replay_plays_at_speed),

@@ -2,7 +2,8 @@
  * test_ui_view.c - the dashboard's drawing (ui/ui_view.h), rendered into
  * ncurses pads on a screen whose output goes to /dev/null: no terminal
  * needed. Checks the text of the rows: the figures, the composition
- * placeholder or bar, the timeline's peak marker, the site order, the
+ * placeholder or bar (exact categories, the focused one's evidence), the
+ * timeline's peak marker, stacking and step ticks, the site order, the
  * overlays, the layout at 80x24 and larger, and ASCII-only output in the
  * ASCII fallback.
  */
@@ -82,6 +83,28 @@ static void fill_model(ui_model_t *m, const char *category)
         r.timeline[i].live_bytes = v[i];
         r.timeline[i].rss_bytes = 5u << 20;
     }
+    if (category) {
+        /* Attribution: weights 1,000,000 and activations 2,000,000 at the
+         * peak; the weights stay (12,345 at the end). */
+        static const char *names[MLMEM_CATEGORY_COUNT] = {
+            "other", "weights", "gradients", "optimizer_state", "activations", "data",
+            "temporaries"};
+        r.category_count = MLMEM_CATEGORY_COUNT;
+        for (int i = 0; i < MLMEM_CATEGORY_COUNT; i++)
+            r.categories[i].name = names[i];
+        r.categories[MLMEM_CAT_WEIGHTS].bytes_at_peak = 1000000;
+        r.categories[MLMEM_CAT_WEIGHTS].bytes_at_end = 12345;
+        r.categories[MLMEM_CAT_WEIGHTS].confidence = 1.0;
+        r.categories[MLMEM_CAT_WEIGHTS].evidence = strdup("annotations (region)");
+        r.categories[MLMEM_CAT_ACTIVATIONS].bytes_at_peak = 2000000;
+        r.categories[MLMEM_CAT_ACTIVATIONS].confidence = 0.9;
+        r.categories[MLMEM_CAT_ACTIVATIONS].evidence = strdup("rule: function *_acts*");
+        for (int i = 0; i < 4; i++) {
+            uint64_t wt = v[i] < 1000000 ? v[i] : 1000000;
+            r.timeline[i].category_bytes[MLMEM_CAT_WEIGHTS] = wt;
+            r.timeline[i].category_bytes[MLMEM_CAT_ACTIVATIONS] = v[i] - wt;
+        }
+    }
     r.summary.peak_bytes = 3000000;
     r.summary.peak_time_ns = 2000000;
     r.summary.live_bytes = 12345;
@@ -130,9 +153,14 @@ static void test_ui_view_header_figures_at_80x24(void **state)
     assert_true(find(w, "live heap 12.06 KiB") == 1);
     assert_true(find(w, "dropped 0") == 2);
     assert_true(find(w, "step -  phase -") == 2); /* no STEP annotation */
-    m.own.summary.steps_annotated = 12;
+    m.own.steps.source = "detected"; /* detected steps are no "current step" */
+    m.own.steps.count = 12;
     ui_view_render(w, &ascii, &m);
-    assert_true(find(w, "step 12  phase -") == 2);
+    assert_true(find(w, "step -  phase -") == 2);
+    m.own.steps.source = "annotations";
+    m.own.steps.phases_seen = (1u << MLMEM_PHASE_FORWARD) | (1u << MLMEM_PHASE_BACKWARD);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "step 12  phases fwd,bwd") == 2);
     assert_true(find(w, "q quit") == 23); /* keys on the last row */
     delwin(w);
     ui_model_free(&m);
@@ -144,8 +172,8 @@ static void test_ui_view_composition_placeholder_without_attribution(void **stat
     fill_model(&m, NULL);
     WINDOW *w = newpad(24, 80);
     ui_view_render(w, &ascii, &m);
-    assert_true(find(w, "no attribution yet") == 3);
-    assert_true(find(w, "no recommendations yet") == 22);
+    assert_true(find(w, "no attribution in this snapshot") == 3);
+    assert_true(find(w, "no recommendations") == 22);
     delwin(w);
     ui_model_free(&m);
 }
@@ -156,11 +184,19 @@ static void test_ui_view_composition_bar_with_categories(void **state)
     fill_model(&m, "activations");
     WINDOW *w = newpad(24, 80);
     ui_view_render(w, &ascii, &m);
-    assert_int_equal(find(w, "no attribution yet"), -1);
-    int y = find(w, "activations 2.86 MiB"); /* at the peak */
-    assert_int_equal(y, 4);
-    assert_non_null(strstr(row(w, 3), "activations 12.06 KiB"));
-    assert_non_null(strstr(row(w, 3), "######"));
+    assert_int_equal(find(w, "no attribution"), -1);
+    /* Now: the weights only; at the peak both, exact, largest first. */
+    assert_non_null(strstr(row(w, 3), "now"));
+    assert_non_null(strstr(row(w, 3), "# weights 12.06 KiB"));
+    assert_null(strstr(row(w, 3), "activations"));
+    assert_non_null(strstr(row(w, 3), "################")); /* the whole bar */
+    assert_non_null(strstr(row(w, 4), "peak"));
+    assert_non_null(strstr(row(w, 4), "* activations 1.91 MiB"));
+    assert_non_null(strstr(row(w, 4), "# weights 976.56 KiB"));
+    assert_non_null(strstr(row(w, 4), "***********#####")); /* 2/3 and 1/3 */
+    /* The selected site's category, with confidence and evidence. */
+    assert_non_null(strstr(row(w, 5), "* activations 67% of the peak, 90% sure: "
+                                      "rule: function *_acts*"));
     delwin(w);
     ui_model_free(&m);
 }
@@ -172,19 +208,85 @@ static void test_ui_view_timeline_marks_peak(void **state)
     WINDOW *w = newpad(24, 80);
     ui_view_render(w, &ascii, &m);
     int title = find(w, "timeline");
-    assert_int_equal(title, 5);
+    assert_int_equal(title, 6);
     /* 4 bar rows, then the axis with '^' under the peak's column: 2 ms of
      * 10 ms over 67 columns from x = 12. */
     const char *axis = row(w, title + 5);
     const char *caret = strchr(axis + 13, '^');
     assert_non_null(caret);
     assert_int_equal(caret - axis, 12 + 13);
+    assert_null(strchr(axis, '|')); /* no steps, no ticks */
     /* The peak column is full height. */
     assert_int_equal(row(w, title + 1)[12 + 13], '#');
     assert_non_null(strstr(row(w, title + 1), "2.86 MiB"));
     delwin(w);
     ui_model_free(&m);
 }
+
+static void test_ui_view_timeline_stacked_with_step_ticks(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, "activations");
+    /* Three annotated steps from 1 ms, every 3 ms: 1, 4 and 7 ms. */
+    m.own.steps.source = "annotations";
+    m.own.steps.count = 3;
+    m.own.steps.first_step_ns = 1000000;
+    m.own.steps.period_ns = 3000000;
+    m.own.steps.last_step_ns = 7000000;
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    int title = find(w, "timeline");
+    assert_int_equal(title, 6);
+    assert_non_null(strstr(row(w, title), "live bytes by category"));
+    assert_non_null(strstr(row(w, title), "| 3 annotated steps"));
+    /* The peak's column: weights ('#', 1/3) at the bottom, activations
+     * ('*', 2/3) above. */
+    assert_int_equal(row(w, title + 4)[12 + 13], '#');
+    assert_int_equal(row(w, title + 2)[12 + 13], '*');
+    assert_int_equal(row(w, title + 1)[12 + 13], '*');
+    /* Step ticks on the axis at 1, 4 and 7 ms of 10 ms over 67 columns. */
+    const char *axis = row(w, title + 5);
+    assert_int_equal(axis[12 + 6], '|');
+    assert_int_equal(axis[12 + 26], '|');
+    assert_int_equal(axis[12 + 46], '|');
+    assert_int_equal(axis[12 + 13], '^');
+    delwin(w);
+    ui_model_free(&m);
+}
+
+#ifdef UI_HAVE_ADVICE
+/* The analyzer's recommendations: title, predicted peak, saving; one row at
+ * 80x24 (with a count of the others), more when the window is tall. */
+static void test_ui_view_advice_shows_recommendations(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, "activations");
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "no recommendations: nothing to change found") == 22);
+    m.own.recommendation_count = 3;
+    m.own.recommendations = calloc(3, sizeof *m.own.recommendations);
+    const char *titles[] = {"Store activations in bf16", "Halve the micro-batch", "Prune"};
+    for (int i = 0; i < 3; i++) {
+        m.own.recommendations[i].title = strdup(titles[i]);
+        m.own.recommendations[i].predicted_peak_bytes = 2000000 + 100000 * (uint64_t)i;
+        m.own.recommendations[i].bytes_saved = 1000000 - 100000 * (uint64_t)i;
+    }
+    m.own.recommendations[2].deployment_only = 1;
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "1/3 Store activations in bf16: peak 1.91 MiB, saves 976.56 KiB") == 22);
+    assert_true(find(w, "q quit") == 23);
+    delwin(w);
+    w = newpad(40, 120);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "1/3 Store activations in bf16") == 36);
+    assert_true(find(w, "2/3 Halve the micro-batch: peak 2.00 MiB") == 37);
+    assert_true(find(w, "3/3 Prune: peak 2.10 MiB, saves 781.25 KiB deployed") == 38);
+    assert_true(find(w, "q quit") == 39);
+    delwin(w);
+    ui_model_free(&m);
+}
+#endif
 
 static void test_ui_view_sites_follow_sort(void **state)
 {
@@ -217,7 +319,7 @@ static void test_ui_view_overlays(void **state)
     ui_model_apply(&m, UI_ACT_SELECT);
     ui_view_render(w, &ascii, &m);
     assert_true(find(w, "#0  main at /src/e2e_peak.c:18 (train)") >= 0);
-    assert_true(find(w, "category: none (no attribution yet)") >= 0);
+    assert_true(find(w, "category: none (no attribution in this snapshot)") >= 0);
     delwin(w);
     ui_model_free(&m);
 }
@@ -275,6 +377,10 @@ int main(void)
         cmocka_unit_test(test_ui_view_composition_placeholder_without_attribution),
         cmocka_unit_test(test_ui_view_composition_bar_with_categories),
         cmocka_unit_test(test_ui_view_timeline_marks_peak),
+        cmocka_unit_test(test_ui_view_timeline_stacked_with_step_ticks),
+#ifdef UI_HAVE_ADVICE
+        cmocka_unit_test(test_ui_view_advice_shows_recommendations),
+#endif
         cmocka_unit_test(test_ui_view_sites_follow_sort),
         cmocka_unit_test(test_ui_view_overlays),
         cmocka_unit_test(test_ui_view_reflows_when_larger),

@@ -496,12 +496,7 @@ void ui_model_set_list_rows(ui_model_t *m, int site_rows, int thread_rows)
 
 int ui_model_has_attribution(const ui_model_t *m)
 {
-    if (!m->cur)
-        return 0;
-    for (size_t i = 0; i < m->cur->site_count; i++)
-        if (m->cur->sites[i].category)
-            return 1;
-    return 0;
+    return m->cur && m->cur->category_count > 0;
 }
 
 static int cmp_cat(const void *a, const void *b)
@@ -509,35 +504,118 @@ static int cmp_cat(const void *a, const void *b)
     const ui_category_t *x = a, *y = b;
     if (x->bytes != y->bytes)
         return x->bytes > y->bytes ? -1 : 1;
-    return strcmp(x->name, y->name);
+    return x->index - y->index;
 }
 
+/* Now: the categories at the snapshot's end (exact, and the snapshot's end
+ * is "now", live or in a replay frame); if attribution left them all at 0
+ * while bytes are live, the latest timeline point's split. */
 size_t ui_model_categories(const ui_model_t *m, int at_peak, ui_category_t *out, size_t max)
 {
-    if (!m->cur || max == 0)
+    if (!ui_model_has_attribution(m) || max == 0)
         return 0;
+    const prof_result_t *r = m->cur;
+    size_t nc = r->category_count < MLMEM_CATEGORY_COUNT ? r->category_count
+                                                          : MLMEM_CATEGORY_COUNT;
+    const uint64_t *point = NULL;
+    if (!at_peak && r->timeline_count) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < nc; i++)
+            sum += r->categories[i].bytes_at_end;
+        if (sum == 0 && r->summary.live_bytes)
+            point = r->timeline[r->timeline_count - 1].category_bytes;
+    }
     size_t n = 0;
-    for (size_t i = 0; i < m->cur->site_count; i++) {
-        const prof_site_t *s = &m->cur->sites[i];
-        const char *name = s->category ? s->category : "uncategorized";
-        uint64_t b = at_peak ? s->live_bytes_at_peak : s->live_bytes;
-        size_t j = 0;
-        while (j < n && strcmp(out[j].name, name) != 0)
-            j++;
-        if (j == n) {
-            if (n == max)
-                j = n - 1; /* full: the last bucket takes the rest */
-            else
-                out[n++] = (ui_category_t){name, 0};
+    for (size_t i = 0; i < nc; i++) {
+        const prof_category_t *c = &r->categories[i];
+        uint64_t b = at_peak ? c->bytes_at_peak : point ? point[i] : c->bytes_at_end;
+        if (!b)
+            continue;
+        if (n == max) { /* full: the last bucket takes the rest */
+            out[n - 1].bytes += b;
+            continue;
         }
-        out[j].bytes += b;
+        out[n++] = (ui_category_t){c->name ? c->name : "?", b, (int)i};
     }
     qsort(out, n, sizeof *out, cmp_cat);
     return n;
 }
 
+const prof_category_t *ui_model_focus_category(const ui_model_t *m)
+{
+    if (!ui_model_has_attribution(m))
+        return NULL;
+    const prof_result_t *r = m->cur;
+    const prof_site_t *s = m->focus == UI_PANE_SITES ? ui_model_selected_site(m) : NULL;
+    if (s && s->category)
+        for (size_t i = 0; i < r->category_count && i < MLMEM_CATEGORY_COUNT; i++)
+            if (r->categories[i].name && strcmp(r->categories[i].name, s->category) == 0)
+                return &r->categories[i];
+    const prof_category_t *best = NULL;
+    for (size_t i = 0; i < r->category_count && i < MLMEM_CATEGORY_COUNT; i++)
+        if (!best || r->categories[i].bytes_at_peak > best->bytes_at_peak)
+            best = &r->categories[i];
+    return best && best->bytes_at_peak ? best : NULL;
+}
+
+int ui_model_steps_known(const ui_model_t *m)
+{
+    const prof_steps_t *st = m->cur ? &m->cur->steps : NULL;
+    return st && st->count > 0 && st->source && strcmp(st->source, "none") != 0;
+}
+
+int ui_model_steps_annotated(const ui_model_t *m)
+{
+    return ui_model_steps_known(m) && strcmp(m->cur->steps.source, "annotations") == 0;
+}
+
+size_t ui_model_step_ticks(const ui_model_t *m, size_t width, uint64_t t0, uint64_t t1,
+                           uint8_t *ticks)
+{
+    if (width == 0)
+        return 0;
+    memset(ticks, 0, width);
+    if (!ui_model_steps_known(m) || t1 <= t0)
+        return 0;
+    const prof_steps_t *st = &m->cur->steps;
+    uint64_t range = t1 - t0;
+    size_t n = 0;
+    uint64_t k0 = 0;
+    if (st->period_ns && t0 > st->first_step_ns)
+        k0 = (t0 - st->first_step_ns) / st->period_ns; /* skip what is out of view */
+    if (k0 >= st->count)
+        k0 = st->count - 1;
+    for (uint64_t k = k0; k < st->count; k++) {
+        /* The result has the first and last starts and the mean period:
+         * the last start is exact, those between are at the mean. */
+        uint64_t t = k + 1 == st->count ? st->last_step_ns
+                     : st->period_ns    ? st->first_step_ns + k * st->period_ns
+                     : k == 0           ? st->first_step_ns
+                                        : UINT64_MAX;
+        if (t == UINT64_MAX || t < t0 || t > t1)
+            continue;
+        size_t c = (size_t)((double)(t - t0) / (double)range * (double)width);
+        if (c >= width)
+            c = width - 1;
+        if (!ticks[c])
+            n++;
+        ticks[c] = 1;
+        if (st->period_ns && k + 2 < st->count &&
+            st->first_step_ns + (k + 1) * st->period_ns > t1)
+            k = st->count - 2; /* past the window: only the last start is left */
+    }
+    return n;
+}
+
 size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long *peak_col,
                          uint64_t *max, uint64_t *start, uint64_t *end)
+{
+    return ui_model_timeline_stacked(m, width, cols, NULL, peak_col, max, start, end);
+}
+
+size_t ui_model_timeline_stacked(const ui_model_t *m, size_t width, uint64_t *cols,
+                                 uint64_t (*cats)[MLMEM_CATEGORY_COUNT], long *peak_col,
+                                 uint64_t *max, uint64_t *start, uint64_t *end)
 {
     *peak_col = -1;
     *max = 0;
@@ -566,6 +644,9 @@ size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long
     if (!has)
         return 0;
     memset(cols, 0, width * sizeof *cols);
+    if (cats)
+        memset(cats, 0, width * sizeof *cats);
+    const uint64_t *before_cat = NULL;
 #define COL_OF(t) ((size_t)((double)((t) - t0) / (double)range * (double)width) >= width  \
                        ? width - 1                                                        \
                        : (size_t)((double)((t) - t0) / (double)range * (double)width))
@@ -576,11 +657,15 @@ size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long
         uint64_t t = r->timeline[i].time_ns;
         if (t < t0) {
             before = r->timeline[i].live_bytes;
+            before_cat = r->timeline[i].category_bytes;
             continue;
         }
         size_t c = COL_OF(t);
-        if (r->timeline[i].live_bytes > cols[c])
+        if (r->timeline[i].live_bytes > cols[c] || !has[c]) {
             cols[c] = r->timeline[i].live_bytes;
+            if (cats) /* the split of the point that sets the column */
+                memcpy(cats[c], r->timeline[i].category_bytes, sizeof cats[c]);
+        }
         has[c] = 1;
         any = 1;
         if (c > last)
@@ -592,11 +677,17 @@ size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long
     }
     if (!any)
         last = COL_OF(now);
-    if (!has[0])
+    if (!has[0]) {
         cols[0] = before;
+        if (cats && before_cat)
+            memcpy(cats[0], before_cat, sizeof cats[0]);
+    }
     for (size_t c = 1; c <= last; c++)
-        if (!has[c])
+        if (!has[c]) {
             cols[c] = cols[c - 1];
+            if (cats)
+                memcpy(cats[c], cats[c - 1], sizeof cats[c]);
+        }
     for (size_t c = 0; c <= last; c++)
         if (cols[c] > *max)
             *max = cols[c];

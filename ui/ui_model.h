@@ -25,6 +25,14 @@
 
 #include "profiler/prof_result.h"
 
+/* Advice (prof_result_t.recommendations) came with profiler/advice.h; the
+ * dashboard shows it where the analyzer has it. */
+#if defined(__has_include)
+#if __has_include("profiler/advice.h")
+#define UI_HAVE_ADVICE 1
+#endif
+#endif
+
 /* Site orders, all descending; ties go by stack id ascending. */
 typedef enum {
     UI_SORT_LIVE = 0,      /* live bytes now                              */
@@ -77,10 +85,11 @@ typedef enum {
     UI_ACT_RESIZE,         /* use ui_model_resize(); kept for the mapping */
 } ui_action_t;
 
-/* Live bytes by category, for the composition bar. */
+/* Live bytes of one category, for the composition bar. */
 typedef struct {
-    const char *name;      /* "uncategorized" for sites without one       */
+    const char *name;      /* the result's name ("weights", ...)          */
     uint64_t bytes;
+    int index;             /* mlmem_category_t: the result's categories[] */
 } ui_category_t;
 
 #define UI_MIN_ROWS 24
@@ -198,12 +207,34 @@ const prof_site_t *ui_model_selected_site(const ui_model_t *m);
 const prof_frame_t *ui_model_site_frames(const ui_model_t *m, const prof_site_t *site,
                                          uint32_t *count);
 
-/* Fills 'out' (up to 'max') with live bytes by category, now or at the
- * peak, largest first. Returns the count; 0 without a snapshot. */
+/* Fills 'out' (up to 'max') with the categories that hold bytes, largest
+ * first: at the peak (categories[].bytes_at_peak), or now (bytes_at_end of
+ * the snapshot, i.e. at its time; if those are all 0 while bytes are live,
+ * the latest timeline point's category_bytes). Exact figures from
+ * attribution, not a sum over the listed sites. Returns the count; 0
+ * without a snapshot or without attribution. */
 size_t ui_model_categories(const ui_model_t *m, int at_peak, ui_category_t *out, size_t max);
 
-/* 1 if any site of the snapshot has a category (attribution ran). */
+/* 1 if the snapshot has attribution's categories (category_count > 0). */
 int ui_model_has_attribution(const ui_model_t *m);
+
+/* The category whose confidence and evidence the composition shows: the
+ * selected site's when the sites have focus and it has one, else the
+ * largest at the peak. NULL without attribution or bytes at the peak. */
+const prof_category_t *ui_model_focus_category(const ui_model_t *m);
+
+/* 1 if the snapshot knows training steps (annotated or detected, count >
+ * 0); ui_model_steps_annotated: 1 only for annotated ones. */
+int ui_model_steps_known(const ui_model_t *m);
+int ui_model_steps_annotated(const ui_model_t *m);
+
+/* Marks in 'ticks' (width bytes, 1 = a step starts in that column) the
+ * step starts between t0 and t1 (the timeline's edges). The result gives
+ * the first and last start and the mean period, so the last tick is exact
+ * and those between are at the mean period. Returns the columns ticked;
+ * 0 when steps are unknown. */
+size_t ui_model_step_ticks(const ui_model_t *m, size_t width, uint64_t t0, uint64_t t1,
+                           uint8_t *ticks);
 
 /* Buckets the timeline into 'width' columns of equal time over the span
  * (span_ns if set, else the snapshot's duration; with window_ns, only the
@@ -215,6 +246,13 @@ int ui_model_has_attribution(const ui_model_t *m);
  * (0 without a timeline). */
 size_t ui_model_timeline(const ui_model_t *m, size_t width, uint64_t *cols, long *peak_col,
                          uint64_t *max, uint64_t *start, uint64_t *end);
+
+/* The same, and, if 'cats' is not NULL, each column's split by category
+ * (index mlmem_category_t): the category_bytes of the point that gave the
+ * column its value, so they add up to cols[c]. */
+size_t ui_model_timeline_stacked(const ui_model_t *m, size_t width, uint64_t *cols,
+                                 uint64_t (*cats)[MLMEM_CATEGORY_COUNT], long *peak_col,
+                                 uint64_t *max, uint64_t *start, uint64_t *end);
 
 /* The latest RSS sample, 0 if none. */
 uint64_t ui_model_rss(const ui_model_t *m);

@@ -5,10 +5,12 @@
  * the lists the extra rows):
  *   0      title: command, pid, state, elapsed
  *   1-2    figures: live heap, peak heap, RSS, events/s, dropped, step/phase
- *   3-4    composition by category, now and at the peak
- *   5..    timeline: title, bars, axis with the peak marked
+ *   3-5    composition by category, now and at the peak; the selected
+ *          site's (or the largest) category with confidence and evidence
+ *   6..    timeline: title, bars stacked by category, axis with the peak
+ *          marked and step starts ticked
  *   ..     sites (sortable) and threads, or an overlay (stack, log, help)
- *   -2     advice
+ *   -2     advice (up to 3 rows from 32 rows up)
  *   -1     keys
  */
 #define _GNU_SOURCE
@@ -27,6 +29,7 @@
 #include "ui_input.h"
 
 enum { PAIR_TITLE = 1, PAIR_BAR, PAIR_PEAK, PAIR_DIM, PAIR_SEL, PAIR_CAT0 };
+#define UI_CAT_MARKS 7 /* one colour or glyph per category (mlmem_category_t) */
 
 /* The terminal is process-wide: one struct holds what restoring it needs. */
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
@@ -153,9 +156,12 @@ int ui_view_begin(const ui_view_opts_t *o, char *err, size_t errlen)
         init_pair(PAIR_PEAK, COLOR_RED, -1);
         init_pair(PAIR_DIM, COLOR_CYAN, -1);
         init_pair(PAIR_SEL, COLOR_BLACK, COLOR_CYAN);
-        static const short cat_colors[] = {COLOR_BLUE, COLOR_MAGENTA, COLOR_YELLOW,
-                                           COLOR_CYAN, COLOR_GREEN, COLOR_RED};
-        for (int i = 0; i < 6; i++)
+        /* By mlmem_category_t: other, weights, gradients, optimizer
+         * state, activations, data, temporaries. */
+        static const short cat_colors[UI_CAT_MARKS] = {COLOR_WHITE, COLOR_BLUE, COLOR_MAGENTA,
+                                                       COLOR_YELLOW, COLOR_CYAN, COLOR_GREEN,
+                                                       COLOR_RED};
+        for (int i = 0; i < UI_CAT_MARKS; i++)
             init_pair((short)(PAIR_CAT0 + i), cat_colors[i], -1);
     }
     return 0;
@@ -362,74 +368,123 @@ static void draw_figures(const ctx_t *c, const ui_model_t *m)
     if (s->lost_events)
         snprintf(lost, sizeof lost, "  lost %llu", (unsigned long long)s->lost_events);
     attr_t warn = (s->dropped_events || s->lost_events) ? attr_of(c, PAIR_PEAK, A_BOLD) : A_NORMAL;
-    /* The step is the count of STEP annotations so far; the phase needs
-     * attribution's step tracking (not in the result yet). */
-    char step[32] = "-";
-    if (s->steps_annotated)
-        snprintf(step, sizeof step, "%llu", (unsigned long long)s->steps_annotated);
-    put(c, 2, 1, c->cols - 2, warn, "%sevents/s %s  events %llu  dropped %llu%s  step %s  phase -",
+    /* Annotated steps: the count of STEP marks so far is the current step.
+     * The result keeps which phases were marked, not the current one. */
+    char step[32] = "-", phase[48] = "-";
+    if (ui_model_steps_annotated(m))
+        snprintf(step, sizeof step, "%llu", (unsigned long long)r->steps.count);
+    if (r->steps.phases_seen) {
+        static const char *pn[] = {"", "data", "fwd", "bwd", "opt", "eval"};
+        size_t o = 0;
+        for (int i = 1; i < 6 && o < sizeof phase; i++)
+            if (r->steps.phases_seen & (1u << i))
+                o += (size_t)snprintf(phase + o, sizeof phase - o, "%s%s", o ? "," : "", pn[i]);
+    }
+    put(c, 2, 1, c->cols - 2, warn, "%sevents/s %s  events %llu  dropped %llu%s  step %s  %s %s",
         replay, fmt_count(m->events_per_s, r1, sizeof r1), (unsigned long long)s->events,
-        (unsigned long long)s->dropped_events, lost, step);
+        (unsigned long long)s->dropped_events, lost, step,
+        r->steps.phases_seen ? "phases" : "phase", phase);
 }
 
+/* A category's mark: its colour, or without colour a glyph of its own. */
+static void cat_mark(const ctx_t *c, int index, char *mark, size_t len, attr_t *a)
+{
+    /* By mlmem_category_t (other, weights, gradients, optimizer state,
+     * activations, data, temporaries): weights get the solid mark. */
+    static const char ascii_fills[UI_CAT_MARKS + 1] = "~#=%*+o";
+    static const char *uni_fills[UI_CAT_MARKS] = {"\u2580", "\u2588", "\u2593", "\u2592",
+                                                  "\u2591", "\u259a", "\u2596"};
+    int k = index < 0 ? MLMEM_CAT_OTHER : index % UI_CAT_MARKS;
+    if (c->o->unicode)
+        snprintf(mark, len, "%s", c->o->color ? uni_fills[0] : uni_fills[k]);
+    else
+        snprintf(mark, len, "%c", ascii_fills[k]);
+    *a = c->o->color ? (attr_t)COLOR_PAIR(PAIR_CAT0 + k) : A_NORMAL;
+}
+
+/* Three rows: the bar and legend now and at the peak, then the focused
+ * category's share, confidence and evidence. */
 static void draw_composition(const ctx_t *c, const ui_model_t *m, int y)
 {
     put(c, y, 1, 12, A_BOLD, "composition");
     if (!ui_model_has_attribution(m)) {
-        put(c, y, 13, c->cols - 14, A_NORMAL,
-            "no attribution yet: no site has a category");
+        put(c, y, 13, c->cols - 14, A_NORMAL, "%s",
+            m->cur ? "no attribution in this snapshot" : "no snapshot yet");
         put(c, y + 1, 13, c->cols - 14, attr_of(c, PAIR_DIM, A_DIM),
-            "(live bytes by category, now and at the peak, show here once sites have one)");
+            "(live bytes by category, now and at the peak, show here once attribution ran)");
         return;
     }
-    /* One mark per category, the same in both rows: its rank at the peak.
-     * Colour when there is colour, else a different glyph each. */
-    static const char ascii_fills[] = "#=%*+o~:";
-    static const char *uni_fills[] = {"\u2588", "\u2593", "\u2592", "\u2591",
-                                      "\u259a", "\u2596", "\u2580", "\u2584"};
-    ui_category_t ref[UI_MAX_CATEGORIES];
-    size_t nref = ui_model_categories(m, 1, ref, UI_MAX_CATEGORIES);
-    int barw = c->cols / 3 > 30 ? c->cols / 3 : 30;
+    int barw = c->cols / 5 > 16 ? c->cols / 5 : 16; /* the legend gets the rest */
     for (int row = 0; row < 2; row++) {
-        ui_category_t cats[UI_MAX_CATEGORIES];
-        size_t n = row ? nref : ui_model_categories(m, 0, cats, UI_MAX_CATEGORIES);
-        const ui_category_t *cs = row ? ref : cats;
+        ui_category_t cs[UI_MAX_CATEGORIES];
+        size_t n = ui_model_categories(m, row, cs, UI_MAX_CATEGORIES);
         uint64_t total = 0;
         for (size_t i = 0; i < n; i++)
             total += cs[i].bytes;
-        int x = 18, used = 0;
+        int x = 18, used = 0, lx = 18 + barw + 1;
         put(c, y + row, 13, 5, A_NORMAL, row ? "peak" : "now");
+        if (n == 0)
+            put(c, y + row, x, c->cols - x - 1, A_NORMAL, "no live bytes");
         for (size_t i = 0; i < n; i++) {
-            size_t k = 0;
-            while (k < nref && strcmp(ref[k].name, cs[i].name) != 0)
-                k++;
-            k %= 8;
-            char mark[8];
-            if (c->o->unicode)
-                snprintf(mark, sizeof mark, "%s", c->o->color ? uni_fills[0] : uni_fills[k]);
-            else
-                snprintf(mark, sizeof mark, "%c", ascii_fills[k]);
-            attr_t a = c->o->color ? (attr_t)COLOR_PAIR(PAIR_CAT0 + (int)(k % 6)) : A_NORMAL;
+            char mark[8], b[16], item[96];
+            attr_t a;
+            cat_mark(c, cs[i].index, mark, sizeof mark, &a);
             int w = total ? (int)((double)cs[i].bytes / (double)total * barw + 0.5) : 0;
+            if (w == 0 && cs[i].bytes)
+                w = 1; /* every category that holds bytes shows */
             if (used + w > barw)
                 w = barw - used;
             for (int j = 0; j < w; j++)
                 put(c, y + row, x + used + j, 1, a, "%s", mark);
             used += w;
-            /* The legend follows the bar. */
-            char b[16], item[96];
-            int lx = 18 + barw + 1;
-            for (size_t j = 0; j < i; j++) {
-                char bj[16];
-                lx += (int)strlen(cs[j].name) + (int)strlen(fmt_bytes(cs[j].bytes, bj)) + 4;
-            }
-            if (lx < c->cols - 4) {
-                put(c, y + row, lx, 1, a, "%s", mark);
-                snprintf(item, sizeof item, " %s %s ", cs[i].name, fmt_bytes(cs[i].bytes, b));
-                put(c, y + row, lx + 1, c->cols - lx - 2, A_NORMAL, "%s", item);
-            }
+            /* The legend follows the bar, as many items as fit. */
+            snprintf(item, sizeof item, " %s %s ", cs[i].name, fmt_bytes(cs[i].bytes, b));
+            int iw = 1 + (int)strlen(item);
+            if (lx + iw > c->cols - 1)
+                continue;
+            put(c, y + row, lx, 1, a, "%s", mark);
+            put(c, y + row, lx + 1, c->cols - lx - 2, A_NORMAL, "%s", item);
+            lx += iw;
         }
     }
+    const prof_category_t *f = ui_model_focus_category(m);
+    const prof_result_t *r = m->cur;
+    if (f) {
+        char mark[8];
+        attr_t a;
+        int idx = (int)(f - r->categories);
+        cat_mark(c, idx, mark, sizeof mark, &a);
+        double share = r->summary.peak_bytes
+                           ? 100.0 * (double)f->bytes_at_peak / (double)r->summary.peak_bytes
+                           : 0;
+        put(c, y + 2, 13, 1, a, "%s", mark);
+        put(c, y + 2, 15, c->cols - 16, A_NORMAL, "%s %.0f%% of the peak, %.0f%% sure: %s",
+            f->name ? f->name : "?", share, f->confidence * 100,
+            f->evidence && f->evidence[0] ? f->evidence : "no evidence given");
+    } else {
+        put(c, y + 2, 13, c->cols - 14, A_NORMAL, "no bytes at the peak yet");
+    }
+}
+
+/* The category of cell 'row' (0 = bottom) of a column 'cells' high whose
+ * bytes split as 'cat': the one covering the cell's middle, so every
+ * category keeps its share of the height. -1 without a split. */
+static int cell_category(const uint64_t *cat, uint64_t total, double cells, int row)
+{
+    if (!total || cells <= 0)
+        return -1;
+    double mid = ((double)row + 0.5 < cells ? (double)row + 0.5 : cells) / cells * (double)total;
+    double acc = 0;
+    int last = -1;
+    for (int i = 0; i < MLMEM_CATEGORY_COUNT; i++) {
+        if (!cat[i])
+            continue;
+        acc += (double)cat[i];
+        last = i;
+        if (mid <= acc)
+            return i;
+    }
+    return last;
 }
 
 static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height)
@@ -438,49 +493,77 @@ static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height
                                    "\u2585", "\u2586", "\u2587", "\u2588"};
     const int left = 12;
     int width = c->cols - left - 1;
-    uint64_t cols[512];
+    uint64_t cols[512], cats[512][MLMEM_CATEGORY_COUNT];
+    uint8_t ticks[512];
     if (width > 512)
         width = 512;
     long peak_col;
     uint64_t max;
     uint64_t t0, t1;
-    size_t n = ui_model_timeline(m, (size_t)width, cols, &peak_col, &max, &t0, &t1);
-    char b1[16], d1[REPORT_DURATION_BUFLEN], d2[REPORT_DURATION_BUFLEN];
+    int stacked = ui_model_has_attribution(m);
+    size_t n = ui_model_timeline_stacked(m, (size_t)width, cols, stacked ? cats : NULL,
+                                         &peak_col, &max, &t0, &t1);
+    char b1[16], d1[REPORT_DURATION_BUFLEN], d2[REPORT_DURATION_BUFLEN], steps[64] = "";
     const prof_result_t *r = m->cur;
     put(c, y, 1, 9, A_BOLD, "timeline");
     if (!n || !max) {
         put(c, y, left, c->cols - left - 1, A_NORMAL, "live bytes over time: no data yet");
         return;
     }
-    put(c, y, left, c->cols - left - 1, A_NORMAL, "live bytes over time, scale 0..%s, %s peak "
-        "%s at %s", fmt_bytes(max, b1), c->o->unicode ? "\u25b2" : "^",
-        fmt_bytes(r->summary.peak_bytes, d1), report_format_duration(r->summary.peak_time_ns, d2,
-                                                                   sizeof d2));
+    size_t nticks = ui_model_step_ticks(m, (size_t)width, t0, t1, ticks);
+    if (ui_model_steps_known(m))
+        snprintf(steps, sizeof steps, ", | %llu %s steps", (unsigned long long)r->steps.count,
+                 ui_model_steps_annotated(m) ? "annotated" : "detected");
+    /* The scale is on the y axis (0 .. the largest column). */
+    put(c, y, left, c->cols - left - 1, A_NORMAL, "%s, %s peak at %s%s",
+        stacked ? "live bytes by category" : "live bytes over time",
+        c->o->unicode ? "\u25b2" : "^",
+        report_format_duration(r->summary.peak_time_ns, d2, sizeof d2), steps);
     put(c, y + 1, 0, left - 1, A_NORMAL, "%10s", fmt_bytes(max, b1));
     put(c, y + height, 0, left - 1, A_NORMAL, "%10s", "0");
     for (size_t x = 0; x < n; x++) {
         double cells = (double)cols[x] / (double)max * height;
-        attr_t a = (long)x == peak_col ? (attr_of(c, PAIR_PEAK, A_BOLD) | A_BOLD)
-                                       : attr_of(c, PAIR_BAR, A_NORMAL);
+        uint64_t total = 0;
+        if (stacked)
+            for (int i = 0; i < MLMEM_CATEGORY_COUNT; i++)
+                total += cats[x][i];
+        int peak = (long)x == peak_col;
         for (int row = 0; row < height; row++) {
             double fill = cells - row;
             if (fill <= 0)
                 break;
             int yy = y + height - row, xx = left + (int)x;
-            if (c->o->unicode) {
-                /* Eighths; under one eighth shows as a sliver on the
-                 * bottom row only. */
-                int level = fill >= 1 ? 7 : (int)(fill * 8);
-                if (level == 0 && row > 0)
-                    continue;
-                put(c, yy, xx, 1, a, "%s", blocks[level]);
+            int k = stacked ? cell_category(cats[x], total, cells, row) : -1;
+            attr_t a = attr_of(c, PAIR_BAR, A_NORMAL);
+            char mark[8] = "#";
+            if (k >= 0)
+                cat_mark(c, k, mark, sizeof mark, &a);
+            if (peak) /* the peak's column stands out */
+                a = (c->o->color && k < 0 ? attr_of(c, PAIR_PEAK, A_BOLD) : a) | A_BOLD;
+            if (fill < 1) {
+                /* The top cell: eighths in Unicode (under one eighth shows
+                 * as a sliver on the bottom row only), ':' '.' in ASCII. */
+                if (c->o->unicode) {
+                    int level = (int)(fill * 8);
+                    if (level == 0 && row > 0)
+                        continue;
+                    put(c, yy, xx, 1, a, "%s", blocks[level]);
+                } else {
+                    put(c, yy, xx, 1, a, "%c", fill >= 0.5 ? ':' : '.');
+                }
+            } else if (c->o->unicode && (k < 0 || c->o->color)) {
+                put(c, yy, xx, 1, a, "%s", blocks[7]);
             } else {
-                put(c, yy, xx, 1, a, "%c", fill >= 1 ? '#' : fill >= 0.5 ? ':' : '.');
+                put(c, yy, xx, 1, a, "%s", mark);
             }
         }
     }
-    /* Axis: the peak marker and the time span. */
+    /* Axis: step starts ticked, the time span, the peak marker on top. */
     int ay = y + height + 1;
+    if (nticks)
+        for (int x = 0; x < width; x++)
+            if (ticks[x])
+                put(c, ay, left + x, 1, attr_of(c, PAIR_DIM, A_NORMAL), "|");
     report_format_duration(t0, d2, sizeof d2);
     put(c, ay, left, (int)strlen(d2), A_NORMAL, "%s", t0 ? d2 : "0");
     report_format_duration(t1, d1, sizeof d1);
@@ -500,7 +583,7 @@ static void draw_sites(const ctx_t *c, ui_model_t *m, int y, int rows)
         m->sort == UI_SORT_LIVE ? "[live]" : " live", m->sort == UI_SORT_PEAK ? "[at peak]" : " at peak",
         m->sort == UI_SORT_COUNT ? "[allocs]" : " allocs", n,
         r && r->site_count && n >= 200 ? "+" : "", ui_model_sort_name(m->sort),
-        attrib ? "" : "  (category: none yet)");
+        attrib ? "" : "  (no attribution)");
     for (int i = 0; i < rows; i++) {
         const prof_site_t *s = ui_model_site(m, m->site_top + (size_t)i);
         if (!s)
@@ -564,7 +647,8 @@ static void draw_stack(const ctx_t *c, const ui_model_t *m, int y, int rows)
             s->category, s->category_confidence * 100,
             s->category_evidence ? s->category_evidence : "no evidence given");
     else
-        put(c, y + 1, 1, c->cols - 2, A_NORMAL, "category: none (no attribution yet)");
+        put(c, y + 1, 1, c->cols - 2, A_NORMAL, "category: none%s",
+            ui_model_has_attribution(m) ? "" : " (no attribution in this snapshot)");
     uint32_t n;
     const prof_frame_t *f = ui_model_site_frames(m, s, &n);
     if (!f || n == 0) {
@@ -655,6 +739,40 @@ static void draw_keys(const ctx_t *c, const ui_model_t *m, int y)
     put(c, y, 0, c->cols, a, "%s", keys);
 }
 
+/* The advice rows: a status message when there is one, else the
+ * recommendations (largest saving first): title, predicted peak, saving. */
+static void draw_advice(const ctx_t *c, const ui_model_t *m, int y, int rows)
+{
+    put(c, y, 1, 7, A_BOLD, "advice");
+    if (m->message[0]) {
+        put(c, y, 8, c->cols - 9, A_NORMAL, "%s", m->message);
+        return;
+    }
+#ifdef UI_HAVE_ADVICE
+    const prof_result_t *r = m->cur;
+    size_t n = r ? r->recommendation_count : 0;
+    if (n && r->recommendations) {
+        for (int i = 0; i < rows && (size_t)i < n; i++) {
+            const prof_recommendation_t *a = &r->recommendations[i];
+            char b1[16], b2[16];
+            /* "i/n": the count says how many more 'mlmem advise' explains. */
+            put(c, y + i, 8, c->cols - 9, A_NORMAL, "%zu/%zu %s: peak %s, saves %s%s",
+                (size_t)i + 1, n, a->title ? a->title : "?",
+                fmt_bytes(a->predicted_peak_bytes, b1), fmt_bytes(a->bytes_saved, b2),
+                a->deployment_only ? " deployed" : "");
+        }
+        return;
+    }
+    put(c, y, 8, c->cols - 9, A_NORMAL, "%s",
+        ui_model_has_attribution(m) ? "no recommendations: nothing to change found"
+                                    : "no recommendations (advice needs attribution)");
+#else
+    (void)rows;
+    put(c, y, 8, c->cols - 9, A_NORMAL, "%s",
+        "no recommendations yet (mlmem does not compute advice yet)");
+#endif
+}
+
 /* ---- the screen --------------------------------------------------------------- */
 
 void ui_view_render(WINDOW *w, const ui_view_opts_t *o, ui_model_t *m)
@@ -667,15 +785,21 @@ void ui_view_render(WINDOW *w, const ui_view_opts_t *o, ui_model_t *m)
     werase(w);
     draw_title(&c, m);
     draw_figures(&c, m);
-    int bottom = m->rows - 2;          /* advice row                       */
+    /* Advice: one row, up to 3 when the window is tall. */
+    int adv_rows = 1;
+#ifdef UI_HAVE_ADVICE
+    if (m->rows >= 32 && m->cur && m->cur->recommendation_count > 1)
+        adv_rows = m->cur->recommendation_count >= 3 ? 3 : 2;
+#endif
+    int bottom = m->rows - 1 - adv_rows; /* the first advice row           */
     if (m->help || m->stack_view || m->log_view) {
         /* Overlays take everything between the figures and the keys. */
         if (m->help)
-            draw_help(&c, m, 3, bottom + 1 - 3);
+            draw_help(&c, m, 3, m->rows - 1 - 3);
         else if (m->stack_view)
-            draw_stack(&c, m, 3, bottom + 1 - 3);
+            draw_stack(&c, m, 3, m->rows - 1 - 3);
         else
-            draw_log(&c, 3, bottom + 1 - 3);
+            draw_log(&c, 3, m->rows - 1 - 3);
         draw_keys(&c, m, m->rows - 1);
         return;
     }
@@ -684,7 +808,7 @@ void ui_view_render(WINDOW *w, const ui_view_opts_t *o, ui_model_t *m)
     int tl_h = 4 + extra / 3;
     if (tl_h > 20)
         tl_h = 20;
-    int y = 5;
+    int y = 6;
     draw_timeline(&c, m, y, tl_h);
     y += tl_h + 2;
     /* The lists share the rest: threads get a few rows (more when tall,
@@ -700,10 +824,7 @@ void ui_view_render(WINDOW *w, const ui_view_opts_t *o, ui_model_t *m)
     ui_model_set_list_rows(m, srows, trows);
     draw_sites(&c, m, y, srows);
     draw_threads(&c, m, y + 1 + srows, trows);
-    put(&c, bottom, 1, 7, A_BOLD, "advice");
-    put(&c, bottom, 8, c.cols - 9, A_NORMAL, "%s",
-        m->message[0] ? m->message
-                      : "no recommendations yet (mlmem does not compute advice yet)");
+    draw_advice(&c, m, bottom, adv_rows);
     draw_keys(&c, m, m->rows - 1);
     if (rows < UI_MIN_ROWS || cols < UI_MIN_COLS)
         put(&c, 0, 0, cols, A_REVERSE | A_BOLD, "[%dx%d: the dashboard needs 80x24] ", cols,

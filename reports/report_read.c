@@ -1,0 +1,227 @@
+/*
+ * report_read.c - reads back what advice needs from a JSON report
+ * (report.h: report_json_read()): the command, the peak, the categories at
+ * the peak, the steps, the sites and the timeline's live bytes.
+ */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const rr_cat_names[MLMEM_CATEGORY_COUNT] = {
+    "other", "weights", "gradients", "optimizer_state", "activations", "data", "temporaries",
+};
+
+typedef struct {
+    const char *path;
+    char *err;
+    size_t errlen;
+} rr_ctx_t;
+
+__attribute__((format(printf, 2, 3)))
+static int rr_fail(rr_ctx_t *c, const char *fmt, ...)
+{
+    if (c->err && c->errlen) {
+        int n = snprintf(c->err, c->errlen, "%s: ", c->path);
+        if (n >= 0 && (size_t)n < c->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return -1;
+}
+
+/* obj[key] as a non-negative integer into *v; 'where' names obj. A missing
+ * key is an error unless 'optional' (then *v stays). */
+static int rr_u64(rr_ctx_t *c, json_t *obj, const char *where, const char *key, uint64_t *v,
+                  int optional)
+{
+    json_t *x = json_object_get(obj, key);
+    if (!x || json_is_null(x)) {
+        if (optional)
+            return 0;
+        return rr_fail(c, "field %s.%s is missing", where, key);
+    }
+    if (!json_is_integer(x) || json_integer_value(x) < 0)
+        return rr_fail(c, "field %s.%s is not a non-negative integer", where, key);
+    *v = (uint64_t)json_integer_value(x);
+    return 0;
+}
+
+static int rr_object(rr_ctx_t *c, json_t *root, const char *key, json_t **out)
+{
+    *out = json_object_get(root, key);
+    if (!json_is_object(*out))
+        return rr_fail(c, "field %s is missing or not an object", key);
+    return 0;
+}
+
+static int rr_categories(rr_ctx_t *c, json_t *root, prof_result_t *r)
+{
+    json_t *cats;
+    if (rr_object(c, root, "categories", &cats) != 0)
+        return -1;
+    if (json_object_size(cats) == 0)
+        return 0; /* attribution did not run: no advice */
+    for (int k = 0; k < MLMEM_CATEGORY_COUNT; k++) {
+        json_t *o = json_object_get(cats, rr_cat_names[k]);
+        char where[64];
+        snprintf(where, sizeof where, "categories.%s", rr_cat_names[k]);
+        if (!json_is_object(o))
+            return rr_fail(c, "field %s is missing or not an object", where);
+        r->categories[k].name = rr_cat_names[k];
+        if (rr_u64(c, o, where, "bytes_at_peak", &r->categories[k].bytes_at_peak, 0) != 0 ||
+            rr_u64(c, o, where, "max_bytes", &r->categories[k].max_bytes, 1) != 0 ||
+            rr_u64(c, o, where, "bytes_at_end", &r->categories[k].bytes_at_end, 1) != 0)
+            return -1;
+        json_t *conf = json_object_get(o, "confidence");
+        if (json_is_number(conf))
+            r->categories[k].confidence = json_number_value(conf);
+    }
+    r->category_count = MLMEM_CATEGORY_COUNT;
+    return 0;
+}
+
+static int rr_steps(rr_ctx_t *c, json_t *root, prof_result_t *r)
+{
+    json_t *st = json_object_get(root, "steps");
+    if (!st || json_is_null(st))
+        return 0;
+    if (!json_is_object(st))
+        return rr_fail(c, "field steps is not an object");
+    if (rr_u64(c, st, "steps", "count", &r->steps.count, 0) != 0 ||
+        rr_u64(c, st, "steps", "period_ns", &r->steps.period_ns, 1) != 0 ||
+        rr_u64(c, st, "steps", "first_step_ns", &r->steps.first_step_ns, 1) != 0 ||
+        rr_u64(c, st, "steps", "last_step_ns", &r->steps.last_step_ns, 1) != 0)
+        return -1;
+    json_t *pk = json_object_get(st, "peak_bytes");
+    if (json_is_array(pk) && json_array_size(pk) > 0) {
+        size_t n = json_array_size(pk);
+        r->steps.peak_bytes = calloc(n, sizeof *r->steps.peak_bytes);
+        if (!r->steps.peak_bytes)
+            return rr_fail(c, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            json_t *x = json_array_get(pk, i);
+            if (!json_is_integer(x) || json_integer_value(x) < 0)
+                return rr_fail(c, "field steps.peak_bytes[%zu] is not a non-negative integer", i);
+            r->steps.peak_bytes[i] = (uint64_t)json_integer_value(x);
+        }
+        r->steps.peak_count = n;
+    }
+    return 0;
+}
+
+static int rr_sites(rr_ctx_t *c, json_t *root, prof_result_t *r)
+{
+    json_t *sites = json_object_get(root, "sites");
+    if (!json_is_array(sites))
+        return rr_fail(c, "field sites is missing or not an array");
+    size_t n = json_array_size(sites);
+    r->sites = calloc(n + 1, sizeof *r->sites);
+    if (!r->sites)
+        return rr_fail(c, "out of memory");
+    r->site_count = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(sites, i);
+        prof_site_t *s = &r->sites[i];
+        char where[48];
+        snprintf(where, sizeof where, "sites[%zu]", i);
+        if (!json_is_object(o))
+            return rr_fail(c, "field %s is not an object", where);
+        if (rr_u64(c, o, where, "allocations", &s->allocations, 0) != 0 ||
+            rr_u64(c, o, where, "frees", &s->frees, 0) != 0 ||
+            rr_u64(c, o, where, "bytes_allocated", &s->bytes_allocated, 0) != 0 ||
+            rr_u64(c, o, where, "live_bytes_at_peak", &s->live_bytes_at_peak, 0) != 0 ||
+            rr_u64(c, o, where, "largest_allocation", &s->largest_allocation, 1) != 0 ||
+            rr_u64(c, o, where, "leaked_bytes", &s->live_bytes, 1) != 0)
+            return -1;
+        json_t *life = json_object_get(o, "lifetime");
+        if (json_is_object(life)) {
+            uint64_t mean = 0;
+            if (rr_u64(c, life, where, "mean_ns", &mean, 1) != 0)
+                return -1;
+            s->lifetime_sum_ns = mean * s->frees;
+        }
+        json_t *cat = json_object_get(o, "category");
+        if (json_is_string(cat))
+            for (int k = 0; k < MLMEM_CATEGORY_COUNT; k++)
+                if (strcmp(json_string_value(cat), rr_cat_names[k]) == 0)
+                    s->category = rr_cat_names[k];
+        json_t *mm = json_object_get(o, "is_mmap");
+        s->is_mmap = json_is_true(mm) || (json_is_integer(mm) && json_integer_value(mm) != 0);
+    }
+    return 0;
+}
+
+static int rr_timeline(rr_ctx_t *c, json_t *root, prof_result_t *r)
+{
+    json_t *tl = json_object_get(root, "timeline");
+    if (!tl || json_is_null(tl))
+        return 0;
+    if (!json_is_array(tl))
+        return rr_fail(c, "field timeline is not an array");
+    size_t n = json_array_size(tl);
+    r->timeline = calloc(n + 1, sizeof *r->timeline);
+    if (!r->timeline)
+        return rr_fail(c, "out of memory");
+    r->timeline_count = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(tl, i);
+        char where[48];
+        snprintf(where, sizeof where, "timeline[%zu]", i);
+        if (!json_is_object(o))
+            return rr_fail(c, "field %s is not an object", where);
+        if (rr_u64(c, o, where, "time_ns", &r->timeline[i].time_ns, 0) != 0 ||
+            rr_u64(c, o, where, "live_bytes", &r->timeline[i].live_bytes, 0) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int report_json_read(const char *path, prof_result_t *out, char *err, size_t errlen)
+{
+    rr_ctx_t c = {path, err, errlen};
+    memset(out, 0, sizeof *out);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root)
+        return rr_fail(&c, "not a JSON report: %s (line %d, column %d)", je.text, je.line,
+                       je.column);
+    int rc = -1;
+    json_t *schema = json_object_get(root, "schema"), *proc, *sum;
+    if (!json_is_string(schema) || strcmp(json_string_value(schema), REPORT_SCHEMA) != 0) {
+        rr_fail(&c, "field schema is not \"%s\" (not an mlmem report?)", REPORT_SCHEMA);
+        goto fail;
+    }
+    if (rr_object(&c, root, "process", &proc) != 0 || rr_object(&c, root, "summary", &sum) != 0)
+        goto fail;
+    json_t *cmd = json_object_get(proc, "command");
+    if (json_is_string(cmd) && !(out->process.command = strdup(json_string_value(cmd)))) {
+        rr_fail(&c, "out of memory");
+        goto fail;
+    }
+    if (rr_u64(&c, sum, "summary", "peak_bytes", &out->summary.peak_bytes, 0) != 0 ||
+        rr_u64(&c, sum, "summary", "peak_time_ns", &out->summary.peak_time_ns, 1) != 0 ||
+        rr_u64(&c, sum, "summary", "total_allocations", &out->summary.total_allocations, 1) != 0 ||
+        rr_u64(&c, sum, "summary", "duration_ns", &out->summary.duration_ns, 1) != 0)
+        goto fail;
+    if (rr_categories(&c, root, out) != 0 || rr_steps(&c, root, out) != 0 ||
+        rr_sites(&c, root, out) != 0 || rr_timeline(&c, root, out) != 0)
+        goto fail;
+    rc = 0;
+fail:
+    json_decref(root);
+    if (rc != 0) {
+        free(out->process.command);
+        free(out->steps.peak_bytes);
+        free(out->sites);
+        free(out->timeline);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
