@@ -182,6 +182,8 @@ struct prof_acct {
     uint64_t tl_width;        /* ns per bucket, a power of two            */
     uint64_t tl_end;          /* end of the current bucket's span          */
     uint32_t sum_phases;      /* bit per PHASE value seen                  */
+    uint64_t current_step;    /* the last STEP annotation's number         */
+    uint32_t current_phase;   /* the last PHASE since it (0: none)         */
 
     /* Attribution from annotations: live bytes per category (slot
      * not annotated: the rest of the live bytes), their maxima and their
@@ -957,11 +959,15 @@ int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
         }
         break;
     case MLMEM_EV_STEP:
+        a->current_step = ev->arg;
+        a->current_phase = MLMEM_PHASE_NONE;
         rc = acct_on_step(a);
         break;
     case MLMEM_EV_PHASE:
-        if (ev->arg < 32)
+        if (ev->arg < 32) {
             a->sum_phases |= 1u << ev->arg;
+            a->current_phase = (uint32_t)ev->arg;
+        }
         break;
     case MLMEM_EV_REGION_BEGIN:
         rc = acct_on_region_begin(a, ev);
@@ -1157,6 +1163,8 @@ int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
     out->steps.peak_bytes = peaks;
     out->steps.peak_count = npk;
     out->steps.phases_seen = a->sum_phases;
+    out->steps.current_step = a->current_step;
+    out->steps.current_phase = a->current_phase;
     out->steps.first_step_ns = a->step_first_ns;
     out->steps.last_step_ns = a->step_last_ns;
     if (a->sum.steps_annotated > 1)

@@ -118,6 +118,9 @@ typedef struct {
     uint64_t *peak_bytes;            /* annotated: each step's peak        */
     size_t peak_count;
     uint32_t phases_seen;            /* bit (1 << mlmem_phase_t)           */
+    uint32_t current_phase;          /* annotated: the last PHASE mark since
+                                        the last STEP (mlmem_phase_t; 0 none) */
+    uint64_t current_step;           /* annotated: the last STEP's number   */
     double confidence;               /* detected: share of the allocation
                                         sequence that repeats              */
 } prof_steps_t;

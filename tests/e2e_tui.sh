@@ -206,7 +206,7 @@ if [ -x "$TRAIN" ]; then
     expect "exited with code 0" 60
     expect "composition now"
     expect "weights"
-    expect "phases data,fwd,bwd,opt"
+    expect "phase eval"   # the trainer evaluates at the end of its last step
     wait_gone "the command has ended" 10   # the end message ages (4 s): advice shows
     screen > "$WORK/train.screen"
     keys q
@@ -215,7 +215,8 @@ if [ -x "$TRAIN" ]; then
     N=$(echo "$J" | grep -o '"steps": *{ *"source": *"annotations", *"count": *[0-9]*' | grep -o '[0-9]*$')
     T=$(echo "$J" | grep -o '"recommendations": *\[ *{[^}]*' | grep -o '"title": *"[^"]*"' | head -1 | sed 's/.*: *"//; s/"$//')
     if [ -n "$N" ] && [ "$N" -gt 0 ]; then
-        grep -qF "step $N  phases" "$WORK/train.screen" && ok "header: step $N (the report's)" || fail "header has no 'step $N'"
+        # Steps are numbered from 0: the last is the report's count - 1.
+        grep -qF "step $((N - 1))  phase" "$WORK/train.screen" && ok "header: step $((N - 1)) (the report's last)" || fail "header has no 'step $((N - 1))'"
         grep -qF "| $N annotated steps" "$WORK/train.screen" && ok "timeline: $N annotated steps" || fail "timeline title has no '$N annotated steps'"
         grep -qE "^ +0 +\|?.*\|" "$WORK/train.screen" && ok "step starts ticked on the axis" || fail "no step ticks on the timeline's axis"
     else

@@ -368,22 +368,19 @@ static void draw_figures(const ctx_t *c, const ui_model_t *m)
     if (s->lost_events)
         snprintf(lost, sizeof lost, "  lost %llu", (unsigned long long)s->lost_events);
     attr_t warn = (s->dropped_events || s->lost_events) ? attr_of(c, PAIR_PEAK, A_BOLD) : A_NORMAL;
-    /* Annotated steps: the count of STEP marks so far is the current step.
-     * The result keeps which phases were marked, not the current one. */
-    char step[32] = "-", phase[48] = "-";
-    if (ui_model_steps_annotated(m))
-        snprintf(step, sizeof step, "%llu", (unsigned long long)r->steps.count);
-    if (r->steps.phases_seen) {
-        static const char *pn[] = {"", "data", "fwd", "bwd", "opt", "eval"};
-        size_t o = 0;
-        for (int i = 1; i < 6 && o < sizeof phase; i++)
-            if (r->steps.phases_seen & (1u << i))
-                o += (size_t)snprintf(phase + o, sizeof phase - o, "%s%s", o ? "," : "", pn[i]);
+    /* Annotated steps: the program's own number of the current step, and
+     * the phase it last marked in it. */
+    char step[32] = "-";
+    const char *phase = "-";
+    if (ui_model_steps_annotated(m)) {
+        static const char *pn[] = {"-", "data", "forward", "backward", "optimizer", "eval"};
+        snprintf(step, sizeof step, "%llu", (unsigned long long)r->steps.current_step);
+        if (r->steps.current_phase < sizeof pn / sizeof pn[0])
+            phase = pn[r->steps.current_phase];
     }
-    put(c, 2, 1, c->cols - 2, warn, "%sevents/s %s  events %llu  dropped %llu%s  step %s  %s %s",
+    put(c, 2, 1, c->cols - 2, warn, "%sevents/s %s  events %llu  dropped %llu%s  step %s  phase %s",
         replay, fmt_count(m->events_per_s, r1, sizeof r1), (unsigned long long)s->events,
-        (unsigned long long)s->dropped_events, lost, step,
-        r->steps.phases_seen ? "phases" : "phase", phase);
+        (unsigned long long)s->dropped_events, lost, step, phase);
 }
 
 /* A category's mark: its colour, or without colour a glyph of its own. */
