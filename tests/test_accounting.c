@@ -15,44 +15,9 @@
 
 #include "profiler/accounting.h"
 #include "profiler/prof_result.h"
+#include "acct_stream.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-/* A stream under construction: each event gets the next seq and a time 10 ns
- * after the previous one unless the test sets 't' itself. */
-typedef struct {
-    prof_acct_t *a;
-    uint64_t seq;
-    uint64_t t;
-} tst_t;
-
-static void tst_init(tst_t *s, size_t timeline_points)
-{
-    prof_acct_options_t opt = {timeline_points};
-    s->a = prof_acct_new(&opt);
-    assert_non_null(s->a);
-    s->seq = 0;
-    s->t = 0;
-}
-
-static void tst_ev(tst_t *s, prof_event_t ev)
-{
-    ev.seq = ++s->seq;
-    s->t += 10;
-    ev.time_ns = s->t;
-    assert_int_equal(prof_acct_apply(s->a, &ev), 0);
-}
-
-static void t_alloc(tst_t *s, uint32_t tid, uint32_t stack, uint64_t addr, uint64_t size)
-{
-    tst_ev(s, (prof_event_t){.type = MLMEM_EV_ALLOC, .tid = tid, .stack_id = stack,
-                             .addr = addr, .size = size});
-}
-
-static void t_free(tst_t *s, uint32_t tid, uint64_t addr)
-{
-    tst_ev(s, (prof_event_t){.type = MLMEM_EV_FREE, .tid = tid, .addr = addr});
-}
 
 static void t_realloc(tst_t *s, uint32_t tid, uint32_t stack, uint64_t old, uint64_t addr,
                       uint64_t size)

@@ -23,41 +23,8 @@
 /* Categories plus "not annotated" (PROF_CAT_NONE, the last). */
 #define TST_SLOTS (MLMEM_CATEGORY_COUNT + 1)
 #include "profiler/prof_result.h"
+#include "acct_stream.h"
 
-/* ---- event helpers ------------------------------------------------------- */
-
-typedef struct {
-    prof_acct_t *a;
-    uint64_t seq;
-    uint64_t t;
-} tst_t;
-
-static void tst_init(tst_t *s)
-{
-    s->a = prof_acct_new(NULL);
-    assert_non_null(s->a);
-    s->seq = 0;
-    s->t = 0;
-}
-
-static void tst_ev(tst_t *s, prof_event_t ev)
-{
-    ev.seq = ++s->seq;
-    s->t += 10;
-    ev.time_ns = s->t;
-    assert_int_equal(prof_acct_apply(s->a, &ev), 0);
-}
-
-static void t_alloc(tst_t *s, uint32_t tid, uint32_t stack, uint64_t addr, uint64_t size)
-{
-    tst_ev(s, (prof_event_t){.type = MLMEM_EV_ALLOC, .tid = tid, .stack_id = stack,
-                             .addr = addr, .size = size});
-}
-
-static void t_free(tst_t *s, uint32_t tid, uint64_t addr)
-{
-    tst_ev(s, (prof_event_t){.type = MLMEM_EV_FREE, .tid = tid, .addr = addr});
-}
 
 static void t_begin(tst_t *s, uint32_t tid, int cat)
 {
@@ -92,7 +59,7 @@ static void test_attribution_region_nesting(void **state)
 {
     (void)state;
     tst_t s;
-    tst_init(&s);
+    tst_init(&s, 0);
     t_end(&s, 1); /* unmatched */
     t_begin(&s, 1, MLMEM_CAT_WEIGHTS);
     t_alloc(&s, 1, 1, 0x1000, 100);
@@ -125,7 +92,7 @@ static void test_attribution_region_overflow(void **state)
 {
     (void)state;
     tst_t s;
-    tst_init(&s);
+    tst_init(&s, 0);
     for (int i = 0; i < 15; i++)
         t_begin(&s, 1, MLMEM_CAT_DATA);
     t_begin(&s, 1, MLMEM_CAT_ACTIVATIONS); /* the 16th */
@@ -155,7 +122,7 @@ static void test_attribution_tag_overrides_region(void **state)
 {
     (void)state;
     tst_t s;
-    tst_init(&s);
+    tst_init(&s, 0);
     t_begin(&s, 1, MLMEM_CAT_WEIGHTS);
     t_alloc(&s, 1, 1, 0x1000, 100);
     t_end(&s, 1);
@@ -193,7 +160,7 @@ static void test_attribution_peak_composition_exact(void **state)
 {
     (void)state;
     tst_t s;
-    tst_init(&s);
+    tst_init(&s, 0);
     enum { SLOTS = 64 };
     uint64_t live_size[SLOTS] = {0};
     int live_cat[SLOTS];
@@ -281,7 +248,7 @@ static void test_attribution_steps_annotated(void **state)
 {
     (void)state;
     tst_t s;
-    tst_init(&s);
+    tst_init(&s, 0);
     t_alloc(&s, 1, 1, 0x1000, 1000); /* setup */
     for (uint64_t step = 0; step < 3; step++) {
         tst_ev(&s, (prof_event_t){.type = MLMEM_EV_STEP, .tid = 1, .arg = step});
