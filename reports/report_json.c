@@ -356,6 +356,11 @@ static json_t *rj_steps(rj_builder_t *b, const prof_result_t *r)
         if (st->phases_seen & (1u << i))
             rj_push(b, ph, json_string(i < 6 ? phases[i] : "unknown"));
     rj_set(b, o, "phases", ph);
+    int annotated = st->source && strcmp(st->source, "annotations") == 0;
+    rj_set(b, o, "current_step", annotated ? rj_u64(st->current_step) : json_null());
+    rj_set(b, o, "current_phase",
+           annotated && st->current_phase < 6 ? json_string(phases[st->current_phase])
+                                              : json_null());
     rj_set(b, o, "confidence", json_real(st->confidence));
     return o;
 }

@@ -375,6 +375,9 @@ static void test_e2e_capture_annotations_counted(void **state)
     json_t *r = profile(NULL, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.steps_annotated"), 5);
     assert_int_equal(e2e_int(r, "summary.total_allocations"), 6);
+    /* Steps 0..4, each marking forward then backward. */
+    assert_int_equal(e2e_int(r, "steps.current_step"), 4);
+    assert_string_equal(str_at(r, "steps", "current_phase"), "backward");
     json_decref(r);
     /* The same binary runs without the shim. */
     const char *plain[] = {e2e_prog("e2e_annotate"), NULL};
