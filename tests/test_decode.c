@@ -622,6 +622,7 @@ static void test_decode_truncated_record_at_finish(void **state)
         prof_decoder_free(d);
         rec_free(&r);
     }
+    sb_free(&b);
 }
 
 /* An empty stream is clean (decode.h): a process that ended or exec'd
