@@ -6,7 +6,7 @@
  * Mutations of compressed bytes rarely get past zstd, so the input is the
  * *decompressed* trace, compressed here before the replay; an input whose
  * first byte is 0xff is passed raw instead, to fuzz the zstd layer too.
- * The seeds (corpus/trace/*.trc) are real traces, decompressed.
+ * The seeds (the .trc files in corpus/trace) are real traces, decompressed.
  */
 #define _GNU_SOURCE
 #include <stddef.h>

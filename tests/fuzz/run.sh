@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses with clang (ASan + UBSan) and runs each for
-# SECONDS on its seed corpus (tests/fuzz/corpus/<name>), plus whatever new
-# inputs it finds (kept in a scratch copy, not in the repository).
-#   tests/fuzz/run.sh BUILD_DIR [SECONDS]
-# Exits non-zero if a harness crashes, leaks, hangs or trips a sanitizer.
+# Builds the libFuzzer harnesses with clang (ASan + UBSan) and runs each on
+# its seed corpus (tests/fuzz/corpus/<name>) plus what it finds (kept in a
+# scratch copy, not in the repository).
+#   tests/fuzz/run.sh BUILD_DIR [RUNS]      a fixed number of inputs, fixed
+#                                           seed: the same run every time (CI)
+#   tests/fuzz/run.sh BUILD_DIR 0 SECONDS   fuzz for SECONDS, random seed
+# Exits non-zero if a harness crashes, leaks, hangs or trips a sanitizer;
+# keep a crashing input in the corpus as a regression seed once fixed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 src="$(cd "$here/../.." && pwd)"
-out="${1:?usage: run.sh BUILD_DIR [SECONDS]}/fuzz"
-secs="${2:-20}"
+out="${1:?usage: run.sh BUILD_DIR [RUNS] [SECONDS]}/fuzz"
+runs="${2:-3000}"
+secs="${3:-0}"
+if [ "$runs" -gt 0 ]; then
+    budget=(-runs="$runs" -seed=1)
+else
+    budget=(-max_total_time="$secs")
+fi
 mkdir -p "$out"
 
 if ! command -v clang >/dev/null; then
@@ -31,9 +40,9 @@ for name in stream trace; do
     rm -rf "$work"
     mkdir -p "$work"
     cp "$here/corpus/$name/"* "$work/" 2>/dev/null || true
-    echo "fuzz: $name for ${secs}s on $(ls "$work" | wc -l) seeds" >&2
+    echo "fuzz: $name (${budget[*]}) on $(ls "$work" | wc -l) seeds" >&2
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-        "$out/fuzz_$name" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+        "$out/fuzz_$name" "${budget[@]}" -rss_limit_mb=2048 -timeout=10 \
         -max_len=65536 -print_final_stats=1 "$work" 2>"$out/fuzz_$name.log" || {
         tail -50 "$out/fuzz_$name.log" >&2
         exit 1
