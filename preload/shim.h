@@ -181,6 +181,7 @@ typedef struct {
     uint64_t stream_ns0;              /* time zero of this stream           */
     uint64_t next_rss_ns;
     uint32_t tid;
+    uint64_t sock_ino, sock_dev;      /* identity of the analyzer's socket  */
     char cmdline[16384];
 } shim_writer_state_t;
 

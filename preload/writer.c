@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -53,20 +54,38 @@ static int64_t ticks_to_stream_ns(uint64_t ticks)
 
 /* ---- sending ------------------------------------------------------------- */
 
-static void detach(const char *why, int err)
+/* Stops sending. 'still_ours' is 0 when the descriptor number no longer
+ * holds our socket (the program closed it and may have reused the number):
+ * then it must not be closed either. */
+static void detach(const char *why, int err, int still_ours)
 {
     if (atomic_exchange(&g_shim.connected, 0)) {
         atomic_store(&g_shim.mode, SHIM_DETACHED);
         shim_log("analyzer connection lost (%s: errno %d); the program continues unprofiled",
                  why, err);
-        close(g_shim.sock);
+        if (still_ours)
+            close(g_shim.sock);
         g_shim.sock = -1;
     }
     W.out_len = 0;
 }
 
+/* A program may close every descriptor it does not know (daemons, some
+ * process launchers) and open new ones: before writing, check that the
+ * number still names the socket we connected, so that trace bytes can never
+ * go into one of the program's files or connections. */
+static int socket_still_ours(void)
+{
+    struct stat st;
+    return fstat(g_shim.sock, &st) == 0 && st.st_ino == W.sock_ino && st.st_dev == W.sock_dev;
+}
+
 static void flush_out(void)
 {
+    if (W.out_len && atomic_load(&g_shim.connected) && !socket_still_ours()) {
+        detach("the program closed the analyzer's socket", EBADF, 0);
+        return;
+    }
     const uint8_t *p = W.out;
     size_t n = W.out_len;
     uint64_t give_up = 0;
@@ -87,13 +106,13 @@ static void flush_out(void)
                 if (!give_up)
                     give_up = now + (uint64_t)g_shim.config.exit_timeout_ms * 1000000ull;
                 else if (now > give_up) {
-                    detach("analyzer not reading at exit", errno);
+                    detach("analyzer not reading at exit", errno, 1);
                     return;
                 }
             }
             continue;
         }
-        detach("send", k < 0 ? errno : 0);
+        detach("send", k < 0 ? errno : 0, 1);
         return;
     }
     W.out_len = 0;
@@ -546,6 +565,19 @@ static int connect_analyzer(void)
     setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int sz = 4 << 20;
     setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    /* A high descriptor number, out of the way of the program's own. */
+    int high = fcntl(s, F_DUPFD_CLOEXEC, 700);
+    if (high >= 0) {
+        close(s);
+        s = high;
+    }
+    struct stat st;
+    if (fstat(s, &st) != 0) {
+        close(s);
+        return -1;
+    }
+    W.sock_ino = st.st_ino;
+    W.sock_dev = st.st_dev;
     g_shim.sock = s;
     atomic_store(&g_shim.connected, 1);
     return 0;

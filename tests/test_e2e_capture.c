@@ -554,6 +554,19 @@ static void test_e2e_capture_missing_command_clear_error(void **state)
     e2e_result_free(&res);
 }
 
+/* The program closes the shim's socket and reuses its descriptor number for
+ * a socket of its own: the shim notices and stops, and never writes into
+ * the program's socket (the program checks and exits 1 if it did). */
+static void test_e2e_capture_program_closes_our_socket(void **state)
+{
+    const char *argv[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--",
+                          e2e_prog("e2e_closefds"), NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 0);
+    assert_non_null(strstr(res.err, "closed the analyzer's socket"));
+    e2e_result_free(&res);
+}
+
 static void test_e2e_capture_static_binary_explained(void **state)
 {
     if (access(e2e_prog("e2e_static"), X_OK) != 0)
@@ -612,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_analyzer_gone_target_finishes),
         cmocka_unit_test(test_e2e_capture_sigint_still_reports),
         cmocka_unit_test(test_e2e_capture_missing_command_clear_error),
+        cmocka_unit_test(test_e2e_capture_program_closes_our_socket),
         cmocka_unit_test(test_e2e_capture_static_binary_explained),
         cmocka_unit_test(test_e2e_capture_python_program),
     };
