@@ -132,6 +132,39 @@ static void load_rules(const char *path, prof_rules_t *rules)
         die(2, "%s", err);
 }
 
+/* Replays the trace at 'path' (with the user's rules, if any) and fills 'out'
+ * for process 'pid' (0: the command), symbolized and attributed; dies with
+ * a clear message otherwise. A trace cut short ('partial') or a malformed
+ * stream is analyzed as far as it goes, with a warning. */
+static void trace_result(const char *path, const char *rules_path, int partial, int32_t pid,
+                         prof_result_t *out)
+{
+    prof_rules_t rules = {0};
+    load_rules(rules_path, &rules);
+    prof_session_t *s = prof_session_new();
+    if (!s)
+        die(1, "out of memory");
+    if (rules_path)
+        prof_session_set_rules(s, &rules);
+    char err[1024];
+    prof_trace_stats_t st;
+    if (prof_trace_replay(path, s, partial, &st, err, sizeof err) != 0)
+        die(1, "%s", err);
+    if (!st.complete)
+        fprintf(stderr, "mlmem: warning: %s was cut short; figures cover what it holds\n", path);
+    if (prof_session_error(s))
+        fprintf(stderr, "mlmem: warning: %s: %s; that process's figures stop there\n", path,
+                prof_session_error(s));
+    int rc = prof_session_result(s, pid, 1, 0, out); /* rules need symbols */
+    if (rc == -2)
+        die(1, pid ? "%s: no process with pid %d in this trace" : "%s: the trace holds no process",
+            path, (int)pid);
+    if (rc != 0)
+        die(1, "out of memory building the report");
+    prof_session_free(s);
+    prof_rules_free(&rules);
+}
+
 /* ---- run / record ------------------------------------------------------------ */
 
 typedef struct {
@@ -458,7 +491,6 @@ static int cmd_report(int argc, char **argv)
         {0, 0, 0, 0},
     };
     const char *json_path = NULL, *rules_path = NULL;
-    prof_rules_t rules = {0};
     int text = 0, partial = 0;
     int32_t pid = 0;
     size_t sites = 0;
@@ -481,36 +513,13 @@ static int cmd_report(int argc, char **argv)
     const char *path = argv[optind];
     if (!json_path)
         text = 1;
-    load_rules(rules_path, &rules);
-
-    prof_session_t *s = prof_session_new();
-    if (!s)
-        die(1, "out of memory");
-    if (rules_path)
-        prof_session_set_rules(s, &rules);
-    char err[1024];
-    prof_trace_stats_t st;
-    if (prof_trace_replay(path, s, partial, &st, err, sizeof err) != 0)
-        die(1, "%s", err);
-    if (!st.complete)
-        fprintf(stderr, "mlmem: warning: %s was cut short; figures cover what it holds\n", path);
-    if (prof_session_error(s))
-        fprintf(stderr, "mlmem: warning: %s: %s; that process's figures stop there\n", path,
-                prof_session_error(s));
     prof_result_t r;
-    int rc = prof_session_result(s, pid, 1, 0, &r);
-    if (rc == -2)
-        die(1, pid ? "%s: no process with pid %d in this trace" : "%s: the trace holds no process",
-            path, (int)pid);
-    if (rc != 0)
-        die(1, "out of memory building the report");
+    trace_result(path, rules_path, partial, pid, &r);
     if (json_path)
         write_json(&r, json_path);
     if (text)
         print_text(&r, sites);
     prof_result_free(&r);
-    prof_session_free(s);
-    prof_rules_free(&rules);
     return 0;
 }
 
@@ -589,7 +598,6 @@ static int cmd_advise(int argc, char **argv)
         {0, 0, 0, 0},
     };
     const char *rules_path = NULL;
-    prof_rules_t rules = {0};
     uint64_t budget = 0;
     int32_t pid = 0;
     int c;
@@ -617,25 +625,7 @@ static int cmd_advise(int argc, char **argv)
         if (prof_advise(&r) != 0)
             die(1, "out of memory computing the advice");
     } else {
-        load_rules(rules_path, &rules);
-        prof_session_t *s = prof_session_new();
-        if (!s)
-            die(1, "out of memory");
-        if (rules_path)
-            prof_session_set_rules(s, &rules);
-        prof_trace_stats_t st;
-        if (prof_trace_replay(path, s, 1, &st, err, sizeof err) != 0)
-            die(1, "%s", err);
-        if (!st.complete)
-            fprintf(stderr, "mlmem: warning: %s was cut short; advice covers what it holds\n", path);
-        int rc = prof_session_result(s, pid, 1, 0, &r); /* rules need symbols */
-        if (rc == -2)
-            die(1, pid ? "%s: no process with pid %d in this trace" : "%s: the trace holds no process",
-                path, (int)pid);
-        if (rc != 0)
-            die(1, "out of memory building the result");
-        prof_session_free(s);
-        prof_rules_free(&rules);
+        trace_result(path, rules_path, 1, pid, &r);
     }
     print_advice(&r);
     if (budget)
