@@ -94,8 +94,7 @@ static void *realloc_common(void *old, size_t size, int fn, void *(*call)(void *
     shim_event_t *e = shim_event_reserve(r);
     if (!e)
         return call(old, n, elem);
-    e->seq = shim_next_seq();
-    e->time = shim_ticks();
+    shim_event_stamp(r, e, size >= g_shim.config.stack_threshold);
     void *p;
     int saved = shim_guard;
     shim_guard = SHIM_GUARD_PASS;
@@ -174,8 +173,7 @@ SHIM_EXPORT void free(void *p)
     shim_ring_t *r = shim_ring_get();
     shim_event_t *e = r ? shim_event_reserve(r) : NULL;
     if (e) {
-        e->seq = shim_next_seq();
-        e->time = shim_ticks();
+        shim_event_stamp(r, e, 0);
         e->type = MLMEM_EV_FREE;
         e->fn = 0;
         e->addr = (uintptr_t)p;

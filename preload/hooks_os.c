@@ -62,8 +62,7 @@ SHIM_EXPORT int munmap(void *addr, size_t len)
     shim_ring_t *r = shim_ring_get();
     shim_event_t *e = r ? shim_event_reserve(r) : NULL;
     if (e) {
-        e->seq = shim_next_seq(); /* before the range can be mapped again */
-        e->time = shim_ticks();
+        shim_event_stamp(r, e, 1); /* before the range can be mapped again */
     }
     int saved = shim_guard;
     shim_guard = SHIM_GUARD_PASS;
@@ -99,8 +98,7 @@ SHIM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, .
     shim_ring_t *r = shim_ring_get();
     shim_event_t *e = r ? shim_event_reserve(r) : NULL;
     if (e) {
-        e->seq = shim_next_seq();
-        e->time = shim_ticks();
+        shim_event_stamp(r, e, 1);
     }
     int saved = shim_guard;
     shim_guard = SHIM_GUARD_PASS;

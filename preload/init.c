@@ -53,6 +53,7 @@ static void fork_child(void)
     if (!g_shim.config.follow_fork)
         return;
     atomic_store(&g_shim.seq, 0);
+    shim_seq_after_fork_child();
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
     g_shim.start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
@@ -78,6 +79,7 @@ __attribute__((constructor(101))) static void shim_init(void)
     }
     base_clocks();
     shim_rings_init();
+    shim_seq_init();
     if (shim_stacks_init() != 0) {
         shim_log("cannot map the stack table; running unprofiled");
         atomic_store(&g_shim.mode, SHIM_DETACHED);

@@ -109,8 +109,7 @@ void shim_record_alloc(int fn, void *p, size_t size)
     shim_event_t *e = shim_event_reserve(r);
     if (!e)
         return;
-    e->seq = shim_next_seq();
-    e->time = shim_ticks();
+    shim_event_stamp(r, e, size >= g_shim.config.stack_threshold);
     e->type = MLMEM_EV_ALLOC;
     e->fn = (uint8_t)fn;
     e->addr = (uintptr_t)p;
@@ -133,8 +132,7 @@ void shim_record_simple(int type, uint64_t addr, uint64_t size, uint64_t arg, in
     shim_event_t *e = shim_event_reserve(r);
     if (!e)
         return;
-    e->seq = shim_next_seq();
-    e->time = shim_ticks();
+    shim_event_stamp(r, e, 1);
     e->type = (uint8_t)type;
     e->fn = 0;
     e->addr = addr;

@@ -30,9 +30,78 @@ static inline uint64_t shim_ticks(void)
 #endif
 }
 
-static inline uint64_t shim_next_seq(void)
+static inline uint64_t shim_xadd(uint64_t *p, uint64_t v)
 {
-    return atomic_fetch_add_explicit(&g_shim.seq, 1, memory_order_relaxed) + 1;
+#if defined(__x86_64__)
+    /* No lock prefix: atomic against signals on this thread, which is all
+     * a single-producer ring needs, and far cheaper than a locked xadd. */
+    __asm__ volatile("xaddq %0, %1" : "+r"(v), "+m"(*p) : : "memory");
+    return v;
+#else
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+#endif
+}
+
+/* The next number of the global order (see seq.c): an unlocked xadd for
+ * the owner of the counter, a locked one while it is shared; 'seq_busy'
+ * brackets the read of the owner and the increment. */
+static inline uint64_t shim_next_seq(shim_ring_t *r)
+{
+    for (;;) {
+        uint32_t busy = atomic_load_explicit(&r->seq_busy, memory_order_relaxed);
+        atomic_store_explicit(&r->seq_busy, busy + 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+        uintptr_t owner = atomic_load_explicit(&g_shim.seq_owner, memory_order_acquire);
+        if (SHIM_LIKELY(owner == (uintptr_t)r)) {
+            uint64_t s = shim_xadd((uint64_t *)&g_shim.seq, 1) + 1;
+            atomic_store_explicit(&r->seq_busy, busy, memory_order_release);
+            return s;
+        }
+        if (owner == SHIM_SEQ_SHARED || busy) {
+            /* Shared; or a signal handler that interrupted this thread
+             * taking a number, which can not wait for a move to end. */
+            uint64_t s = atomic_fetch_add_explicit(&g_shim.seq, 1, memory_order_relaxed) + 1;
+            atomic_store_explicit(&r->seq_busy, busy, memory_order_release);
+            if (!busy) {
+                r->seq_run = s == r->seq_last + 1 ? r->seq_run + 1 : 0;
+                r->seq_last = s;
+                if (SHIM_UNLIKELY(r->seq_run >= SHIM_SEQ_PROMOTE_RUN))
+                    shim_seq_promote(r);
+            }
+            return s;
+        }
+        atomic_store_explicit(&r->seq_busy, busy, memory_order_release);
+        shim_seq_settle(r, owner);
+    }
+}
+
+/* Events reuse the thread's last clock read for this many events, unless
+ * the writer has made a pass since (then they read the clock again). */
+#define SHIM_CLOCK_REUSE 15u
+
+/* The event's time in ticks. rdtsc costs as much as a malloc here (11 ns
+ * in this VM), so small events may carry the time of an earlier event of
+ * the same thread: at most SHIM_CLOCK_REUSE events and one writer pass
+ * (a few ms) older. 'fresh' events (large blocks, mappings, annotations)
+ * always read the clock. */
+static inline uint64_t shim_event_ticks(shim_ring_t *r, int fresh)
+{
+    uint32_t epoch = atomic_load_explicit(&g_shim.clock_epoch, memory_order_relaxed);
+    if (fresh || epoch != r->clock_epoch || r->clock_reuse == 0) {
+        r->clock_epoch = epoch;
+        r->clock_reuse = SHIM_CLOCK_REUSE;
+        r->clock_ticks = shim_ticks();
+    } else {
+        r->clock_reuse--;
+    }
+    return r->clock_ticks;
+}
+
+/* Gives a reserved event its place in the order and its time. */
+static inline void shim_event_stamp(shim_ring_t *r, shim_event_t *e, int fresh)
+{
+    e->seq = shim_next_seq(r);
+    e->time = shim_event_ticks(r, fresh);
 }
 
 /* Non-zero when this call should be recorded: the shim is active and we are
@@ -60,18 +129,6 @@ static inline shim_ring_t *shim_ring_get(void)
     if (SHIM_UNLIKELY(!r))
         r = shim_ring_attach();
     return r;
-}
-
-static inline uint64_t shim_xadd(uint64_t *p, uint64_t v)
-{
-#if defined(__x86_64__)
-    /* No lock prefix: atomic against signals on this thread, which is all
-     * a single-producer ring needs, and far cheaper than a locked xadd. */
-    __asm__ volatile("xaddq %0, %1" : "+r"(v), "+m"(*p) : : "memory");
-    return v;
-#else
-    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-#endif
 }
 
 shim_event_t *shim_event_slow(shim_ring_t *r);

@@ -47,6 +47,9 @@ static void ring_claimed(shim_ring_t *r)
         r->rng = 1;
     r->last_stack_id = 0;
     r->last_depth = 0;
+    r->clock_reuse = 0;
+    r->seq_run = 0;
+    r->seq_last = 0;
     r->name_sent_gen = 0;
     ring_take_name(r);
 }
@@ -103,6 +106,7 @@ void shim_rings_reset_after_fork(void)
         c->tail_cache = pos;
         c->dropped = 0;
         c->depth = 0;
+        c->seq_busy = 0; /* a parent thread may have been taking a number */
         c->dropping = 0;
         c->name_sent_gen = 0; /* the child's stream has not seen any name */
         atomic_store(&c->state, c == shim_ring ? SHIM_RING_ACTIVE : SHIM_RING_FREE);

@@ -13,6 +13,7 @@
  *   bootstrap.c    real functions + static pool  log.c      write(2) logging
  *   annotate.c     the entry points of mlmem/annotate.h
  *   state.c        the one mutable global, g_shim
+ *   seq.c          the global order: unlocked while one thread records
  *
  * Rules every file keeps (see docs/architecture.md, "The shim"):
  * - No allocation through the hooked functions and no stdio: memory comes
@@ -89,6 +90,16 @@ typedef struct shim_ring {
     /* Sampling state of the owner thread (stays with the ring). */
     int64_t sample_countdown;       /* bytes until the next sampled one   */
     uint64_t rng;
+
+    /* Ordering and clock (seq.c, record.h). 'seq_busy' is non-zero while
+     * the owner takes a sequence number; another thread reads it when the
+     * process stops being single-threaded. */
+    _Atomic uint32_t seq_busy;
+    uint32_t seq_run;               /* numbers in a row, taken shared     */
+    uint64_t seq_last;              /* the last number it took            */
+    uint32_t clock_epoch;           /* writer pass of the last clock read */
+    uint32_t clock_reuse;           /* events left that may reuse it      */
+    uint64_t clock_ticks;           /* the last clock read                */
 
     /* The last stack this thread captured, to skip the table lookup when
      * the same call site allocates again. */
@@ -192,6 +203,9 @@ typedef struct {
     shim_config_t config;
 
     _Atomic uint64_t seq;             /* last sequence number handed out    */
+    _Atomic uintptr_t seq_owner;      /* seq.c: SHIM_SEQ_* or the owner ring */
+    _Atomic int seq_bias_ok;          /* membarrier works: owners allowed   */
+    _Atomic uint32_t clock_epoch;     /* bumped by every writer pass        */
     uint64_t tsc0;                    /* clock pair taken at start          */
     uint64_t ns0;
     uint64_t start_realtime_ns;
@@ -277,6 +291,15 @@ uint64_t shim_now(void);
 void shim_record_alloc(int fn, void *p, size_t size);
 void shim_record_simple(int type, uint64_t addr, uint64_t size, uint64_t arg, int want_stack);
 uint32_t shim_stack_for(shim_ring_t *r, uint64_t size, int force);
+
+/* seq.c: the global order, a biased counter (see there). */
+#define SHIM_SEQ_SHARED ((uintptr_t)0)  /* everyone takes numbers locked   */
+#define SHIM_SEQ_MOVING ((uintptr_t)1)  /* changing hands: wait            */
+#define SHIM_SEQ_PROMOTE_RUN 4096u     /* numbers in a row to become owner */
+void shim_seq_init(void);
+void shim_seq_after_fork_child(void);
+void shim_seq_settle(shim_ring_t *r, uintptr_t owner);
+void shim_seq_promote(shim_ring_t *r);
 
 /* stacks.c */
 int shim_stacks_init(void);

@@ -247,6 +247,7 @@ typedef struct {
     uint32_t tid;
     uint64_t seq, addr;
     int64_t time;
+    uint64_t ticks;    /* the ticks 'time' was converted from                */
 } batch_t;
 
 static void batch_begin(batch_t *b, uint32_t tid)
@@ -275,6 +276,7 @@ static void batch_end(batch_t *b)
     b->p = W.scratch;
     b->seq = b->addr = 0;
     b->time = 0;
+    b->ticks = 0;
 }
 
 static void put_addr(batch_t *b, uint64_t addr)
@@ -283,19 +285,36 @@ static void put_addr(batch_t *b, uint64_t addr)
     b->addr = addr;
 }
 
-static void batch_add(batch_t *b, const shim_event_t *e)
+/* Appends one event. 'freed_next' (ALLOC only): the event that follows it
+ * in the order frees it at the same time, and is not written (the reader
+ * makes it from this one). Most events take the next number and the
+ * thread's last clock read, so their seq and time deltas are flags. */
+static void batch_add(batch_t *b, const shim_event_t *e, int freed_next)
 {
     if (e->tid != b->tid || b->count == SHIM_BATCH_EVENTS) {
         batch_end(b);
         b->tid = e->tid;
     }
-    uint8_t *p = b->p;
-    *p++ = e->type;
-    p += mlmem_varint_put(p, mlmem_zigzag((int64_t)(e->seq - b->seq)));
-    b->seq = e->seq;
-    int64_t t = ticks_to_stream_ns(e->time);
-    p += mlmem_varint_put(p, mlmem_zigzag(t - b->time));
-    b->time = t;
+    uint8_t *type = b->p;
+    uint8_t *p = type + 1;
+    uint8_t flags = freed_next ? MLMEM_EVF_FREED_NEXT : 0;
+    if (e->seq == b->seq + 1)
+        flags |= MLMEM_EVF_SEQ_NEXT;
+    else
+        p += mlmem_varint_put(p, mlmem_zigzag((int64_t)(e->seq - b->seq)));
+    b->seq = freed_next ? e->seq + 1 : e->seq;
+    if (e->time != b->ticks || !b->count) {
+        b->ticks = e->time;
+        int64_t t = ticks_to_stream_ns(e->time);
+        if (t != b->time)
+            p += mlmem_varint_put(p, mlmem_zigzag(t - b->time));
+        else
+            flags |= MLMEM_EVF_SAME_TIME;
+        b->time = t;
+    } else {
+        flags |= MLMEM_EVF_SAME_TIME;
+    }
+    *type = (uint8_t)(e->type | flags);
     b->p = p;
 
     switch (e->type) {
@@ -388,8 +407,17 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
         } else {
             batch_t b;
             batch_begin(&b, 0);
-            for (uint64_t i = tail; i != head; i++)
-                batch_add(&b, &r->slots[i & (SHIM_RING_SLOTS - 1)]);
+            for (uint64_t i = tail; i != head; i++) {
+                const shim_event_t *e = &r->slots[i & (SHIM_RING_SLOTS - 1)];
+                const shim_event_t *next = &r->slots[(i + 1) & (SHIM_RING_SLOTS - 1)];
+                /* A block freed right after it was made (the commonest
+                 * pattern there is: a temporary) travels as one event. */
+                int freed_next = i + 1 != head && e->type == MLMEM_EV_ALLOC &&
+                                 next->type == MLMEM_EV_FREE && next->addr == e->addr &&
+                                 next->seq == e->seq + 1 && next->time == e->time;
+                batch_add(&b, e, freed_next);
+                i += (uint64_t)freed_next;
+            }
             batch_end(&b);
         }
         atomic_store_explicit(&r->tail, head, memory_order_release);
@@ -455,14 +483,14 @@ static void sample_rss(int force)
     W.next_rss_ns = now + (uint64_t)g_shim.config.rss_interval_ms * 1000000ull;
     shim_event_t e;
     memset(&e, 0, sizeof e);
-    e.seq = shim_next_seq();
+    e.seq = 0; /* not in the order: see docs/trace-format.md, RSS */
     e.time = shim_ticks();
     e.type = MLMEM_EV_RSS;
     e.size = read_rss();
     e.tid = W.tid;
     batch_t b;
     batch_begin(&b, W.tid);
-    batch_add(&b, &e);
+    batch_add(&b, &e, 0);
     batch_end(&b);
 }
 
@@ -522,6 +550,7 @@ static void *writer_main(void *arg)
         int stopping = atomic_load(&g_shim.writer_stop);
         int connected = atomic_load(&g_shim.connected);
         calibrate();
+        atomic_fetch_add_explicit(&g_shim.clock_epoch, 1, memory_order_relaxed);
         if (connected)
             send_modules();
         size_t n = drain_all(!connected);

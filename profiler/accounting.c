@@ -923,10 +923,69 @@ void prof_acct_free(prof_acct_t *a)
     free(a);
 }
 
+/* What follows every event: the event count, the peak, this step's
+ * maximum and the timeline. 'seq' is the event's number. */
+ACCT_HOT void acct_after_event(prof_acct_t *a, uint64_t seq)
+{
+    a->sum.events++;
+    uint64_t live = a->heap_live + a->mmap_live;
+    if (live > a->sum.peak_bytes) {
+        a->sum.peak_bytes = live;
+        a->sum.peak_time_ns = a->now;
+        a->sum.peak_seq = seq;
+        a->sum.peak_heap_bytes = a->heap_live;
+        a->sum.peak_mmap_bytes = a->mmap_live;
+        if (a->any_ann)
+            memcpy(a->cat_at_peak, a->cat_live, sizeof(a->cat_at_peak));
+        a->epoch++;
+    }
+    if (live > a->step_max)
+        a->step_max = live;
+    acct_timeline_note(a, live);
+}
+
+/* An ALLOC that stands for its FREE too (freed_next): exactly the figures
+ * of acct_on_alloc, then acct_on_free by the same thread with nothing
+ * between (so a temporary, of lifetime 0), without the block ever
+ * entering the table. */
+static int acct_apply_alloc_freed(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t si, ti;
+    if (ev->addr == 0) { /* nothing to track: two events counted */
+        acct_after_event(a, ev->seq);
+        acct_after_event(a, ev->seq + 1);
+        return 0;
+    }
+    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0) {
+        a->sum.lost_events += 2;
+        return -1;
+    }
+    prof_heap_entry_t *old = prof_heap_table_find(&a->heap, ev->addr);
+    if (old) { /* its free was lost: retired, as acct_heap_add does */
+        acct_heap_release(a, old, old->thread, 0);
+        prof_heap_table_remove(&a->heap, old);
+    }
+    unsigned cat = a->threads[ti].region_cat;
+    unsigned evidence = cat == PROF_CAT_NONE ? PROF_EVID_NONE : PROF_EVID_REGION;
+    prof_heap_entry_t block = {.addr = ev->addr,
+                               .size = ev->size,
+                               .born = PROF_HEAP_PACK(a->now, cat, evidence),
+                               .site = si,
+                               .thread = ti};
+    acct_charge(a, si, ti, ev->size, 0, cat);
+    acct_after_event(a, ev->seq);
+    acct_heap_release(a, &block, ti, 1);
+    a->threads[ti].last_alloc = 0;
+    acct_after_event(a, ev->seq + 1);
+    return 0;
+}
+
 int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
 {
     if (ev->time_ns > a->now)
         a->now = ev->time_ns;
+    if (ev->freed_next && ev->type == MLMEM_EV_ALLOC)
+        return acct_apply_alloc_freed(a, ev);
     int rc = 0;
     switch (ev->type) {
     case MLMEM_EV_ALLOC:
@@ -988,21 +1047,7 @@ int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
         a->sum.lost_events++;
         return -1;
     }
-    a->sum.events++;
-    uint64_t live = a->heap_live + a->mmap_live;
-    if (live > a->sum.peak_bytes) {
-        a->sum.peak_bytes = live;
-        a->sum.peak_time_ns = a->now;
-        a->sum.peak_seq = ev->seq;
-        a->sum.peak_heap_bytes = a->heap_live;
-        a->sum.peak_mmap_bytes = a->mmap_live;
-        if (a->any_ann)
-            memcpy(a->cat_at_peak, a->cat_live, sizeof(a->cat_at_peak));
-        a->epoch++;
-    }
-    if (live > a->step_max)
-        a->step_max = live;
-    acct_timeline_note(a, live);
+    acct_after_event(a, ev->seq);
     return 0;
 }
 

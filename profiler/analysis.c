@@ -91,6 +91,10 @@ static void on_ordered_event(void *ctx, const prof_event_t *e)
 static void on_event(void *ctx, const prof_event_t *e)
 {
     prof_analysis_t *a = ctx;
+    if (e->seq == 0) { /* an RSS sample: not in the order, applied as it comes */
+        on_ordered_event(ctx, e);
+        return;
+    }
     uint64_t lost_before = a->reorder.lost;
     if (prof_reorder_push(&a->reorder, e) != 0)
         a->failed = 1;

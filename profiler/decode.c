@@ -161,10 +161,15 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
         prof_event_t e;
         memset(&e, 0, sizeof e);
         e.tid = tid;
-        e.type = get_byte(c);
-        seq += (uint64_t)get_s(c);
+        uint8_t flags = get_byte(c);
+        e.type = flags & MLMEM_EVF_TYPE_MASK;
         /* Wrapping arithmetic: a hostile delta must not be undefined. */
-        time = (int64_t)((uint64_t)time + (uint64_t)get_s(c));
+        seq += (flags & MLMEM_EVF_SEQ_NEXT) ? 1 : (uint64_t)get_s(c);
+        if (!(flags & MLMEM_EVF_SAME_TIME))
+            time = (int64_t)((uint64_t)time + (uint64_t)get_s(c));
+        if ((flags & MLMEM_EVF_FREED_NEXT) && e.type != MLMEM_EV_ALLOC && !c->bad)
+            return fail(d, at, "event %llu of an EVENTS record: only an ALLOC can be freed next",
+                        (unsigned long long)i);
         e.seq = seq;
         e.time_ns = time < 0 ? 0 : (uint64_t)time;
         switch (e.type) {
@@ -231,8 +236,17 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
         if (c->bad)
             return fail(d, at, "EVENTS record is truncated inside event %llu",
                         (unsigned long long)i);
-        if (e.seq == 0)
+        /* Only RSS samples stand outside the order (the shim's writer
+         * takes them, not a program thread): they carry number 0. */
+        if (e.seq == 0 && e.type != MLMEM_EV_RSS)
             return fail(d, at, "event %llu has sequence number 0", (unsigned long long)i);
+        if (flags & MLMEM_EVF_FREED_NEXT) {
+            /* The FREE folded into this ALLOC takes the next number. */
+            if (++seq == 0)
+                return fail(d, at, "event %llu has sequence number 0", (unsigned long long)i);
+            e.freed_next = 1;
+            d->events++;
+        }
         d->events++;
         if (d->sink.event)
             d->sink.event(d->sink.ctx, &e);

@@ -40,6 +40,10 @@ typedef struct {
     uint32_t stack_id; /* MLMEM_STACK_NONE or an id defined by a STACK rec */
     uint8_t type;      /* MLMEM_EV_*                                      */
     uint8_t fn;        /* MLMEM_FN_* for ALLOC and REALLOC                */
+    uint8_t freed_next; /* ALLOC only: also stands for the FREE of this
+                         * block by the same thread at seq + 1, same time
+                         * (the writer folds such pairs; every stage
+                         * treats it as both events)                     */
 } prof_event_t;
 
 #endif /* PROF_EVENT_H */

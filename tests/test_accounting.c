@@ -896,6 +896,92 @@ static void test_accounting_random_matches_reference(void **state)
     free(m);
 }
 
+/* Applies one random stream (allocations freed at once, longer-lived
+ * ones, frees of lost blocks, addresses reused while live, annotation
+ * regions) to 'a', with every immediate free folded into its ALLOC as the
+ * writer does ('fold') or as two events. */
+static void apply_fold_stream(prof_acct_t *a, int fold)
+{
+    uint64_t x = 0x2545F4914F6CDD1Dull, seq = 0, t = 0;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t rv = rnd(&x);
+        prof_event_t e = {.type = MLMEM_EV_ALLOC,
+                          .tid = 100 + (uint32_t)(rv % 3),
+                          .stack_id = (uint32_t)((rv >> 8) % 7),
+                          .addr = 0x100000 + 32 * ((rv >> 16) % 64),
+                          .size = 1 + (rv >> 32) % 5000};
+        unsigned op = (unsigned)((rv >> 24) % 10);
+        t += (rv >> 40) % 3 == 0 ? 0 : 10 + (rv >> 44) % 1000;
+        e.time_ns = t;
+        if (op == 9) { /* a region opens or closes around later events */
+            e.type = (rv >> 50) % 2 ? MLMEM_EV_REGION_BEGIN : MLMEM_EV_REGION_END;
+            e.arg = MLMEM_CAT_ACTIVATIONS;
+            e.size = e.addr = 0;
+        } else if (op >= 6) {
+            e.type = MLMEM_EV_FREE;
+            e.size = 0;
+            e.stack_id = 0;
+        } else if (op < 3) { /* freed by the next event */
+            if (fold) {
+                e.seq = ++seq;
+                e.freed_next = 1;
+                ++seq;
+                assert_int_equal(prof_acct_apply(a, &e), 0);
+            } else {
+                e.seq = ++seq;
+                assert_int_equal(prof_acct_apply(a, &e), 0);
+                prof_event_t f = {.type = MLMEM_EV_FREE, .tid = e.tid, .addr = e.addr,
+                                  .seq = ++seq, .time_ns = t};
+                assert_int_equal(prof_acct_apply(a, &f), 0);
+            }
+            continue;
+        }
+        e.seq = ++seq;
+        assert_int_equal(prof_acct_apply(a, &e), 0);
+    }
+}
+
+static void test_accounting_freed_next_same_as_two_events(void **state)
+{
+    (void)state;
+    prof_result_t r[2];
+    memset(r, 0, sizeof r);
+    for (int fold = 0; fold < 2; fold++) {
+        prof_acct_options_t opt = {64};
+        prof_acct_t *a = prof_acct_new(&opt);
+        assert_non_null(a);
+        apply_fold_stream(a, fold);
+        assert_int_equal(prof_acct_result(a, &r[fold]), 0);
+        prof_acct_free(a);
+    }
+    assert_true(r[0].summary.temporary_allocations > 1000);
+    assert_true(r[0].summary.unmatched_frees > 0);
+    assert_memory_equal(&r[0].summary, &r[1].summary, sizeof r[0].summary);
+    assert_int_equal(r[0].site_count, r[1].site_count);
+    for (size_t i = 0; i < r[0].site_count; i++) {
+        const prof_site_t *p = &r[0].sites[i], *q = &r[1].sites[i];
+        assert_int_equal(p->stack_id, q->stack_id);
+        assert_memory_equal(&p->allocations, &q->allocations,
+                            offsetof(prof_site_t, sampled) - offsetof(prof_site_t, allocations));
+        assert_int_equal(p->unannotated_bytes_at_peak, q->unannotated_bytes_at_peak);
+        assert_int_equal(p->unannotated_bytes, q->unannotated_bytes);
+        assert_int_equal(p->first_alloc_ns, q->first_alloc_ns);
+        assert_int_equal(p->last_alloc_ns, q->last_alloc_ns);
+        assert_int_equal(p->first_free_ns, q->first_free_ns);
+        assert_int_equal(p->annotated_category, q->annotated_category);
+    }
+    assert_int_equal(r[0].thread_count, r[1].thread_count);
+    for (size_t i = 0; i < r[0].thread_count; i++)
+        assert_memory_equal(&r[0].threads[i], &r[1].threads[i], sizeof r[0].threads[i]);
+    assert_int_equal(r[0].timeline_count, r[1].timeline_count);
+    assert_memory_equal(r[0].timeline, r[1].timeline,
+                        r[0].timeline_count * sizeof r[0].timeline[0]);
+    assert_memory_equal(r[0].annotated_at_peak, r[1].annotated_at_peak,
+                        sizeof r[0].annotated_at_peak);
+    prof_result_free(&r[0]);
+    prof_result_free(&r[1]);
+}
+
 static void test_accounting_result_free_zeroes(void **state)
 {
     prof_result_t r;
@@ -939,6 +1025,7 @@ int main(void)
         cmocka_unit_test(test_accounting_leaks_at_end),
         cmocka_unit_test(test_accounting_rss_and_annotations),
         cmocka_unit_test(test_accounting_random_matches_reference),
+        cmocka_unit_test(test_accounting_freed_next_same_as_two_events),
         cmocka_unit_test(test_accounting_result_free_zeroes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -500,6 +500,72 @@ static void expect_error(const uint8_t *data, size_t len, uint64_t at, const cha
         rec_free(&r);
 }
 
+/* The flags in the type byte, written byte by byte as docs/trace-format.md
+ * describes them: SEQ_NEXT and SAME_TIME drop the deltas, FREED_NEXT makes
+ * an ALLOC stand for itself and the FREE that follows it. */
+static void test_decode_compact_flags(void **state)
+{
+    (void)state;
+    sb_t b;
+    sb_init(&b);
+    sb_header(&b);
+    sb_hello_simple(&b, 1, 0, "x");
+    const uint8_t payload[] = {
+        7, 4, /* tid 7, 4 encoded events */
+        /* seq +5, time +50, addr +0x2000, size 16, no stack, malloc */
+        MLMEM_EV_ALLOC, 10, 100, 0x80, 0x80, 0x01, 16, 0, 0,
+        /* seq 6, same time, addr +0x40, size 32: and freed as seq 7 */
+        MLMEM_EV_ALLOC | MLMEM_EVF_SEQ_NEXT | MLMEM_EVF_SAME_TIME | MLMEM_EVF_FREED_NEXT,
+        0x80, 0x01, 32, 0, 0,
+        /* seq 8 (next after the folded free), time +2, addr +0x40 */
+        MLMEM_EV_FREE | MLMEM_EVF_SEQ_NEXT, 4, 0x80, 0x01,
+        /* seq +2, same time, addr +0x40 */
+        MLMEM_EV_FREE | MLMEM_EVF_SAME_TIME, 4, 0x80, 0x01,
+    };
+    sb_record(&b, MLMEM_REC_EVENTS, payload, sizeof payload);
+    size_t len;
+    const uint8_t *data = sb_data(&b, &len);
+    rec_t r;
+    prof_decoder_t *d = new_decoder(&r);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    assert_int_equal(r.nev, 4);
+    assert_int_equal(prof_decoder_events(d), 5); /* the folded FREE counts */
+    const struct {
+        uint8_t type, freed_next;
+        uint64_t seq, time, addr, size;
+    } want[] = {
+        {MLMEM_EV_ALLOC, 0, 5, 50, 0x2000, 16},
+        {MLMEM_EV_ALLOC, 1, 6, 50, 0x2040, 32}, /* and its FREE as 7 */
+        {MLMEM_EV_FREE, 0, 8, 52, 0x2080, 0},
+        {MLMEM_EV_FREE, 0, 10, 52, 0x20c0, 0},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(r.ev[i].freed_next, want[i].freed_next);
+        assert_int_equal(r.ev[i].type, want[i].type);
+        assert_int_equal(r.ev[i].tid, 7);
+        assert_int_equal(r.ev[i].seq, want[i].seq);
+        assert_int_equal(r.ev[i].time_ns, want[i].time);
+        assert_int_equal(r.ev[i].addr, want[i].addr);
+        assert_int_equal(r.ev[i].size, want[i].size);
+    }
+    prof_decoder_free(d);
+    rec_free(&r);
+
+    /* FREED_NEXT on anything but an ALLOC is an error, with its offset. */
+    sb_t z;
+    sb_init(&z);
+    sb_header(&z);
+    sb_hello_simple(&z, 1, 0, "x");
+    size_t at = z.out.len;
+    const uint8_t bad[] = {7, 1, MLMEM_EV_FREE | MLMEM_EVF_FREED_NEXT, 2, 2, 2};
+    sb_record(&z, MLMEM_REC_EVENTS, bad, sizeof bad);
+    data = sb_data(&z, &len);
+    expect_error(data, len, at, "only an ALLOC can be freed next", NULL);
+    sb_free(&z);
+    sb_free(&b);
+}
+
 static void test_decode_bad_magic(void **state)
 {
     (void)state;
@@ -663,12 +729,12 @@ static void test_decode_unknown_event_type(void **state)
     sb_hello_simple(&b, 1, 0, "x");
     size_t at = b.out.len;
     sb_alloc(&b, 1, 1, 10, 0x1000, 8, 0);
-    prof_event_t e = {.type = 99, .tid = 1, .seq = 2, .time_ns = 11};
+    prof_event_t e = {.type = 31, .tid = 1, .seq = 2, .time_ns = 11};
     sb_event(&b, &e);
     size_t len;
     const uint8_t *data = sb_data(&b, &len);
     rec_t r;
-    expect_error(data, len, at, "event 1 of an EVENTS record has unknown type 99", &r);
+    expect_error(data, len, at, "event 1 of an EVENTS record has unknown type 31", &r);
     assert_int_equal(r.nev, 1); /* the event before it was delivered */
     rec_free(&r);
 
@@ -938,6 +1004,7 @@ int main(void)
         cmocka_unit_test(test_decode_truncated_record_at_finish),
         cmocka_unit_test(test_decode_empty_stream_is_clean),
         cmocka_unit_test(test_decode_unknown_event_type),
+        cmocka_unit_test(test_decode_compact_flags),
         cmocka_unit_test(test_decode_event_with_seq_zero),
         cmocka_unit_test(test_decode_unknown_record_tags_skipped),
         cmocka_unit_test(test_decode_thread_names),

@@ -265,6 +265,36 @@ static uint64_t rng_next(uint64_t *s)
 /* Seqs 1..N shuffled within windows of random size, with some dropped and
  * some duplicated: the output must be the sorted set of distinct seqs that
  * were pushed, lost = N - distinct (minus the unknowable tail). */
+/* An ALLOC with freed_next stands for two numbers: after it, next is two
+ * on, in order or held; an event held at its second number is a duplicate. */
+static void test_reorder_freed_next_spans_two(void **state)
+{
+    (void)state;
+    out_t o = {0};
+    prof_reorder_t r;
+    assert_int_equal(prof_reorder_init(&r, 0, on_emit, &o), 0);
+    prof_event_t fused = {.seq = 1, .tid = 1, .type = MLMEM_EV_ALLOC, .addr = 16, .size = 8,
+                          .freed_next = 1};
+    assert_int_equal(prof_reorder_push(&r, &fused), 0); /* covers 1 and 2 */
+    push(&r, 4, 2);                                     /* held: 3 missing */
+    push(&r, 6, 2);
+    fused.seq = 3;
+    fused.addr = 48;
+    assert_int_equal(prof_reorder_push(&r, &fused), 0); /* covers 3, 4?: 4 held */
+    assert_int_equal(o.n, 2);                          /* 1+2, then 3+(4 dup) */
+    assert_int_equal(o.seq[0], 1);
+    assert_int_equal(o.seq[1], 3);
+    assert_int_equal(r.duplicates, 1);
+    push(&r, 5, 1);                                     /* releases 5 and 6 */
+    assert_int_equal(o.n, 4);
+    assert_int_equal(o.seq[3], 6);
+    assert_int_equal(r.held, 0);
+    prof_reorder_flush(&r);
+    assert_int_equal(r.lost, 0);
+    prof_reorder_destroy(&r);
+    out_free(&o);
+}
+
 static void test_reorder_random_shuffle_matches_sorted(void **state)
 {
     (void)state;
@@ -336,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_reorder_window_cap_gives_up_oldest_gap),
         cmocka_unit_test(test_reorder_growth_keeps_order),
         cmocka_unit_test(test_reorder_growth_with_wrapped_ring),
+        cmocka_unit_test(test_reorder_freed_next_spans_two),
         cmocka_unit_test(test_reorder_random_shuffle_matches_sorted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,15 @@ enum {
     MLMEM_EV_TYPE_MAX = 16,
 };
 
+/* Flags in the high bits of an event's type byte. They only make the
+ * common events shorter to write and read; see docs/trace-format.md. */
+enum {
+    MLMEM_EVF_TYPE_MASK = 0x1f,
+    MLMEM_EVF_FREED_NEXT = 0x20, /* ALLOC only: the next number frees it   */
+    MLMEM_EVF_SAME_TIME = 0x40,  /* no time delta: same time as before     */
+    MLMEM_EVF_SEQ_NEXT = 0x80,   /* no seq delta: the previous seq + 1     */
+};
+
 /* Which allocation function made an ALLOC / REALLOC (the event's fn byte). */
 enum {
     MLMEM_FN_MALLOC = 0,
