@@ -182,6 +182,37 @@ static void test_e2e_capture_threads_free_across_threads(void **state)
     json_decref(r);
 }
 
+/* The sequence counter changes hands at every turn (preload/seq.c): no
+ * number is lost or given twice, so every thread's figures are exact. */
+static void test_e2e_capture_seq_counter_handoffs_exact(void **state)
+{
+    (void)state;
+    const char *cmd[] = {e2e_prog("e2e_handoff"), NULL};
+    json_t *r = profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    int seen[4] = {0};
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(r, "threads"), i, t) {
+        long long allocs = json_integer_value(json_object_get(t, "allocations"));
+        long long bytes = json_integer_value(json_object_get(t, "bytes_allocated"));
+        long long frees = json_integer_value(json_object_get(t, "frees"));
+        if (allocs != 6 * 6000 + 6 + 20000)
+            continue;
+        long long keep = (bytes - 6 * 6000 * 24 - 20000 * 40) / 6;
+        assert_true(keep >= 1000 && keep <= 1300 && (keep - 1000) % 100 == 0);
+        assert_int_equal(bytes, 6 * 6000 * 24 + 20000 * 40 + 6 * keep);
+        assert_int_equal(frees, allocs);
+        assert_int_equal(json_integer_value(json_object_get(t, "live_bytes")), 0);
+        seen[(keep - 1000) / 100]++;
+    }
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(seen[k], 1);
+    json_decref(r);
+}
+
 static void test_e2e_capture_stacks_all_same_figures(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_threads"), NULL};
@@ -607,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_mmap_partial_unmap_and_mremap),
         cmocka_unit_test(test_e2e_capture_calloc_overflow_records_nothing),
         cmocka_unit_test(test_e2e_capture_threads_free_across_threads),
+        cmocka_unit_test(test_e2e_capture_seq_counter_handoffs_exact),
         cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
