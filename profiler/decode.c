@@ -66,7 +66,7 @@ typedef struct {
     int bad;
 } cursor_t;
 
-static uint64_t get_u(cursor_t *c)
+static __attribute__((noinline)) uint64_t get_u_slow(cursor_t *c)
 {
     uint64_t v = 0;
     if (c->bad || mlmem_varint_get(&c->p, c->end, &v) != 0)
@@ -74,12 +74,32 @@ static uint64_t get_u(cursor_t *c)
     return c->bad ? 0 : v;
 }
 
+/* Most varints of an event are one byte. After an error the cursor may go
+ * on reading (inside the payload only); the caller checks 'bad' once per
+ * event, so what it read then is never used. */
+static inline uint64_t get_u(cursor_t *c)
+{
+    const uint8_t *p = c->p;
+    if (__builtin_expect(c->end - p >= MLMEM_VARINT_MAX, 1)) {
+        uint64_t v = 0;
+        for (unsigned shift = 0; shift < 64; shift += 7) {
+            uint8_t b = *p++;
+            v |= (uint64_t)(b & 0x7f) << shift;
+            if (b < 0x80) {
+                c->p = p;
+                return v;
+            }
+        }
+    }
+    return get_u_slow(c); /* near the end, or longer than 10 bytes */
+}
+
 static int64_t get_s(cursor_t *c)
 {
     return mlmem_unzigzag(get_u(c));
 }
 
-static uint8_t get_byte(cursor_t *c)
+static inline uint8_t get_byte(cursor_t *c)
 {
     if (c->bad || c->p >= c->end) {
         c->bad = 1;
