@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "record.h"
@@ -158,7 +159,7 @@ SHIM_EXPORT void exit(int code)
     if (SHIM_UNLIKELY(!g_shim.real.exit))
         shim_resolve_real();
     if (getpid() == g_shim.pid) {
-        atomic_store(&g_shim.end_code, code);
+        atomic_store(&g_shim.end_code, code & 0xff); /* what the parent's wait sees */
         atomic_store(&g_shim.end_code_known, 1);
     }
     g_shim.real.exit(code); /* our destructor does the final flush */
@@ -168,7 +169,7 @@ static void __attribute__((noreturn)) underscore_exit(int code)
 {
     if (SHIM_UNLIKELY(!g_shim.real.underscore_exit))
         shim_resolve_real();
-    shim_writer_finish(MLMEM_END_UNDERSCORE_EXIT, 1, code);
+    shim_writer_finish(MLMEM_END_UNDERSCORE_EXIT, 1, code & 0xff);
     g_shim.real.underscore_exit(code);
 }
 
@@ -186,6 +187,23 @@ SHIM_EXPORT void abort(void)
 SHIM_EXPORT void _exit(int code)
 {
     underscore_exit(code);
+}
+
+/* Capabilities belong to each thread, while glibc's set*id functions apply
+ * their change to every thread and abort the process when one of them
+ * fails. A program that raises its capabilities with capset (setpriv,
+ * anything using libcap-ng) and then calls setresgid would be aborted by
+ * our writer thread, which did not get the raise. So recording stops
+ * here: the writer sends what it has and ends, and the program goes on
+ * unprofiled. */
+SHIM_EXPORT int capset(void *header, const void *data)
+{
+    if (atomic_load(&g_shim.mode) == SHIM_ACTIVE && getpid() == g_shim.pid) {
+        shim_log("the program changes its capabilities (capset): recording stops here, "
+                 "since the profiler's own thread can not follow");
+        shim_writer_stop_thread();
+    }
+    return (int)syscall(SYS_capset, header, data);
 }
 
 SHIM_EXPORT void _Exit(int code)

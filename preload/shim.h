@@ -317,6 +317,7 @@ void shim_modules_refresh(int after_close);
 int shim_writer_start(void);
 void shim_writer_wake(void);
 void shim_writer_finish(int reason, int code_known, int code);
+void shim_writer_stop_thread(void);
 void shim_writer_after_fork_child(void);
 
 #endif /* SHIM_H */

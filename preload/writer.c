@@ -673,6 +673,22 @@ void shim_writer_finish(int reason, int code_known, int code)
     atomic_store(&finishing, 0);
 }
 
+/* Ends recording for good and waits until the writer thread is gone, so
+ * that nothing of the shim runs in a thread of the program afterwards. */
+void shim_writer_stop_thread(void)
+{
+    if (getpid() != g_shim.pid || !g_shim.writer_running)
+        return;
+    shim_writer_finish(MLMEM_END_DETACHED, 0, 0);
+    if (atomic_load(&g_shim.writer_done)) {
+        int saved = shim_guard;
+        shim_guard = SHIM_GUARD_PASS;
+        pthread_join(g_shim.writer, NULL);
+        shim_guard = saved;
+        g_shim.writer_running = 0;
+    }
+}
+
 /* In the child of fork: a new stream of its own. Only this thread runs
  * here, so plain resets are safe. */
 void shim_writer_after_fork_child(void)

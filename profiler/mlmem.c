@@ -441,6 +441,7 @@ static int cmd_run(int argc, char **argv, int record_only)
             prof_trace_writer_abort(ctx.trace);
         } else if (prof_trace_writer_close(ctx.trace, err, sizeof err) != 0) {
             fprintf(stderr, "mlmem: %s: %s\n", trace_path, err);
+            ctx.trace_failed = 1;
         } else if (!quiet) {
             fprintf(stderr, "mlmem: trace written to %s (mlmem report %s)\n", trace_path,
                     trace_path);
@@ -472,6 +473,10 @@ static int cmd_run(int argc, char **argv, int record_only)
     }
     prof_rules_free(&rules);
     free(preload);
+    /* record's one product is the trace: without it, a command that
+     * succeeded must not look like a successful recording. */
+    if (record_only && ctx.trace_failed && status == 0)
+        return 1;
     return status;
 }
 

@@ -84,6 +84,17 @@ const char *report_format_duration(uint64_t ns, char *buf, size_t len);
  * "running" or "unknown" (also for values outside prof_end_t). */
 const char *report_end_name(prof_end_t end);
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF) of at most 'left' bytes, with its code
+ * point in *cp; 0 if the bytes there are not one. Shared by the JSON and
+ * text reports and the dashboard, which must all agree on what is text. */
+size_t report_utf8_len(const unsigned char *p, size_t left, uint32_t *cp);
+
+/* Characters that must not reach a terminal from a name in the trace or a
+ * command line: C0 and C1 controls, DEL, and the bidirectional overrides
+ * and isolates that reorder what is shown ("Trojan Source"). */
+int report_char_unsafe(uint32_t cp);
+
 /* "SIGKILL" for 9 and so on; "SIG<n>" for numbers without a name. Same
  * buffer contract as report_format_bytes. */
 const char *report_signal_name(int sig, char *buf, size_t len);

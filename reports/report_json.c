@@ -61,39 +61,6 @@ static json_t *rj_hex(uint64_t v)
     return json_string(buf);
 }
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 if the bytes there are not one. */
-static size_t rj_utf8_len(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;    /* allowed range of the 2nd byte */
-    if (c < 0x80)
-        return 1;
-    else if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (left < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
 /* A C string as a JSON string: NULL becomes null, invalid UTF-8 bytes become
  * U+FFFD each. Control characters are kept (jansson escapes them) and long
  * strings are kept whole. */
@@ -104,7 +71,8 @@ static json_t *rj_str(const char *s)
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s), i = 0;
     while (i < n) {
-        size_t k = rj_utf8_len(p + i, n - i);
+        uint32_t cp;
+        size_t k = report_utf8_len(p + i, n - i, &cp);
         if (k == 0)
             break;
         i += k;
@@ -117,7 +85,8 @@ static json_t *rj_str(const char *s)
         return NULL;
     size_t o = 0;
     for (i = 0; i < n;) {
-        size_t k = rj_utf8_len(p + i, n - i);
+        uint32_t cp;
+        size_t k = report_utf8_len(p + i, n - i, &cp);
         if (k == 0) {
             memcpy(clean + o, "\xEF\xBF\xBD", 3);
             o += 3;

@@ -10,6 +10,7 @@ packages=(
   dataset-fashion-mnist
   tmux
   clang libclang-rt-14-dev
+  libjemalloc-dev libgoogle-perftools-dev   # programs with their own allocator (tests)
 )
 
 missing=()

@@ -166,3 +166,34 @@ json_t *e2e_site_with_function(json_t *report, const char *fn)
     }
     return NULL;
 }
+
+json_t *e2e_profile(const char *const *opts, const char *const *cmd, int expect_status)
+{
+    const char *dir = e2e_tmpdir();
+    const char *json = e2e_path(0, dir, "report.json");
+    const char *argv[E2E_MAX_ARGS];
+    int n = 0;
+    argv[n++] = e2e_mlmem();
+    argv[n++] = "run";
+    argv[n++] = "-q";
+    argv[n++] = "--no-trace";
+    argv[n++] = "--json";
+    argv[n++] = json;
+    for (int i = 0; opts && opts[i] && n < E2E_MAX_ARGS - 2; i++)
+        argv[n++] = opts[i];
+    argv[n++] = "--";
+    for (int i = 0; cmd[i] && n < E2E_MAX_ARGS - 1; i++)
+        argv[n++] = cmd[i];
+    argv[n] = NULL;
+    e2e_result_t r = e2e_exec(argv);
+    if (r.status != expect_status)
+        fail_msg("mlmem run %s exited %d, expected %d; stderr:\n%s", cmd[0], r.status,
+                 expect_status, r.err);
+    e2e_result_free(&r);
+    return e2e_load_json(json);
+}
+
+const char *e2e_str_at(json_t *root, const char *a, const char *b)
+{
+    return json_string_value(json_object_get(json_object_get(root, a), b));
+}

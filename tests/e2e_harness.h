@@ -35,6 +35,15 @@ void e2e_result_free(e2e_result_t *r);
 /* Loads a JSON file; fails the test if it cannot. */
 json_t *e2e_load_json(const char *path);
 
+/* Runs `mlmem run -q --no-trace --json DIR/report.json OPTS -- CMD`, fails
+ * the test unless it exits with 'expect_status', and returns the parsed
+ * report. 'opts' (may be NULL) and 'cmd' are NULL-terminated. */
+#define E2E_MAX_ARGS 40
+json_t *e2e_profile(const char *const *opts, const char *const *cmd, int expect_status);
+
+/* root[a][b] as a string, or NULL. */
+const char *e2e_str_at(json_t *root, const char *a, const char *b);
+
 /* Integer at a dotted path like "summary.peak_bytes"; fails if missing. */
 long long e2e_int(json_t *root, const char *path);
 

@@ -21,45 +21,11 @@
 
 #include "e2e_harness.h"
 
-#define MAX_ARGS 32
-
-/* Runs `mlmem run -q --no-trace --json DIR/report.json OPTS -- CMD` and
- * returns the parsed report. 'opts' and 'cmd' are NULL-terminated. */
-static json_t *profile(const char *const *opts, const char *const *cmd, int expect_status)
-{
-    const char *dir = e2e_tmpdir();
-    const char *json = e2e_path(0, dir, "report.json");
-    const char *argv[MAX_ARGS];
-    int n = 0;
-    argv[n++] = e2e_mlmem();
-    argv[n++] = "run";
-    argv[n++] = "-q";
-    argv[n++] = "--no-trace";
-    argv[n++] = "--json";
-    argv[n++] = json;
-    for (int i = 0; opts && opts[i]; i++)
-        argv[n++] = opts[i];
-    argv[n++] = "--";
-    for (int i = 0; cmd[i]; i++)
-        argv[n++] = cmd[i];
-    argv[n] = NULL;
-    e2e_result_t r = e2e_exec(argv);
-    if (r.status != expect_status)
-        fail_msg("mlmem run %s exited %d, expected %d; stderr:\n%s", cmd[0], r.status,
-                 expect_status, r.err);
-    e2e_result_free(&r);
-    return e2e_load_json(json);
-}
-
-static const char *str_at(json_t *root, const char *a, const char *b)
-{
-    return json_string_value(json_object_get(json_object_get(root, a), b));
-}
 
 static void test_e2e_capture_known_peak(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_peak"), NULL};
-    json_t *r = profile(NULL, cmd, 3);
+    json_t *r = e2e_profile(NULL, cmd, 3);
     assert_int_equal(e2e_int(r, "summary.peak_bytes"), 3000000);
     assert_int_equal(e2e_int(r, "summary.peak_heap_bytes"), 3000000);
     assert_int_equal(e2e_int(r, "summary.total_allocations"), 4);
@@ -68,7 +34,7 @@ static void test_e2e_capture_known_peak(void **state)
     assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 12345);
     assert_int_equal(e2e_int(r, "summary.leaked_allocations"), 1);
     assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
-    assert_string_equal(str_at(r, "process", "end"), "exited");
+    assert_string_equal(e2e_str_at(r, "process", "end"), "exited");
     assert_int_equal(e2e_int(r, "process.exit_code"), 3);
     /* The biggest contributor to the peak is the 2,000,000-byte block,
      * allocated in main at e2e_peak.c:10. */
@@ -89,7 +55,7 @@ static void test_e2e_capture_known_peak(void **state)
 static void test_e2e_capture_rss_follows_memory(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_exit"), "slow", NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 8 << 20);
     assert_true(e2e_int(r, "summary.rss_samples") >= 20);
     assert_true(e2e_int(r, "summary.peak_rss_bytes") >= 8 << 20);
@@ -99,7 +65,7 @@ static void test_e2e_capture_rss_follows_memory(void **state)
 static void test_e2e_capture_realloc_chain(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_realloc"), NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.peak_bytes"), 1000);
     assert_int_equal(e2e_int(r, "summary.total_allocations"), 5);
     assert_int_equal(e2e_int(r, "summary.total_frees"), 5);
@@ -112,7 +78,7 @@ static void test_e2e_capture_realloc_chain(void **state)
 static void test_e2e_capture_aligned_allocations(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_aligned"), NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.total_allocations"), 5);
     assert_int_equal(e2e_int(r, "summary.total_bytes"), 14592);
     assert_int_equal(e2e_int(r, "summary.peak_bytes"), 14592);
@@ -123,7 +89,7 @@ static void test_e2e_capture_aligned_allocations(void **state)
 static void test_e2e_capture_mmap_partial_unmap_and_mremap(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_mmap"), NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.peak_bytes"), 61440);
     assert_int_equal(e2e_int(r, "summary.peak_mmap_bytes"), 61440);
     assert_int_equal(e2e_int(r, "summary.peak_heap_bytes"), 0);
@@ -137,7 +103,7 @@ static void test_e2e_capture_mmap_partial_unmap_and_mremap(void **state)
 static void test_e2e_capture_calloc_overflow_records_nothing(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_calloc_overflow"), NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.total_allocations"), 1);
     assert_int_equal(e2e_int(r, "summary.total_bytes"), 100);
     assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 0);
@@ -168,7 +134,7 @@ static void check_worker_threads(json_t *r)
 static void test_e2e_capture_threads_free_across_threads(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_threads"), NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     check_worker_threads(r);
     /* Only the workers' blocks are of these sizes; all were freed, by
      * another thread than the allocating one. */
@@ -188,7 +154,7 @@ static void test_e2e_capture_seq_counter_handoffs_exact(void **state)
 {
     (void)state;
     const char *cmd[] = {e2e_prog("e2e_handoff"), NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
     assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
     assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
@@ -217,9 +183,9 @@ static void test_e2e_capture_stacks_all_same_figures(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_threads"), NULL};
     const char *all[] = {"--stacks=all", NULL};
-    json_t *a = profile(NULL, cmd, 0);
-    json_t *b = profile(all, cmd, 0);
-    assert_string_equal(str_at(b, "process", "stack_mode"), "all");
+    json_t *a = e2e_profile(NULL, cmd, 0);
+    json_t *b = e2e_profile(all, cmd, 0);
+    assert_string_equal(e2e_str_at(b, "process", "stack_mode"), "all");
     assert_int_equal(e2e_int(a, "summary.total_allocations"), e2e_int(b, "summary.total_allocations"));
     assert_int_equal(e2e_int(a, "summary.total_bytes"), e2e_int(b, "summary.total_bytes"));
     assert_int_equal(e2e_int(a, "summary.leaked_bytes"), e2e_int(b, "summary.leaked_bytes"));
@@ -234,8 +200,8 @@ static void test_e2e_capture_stacks_all_same_figures(void **state)
 static void test_e2e_capture_fork_and_exec_children(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_fork"), e2e_prog("e2e_peak"), NULL};
-    json_t *r = profile(NULL, cmd, 0);
-    assert_string_equal(str_at(r, "process", "end"), "exited");
+    json_t *r = e2e_profile(NULL, cmd, 0);
+    assert_string_equal(e2e_str_at(r, "process", "end"), "exited");
     assert_int_equal(e2e_int(r, "process.exit_code"), 0);
     assert_true(e2e_int(r, "summary.leaked_bytes") >= 1000);
     json_t *children = json_object_get(r, "children");
@@ -261,7 +227,7 @@ static void test_e2e_capture_no_follow_fork(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_fork"), e2e_prog("e2e_peak"), NULL};
     const char *opts[] = {"--no-follow-fork", NULL};
-    json_t *r = profile(opts, cmd, 0);
+    json_t *r = e2e_profile(opts, cmd, 0);
     assert_int_equal(json_array_size(json_object_get(r, "children")), 0);
     assert_true(e2e_int(r, "summary.leaked_bytes") >= 1000);
     json_decref(r);
@@ -271,7 +237,7 @@ static void test_e2e_capture_cxx_new_delete(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_cxx"), NULL};
     const char *all[] = {"--stacks=all", NULL};
-    json_t *r = profile(all, cmd, 0);
+    json_t *r = e2e_profile(all, cmd, 0);
     size_t i;
     json_t *s;
     int big = 0, doubles = 0, vec = 0;
@@ -303,7 +269,7 @@ static void test_e2e_capture_sigkill_keeps_trace(void **state)
     assert_int_equal(res.status, 128 + SIGKILL);
     e2e_result_free(&res);
     json_t *r = e2e_load_json(json);
-    assert_string_equal(str_at(r, "process", "end"), "signaled");
+    assert_string_equal(e2e_str_at(r, "process", "end"), "signaled");
     assert_int_equal(e2e_int(r, "process.signal"), SIGKILL);
     assert_int_equal(e2e_int(r, "summary.total_allocations"), 4);
     assert_int_equal(e2e_int(r, "summary.peak_bytes"), 4 << 20);
@@ -318,7 +284,7 @@ static void test_e2e_capture_sigkill_keeps_trace(void **state)
     e2e_result_free(&res);
     r = e2e_load_json(json2);
     assert_int_equal(e2e_int(r, "summary.peak_bytes"), 4 << 20);
-    assert_string_equal(str_at(r, "process", "end"), "signaled");
+    assert_string_equal(e2e_str_at(r, "process", "end"), "signaled");
     json_decref(r);
 }
 
@@ -328,7 +294,7 @@ static void test_e2e_capture_signal_handler_allocations_exact(void **state)
     char counts[4096];
     snprintf(counts, sizeof counts, "%s/counts.txt", dir);
     const char *cmd[] = {e2e_prog("e2e_signal_alloc"), counts, NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     FILE *f = fopen(counts, "r");
     assert_non_null(f);
     long loops = 0, handler = 0;
@@ -352,7 +318,7 @@ static void test_e2e_capture_dlopen_dlclose_symbols(void **state)
     char plugin[4096];
     snprintf(plugin, sizeof plugin, "%s", e2e_prog("libe2e_plugin.so"));
     const char *cmd[] = {e2e_prog("e2e_dlopen"), plugin, NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     int found77 = 0, found88 = 0;
     size_t i;
     json_t *s;
@@ -374,8 +340,8 @@ static void test_e2e_capture_dlopen_dlclose_symbols(void **state)
 static void test_e2e_capture_underscore_exit(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_exit"), "_exit", NULL};
-    json_t *r = profile(NULL, cmd, 5);
-    assert_string_equal(str_at(r, "process", "end"), "exited");
+    json_t *r = e2e_profile(NULL, cmd, 5);
+    assert_string_equal(e2e_str_at(r, "process", "end"), "exited");
     assert_int_equal(e2e_int(r, "process.exit_code"), 5);
     assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 1111);
     json_decref(r);
@@ -384,8 +350,8 @@ static void test_e2e_capture_underscore_exit(void **state)
 static void test_e2e_capture_abort(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_exit"), "abort", NULL};
-    json_t *r = profile(NULL, cmd, 128 + SIGABRT);
-    assert_string_equal(str_at(r, "process", "end"), "signaled");
+    json_t *r = e2e_profile(NULL, cmd, 128 + SIGABRT);
+    assert_string_equal(e2e_str_at(r, "process", "end"), "signaled");
     assert_int_equal(e2e_int(r, "process.signal"), SIGABRT);
     assert_true(e2e_int(r, "summary.leaked_bytes") >= 2222);
     json_decref(r);
@@ -394,8 +360,8 @@ static void test_e2e_capture_abort(void **state)
 static void test_e2e_capture_exit_while_threads_allocate(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_exit"), "exit-threads", NULL};
-    json_t *r = profile(NULL, cmd, 0);
-    assert_string_equal(str_at(r, "process", "end"), "exited");
+    json_t *r = e2e_profile(NULL, cmd, 0);
+    assert_string_equal(e2e_str_at(r, "process", "end"), "exited");
     assert_true(e2e_int(r, "summary.total_allocations") > 100);
     json_decref(r);
 }
@@ -403,12 +369,12 @@ static void test_e2e_capture_exit_while_threads_allocate(void **state)
 static void test_e2e_capture_annotations_counted(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_annotate"), NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.steps_annotated"), 5);
     assert_int_equal(e2e_int(r, "summary.total_allocations"), 6);
     /* Steps 0..4, each marking forward then backward. */
     assert_int_equal(e2e_int(r, "steps.current_step"), 4);
-    assert_string_equal(str_at(r, "steps", "current_phase"), "backward");
+    assert_string_equal(e2e_str_at(r, "steps", "current_phase"), "backward");
     json_decref(r);
     /* The same binary runs without the shim. */
     const char *plain[] = {e2e_prog("e2e_annotate"), NULL};
@@ -569,7 +535,7 @@ static void test_e2e_capture_sigint_still_reports(void **state)
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 128 + SIGINT);
     json_t *r = e2e_load_json(json);
-    assert_string_equal(str_at(r, "process", "end"), "signaled");
+    assert_string_equal(e2e_str_at(r, "process", "end"), "signaled");
     assert_int_equal(e2e_int(r, "process.signal"), SIGINT);
     assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 4096);
     json_decref(r);
@@ -617,7 +583,7 @@ static void test_e2e_capture_python_program(void **state)
         skip();
     const char *cmd[] = {"/usr/bin/env", "python3", "-c",
                          "b = bytearray(50_000_000); b[-1] = 1; del b", NULL};
-    json_t *r = profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(NULL, cmd, 0);
     assert_true(e2e_int(r, "summary.peak_bytes") >= 50000000);
     json_t *site = e2e_site_with_function(r, "bytearray");
     if (!site)

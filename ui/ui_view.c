@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "reports/report.h"
 #include "ui_input.h"
@@ -186,8 +187,10 @@ static attr_t attr_of(const ctx_t *c, int pair, attr_t fallback)
     return c->o->color ? (attr_t)COLOR_PAIR(pair) : fallback;
 }
 
-/* Writes at most 'maxw' columns at (y, x). Control characters become '?',
- * and so do non-ASCII bytes without Unicode (their width is unknown). */
+/* Writes at most 'maxw' columns at (y, x). Control characters, bytes that
+ * are not well-formed UTF-8 and bidirectional overrides become '?', and so
+ * do all non-ASCII bytes without Unicode (their width is unknown). Columns
+ * are counted with wcwidth, so wide characters take two. */
 static void __attribute__((format(printf, 6, 7)))
 put(const ctx_t *c, int y, int x, int maxw, attr_t attr, const char *fmt, ...)
 {
@@ -198,29 +201,50 @@ put(const ctx_t *c, int y, int x, int maxw, attr_t attr, const char *fmt, ...)
         return;
     if (x + maxw > wc)
         maxw = wc - x;
-    char buf[1024];
+    char buf[1024], safe[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     int cols = 0;
-    size_t i = 0, cut = 0;
-    for (; buf[i]; i++) {
-        unsigned char ch = (unsigned char)buf[i];
-        if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !c->o->unicode)) {
-            buf[i] = '?';
-            ch = '?';
+    size_t i = 0, o = 0, len = strlen(buf);
+    while (buf[i]) {
+        const unsigned char *p = (const unsigned char *)buf + i;
+        uint32_t cp = '?';
+        size_t k = 1;
+        if (*p < 0x80) {
+            cp = *p;
+        } else if (c->o->unicode) {
+            k = report_utf8_len(p, len - i, &cp);
+            if (k == 0) {
+                k = 1;
+                cp = '?';
+            }
+        } else {
+            cp = '?';
         }
-        if ((ch & 0xc0) != 0x80) { /* a character starts here */
-            if (cols == maxw || x + cols >= c->cols)
-                break;
-            cols++;
+        if (report_char_unsafe(cp)) {
+            cp = '?';
         }
-        cut = i + 1;
+        int w = cp < 0x80 ? 1 : wcwidth((wchar_t)cp);
+        if (w < 0) { /* not printable here */
+            cp = '?';
+            w = 1;
+        }
+        if (cols + w > maxw || x + cols + w > c->cols)
+            break;
+        if (cp == '?' || cp < 0x80) {
+            safe[o++] = (char)cp;
+        } else {
+            memcpy(safe + o, p, k);
+            o += k;
+        }
+        cols += w;
+        i += k;
     }
-    buf[cut] = 0;
+    safe[o] = 0;
     wattron(c->w, attr);
-    mvwaddstr(c->w, y, x, buf);
+    mvwaddstr(c->w, y, x, safe);
     wattroff(c->w, attr);
 }
 
