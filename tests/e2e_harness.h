@@ -18,6 +18,7 @@ typedef struct {
     int status;        /* mlmem's exit status (or 128 + signal)           */
     char *out;         /* its stdout, NUL-terminated                      */
     char *err;         /* its stderr                                      */
+    long max_rss_kb;   /* the peak RSS of that process itself (not children) */
 } e2e_result_t;
 
 /* A fresh directory for one test's files (removed at exit); the path

@@ -50,7 +50,7 @@ endforeach()
 mlmem_add_test(test_e2e_reliability
   SOURCES test_e2e_reliability.c e2e_harness.c
   LIBS PkgConfig::JANSSON)
-add_dependencies(test_e2e_reliability mlmem mlmem_preload e2e_peak e2e_exit ${RELIABILITY_PROGS})
+add_dependencies(test_e2e_reliability mlmem mlmem_preload e2e_peak e2e_exit alloc_storm ${RELIABILITY_PROGS})
 
 if(TARGET mlmem_reports AND TARGET mlmem_ui)
   mlmem_add_test(test_escaping

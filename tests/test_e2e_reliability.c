@@ -505,6 +505,54 @@ static void test_e2e_reliability_capset_keeps_threads_consistent(void **state)
     e2e_result_free(&res);
 }
 
+/* ---- 4b. long runs: the analyzer's memory ----------------------------------- */
+
+/* Replays a trace of 'steps' storm steps (40,032 events each) and returns
+ * the analyzer's peak RSS in KiB. */
+static long replay_rss_kb(const char *dir, int steps)
+{
+    char n[16], name[32];
+    snprintf(n, sizeof n, "%d", steps);
+    snprintf(name, sizeof name, "storm%d.zst", steps);
+    const char *trace = e2e_path(1, dir, name);
+    char storm[4096];
+    snprintf(storm, sizeof storm, "%s/bench/alloc_storm", getenv("MLMEM_BUILD_DIR"));
+    const char *rec[] = {e2e_mlmem(), "record", "-q", "-o", trace, "--", storm, n, "1", NULL};
+    e2e_result_t r = e2e_exec(rec);
+    if (r.status != 0)
+        fail_msg("recording %d storm steps failed (%d): %s", steps, r.status, r.err);
+    e2e_result_free(&r);
+    const char *json = e2e_path(2, dir, "replay.json");
+    const char *rep[] = {e2e_mlmem(), "report", trace, "--json", json, NULL};
+    r = e2e_exec(rep);
+    if (r.status != 0)
+        fail_msg("replaying %d storm steps failed (%d): %s", steps, r.status, r.err);
+    long kb = r.max_rss_kb;
+    e2e_result_free(&r);
+    json_t *j = e2e_load_json(json);
+    long long events = e2e_int(j, "summary.events");
+    json_decref(j);
+    /* Folded pairs count as two events: every event of the program is there. */
+    if (events < (long long)steps * 40032)
+        fail_msg("%d steps gave %lld events", steps, events);
+    unlink(trace);
+    return kb;
+}
+
+/* A trace ten times longer (2 million vs 20 million events) must not need
+ * more memory to analyze: the analyzer keeps live blocks, sites and a
+ * bounded timeline, never the history. */
+static void test_e2e_reliability_analyzer_memory_bounded(void **state)
+{
+    (void)state;
+    const char *dir = e2e_tmpdir();
+    long short_kb = replay_rss_kb(dir, 50);
+    long long_kb = replay_rss_kb(dir, 500);
+    if (long_kb > short_kb + 4096)
+        fail_msg("analyzer peak RSS grew from %ld KiB (2 M events) to %ld KiB (20 M events)",
+                 short_kb, long_kb);
+}
+
 /* ---- 5. hostile command lines and very long C++ names --------------------- */
 
 static void test_e2e_reliability_hostile_names_escaped(void **state)
@@ -580,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_e2e_reliability_setuid_not_recorded),
         cmocka_unit_test(test_e2e_reliability_hostile_names_escaped),
         cmocka_unit_test(test_e2e_reliability_capset_keeps_threads_consistent),
+        cmocka_unit_test(test_e2e_reliability_analyzer_memory_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
