@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -160,8 +161,51 @@ static int make_socket(char *dir, size_t dirlen, char *path, size_t pathlen, cha
 }
 
 /* Accepts pending connections from processes of our own user. */
+/* The parent of process 'pid' from /proc/PID/stat; -1 if it can not be
+ * read (the process is gone). The command name may hold spaces and ')',
+ * so the fields are read after the last ')'. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    int ppid;
+    if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    return (pid_t)ppid;
+}
+
+/* Whether the connecting process belongs to the run: the command or one
+ * of its descendants. mlmem is a child subreaper, so a descendant whose
+ * parent exited has mlmem as its parent; nothing else of mlmem's is
+ * running. A process already gone can not be checked and is accepted (it
+ * was of the same user, which the socket's directory already requires). */
+static int in_run(pid_t peer, pid_t root)
+{
+    pid_t self = getpid();
+    for (int depth = 0; depth < 1024; depth++) {
+        if (peer == root || peer == self)
+            return 1;
+        if (peer <= 1)
+            return 0;
+        pid_t up = parent_of(peer);
+        if (up < 0)
+            return depth == 0;
+        peer = up;
+    }
+    return 0;
+}
+
 static int accept_all(int lfd, conn_t *conns, size_t *nconn, uint32_t *next_id,
-                      const prof_launch_options_t *o)
+                      const prof_launch_options_t *o, pid_t root)
 {
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -170,7 +214,7 @@ static int accept_all(int lfd, conn_t *conns, size_t *nconn, uint32_t *next_id,
         struct ucred cred;
         socklen_t cl = sizeof cred;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cred.uid != getuid() ||
-            *nconn >= MAX_CONNS) {
+            !in_run(cred.pid, root) || *nconn >= MAX_CONNS) {
             close(fd);
             continue;
         }
@@ -202,6 +246,10 @@ int prof_launch_run(const prof_launch_options_t *o, prof_run_info_t *info, char 
     (void)old_pipe;
 
     fflush(NULL);
+    /* Orphaned descendants of the command become our children, so that
+     * the process tree stays checkable (in_run) and nothing is left a
+     * zombie. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     int exec_pipe[2];
     pid_t pid = -1;
     if (pipe2(exec_pipe, O_CLOEXEC) == 0)
@@ -270,7 +318,7 @@ int prof_launch_run(const prof_launch_options_t *o, prof_run_info_t *info, char 
             break;
         }
         if (pr > 0 && (pfds[0].revents & POLLIN) &&
-            accept_all(lfd, conns, &nconn, &next_id, o) != 0) {
+            accept_all(lfd, conns, &nconn, &next_id, o, pid) != 0) {
             snprintf(err, errlen, "stopped while accepting a stream");
             rc = -1;
             break;
@@ -298,9 +346,14 @@ int prof_launch_run(const prof_launch_options_t *o, prof_run_info_t *info, char 
             nconn--;
             i--;
         }
-        if (!exited) {
-            pid_t w = waitpid(pid, &status, WNOHANG);
-            if (w == pid) {
+        /* Reap: the command, and descendants orphaned to us (subreaper). */
+        for (;;) {
+            int st;
+            pid_t w = waitpid(-1, &st, WNOHANG);
+            if (w <= 0)
+                break;
+            if (w == pid && !exited) {
+                status = st;
                 exited = 1;
                 exited_at = now_ns(CLOCK_MONOTONIC);
                 info->end_realtime_ns = now_ns(CLOCK_REALTIME);
@@ -314,7 +367,7 @@ int prof_launch_run(const prof_launch_options_t *o, prof_run_info_t *info, char 
         if (exited) {
             /* A stream that connected just before the exit may still be in
              * the backlog: accept it before deciding we are done. */
-            accept_all(lfd, conns, &nconn, &next_id, o);
+            accept_all(lfd, conns, &nconn, &next_id, o, pid);
             if (nconn == 0)
                 break;
             uint64_t quiet = now - (last_data > exited_at ? last_data : exited_at);

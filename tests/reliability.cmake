@@ -4,7 +4,7 @@
 # escaping of hostile names in the reports and the dashboard (test_escaping).
 
 set(E2E_DIR ${CMAKE_BINARY_DIR}/bin/e2e)
-set(RELIABILITY_PROGS e2e_stall e2e_spawn e2e_threads64 e2e_deep e2e_setuid)
+set(RELIABILITY_PROGS e2e_stall e2e_spawn e2e_threads64 e2e_deep e2e_setuid e2e_sockpath)
 foreach(prog ${RELIABILITY_PROGS})
   add_executable(${prog} e2e/${prog}.c)
   target_compile_options(${prog} PRIVATE -O0 -g -fno-builtin)
@@ -48,7 +48,7 @@ foreach(prog e2e_ownalloc_je e2e_ownalloc_tc)
 endforeach()
 
 mlmem_add_test(test_e2e_reliability
-  SOURCES test_e2e_reliability.c e2e_harness.c
+  SOURCES test_e2e_reliability.c e2e_harness.c stream_builder.c
   LIBS PkgConfig::JANSSON)
 add_dependencies(test_e2e_reliability mlmem mlmem_preload e2e_peak e2e_exit alloc_storm ${RELIABILITY_PROGS})
 

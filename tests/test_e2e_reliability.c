@@ -20,10 +20,13 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "e2e_harness.h"
+#include "stream_builder.h"
 
 
 static double now_s(void)
@@ -553,6 +556,71 @@ static void test_e2e_reliability_analyzer_memory_bounded(void **state)
                  short_kb, long_kb);
 }
 
+/* ---- 4c. the socket accepts only the run's processes ------------------------ */
+
+/* A process of the same user but outside the run (this test) connects to
+ * the analyzer's socket while the command runs and sends a well-formed
+ * stream: it must not become part of the report. */
+static void test_e2e_reliability_socket_refuses_outsiders(void **state)
+{
+    (void)state;
+    const char *dir = e2e_tmpdir();
+    char sockfile[4096], done[4096], json[4096];
+    snprintf(sockfile, sizeof sockfile, "%s/sock", dir);
+    snprintf(done, sizeof done, "%s/done", dir);
+    snprintf(json, sizeof json, "%s/report.json", dir);
+    const char *argv[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--json", json, "--",
+                          e2e_prog("e2e_sockpath"), sockfile, done, NULL};
+    pid_t mlmem = fork();
+    if (mlmem == 0) {
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    char path[4096] = "";
+    for (int i = 0; i < 1000 && !path[0]; i++) {
+        FILE *f = fopen(sockfile, "r");
+        if (f) {
+            if (!fgets(path, sizeof path, f))
+                path[0] = '\0';
+            fclose(f);
+        }
+        if (!path[0])
+            usleep(10000);
+    }
+    if (!path[0])
+        fail_msg("the command never told where the socket is");
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int connected = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (connected) {
+        sb_t b;
+        sb_init(&b);
+        sb_header(&b);
+        sb_hello_simple(&b, 4242, 1, "intruder");
+        sb_alloc(&b, 4242, 1, 10, 0x5000, 777777, 0);
+        sb_batch_end(&b);
+        size_t len;
+        const uint8_t *data = sb_data(&b, &len);
+        (void)!write(fd, data, len); /* refused: the analyzer closed it */
+        sb_free(&b);
+    }
+    close(fd);
+    usleep(200000); /* let the analyzer take the connection, or not */
+    FILE *f = fopen(done, "w");
+    assert_non_null(f);
+    fclose(f);
+    int st;
+    waitpid(mlmem, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(connected); /* the socket was there; only the stream is refused */
+    json_t *r = e2e_load_json(json);
+    assert_int_equal(sites_of_size(r, 777777), 0);
+    assert_int_equal(json_array_size(json_object_get(r, "children")), 0);
+    assert_non_null(strstr(e2e_str_at(r, "process", "command"), "e2e_sockpath"));
+    json_decref(r);
+}
+
 /* ---- 5. hostile command lines and very long C++ names --------------------- */
 
 static void test_e2e_reliability_hostile_names_escaped(void **state)
@@ -629,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_e2e_reliability_hostile_names_escaped),
         cmocka_unit_test(test_e2e_reliability_capset_keeps_threads_consistent),
         cmocka_unit_test(test_e2e_reliability_analyzer_memory_bounded),
+        cmocka_unit_test(test_e2e_reliability_socket_refuses_outsiders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
