@@ -279,16 +279,20 @@ static void batch_end(batch_t *b)
     b->ticks = 0;
 }
 
-static void put_addr(batch_t *b, uint64_t addr)
-{
-    b->p += mlmem_varint_put(b->p, mlmem_zigzag((int64_t)(addr - b->addr)));
-    b->addr = addr;
-}
+#define PUT_U(v) (p += mlmem_varint_put(p, (v)))
+#define PUT_ADDR(a)                                                \
+    do {                                                           \
+        PUT_U(mlmem_zigzag((int64_t)((a) - addr)));                \
+        addr = (a);                                                \
+    } while (0)
 
 /* Appends one event. 'freed_next' (ALLOC only): the event that follows it
  * in the order frees it at the same time, and is not written (the reader
  * makes it from this one). Most events take the next number and the
- * thread's last clock read, so their seq and time deltas are flags. */
+ * thread's last clock read, so their seq and time deltas are flags.
+ * The output position and running address live in locals: byte stores
+ * through 'p' may alias anything, so fields of 'b' would be reloaded and
+ * stored again around every byte. */
 static void batch_add(batch_t *b, const shim_event_t *e, int freed_next)
 {
     if (e->tid != b->tid || b->count == SHIM_BATCH_EVENTS) {
@@ -297,81 +301,86 @@ static void batch_add(batch_t *b, const shim_event_t *e, int freed_next)
     }
     uint8_t *type = b->p;
     uint8_t *p = type + 1;
+    uint64_t addr = b->addr;
     uint8_t flags = freed_next ? MLMEM_EVF_FREED_NEXT : 0;
     if (e->seq == b->seq + 1)
         flags |= MLMEM_EVF_SEQ_NEXT;
     else
-        p += mlmem_varint_put(p, mlmem_zigzag((int64_t)(e->seq - b->seq)));
+        PUT_U(mlmem_zigzag((int64_t)(e->seq - b->seq)));
     b->seq = freed_next ? e->seq + 1 : e->seq;
     if (e->time != b->ticks || !b->count) {
-        b->ticks = e->time;
         int64_t t = ticks_to_stream_ns(e->time);
         if (t != b->time)
-            p += mlmem_varint_put(p, mlmem_zigzag(t - b->time));
+            PUT_U(mlmem_zigzag(t - b->time));
         else
             flags |= MLMEM_EVF_SAME_TIME;
+        b->ticks = e->time;
         b->time = t;
     } else {
         flags |= MLMEM_EVF_SAME_TIME;
     }
     *type = (uint8_t)(e->type | flags);
-    b->p = p;
 
     switch (e->type) {
+    case MLMEM_EV_FREE:
+        PUT_ADDR(e->addr);
+        break;
     case MLMEM_EV_ALLOC:
     case MLMEM_EV_REALLOC:
         ensure_stack_sent(e->stack_id, e->seq);
-        put_addr(b, e->addr);
-        b->p += mlmem_varint_put(b->p, e->size);
-        b->p += mlmem_varint_put(b->p, e->stack_id);
+        PUT_ADDR(e->addr);
+        PUT_U(e->size);
+        PUT_U(e->stack_id);
         if (e->type == MLMEM_EV_REALLOC)
-            b->p += mlmem_varint_put(b->p, mlmem_zigzag((int64_t)(e->old_addr - e->addr)));
-        *b->p++ = e->fn;
+            PUT_U(mlmem_zigzag((int64_t)(e->old_addr - e->addr)));
+        *p++ = e->fn;
         break;
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:
         ensure_stack_sent(e->stack_id, e->seq);
-        put_addr(b, e->addr);
-        b->p += mlmem_varint_put(b->p, e->size);
-        b->p += mlmem_varint_put(b->p, e->stack_id);
-        b->p += mlmem_varint_put(b->p, e->arg);
+        PUT_ADDR(e->addr);
+        PUT_U(e->size);
+        PUT_U(e->stack_id);
+        PUT_U(e->arg);
         break;
     case MLMEM_EV_MREMAP:
         ensure_stack_sent(e->stack_id, e->seq);
-        put_addr(b, e->addr);
-        b->p += mlmem_varint_put(b->p, e->size);
-        b->p += mlmem_varint_put(b->p, e->stack_id);
-        b->p += mlmem_varint_put(b->p, mlmem_zigzag((int64_t)(e->old_addr - e->addr)));
-        b->p += mlmem_varint_put(b->p, e->arg);
-        break;
-    case MLMEM_EV_FREE:
-        put_addr(b, e->addr);
+        PUT_ADDR(e->addr);
+        PUT_U(e->size);
+        PUT_U(e->stack_id);
+        PUT_U(mlmem_zigzag((int64_t)(e->old_addr - e->addr)));
+        PUT_U(e->arg);
         break;
     case MLMEM_EV_MUNMAP:
     case MLMEM_EV_FILE_READ:
-        put_addr(b, e->addr);
-        b->p += mlmem_varint_put(b->p, e->size);
+        PUT_ADDR(e->addr);
+        PUT_U(e->size);
         if (e->type == MLMEM_EV_FILE_READ)
-            b->p += mlmem_varint_put(b->p, e->arg);
+            PUT_U(e->arg);
         break;
     case MLMEM_EV_TAG:
-        put_addr(b, e->addr);
-        b->p += mlmem_varint_put(b->p, e->arg);
+        PUT_ADDR(e->addr);
+        PUT_U(e->arg);
         break;
     case MLMEM_EV_RSS:
-        b->p += mlmem_varint_put(b->p, e->size);
+        PUT_U(e->size);
         break;
     case MLMEM_EV_STEP:
     case MLMEM_EV_PHASE:
     case MLMEM_EV_REGION_BEGIN:
     case MLMEM_EV_FORK:
-        b->p += mlmem_varint_put(b->p, e->arg);
+        PUT_U(e->arg);
         break;
     default: /* REGION_END, NOP: nothing more */
         break;
     }
+    b->p = p;
+    b->addr = addr;
     b->count++;
 }
+
+#undef PUT_ADDR
+#undef PUT_U
 
 /* Sends the thread's name as a THREAD record when the owner has taken a
  * new one (at its first event and when it exits, see ring.c). A copy torn
