@@ -105,6 +105,10 @@ void shim_resolve_real(void)
     RESOLVE(exit, "exit");
     RESOLVE(underscore_exit, "_exit");
     RESOLVE(abort, "abort");
+    RESOLVE(read, "read");
+    RESOLVE(pread, "pread");
+    RESOLVE(pread64, "pread64");
+    RESOLVE(fread, "fread");
     RESOLVE(malloc, "malloc");
     (void)r;
     shim_guard = saved;

@@ -12,6 +12,7 @@
  *   modules.c      module map (dl_iterate_phdr)  config.c   environment, once
  *   bootstrap.c    real functions + static pool  log.c      write(2) logging
  *   annotate.c     the entry points of mlmem/annotate.h
+ *   hooks_io.c     reads from regular files (data evidence)
  *   state.c        the one mutable global, g_shim
  *   seq.c          the global order: unlocked while one thread records
  *
@@ -34,6 +35,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <mlmem/trace_format.h>
@@ -142,6 +144,10 @@ typedef struct {
     void (*exit)(int) __attribute__((noreturn));
     void (*underscore_exit)(int) __attribute__((noreturn));
     void (*abort)(void) __attribute__((noreturn));
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*pread)(int, void *, size_t, off_t);
+    ssize_t (*pread64)(int, void *, size_t, off_t);
+    size_t (*fread)(void *, size_t, size_t, FILE *);
 } shim_real_t;
 
 typedef struct {

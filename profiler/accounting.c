@@ -79,6 +79,7 @@ typedef struct {
     uint64_t first_born_ns;
     uint64_t last_born_ns;
     uint64_t first_free_ns;
+    uint64_t file_read_bytes; /* read from files into its blocks           */
     uint8_t ann_cat;          /* 1 + last annotated category; 0 = none     */
     uint8_t ann_mixed;        /* annotations gave it several categories    */
 } prof_acct_site_t;
@@ -828,6 +829,32 @@ static int acct_on_step(prof_acct_t *a)
     return 0;
 }
 
+/* ---- reads from files ---------------------------------------------------- */
+
+/* Bytes read from a file into a buffer: evidence that the block holding
+ * the buffer is data. The buffer is found when it starts a live heap block
+ * (reads into the middle of one are not: the heap table is keyed by start)
+ * or lies in a live mapping. */
+static void acct_on_file_read(prof_acct_t *a, const prof_event_t *ev)
+{
+    a->sum.file_read_bytes += ev->size;
+    const prof_heap_entry_t *e = prof_heap_table_find(&a->heap, ev->addr);
+    if (e) {
+        a->sites[e->site].file_read_bytes += ev->size;
+        return;
+    }
+    size_t lo = 0, hi = a->maps.n; /* regions sorted by start, disjoint */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->maps.v[mid].end <= ev->addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < a->maps.n && a->maps.v[lo].start <= ev->addr)
+        a->sites[a->origins[a->maps.v[lo].origin].site].file_read_bytes += ev->size;
+}
+
 /* ---- timeline ------------------------------------------------------------ */
 
 /* Halves the timeline's resolution: bucket j takes buckets 2j and 2j+1. The
@@ -1038,7 +1065,7 @@ int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
         acct_on_tag(a, ev);
         break;
     case MLMEM_EV_FILE_READ:
-        a->sum.file_read_bytes += ev->size;
+        acct_on_file_read(a, ev);
         break;
     default: /* FORK: nothing to account */
         break;
@@ -1150,6 +1177,7 @@ int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
         o->first_alloc_ns = s->first_born_ns;
         o->last_alloc_ns = s->last_born_ns;
         o->first_free_ns = s->frees ? s->first_free_ns : 0;
+        o->file_read_bytes = s->file_read_bytes;
         o->annotated_category = s->ann_cat ? (int32_t)s->ann_cat - 1 : -1;
         o->annotated_mixed = s->ann_mixed;
     }
@@ -1245,4 +1273,131 @@ size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t
         out[i].time_ns = a->log[i].time_ns;
     }
     return a->log_n;
+}
+
+/* ---- one thread's sites, on demand ---------------------------------------- */
+
+/* (thread index, site index) -> entry of the output, for
+ * prof_acct_thread_sites(); open addressing over a power-of-two array. */
+typedef struct {
+    uint64_t *keys;           /* thread << 32 | site; UINT64_MAX: empty     */
+    uint32_t *vals;
+    size_t mask;
+    prof_thread_site_t *v;
+    size_t n, cap;
+} acct_ts_acc_t;
+
+static int acct_ts_grow(acct_ts_acc_t *h)
+{
+    size_t cap = h->keys ? (h->mask + 1) * 2 : 256;
+    uint64_t *k = malloc(cap * sizeof(*k));
+    uint32_t *v = malloc(cap * sizeof(*v));
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -1;
+    }
+    memset(k, 0xff, cap * sizeof(*k));
+    for (size_t i = 0; h->keys && i <= h->mask; i++) {
+        if (h->keys[i] == UINT64_MAX)
+            continue;
+        size_t j = (size_t)((h->keys[i] * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+        while (k[j] != UINT64_MAX)
+            j = (j + 1) & (cap - 1);
+        k[j] = h->keys[i];
+        v[j] = h->vals[i];
+    }
+    free(h->keys);
+    free(h->vals);
+    h->keys = k;
+    h->vals = v;
+    h->mask = cap - 1;
+    return 0;
+}
+
+/* Adds to the entry of thread 'ti' and site 'si'. Returns 0 or -1. */
+static int acct_ts_add(const prof_acct_t *a, acct_ts_acc_t *h, uint32_t ti, uint32_t si,
+                       uint64_t bytes, uint64_t allocs, int mapped, uint64_t born_ns)
+{
+    if (!h->keys || (h->n + 1) * 2 > h->mask + 1)
+        if (acct_ts_grow(h) < 0)
+            return -1;
+    uint64_t key = (uint64_t)ti << 32 | si;
+    size_t j = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & h->mask;
+    while (h->keys[j] != UINT64_MAX && h->keys[j] != key)
+        j = (j + 1) & h->mask;
+    if (h->keys[j] == UINT64_MAX) {
+        if (acct_grow((void **)&h->v, &h->cap, h->n + 1, sizeof(*h->v)) < 0)
+            return -1;
+        h->keys[j] = key;
+        h->vals[j] = (uint32_t)h->n;
+        h->v[h->n++] = (prof_thread_site_t){a->threads[ti].tid, a->sites[si].stack_id, 0, 0,
+                                            0, born_ns};
+    }
+    prof_thread_site_t *e = &h->v[h->vals[j]];
+    e->live_bytes += bytes;
+    e->live_allocations += allocs;
+    if (mapped)
+        e->mmap_bytes += bytes;
+    if (born_ns < e->oldest_born_ns)
+        e->oldest_born_ns = born_ns;
+    return 0;
+}
+
+static int acct_cmp_thread_site(const void *x, const void *y)
+{
+    const prof_thread_site_t *p = x, *q = y;
+    if (p->tid != q->tid)
+        return p->tid < q->tid ? -1 : 1;
+    if (p->live_bytes != q->live_bytes)
+        return p->live_bytes > q->live_bytes ? -1 : 1;
+    return p->stack_id < q->stack_id ? -1 : p->stack_id > q->stack_id;
+}
+
+int prof_acct_thread_sites(const prof_acct_t *a, uint32_t tid, prof_thread_site_t **out,
+                           size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int all = tid == PROF_ACCT_ALL_THREADS;
+    uint32_t want = ACCT_NONE;
+    if (!all && (want = acct_map_get(&a->tids, tid)) == ACCT_NONE)
+        return 0;
+    acct_ts_acc_t h = {0};
+    int rc = 0;
+    /* Heap blocks: the entry names its site and thread. */
+    for (size_t i = 0; rc == 0 && a->heap.slots && i <= a->heap.mask; i++) {
+        const prof_heap_entry_t *e = &a->heap.slots[i];
+        if (e->addr == 0 || (!all && e->thread != want))
+            continue;
+        rc = acct_ts_add(a, &h, e->thread, e->site, e->size, 1, 0, PROF_HEAP_BORN_NS(e));
+    }
+    /* Anonymous mappings: bytes per region, one allocation per mapping
+     * call that still has bytes (its origin), however many pieces. */
+    for (size_t i = 0; rc == 0 && i < a->maps.n; i++) {
+        const prof_region_t *r = &a->maps.v[i];
+        if (r->is_file)
+            continue;
+        const prof_acct_origin_t *o = &a->origins[r->origin];
+        if (!all && o->thread != want)
+            continue;
+        rc = acct_ts_add(a, &h, o->thread, o->site, r->end - r->start, 0, 1, o->born_ns);
+    }
+    for (size_t i = 0; rc == 0 && i < a->origin_n; i++) {
+        const prof_acct_origin_t *o = &a->origins[i];
+        if (o->pieces == 0 || (!all && o->thread != want))
+            continue;
+        rc = acct_ts_add(a, &h, o->thread, o->site, 0, 1, 1, o->born_ns);
+    }
+    free(h.keys);
+    free(h.vals);
+    if (rc != 0) {
+        free(h.v);
+        return -1;
+    }
+    if (h.n > 1)
+        qsort(h.v, h.n, sizeof(*h.v), acct_cmp_thread_site);
+    *out = h.v;
+    *n = h.n;
+    return 0;
 }

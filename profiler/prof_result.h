@@ -67,6 +67,8 @@ typedef struct {
     uint64_t first_alloc_ns;         /* birth of its first allocation      */
     uint64_t last_alloc_ns;          /* birth of its latest allocation     */
     uint64_t first_free_ns;          /* when it first freed one; 0: never  */
+    uint64_t file_read_bytes;        /* bytes read from files into its
+                                        blocks (FILE_READ events)          */
     int32_t annotated_category;      /* mlmem_category_t annotations gave its
                                         blocks (the latest if several), -1 */
     uint32_t annotated_mixed;        /* 1: annotations gave several        */

@@ -254,6 +254,7 @@ static json_t *rj_site(rj_builder_t *b, const prof_site_t *s)
     rj_set(b, o, "leaked_allocations", rj_u64(s->live_allocations));
     rj_set(b, o, "temporary_allocations", rj_u64(s->temporary_allocations));
     rj_set(b, o, "largest_allocation", rj_u64(s->largest_allocation));
+    rj_set(b, o, "file_read_bytes", rj_u64(s->file_read_bytes));
     json_t *life = json_object();
     if (s->frees > 0) {
         rj_set(b, life, "min_ns", rj_u64(s->lifetime_min_ns));

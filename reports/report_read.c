@@ -138,6 +138,7 @@ static int rr_sites(rr_ctx_t *c, json_t *root, prof_result_t *r)
             rr_u64(c, o, where, "bytes_allocated", &s->bytes_allocated, 0) != 0 ||
             rr_u64(c, o, where, "live_bytes_at_peak", &s->live_bytes_at_peak, 0) != 0 ||
             rr_u64(c, o, where, "largest_allocation", &s->largest_allocation, 1) != 0 ||
+            rr_u64(c, o, where, "file_read_bytes", &s->file_read_bytes, 1) != 0 ||
             rr_u64(c, o, where, "leaked_bytes", &s->live_bytes, 1) != 0)
             return -1;
         json_t *life = json_object_get(o, "lifetime");

@@ -179,6 +179,44 @@ static void test_e2e_capture_seq_counter_handoffs_exact(void **state)
     json_decref(r);
 }
 
+static json_t *site_with_largest(json_t *r, long long size)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(r, "sites"), i, s)
+        if (json_integer_value(json_object_get(s, "largest_allocation")) == size)
+            return s;
+    return NULL;
+}
+
+/* Buffers filled from a regular file carry the bytes read into them (data
+ * evidence for attribution); a pipe's bytes are not file reads. */
+static void test_e2e_capture_file_reads_marked(void **state)
+{
+    (void)state;
+    /* The input: a 300000-byte regular file. */
+    const char *path = e2e_path(1, e2e_tmpdir(), "input.bin");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    static char zeros[300000];
+    assert_int_equal(fwrite(zeros, 1, sizeof zeros, f), sizeof zeros);
+    fclose(f);
+    const char *cmd[] = {e2e_prog("e2e_fileread"), path, NULL};
+    json_t *r = e2e_profile(NULL, cmd, 0);
+    json_t *a = site_with_largest(r, 200000), *b = site_with_largest(r, 65536),
+           *c = site_with_largest(r, 50000), *m = site_with_largest(r, 32768);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_non_null(m);
+    assert_int_equal(json_integer_value(json_object_get(a, "file_read_bytes")), 200000);
+    assert_int_equal(json_integer_value(json_object_get(b, "file_read_bytes")), 2 * 65536);
+    assert_int_equal(json_integer_value(json_object_get(m, "file_read_bytes")), 32768);
+    assert_int_equal(json_integer_value(json_object_get(c, "file_read_bytes")), 0);
+    assert_true(e2e_int(r, "summary.file_read_bytes") >= 200000 + 2 * 65536 + 32768);
+    json_decref(r);
+}
+
 static void test_e2e_capture_stacks_all_same_figures(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_threads"), NULL};
@@ -605,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_calloc_overflow_records_nothing),
         cmocka_unit_test(test_e2e_capture_threads_free_across_threads),
         cmocka_unit_test(test_e2e_capture_seq_counter_handoffs_exact),
+        cmocka_unit_test(test_e2e_capture_file_reads_marked),
         cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
