@@ -84,6 +84,31 @@ static prof_rule_t attr_builtin_v[] = {
     {MLMEM_CAT_DATA, PROF_RULE_FILE, "*/data.py", "built-in"},
     {MLMEM_CAT_DATA, PROF_RULE_FILE, "*dataset*", "built-in"},
     {MLMEM_CAT_DATA, PROF_RULE_FILE, "*dataloader*", "built-in"},
+    /* The Python interpreter's own allocations (objects, arenas, code):
+     * reached only when no inner frame (an extension's, a framework's)
+     * came first. */
+    {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/bin/python3*", "built-in"},
+    {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/libpython3*", "built-in"},
+};
+
+/* Tensor frameworks' own libraries: every tensor is allocated through them,
+ * and their function names describe the framework's machinery
+ * (torch::autograd::..., index, batch_norm kernels), not the role of the
+ * tensor. A frame in one of them ends the search for a built-in rule, so
+ * behaviour decides (a user's rule matching the frame still applies). */
+static prof_rule_t attr_framework_v[] = {
+    {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/libc10.so*", "built-in"},
+    {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/libc10_*.so*", "built-in"},
+    {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/libtorch*.so*", "built-in"},
+    {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/libcaffe2*.so*", "built-in"},
+};
+#define ATTR_FRAMEWORK_N (sizeof attr_framework_v / sizeof attr_framework_v[0])
+
+/* The framework's tensor allocator: a site through it holds tensor storage;
+ * a site in the framework's libraries that is not (operator registries,
+ * schemas, autograd nodes) is the framework's own bookkeeping: "other". */
+static const char *const attr_tensor_allocators[] = {
+    "c10::alloc_cpu*", "c10::DefaultCPUAllocator::*", "c10::*CPUCachingAllocator*",
 };
 
 static const prof_rules_t attr_builtin = {attr_builtin_v,
@@ -284,12 +309,50 @@ static const prof_rule_t *attr_match_frame(const prof_rules_t *rules, const prof
     return NULL;
 }
 
+static const prof_rule_t *attr_framework_rule(const prof_frame_t *f)
+{
+    if (!f->module)
+        return NULL;
+    for (size_t i = 0; i < ATTR_FRAMEWORK_N; i++)
+        if (fnmatch(attr_framework_v[i].glob, f->module, 0) == 0)
+            return &attr_framework_v[i];
+    return NULL;
+}
+
+int prof_frame_is_framework(const prof_frame_t *f)
+{
+    return attr_framework_rule(f) != NULL;
+}
+
+int prof_site_is_tensor(const prof_site_t *s)
+{
+    for (uint32_t i = 0; s->frames && i < s->frame_count; i++) {
+        const char *fn = s->frames[i].function;
+        for (size_t k = 0; fn && k < sizeof attr_tensor_allocators / sizeof *attr_tensor_allocators;
+             k++)
+            if (fnmatch(attr_tensor_allocators[k], fn, 0) == 0)
+                return 1;
+    }
+    return 0;
+}
+
 const prof_rule_t *prof_rules_match(const prof_rules_t *user, const prof_site_t *site)
 {
+    int builtin = 1; /* until a framework frame of a tensor's stack */
     for (uint32_t i = 0; site->frames && i < site->frame_count; i++) {
         const prof_rule_t *r = attr_match_frame(user, &site->frames[i]);
-        if (!r)
-            r = attr_match_frame(&attr_builtin, &site->frames[i]);
+        if (r)
+            return r;
+        if (!builtin)
+            continue;
+        const prof_rule_t *fw = attr_framework_rule(&site->frames[i]);
+        if (fw) {
+            if (!prof_site_is_tensor(site))
+                return fw;
+            builtin = 0;
+            continue;
+        }
+        r = attr_match_frame(&attr_builtin, &site->frames[i]);
         if (r)
             return r;
     }
@@ -487,11 +550,12 @@ int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
         count++;
     }
     /* A burst that repeats for a moment (a report writer's loop: steps of
-     * a microsecond, over a sliver of the run) is not training. Setup may
-     * take most of a short run, so a short span alone does not disqualify. */
+     * a microsecond, or a handful of repeats, over a sliver of the run) is
+     * not training. Setup may take most of a short run, so a short span
+     * alone does not disqualify. */
     int brief = times && count >= 2 && times[n - 1] > times[0] &&
                 (times[last] - times[first]) * 10 < times[n - 1] - times[0] &&
-                (times[last] - times[first]) / (count - 1) < 100000;
+                ((times[last] - times[first]) / (count - 1) < 100000 || count < 8);
     if (count >= 3 && !brief) {
         out->count = count;
         out->period = period;
@@ -537,6 +601,13 @@ typedef struct {
     uint64_t period_ns;
     uint64_t weight_bytes;    /* size-matched weights                     */
     uint64_t multiplicity;    /* copies per parameter (w, g, state...)    */
+    uint64_t weight_largest;  /* the largest block of the weights         */
+    size_t copies_gradients_site; /* attr_multiples: the copy that is the
+                                 gradients unless they are reallocated
+                                 every step; SIZE_MAX: none               */
+    int *step_grad;           /* per site: gradients born in each backward
+                                 pass                                     */
+    int step_grads;           /* some site is step_grad                   */
 } attr_ctx_t;
 
 /* A site that lives through training: born by the end of the first step,
@@ -613,6 +684,66 @@ static size_t attr_same_counts(const prof_site_t **v, size_t n)
     return k;
 }
 
+/* Whether 'b' holds k copies of the blocks of 'a' (k >= 1): k times the
+ * allocations and k times the bytes (within 0.1%). Returns k, or 0. */
+static uint64_t attr_copies_of(const prof_site_t *a, const prof_site_t *b)
+{
+    if (!a->allocations || b->allocations % a->allocations)
+        return 0;
+    uint64_t k = b->allocations / a->allocations;
+    uint64_t want = k * a->bytes_allocated, got = b->bytes_allocated;
+    uint64_t d = want > got ? want - got : got - want;
+    return d <= want / 1000 + 64 * k ? k : 0;
+}
+
+/* When no two persistent sites are copies of each other (a framework that
+ * allocates one tensor after another through one stack: PyTorch's
+ * parameters come from one call of torch.empty per tensor, Adam's two
+ * moments from one zeros_like per tensor), a site may still hold k copies
+ * of the parameters in one: k times the allocations and k times the bytes.
+ * The persistent site (two allocations or more) that the most bytes of later
+ * persistent sites copy is the parameters' site: weights; its copies are
+ * gradients (the first one born, when gradients are not reallocated every
+ * step) and optimizer state. */
+static void attr_multiples(attr_ctx_t *x, const prof_site_t **v, size_t n)
+{
+    prof_result_t *r = x->r;
+    size_t best = SIZE_MAX;
+    uint64_t best_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i]->allocations < 2)
+            continue;
+        uint64_t bytes = 0;
+        for (size_t j = 0; j < n; j++)
+            if (j != i && v[j]->first_alloc_ns >= v[i]->first_alloc_ns &&
+                attr_copies_of(v[i], v[j]))
+                bytes += v[j]->bytes_allocated;
+        if (bytes > best_bytes) {
+            best_bytes = bytes;
+            best = i;
+        }
+    }
+    if (best == SIZE_MAX)
+        return;
+    const prof_site_t *w = v[best];
+    x->role[(size_t)(w - r->sites)] = 0;
+    x->weight_bytes = w->bytes_allocated;
+    x->multiplicity = 1;
+    const prof_site_t *first = NULL;
+    for (size_t j = 0; j < n; j++) {
+        uint64_t k = j != best && v[j]->first_alloc_ns >= w->first_alloc_ns
+                         ? attr_copies_of(w, v[j])
+                         : 0;
+        if (!k)
+            continue;
+        x->multiplicity += k;
+        x->role[(size_t)(v[j] - r->sites)] = 2;
+        if (k == 1 && (!first || v[j]->first_alloc_ns < first->first_alloc_ns))
+            first = v[j];
+    }
+    x->copies_gradients_site = first ? (size_t)(first - r->sites) : SIZE_MAX;
+}
+
 /* Size groups over the persistent sites no rule or annotation decided
  * (sampled-out small allocations excluded): sites with the same bytes and
  * about as many allocations are copies of one set of tensors. With m sites
@@ -667,6 +798,8 @@ static int attr_size_groups(attr_ctx_t *x)
         if (m < 2)
             break;
     }
+    if (m < 2)
+        attr_multiples(x, v, n);
     free(v);
     return 0;
 }
@@ -707,7 +840,7 @@ static void attr_siblings(attr_ctx_t *x)
             continue;
         for (uint32_t f = 1; s->frames && f < s->frame_count && f <= ATTR_CALLER_DEPTH; f++) {
             const char *name = s->frames[f].function;
-            if (!name || attr_generic_caller(name))
+            if (!name || attr_generic_caller(name) || prof_frame_is_framework(&s->frames[f]))
                 continue;
             size_t users = 0;
             for (size_t j = 0; j < r->site_count; j++)
@@ -724,6 +857,100 @@ static void attr_siblings(attr_ctx_t *x)
         for (size_t k = 0; k < no && !x->sibling[i]; k++)
             x->sibling[i] = attr_has_caller(s, owners[k]);
     }
+}
+
+/* Frames that run a backward pass: PyTorch's autograd engine and its
+ * generated backward functions, or a function named for it. */
+static int attr_in_backward(const prof_site_t *s)
+{
+    for (uint32_t i = 0; s->frames && i < s->frame_count; i++) {
+        const char *f = s->frames[i].function;
+        if (f && (fnmatch("*backward*", f, FNM_CASEFOLD) == 0 ||
+                  fnmatch("torch::autograd::Engine::*", f, 0) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* Gradients reallocated every step (PyTorch's zero_grad(set_to_none=True)
+ * frees them, and the next backward pass allocates them again): a site that
+ * is not persistent, allocates in a backward pass, frees its blocks, and
+ * whose largest block has the size of the largest parameter, with a mean
+ * lifetime at least 3/4 of the longest among such sites. Activation
+ * gradients have the sizes of activations (batch x features), not of the
+ * parameters, or die sooner. */
+static void attr_step_grads(attr_ctx_t *x)
+{
+    prof_result_t *r = x->r;
+    x->weight_largest = 0;
+    for (size_t i = 0; i < r->site_count; i++)
+        if (x->role[i] == 0 && r->sites[i].largest_allocation > x->weight_largest)
+            x->weight_largest = r->sites[i].largest_allocation;
+    if (!x->weight_largest)
+        return;
+    /* Candidates; when activations have the size of a parameter too
+     * (batch x features == features x features), the gradients are those
+     * that live longest: kept until the optimizer has used them and the
+     * next step releases them, while activation gradients die within the
+     * backward pass. */
+    uint64_t longest = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < r->site_count; i++) {
+            const prof_site_t *s = &r->sites[i];
+            if (x->role[i] >= 0 || x->rule_matched[i] || s->annotated_category >= 0 ||
+                s->stack_id == MLMEM_STACK_NONE || s->frees < 2 || attr_persistent(x, s) ||
+                s->largest_allocation != x->weight_largest || !attr_in_backward(s))
+                continue;
+            uint64_t mean = s->lifetime_sum_ns / s->frees;
+            if (pass == 0 && mean > longest)
+                longest = mean;
+            if (pass == 1 && mean * 4 >= longest * 3) {
+                x->step_grad[i] = 1;
+                x->step_grads = 1;
+            }
+        }
+    /* The first copy of the parameters is their gradients only if no
+     * backward pass allocates them every step; if one does, persistent
+     * copies are optimizer state (SGD's momentum buffers). */
+    if (!x->step_grads && x->copies_gradients_site != SIZE_MAX)
+        x->role[x->copies_gradients_site] = 1;
+    if (x->step_grads)
+        for (size_t i = 0; i < r->site_count; i++)
+            if (x->role[i] == 1)
+                x->role[i] = 2;
+}
+
+/* A tensor made by Python indexing of another tensor (x[idx]: PyTorch's
+ * THPVariable_getitem): at the start of a step, a batch gathered from a
+ * resident dataset. */
+static int attr_python_gather(const prof_site_t *s)
+{
+    if (!prof_site_is_tensor(s))
+        return 0;
+    for (uint32_t i = 0; s->frames && i < s->frame_count; i++) {
+        const char *f = s->frames[i].function;
+        if (f && fnmatch("*THPVariable_getitem*", f, 0) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether some frame of the site is in a known module other than libc and
+ * the dynamic loader: a block whose stack is unresolved addresses under a
+ * thread's start (a library's thread buffer allocated while the library was
+ * still being loaded) shows no code of the program, so nothing says it is
+ * a dataset. */
+static int attr_known_code(const prof_site_t *s)
+{
+    if (!s->frames || !s->frame_count)
+        return 1; /* not symbolized: nothing is known either way */
+    for (uint32_t i = 0; s->frames && i < s->frame_count; i++) {
+        const char *m = s->frames[i].module;
+        if (m && fnmatch("*/libc.so*", m, 0) != 0 && fnmatch("*/ld-linux*", m, 0) != 0 &&
+            fnmatch("*/libmlmem_preload*", m, 0) != 0)
+            return 1;
+    }
+    return 0;
 }
 
 static void attr_set(attr_class_t *c, int cat, prof_evidence_t src, double conf, const char *why)
@@ -766,7 +993,7 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
             return;
         }
         if (s->largest_allocation >= ((uint64_t)1 << 20) &&
-            s->largest_allocation * 4 >= x->weight_bytes) {
+            s->largest_allocation * 4 >= x->weight_bytes && attr_known_code(s)) {
             attr_set(c, MLMEM_CAT_DATA, PROF_EVIDENCE_BEHAVIOUR, 0.5,
                      "lives through training, a large block no parameter matches (a "
                      "resident dataset)");
@@ -774,6 +1001,12 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
         }
         attr_set(c, MLMEM_CAT_OTHER, PROF_EVIDENCE_BEHAVIOUR, 0.4,
                  "lives through training, matches no parameter");
+        return;
+    }
+    if (x->step_grad[si]) {
+        attr_set(c, MLMEM_CAT_GRADIENTS, PROF_EVIDENCE_BEHAVIOUR, 0.7,
+                 "allocated in each backward pass with the size of a parameter (gradients "
+                 "reallocated every step)");
         return;
     }
     if (s->live_allocations > 0 && s->live_allocations * 2 >= s->allocations) {
@@ -787,7 +1020,22 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
         return;
     }
     uint64_t mean = s->frees ? s->lifetime_sum_ns / s->frees : 0;
+    if (s->last_alloc_ns >= x->t0 && attr_in_backward(s)) {
+        attr_set(c, MLMEM_CAT_TEMPORARIES, PROF_EVIDENCE_BEHAVIOUR, 0.6,
+                 "born and freed again in backward passes, not kept for the optimizer "
+                 "(gradients of activations)");
+        return;
+    }
     if (x->steps_known) {
+        if (s->stack_id != MLMEM_STACK_NONE && x->period_ns &&
+            s->first_alloc_ns <= x->t0 + x->period_ns / 10 &&
+            mean * 10 >= x->period_ns * 8 && s->last_alloc_ns + x->period_ns / 2 >= x->tlast &&
+            attr_python_gather(s)) {
+            attr_set(c, MLMEM_CAT_DATA, PROF_EVIDENCE_BEHAVIOUR, 0.5,
+                     "a tensor indexed out of another in Python as each step starts, kept "
+                     "through the step (the step's input batch, X[idx])");
+            return;
+        }
         if (s->last_alloc_ns < x->t0) {
             attr_set(c, MLMEM_CAT_TEMPORARIES, PROF_EVIDENCE_BEHAVIOUR, 0.5,
                      "born and freed before the first step");
@@ -810,6 +1058,109 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
     }
     attr_set(c, MLMEM_CAT_TEMPORARIES, PROF_EVIDENCE_BEHAVIOUR, 0.4,
              "freed soon after birth (no steps found)");
+}
+
+#define ATTR_SITE_STEPS_MAX_K 16
+#define ATTR_LOG_FULL 65536 /* accounting's log capacity (ACCT_LOG_CAP) */
+
+/* Steps from the sites' allocation counts, when the allocation log (the
+ * first 65,536 allocations) ended before training began: an interpreter
+ * that imports a framework allocates that much before the first step.
+ * Sites that allocate and free again and again each allocate a multiple of
+ * the step count N times (once per step, once per layer per step...): N is
+ * a count that the sites holding at least half of those sites' bytes
+ * allocated are multiples of (at most 16 times); every divisor of N scores
+ * as well, so it is the largest count within 90% of the best score. At
+ * least 3 sites must allocate exactly N times, and the first step must
+ * begin after the log's last allocation (steps inside the log would have
+ * been found there). The period is the time from the first step's start to
+ * the last one's, over N - 1. */
+static int attr_steps_from_sites(attr_ctx_t *x)
+{
+    prof_result_t *r = x->r;
+    size_t n = 0;
+    attr_occ_t *v = malloc((r->site_count + 1) * sizeof *v); /* count, site */
+    if (!v)
+        return -1;
+    uint64_t total = 0;
+    for (size_t i = 0; i < r->site_count; i++) {
+        const prof_site_t *s = &r->sites[i];
+        if (s->stack_id != MLMEM_STACK_NONE && s->allocations >= 3 &&
+            s->allocations <= UINT32_MAX && s->frees * 10 >= s->allocations * 9 && !s->sampled) {
+            v[n++] = (attr_occ_t){(uint32_t)s->allocations, (uint32_t)i};
+            total += s->bytes_allocated;
+        }
+    }
+    qsort(v, n, sizeof *v, attr_cmp_occ);
+    /* Every divisor of the step count scores at least as well as the step
+     * count itself: the largest count within 90% of the best score wins. */
+    uint64_t best = 0, best_score = 0;
+    uint64_t *scores = calloc(n + 1, sizeof *scores);
+    if (!scores) {
+        free(v);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i && v[i].key == v[i - 1].key)
+            continue;
+        size_t exact = 0;
+        uint64_t score = 0;
+        for (size_t j = 0; j < n; j++) {
+            exact += v[j].key == v[i].key;
+            if (v[j].key % v[i].key == 0 && v[j].key / v[i].key <= ATTR_SITE_STEPS_MAX_K)
+                score += r->sites[v[j].idx].bytes_allocated;
+        }
+        if (exact >= 3 && score * 2 >= total)
+            scores[i] = score;
+        if (scores[i] > best_score)
+            best_score = scores[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        if (scores[i] && scores[i] * 10 >= best_score * 9 && v[i].key > best)
+            best = v[i].key;
+    free(scores);
+    free(v);
+    if (!best)
+        return 0;
+    /* The sites of the steps: those allocating a multiple of N times. The
+     * first step starts at the earliest birth among them, and ends when the
+     * last of them freed its first block (the first step is slower than the
+     * mean: first touches, lazily created state). The last step starts at
+     * the earliest last birth of the sites allocating exactly N times. */
+    uint64_t first = UINT64_MAX, last = UINT64_MAX, first_free = 0;
+    for (size_t i = 0; i < r->site_count; i++) {
+        const prof_site_t *s = &r->sites[i];
+        if (s->stack_id == MLMEM_STACK_NONE || s->sampled || s->allocations < best ||
+            s->allocations % best || s->allocations / best > ATTR_SITE_STEPS_MAX_K ||
+            s->frees * 10 < s->allocations * 9)
+            continue;
+        if (s->first_alloc_ns < first)
+            first = s->first_alloc_ns;
+        if (s->allocations == best && s->last_alloc_ns < last)
+            last = s->last_alloc_ns;
+        if (s->first_free_ns > first_free)
+            first_free = s->first_free_ns;
+    }
+    /* Only if training began after the log ended: steps inside the log
+     * would have been found there. */
+    uint64_t log_end = x->in->log_count ? x->in->log[x->in->log_count - 1].time_ns : 0;
+    if (first == UINT64_MAX || last <= first || first <= log_end)
+        return 0;
+    r->steps.source = "detected";
+    r->steps.count = best;
+    r->steps.period_allocations = 0; /* not known: the log ended before */
+    r->steps.first_step_ns = first;
+    r->steps.last_step_ns = last;
+    r->steps.period_ns = (last - first) / (best - 1);
+    r->steps.confidence = 0.5 * (double)best_score / (double)total;
+    x->steps_known = 1;
+    x->t0 = first;
+    x->period_ns = r->steps.period_ns;
+    x->t1 = x->t0 + x->period_ns;
+    if (first_free > x->t1)
+        x->t1 = first_free < x->t0 + 10 * x->period_ns ? first_free : x->t0 + 10 * x->period_ns;
+    x->tlast = last;
+    return 0;
 }
 
 /* Fills r->steps from detection when no STEP annotation was seen. */
@@ -853,7 +1204,11 @@ static int attr_steps(attr_ctx_t *x)
     if (rc != 0)
         return -1;
     if (d.count < 2)
-        return 0;
+        /* The log is full (accounting keeps the first 65,536 allocations):
+         * training may have begun after it. */
+        return x->in->log_truncated && x->in->log_count >= ATTR_LOG_FULL
+                   ? attr_steps_from_sites(x)
+                   : 0;
     uint64_t count = d.count;
     uint64_t last_ns = d.last_ns;
     if (x->in->log_truncated) {
@@ -924,8 +1279,10 @@ int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
     x.rule_matched = calloc(ns + 1, sizeof *x.rule_matched);
     x.role = calloc(ns + 1, sizeof *x.role);
     x.sibling = calloc(ns + 1, sizeof *x.sibling);
+    x.step_grad = calloc(ns + 1, sizeof *x.step_grad);
+    x.copies_gradients_site = SIZE_MAX;
     int rc = -1;
-    if (!x.cls || !x.rule_matched || !x.role || !x.sibling)
+    if (!x.cls || !x.rule_matched || !x.role || !x.sibling || !x.step_grad)
         goto done;
     if (attr_steps(&x) != 0)
         goto done;
@@ -944,6 +1301,7 @@ int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
     }
     if (attr_size_groups(&x) != 0)
         goto done;
+    attr_step_grads(&x);
     attr_siblings(&x);
     for (size_t i = 0; i < ns; i++)
         if (!x.rule_matched[i])
@@ -1043,5 +1401,6 @@ done:
     free(x.rule_matched);
     free(x.role);
     free(x.sibling);
+    free(x.step_grad);
     return rc;
 }

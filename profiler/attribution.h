@@ -12,7 +12,11 @@
  *    time and matching sizes (a parameter's gradient and optimizer state
  *    have the parameter's size: sites that live through training and
  *    allocate the same number of blocks of the same total size are copies
- *    of one set of parameters, in birth order).
+ *    of one set of parameters, in birth order; a site with k times the
+ *    blocks and bytes holds k copies; a backward pass that allocates blocks
+ *    of the largest parameter's size every step reallocates the gradients).
+ *    Tensor frameworks (PyTorch's libc10/libtorch) end the rule search:
+ *    their tensors are left to behaviour, their own bookkeeping is "other".
  * Rules and behaviour classify sites (unique stacks) at result time: a
  * site's bytes that no annotation named all take the site's category, so the
  * composition of the peak stays exact per site.
@@ -76,8 +80,23 @@ const prof_rules_t *prof_rules_builtin(void);
 
 /* Finds the first rule that matches the site's frames: frames innermost
  * first, and for each frame the rules of 'user' (may be NULL) then the
- * built-in ones, in order. Returns the rule, or NULL. */
+ * built-in ones, in order. A frame of a tensor framework's own library
+ * (prof_frame_is_framework()) that no user rule matches ends the search
+ * of the built-in table: for tensor storage (prof_site_is_tensor()) only
+ * the user's rules are tried on the outer frames, then behaviour decides
+ * (NULL); anything else the framework allocates is its own bookkeeping,
+ * and a built-in rule naming the library ("other") is returned. Returns
+ * the rule, or NULL. */
 const prof_rule_t *prof_rules_match(const prof_rules_t *user, const prof_site_t *site);
+
+/* 1 if the frame's module is a tensor framework's own library (libc10,
+ * libtorch*, libcaffe2*), whose function names say how a tensor is made,
+ * not what it is for. */
+int prof_frame_is_framework(const prof_frame_t *f);
+
+/* 1 if the site allocates through a framework's tensor allocator
+ * (c10::alloc_cpu and its callers): tensor storage. */
+int prof_site_is_tensor(const prof_site_t *s);
 
 /* Category names as in reports ("optimizer_state"); NULL if out of range. */
 const char *prof_category_name(int category);
@@ -96,9 +115,9 @@ int prof_category_parse(const char *name);
  * often, and each step starts where the anchor does, at most once per half
  * period. Handles warm-up steps (an irregular start), jitter (an extra or
  * missing allocation now and then) and evaluation passes in between (their
- * keys differ). Fewer than 3 steps, or a burst (steps under 100 us each
- * spanning less than a tenth of the history's time: a report writer's
- * loop), are no steps. */
+ * keys differ). Fewer than 3 steps, or a burst (steps under 100 us each,
+ * or fewer than 8 steps, spanning less than a tenth of the history's time:
+ * a report writer's loop), are no steps. */
 typedef struct {
     uint64_t count;           /* steps in the sequence; 0: none found     */
     uint64_t period;          /* allocations per step                     */

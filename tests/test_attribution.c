@@ -434,6 +434,37 @@ static void test_attribution_steps_none(void **state)
     h_free(&h);
 }
 
+/* A handful of repeats of slower iterations over a sliver of the run (a
+ * report writer's loop, 200 us each) is a burst, not training. */
+static void test_attribution_steps_short_burst(void **state)
+{
+    (void)state;
+    size_t n = 0, cap = 400;
+    uint32_t *keys = calloc(cap, sizeof *keys);
+    uint64_t *times = calloc(cap, sizeof *times);
+    assert_non_null(keys);
+    assert_non_null(times);
+    for (int i = 0; i < 20; i++, n++) { /* setup: distinct stacks over 1 s */
+        keys[n] = 1000 + (uint32_t)i;
+        times[n] = (uint64_t)i * 50000000ull;
+    }
+    uint64_t t = times[n - 1];
+    for (int rep = 0; rep < 5; rep++)
+        for (int k = 0; k < 4; k++, n++) {
+            keys[n] = 10 + (uint32_t)k;
+            times[n] = t += 50000; /* 4 x 50 us: 200 us a repeat */
+        }
+    for (int i = 0; i < 5; i++, n++) {
+        keys[n] = 5000 + (uint32_t)i;
+        times[n] = t += 1000000;
+    }
+    prof_step_detect_t d;
+    assert_int_equal(prof_steps_detect(keys, times, n, &d), 0);
+    assert_int_equal(d.count, 0);
+    free(keys);
+    free(times);
+}
+
 /* ---- behaviour ----------------------------------------------------------- */
 
 /* A result with 'n' sites, stack ids 1..n, a run of 10 s whose steps (from
@@ -685,6 +716,61 @@ static void test_attribution_behaviour_detected_steps(void **state)
     b_free(r);
 }
 
+/* When the allocation log ended before training (an interpreter importing
+ * a framework fills it), steps come from the sites' allocation counts: the
+ * per-step sites allocate 1, 2 or 5 times per step; the divisors of the step
+ * count (30, 20, 15...) and a few unrelated sites do not decide. */
+static void test_attribution_steps_from_sites(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(9);
+    r->steps = (prof_steps_t){0};
+    uint64_t counts[] = {60, 60, 60, 120, 300, 180, 30, 7, 45};
+    for (int i = 0; i < 9; i++) {
+        b_per_step(&r->sites[i], counts[i], 1 << 20, 20000000, 0);
+        r->sites[i].first_alloc_ns = 2000000000ull + 1000000ull * (uint64_t)i;
+        r->sites[i].last_alloc_ns = 7900000000ull + 1000000ull * (uint64_t)i;
+        r->sites[i].first_free_ns = r->sites[i].first_alloc_ns + 20000000;
+    }
+    r->sites[7].bytes_allocated = r->sites[8].bytes_allocated = 4096;
+    r->sites[0].first_free_ns = 2150000000ull; /* the slow first step ends */
+    size_t nlog = 65536; /* a full log of setup allocations, all different */
+    prof_acct_logged_t *log = calloc(nlog, sizeof *log);
+    assert_non_null(log);
+    for (size_t i = 0; i < nlog; i++)
+        log[i] = (prof_acct_logged_t){(uint32_t)(100 + i), (uint64_t)i};
+    prof_attr_input_t in = {NULL, log, nlog, 1};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->steps.source, "detected");
+    assert_int_equal(r->steps.count, 60);
+    assert_int_equal(r->steps.first_step_ns, 2000000000ull);
+    assert_int_equal(r->steps.last_step_ns, 7900000000ull);
+    assert_int_equal(r->steps.period_ns, 5900000000ull / 59);
+    b_free(r);
+
+    /* Not when the log covers the run (it found no steps: there are none). */
+    r = b_result(9);
+    r->steps = (prof_steps_t){0};
+    for (int i = 0; i < 9; i++)
+        b_per_step(&r->sites[i], counts[i], 1 << 20, 20000000, 0);
+    in.log_truncated = 0;
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->steps.source, "none");
+    b_free(r);
+
+    /* Nor when the log is not full (fewer allocations than it holds). */
+    r = b_result(9);
+    r->steps = (prof_steps_t){0};
+    for (int i = 0; i < 9; i++)
+        b_per_step(&r->sites[i], counts[i], 1 << 20, 20000000, 0);
+    in.log_truncated = 1;
+    in.log_count = 1000;
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->steps.source, "none");
+    b_free(r);
+    free(log);
+}
+
 static prof_frame_t *frames1(const char *function, const char *file, const char *module)
 {
     prof_frame_t *f = calloc(2, sizeof *f);
@@ -741,6 +827,206 @@ static void test_attribution_evidence_order(void **state)
     assert_string_equal(r->sites[0].category, "weights");
     assert_non_null(strstr(r->sites[0].category_evidence, "u:1"));
     prof_rules_free(&user);
+    b_free(r);
+}
+
+/* ---- frameworks (PyTorch) ------------------------------------------------ */
+
+static void frames_free(prof_frame_t *f, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        free(f[i].function);
+        free(f[i].module);
+    }
+    free(f);
+}
+
+/* Frames with a module; the strings are owned by the site. */
+static prof_frame_t *frames_m(int n, const char *const *fm)
+{
+    prof_frame_t *f = calloc((size_t)n, sizeof *f);
+    assert_non_null(f);
+    for (int i = 0; i < n; i++) {
+        f[i].function = fm[2 * i] ? strdup(fm[2 * i]) : NULL;
+        f[i].module = fm[2 * i + 1] ? strdup(fm[2 * i + 1]) : NULL;
+    }
+    return f;
+}
+
+#define LIBC10 "/usr/lib/x86_64-linux-gnu/libc10.so.1.13"
+#define LIBTORCH "/usr/lib/x86_64-linux-gnu/libtorch_cpu.so.1.13"
+#define LIBTORCH_PY "/usr/lib/x86_64-linux-gnu/libtorch_python.so.1.13"
+#define PYTHON "/usr/bin/python3.11"
+
+/* A tensor's frames name the framework's machinery (autograd, index), not
+ * the tensor's role: behaviour decides. What the framework allocates
+ * outside its tensor allocator is its bookkeeping (other), and so is what
+ * the interpreter allocates itself. A user's rule still applies. */
+static void test_attribution_rules_framework(void **state)
+{
+    (void)state;
+    static const char *const tensor[] = {
+        "c10::alloc_cpu(unsigned long)", LIBC10,
+        "at::detail::empty_cpu(c10::ArrayRef<long>)", LIBTORCH,
+        "torch::autograd::THPVariable_getitem(_object*, _object*)", LIBTORCH_PY,
+        "_PyEval_EvalFrameDefault", PYTHON};
+    static const char *const registry[] = {
+        "operator new(unsigned long)", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+        "c10::Dispatcher::registerImpl(c10::OperatorName)", LIBTORCH,
+        "_PyEval_EvalFrameDefault", PYTHON};
+    static const char *const arena[] = {NULL, PYTHON, "PyList_New", PYTHON};
+    prof_site_t site = {0};
+    site.frames = frames_m(4, tensor);
+    site.frame_count = 4;
+    assert_true(prof_site_is_tensor(&site));
+    assert_true(prof_frame_is_framework(&site.frames[0]));
+    assert_false(prof_frame_is_framework(&site.frames[3]));
+    assert_null(prof_rules_match(NULL, &site)); /* not "*grad*" */
+
+    prof_rules_t user = {0};
+    char err[128];
+    assert_int_equal(prof_rules_parse("data function *THPVariable_getitem*\n", "u", &user, err,
+                                      sizeof err), 0);
+    const prof_rule_t *m = prof_rules_match(&user, &site);
+    assert_non_null(m);
+    assert_int_equal(m->category, MLMEM_CAT_DATA);
+    prof_rules_free(&user);
+    frames_free(site.frames, site.frame_count);
+
+    site.frames = frames_m(3, registry);
+    site.frame_count = 3;
+    assert_false(prof_site_is_tensor(&site));
+    m = prof_rules_match(NULL, &site);
+    assert_non_null(m);
+    assert_int_equal(m->category, MLMEM_CAT_OTHER);
+    assert_string_equal(m->glob, "*/libtorch*.so*");
+    frames_free(site.frames, site.frame_count);
+
+    site.frames = frames_m(2, arena);
+    site.frame_count = 2;
+    m = prof_rules_match(NULL, &site);
+    assert_non_null(m);
+    assert_int_equal(m->category, MLMEM_CAT_OTHER);
+    frames_free(site.frames, site.frame_count);
+}
+
+static void b_frames(prof_site_t *s, int n, const char *const *fm)
+{
+    s->frames = frames_m(n, fm);
+    s->frame_count = (uint32_t)n;
+}
+
+/* PyTorch's shape: the parameters come from one stack (one torch.empty per
+ * tensor), Adam's two moments from another (two zeros_like per tensor: twice
+ * the blocks and bytes), and the gradients are reallocated in every backward
+ * pass (zero_grad(set_to_none=True)): a per-step site of the autograd
+ * engine whose largest block is the largest parameter. Activation
+ * gradients from the engine have other sizes, or die sooner: temporaries. */
+static void test_attribution_behaviour_framework_copies(void **state)
+{
+    (void)state;
+    static const char *const fwd[] = {"c10::alloc_cpu(unsigned long)", LIBC10,
+                                      "at::native::empty_cpu", LIBTORCH,
+                                      "_PyEval_EvalFrameDefault", PYTHON};
+    static const char *const bwd[] = {
+        "c10::alloc_cpu(unsigned long)", LIBC10, "at::_ops::mm::call", LIBTORCH,
+        "torch::autograd::generated::AddmmBackward0::apply", LIBTORCH,
+        "torch::autograd::Engine::evaluate_function", LIBTORCH, "THPEngine_run_backward",
+        LIBTORCH_PY};
+    for (int keep = 0; keep < 2; keep++) {
+        prof_result_t *r = b_result(6);
+        b_persistent(&r->sites[0], 5, 7454720, 100, 0);    /* parameters */
+        r->sites[0].largest_allocation = 4194304;
+        b_persistent(&r->sites[1], 10, 14909440, 1000000000ull + 500, 0); /* Adam */
+        r->sites[1].largest_allocation = 4194304;
+        b_per_step(&r->sites[2], 240, 4194304, 50000000, 0); /* weight gradients */
+        b_per_step(&r->sites[3], 160, 1048576, 20000000, 0); /* activation grads */
+        b_per_step(&r->sites[4], 240, 1048576, 60000000, 0); /* forward outputs */
+        b_persistent(&r->sites[5], 2, 31440000, 50, 0);    /* the dataset */
+        r->sites[5].largest_allocation = 31360000;
+        b_frames(&r->sites[0], 3, fwd);
+        b_frames(&r->sites[1], 3, fwd);
+        b_frames(&r->sites[2], 5, bwd);
+        b_frames(&r->sites[3], 5, bwd);
+        b_frames(&r->sites[4], 3, fwd);
+        b_frames(&r->sites[5], 3, fwd);
+        if (keep) { /* gradients kept: one more persistent copy, no step site */
+            r->sites[2].largest_allocation = 1048575;
+            r->sites[1].allocations = 15;
+            r->sites[1].bytes_allocated = 3 * 7454720;
+        }
+        prof_attr_input_t in = {0};
+        assert_int_equal(prof_attribute(r, &in), 0);
+        assert_string_equal(r->sites[0].category, "weights");
+        assert_string_equal(r->sites[1].category, "optimizer_state");
+        assert_string_equal(r->sites[2].category, keep ? "temporaries" : "gradients");
+        assert_string_equal(r->sites[3].category, "temporaries"); /* activation grads */
+        assert_string_equal(r->sites[4].category, "activations");
+        assert_string_equal(r->sites[5].category, "data");
+        assert_int_equal(r->sites[2].category_source, PROF_EVIDENCE_BEHAVIOUR);
+        b_free(r);
+    }
+
+    /* Activation gradients of a parameter's size (batch x features ==
+     * features x features) that die sooner than the gradients. */
+    {
+        prof_result_t *q = b_result(4);
+        b_persistent(&q->sites[0], 5, 7454720, 100, 0);
+        q->sites[0].largest_allocation = 4194304;
+        b_persistent(&q->sites[3], 10, 14909440, 1000000000ull + 500, 0);
+        b_frames(&q->sites[3], 3, fwd);
+        b_per_step(&q->sites[1], 240, 4194304, 50000000, 0); /* gradients */
+        b_per_step(&q->sites[2], 160, 4194304, 30000000, 0); /* activation grads */
+        b_frames(&q->sites[0], 3, fwd);
+        b_frames(&q->sites[1], 5, bwd);
+        b_frames(&q->sites[2], 5, bwd);
+        prof_attr_input_t qin = {0};
+        assert_int_equal(prof_attribute(q, &qin), 0);
+        assert_string_equal(q->sites[1].category, "gradients");
+        assert_string_equal(q->sites[2].category, "temporaries");
+        b_free(q);
+    }
+
+    /* SGD with momentum: the buffers are a same-size copy of the parameters;
+     * with gradients reallocated every step they are optimizer state, not
+     * gradients. */
+    prof_result_t *r = b_result(3);
+    b_persistent(&r->sites[0], 5, 7454720, 100, 0);
+    b_persistent(&r->sites[1], 5, 7454720, 1000000000ull + 500, 0);
+    b_per_step(&r->sites[2], 240, 7454720 / 5, 50000000, 0);
+    r->sites[0].largest_allocation = r->sites[1].largest_allocation = 7454720 / 5;
+    b_frames(&r->sites[0], 3, fwd);
+    b_frames(&r->sites[1], 3, fwd);
+    b_frames(&r->sites[2], 5, bwd);
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[0].category, "weights");
+    assert_string_equal(r->sites[1].category, "optimizer_state");
+    assert_string_equal(r->sites[2].category, "gradients");
+    b_free(r);
+}
+
+/* A large block that lives through training is a dataset only if some
+ * frame shows code other than libc's: a library's thread buffer whose
+ * frames are unresolved addresses under start_thread is not. */
+static void test_attribution_behaviour_data_needs_code(void **state)
+{
+    (void)state;
+    static const char *const thread[] = {NULL, NULL, NULL, NULL,
+                                         "start_thread", "/usr/lib/x86_64-linux-gnu/libc.so.6"};
+    static const char *const prog[] = {"operator new", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+                                       "main", "/opt/train"};
+    prof_result_t *r = b_result(4);
+    b_persistent(&r->sites[0], 1, 4000000, 100, 0);
+    b_persistent(&r->sites[1], 1, 4000000, 200, 0);
+    b_persistent(&r->sites[2], 1, 134217728, 300, 1);
+    b_persistent(&r->sites[3], 1, 8000000, 50, 0);
+    b_frames(&r->sites[2], 3, thread);
+    b_frames(&r->sites[3], 2, prog);
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[2].category, "other");
+    assert_string_equal(r->sites[3].category, "data");
     b_free(r);
 }
 
@@ -846,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_attribution_steps_warmup),
         cmocka_unit_test(test_attribution_steps_eval_passes),
         cmocka_unit_test(test_attribution_steps_none),
+        cmocka_unit_test(test_attribution_steps_short_burst),
         cmocka_unit_test(test_attribution_behaviour_size_groups),
         cmocka_unit_test(test_attribution_behaviour_persistent),
         cmocka_unit_test(test_attribution_behaviour_lifetimes),
@@ -856,6 +1143,10 @@ int main(void)
         cmocka_unit_test(test_attribution_rules_parse),
         cmocka_unit_test(test_attribution_rules_errors),
         cmocka_unit_test(test_attribution_category_names),
+        cmocka_unit_test(test_attribution_rules_framework),
+        cmocka_unit_test(test_attribution_behaviour_framework_copies),
+        cmocka_unit_test(test_attribution_behaviour_data_needs_code),
+        cmocka_unit_test(test_attribution_steps_from_sites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
