@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mlmem needs to build, test and run its demo.
 # Only what is missing is installed; safe to run again. Needs root (or sudo).
+# Waits up to 10 minutes for another apt-get or dpkg to finish.
+#
+#   scripts/install-deps.sh [--tests] [EXTRA_PACKAGE...]
+#
+# --tests adds what only the test suite needs: PyTorch (python3-torch, about
+# 830 MB with its dependencies) for the attribution test on a real PyTorch
+# training script. Extra packages are installed too (bench/install-bench-deps.sh).
 set -euo pipefail
 
 packages=(
@@ -12,6 +19,13 @@ packages=(
   clang libclang-rt-14-dev
   libjemalloc-dev libgoogle-perftools-dev   # programs with their own allocator (tests)
 )
+for arg in "$@"; do
+  case "$arg" in
+  --tests) packages+=(python3-torch python3-numpy) ;;
+  -*) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
+  *) packages+=("$arg") ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,5 +36,6 @@ done
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 echo "install-deps: installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt=($sudo apt-get -o DPkg::Lock::Timeout=600)
+"${apt[@]}" update -qq
+DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
