@@ -1030,6 +1030,32 @@ static void test_attribution_behaviour_data_needs_code(void **state)
     b_free(r);
 }
 
+/* A block filled from files is data, kept or not; a parameter's block
+ * stays a parameter even when a checkpoint was read into it. */
+static void test_attribution_behaviour_file_reads_are_data(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(4);
+    b_persistent(&r->sites[0], 1, 4000000, 100, 0); /* parameters, read from a file */
+    b_persistent(&r->sites[1], 1, 4000000, 200, 0); /* their gradients */
+    b_persistent(&r->sites[2], 1, 3000000, 50, 1);  /* kept, read from a file */
+    b_per_step(&r->sites[3], 100, 65536, 1000, 100); /* a reader's buffer, refilled */
+    r->sites[0].file_read_bytes = 4000000;
+    r->sites[2].file_read_bytes = 3000000;
+    r->sites[3].file_read_bytes = 100 * 65536;
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[0].category, "weights");
+    assert_string_equal(r->sites[2].category, "data");
+    assert_string_equal(r->sites[3].category, "data");
+    assert_non_null(strstr(r->sites[3].category_evidence, "files"));
+    /* Half the bytes from files is the bar. */
+    r->sites[3].file_read_bytes = 100 * 65536 / 2 - 1;
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[3].category, "temporaries");
+    b_free(r);
+}
+
 /* ---- rules --------------------------------------------------------------- */
 
 static void test_attribution_rules_parse(void **state)
@@ -1146,6 +1172,7 @@ int main(void)
         cmocka_unit_test(test_attribution_rules_framework),
         cmocka_unit_test(test_attribution_behaviour_framework_copies),
         cmocka_unit_test(test_attribution_behaviour_data_needs_code),
+        cmocka_unit_test(test_attribution_behaviour_file_reads_are_data),
         cmocka_unit_test(test_attribution_steps_from_sites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
