@@ -1278,14 +1278,20 @@ size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t
 /* ---- one thread's sites, on demand ---------------------------------------- */
 
 /* (thread index, site index) -> entry of the output, for
- * prof_acct_thread_sites(); open addressing over a power-of-two array. */
+ * prof_acct_thread_sites(): a dense table (entry + 1, 0: none) when threads
+ * x sites is small, else open addressing over a power-of-two array. */
 typedef struct {
+    uint32_t *dense;
+    size_t dense_cols;        /* sites per row; rows: threads, or 1        */
+    int by_thread;            /* dense rows are threads                    */
     uint64_t *keys;           /* thread << 32 | site; UINT64_MAX: empty     */
     uint32_t *vals;
     size_t mask;
     prof_thread_site_t *v;
     size_t n, cap;
 } acct_ts_acc_t;
+
+#define ACCT_TS_DENSE (1u << 20) /* dense table cells at most (4 MiB)       */
 
 static int acct_ts_grow(acct_ts_acc_t *h)
 {
@@ -1319,22 +1325,31 @@ static int acct_ts_grow(acct_ts_acc_t *h)
 static int acct_ts_add(const prof_acct_t *a, acct_ts_acc_t *h, uint32_t ti, uint32_t si,
                        uint64_t bytes, uint64_t allocs, int mapped, uint64_t born_ns)
 {
-    if (!h->keys || (h->n + 1) * 2 > h->mask + 1)
-        if (acct_ts_grow(h) < 0)
-            return -1;
-    uint64_t key = (uint64_t)ti << 32 | si;
-    size_t j = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & h->mask;
-    while (h->keys[j] != UINT64_MAX && h->keys[j] != key)
-        j = (j + 1) & h->mask;
-    if (h->keys[j] == UINT64_MAX) {
+    uint32_t *slot;
+    if (h->dense) {
+        slot = &h->dense[(h->by_thread ? (size_t)ti * h->dense_cols : 0) + si];
+    } else {
+        if (!h->keys || (h->n + 1) * 2 > h->mask + 1)
+            if (acct_ts_grow(h) < 0)
+                return -1;
+        uint64_t key = (uint64_t)ti << 32 | si;
+        size_t j = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & h->mask;
+        while (h->keys[j] != UINT64_MAX && h->keys[j] != key)
+            j = (j + 1) & h->mask;
+        if (h->keys[j] == UINT64_MAX) {
+            h->keys[j] = key;
+            h->vals[j] = 0;
+        }
+        slot = &h->vals[j];
+    }
+    if (*slot == 0) {
         if (acct_grow((void **)&h->v, &h->cap, h->n + 1, sizeof(*h->v)) < 0)
             return -1;
-        h->keys[j] = key;
-        h->vals[j] = (uint32_t)h->n;
         h->v[h->n++] = (prof_thread_site_t){a->threads[ti].tid, a->sites[si].stack_id, 0, 0,
                                             0, born_ns};
+        *slot = (uint32_t)h->n; /* entry + 1 */
     }
-    prof_thread_site_t *e = &h->v[h->vals[j]];
+    prof_thread_site_t *e = &h->v[*slot - 1];
     e->live_bytes += bytes;
     e->live_allocations += allocs;
     if (mapped)
@@ -1365,6 +1380,12 @@ int prof_acct_thread_sites(const prof_acct_t *a, uint32_t tid, prof_thread_site_
         return 0;
     acct_ts_acc_t h = {0};
     int rc = 0;
+    size_t rows = all ? a->thread_n : 1;
+    if (a->site_n && rows && rows <= ACCT_TS_DENSE / a->site_n) {
+        h.dense = calloc(rows * a->site_n, sizeof(*h.dense));
+        h.dense_cols = a->site_n;
+        h.by_thread = all;
+    }
     /* Heap blocks: the entry names its site and thread. */
     for (size_t i = 0; rc == 0 && a->heap.slots && i <= a->heap.mask; i++) {
         const prof_heap_entry_t *e = &a->heap.slots[i];
@@ -1389,6 +1410,7 @@ int prof_acct_thread_sites(const prof_acct_t *a, uint32_t tid, prof_thread_site_
             continue;
         rc = acct_ts_add(a, &h, o->thread, o->site, 0, 1, 1, o->born_ns);
     }
+    free(h.dense);
     free(h.keys);
     free(h.vals);
     if (rc != 0) {

@@ -92,4 +92,32 @@ size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t
 uint64_t prof_acct_live_bytes(const prof_acct_t *a);
 uint64_t prof_acct_peak_bytes(const prof_acct_t *a);
 
+/* What one thread holds at one site now (prof_acct_thread_sites()). */
+typedef struct {
+    uint32_t tid;
+    uint32_t stack_id;           /* the site                                */
+    uint64_t live_bytes;         /* bytes the thread allocated there that
+                                    are still live: heap blocks plus the
+                                    still-mapped bytes of anonymous mappings */
+    uint64_t live_allocations;   /* live heap blocks + mapping calls with
+                                    bytes left                              */
+    uint64_t mmap_bytes;         /* of live_bytes, in anonymous mappings    */
+    uint64_t oldest_born_ns;     /* birth time of the oldest of them        */
+} prof_thread_site_t;
+
+/* 'tid' for every thread at once. */
+#define PROF_ACCT_ALL_THREADS UINT32_MAX
+
+/* On demand, off the event path: scans the live heap blocks and the live
+ * anonymous mappings and returns in *out (malloc'ed, the caller frees it)
+ * and *n one entry per site where thread 'tid' (or every thread, with
+ * PROF_ACCT_ALL_THREADS: one entry per thread and site) holds live
+ * allocations, sorted by tid, then live bytes descending, then stack id.
+ * Exact: a thread's entries add up to its prof_thread_t.live_bytes, and
+ * over all threads a site's to its live_bytes and live_allocations. A tid
+ * the state does not know gives 0 entries. Cost: O(live blocks + mappings).
+ * Returns 0, or -1 if out of memory (*out NULL, *n 0). */
+int prof_acct_thread_sites(const prof_acct_t *a, uint32_t tid, prof_thread_site_t **out,
+                           size_t *n);
+
 #endif /* PROF_ACCOUNTING_H */

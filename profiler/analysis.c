@@ -405,3 +405,8 @@ void prof_analysis_set_rules(prof_analysis_t *a, const prof_rules_t *rules)
 {
     a->rules = rules;
 }
+
+const struct prof_acct *prof_analysis_acct(const prof_analysis_t *a)
+{
+    return a->acct;
+}

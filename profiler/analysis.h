@@ -62,4 +62,10 @@ uint64_t prof_analysis_live_bytes(const prof_analysis_t *a);
 uint64_t prof_analysis_peak_bytes(const prof_analysis_t *a);
 uint64_t prof_analysis_events(const prof_analysis_t *a);
 
+/* The accounting state (accounting.h), for figures the result does not
+ * carry, computed on demand (prof_acct_thread_sites(): what one thread
+ * holds per site; the dashboard's thread filter). Owned by 'a'; read it
+ * only between feeds, from the thread that feeds. */
+const struct prof_acct *prof_analysis_acct(const prof_analysis_t *a);
+
 #endif /* PROF_ANALYSIS_H */

@@ -6,8 +6,18 @@
 #           peak), the site order after each sort key, a site's stack on
 #           Enter, the help on ?, a resize to 120x40 and back, q quits and
 #           the terminal is sane again (icanon, echo; alternate screen off).
+#   threads mlmem tui TRACE of e2e_threads (8 named workers, --stacks=all):
+#           at the peak, Enter on a worker that still holds bytes in the
+#           threads pane shows its sites: the pane's title names it (tid,
+#           name), its site (worker at e2e_threads.c:23) is listed with the
+#           pane's live figure, the stack view says what it holds (exact:
+#           blocks x its block size); at the end it holds nothing; T goes
+#           to the previous tid.
 #   live    mlmem run --tui of e2e_peak and e2e_threads: final figures stay
-#           until q; trace and JSON written; the summary printed after.
+#           until q; trace and JSON written; the summary printed after; t
+#           goes through the 9 threads by tid (the main one first, then the
+#           workers, whose blocks were all freed) and back to all threads;
+#           Enter on the threads pane's first (worker7) shows its sites.
 #   train   mlmem run --tui of mlmem-train --annotate: the composition names
 #           the categories (weights), the header and the timeline show the
 #           annotated step count the JSON report has, the phases seen, and
@@ -64,7 +74,26 @@ wait_gone() {
     return 1
 }
 expect() { if wait_for "$1" "${2:-10}"; then ok "shows '$1'"; else fail "expected '$1' on the screen"; fi; }
+# expect_re REGEX [SECONDS]: until a line of the pane matches REGEX (grep -E).
+expect_re() {
+    local deadline=$((SECONDS + ${2:-10}))
+    while [ $SECONDS -lt $deadline ]; do
+        if screen | grep -qE -- "$1"; then ok "shows /$1/"; return 0; fi
+        sleep 0.1
+    done
+    fail "expected /$1/ on the screen"
+}
 keys() { tm send-keys -t t "$@"; }
+# fmt_bytes N: as the dashboard shows bytes below 1 MiB ("512 B", "15.63 KiB").
+fmt_bytes() {
+    local b=$1 w f
+    if [ "$b" -lt 1024 ]; then echo "$b B"; return; fi
+    w=$((b / 1024)); f=$(((b % 1024 * 100 + 512) / 1024))
+    [ $f -ge 100 ] && { w=$((w + 1)); f=$((f - 100)); }
+    printf '%d.%02d KiB\n' $w $f
+}
+# sites_title: the sites pane's title (all threads or one).
+sites_title() { screen | grep -E -m1 'thread [0-9]+ [^:]*: [0-9]+ sites|sites: [0-9]+\+? by' || true; }
 # line_of TEXT: the pane line number of the first line with TEXT (0 if none).
 line_of() { screen | grep -nF -- "$1" | head -1 | cut -d: -f1 | grep . || echo 0; }
 # order A B: A is shown above B.
@@ -154,6 +183,58 @@ case "$last" in *"q quit"*) ok "keys on row 24" ;; *) fail "row 24 is '$last'" ;
 keys q
 ended 0
 
+# ---- replay, one thread's sites -----------------------------------------------
+"$MLMEM" record -q --stacks=all -o "$WORK/threads.zst" -- "$E2E/e2e_threads" >/dev/null 2>&1
+[ -s "$WORK/threads.zst" ] || { echo "FAIL: could not record $WORK/threads.zst"; exit 1; }
+
+echo "== replay: the sites of one thread"
+start "$MLMEM tui $WORK/threads.zst"
+tm resize-window -t t -x 100 -y 70      # tall enough to list the 9 threads
+expect "mlmem replay"
+keys P
+expect "worker at e2e_threads.c:23"       # all threads' blocks: one site
+expect "threads: 9 (tid, name)"
+# The threads pane at the peak: the first worker that still holds bytes
+# (the others' may be freed already; each worker frees another's blocks).
+pane=$(screen | sed -n '/threads: 9 (tid, name)/,$p' | sed -n 2,10p)
+k=$(echo "$pane" | awk '$1 != "0" && $NF ~ /^worker[0-7]$/ { print NR - 1; exit }')
+if [ -z "$k" ]; then
+    fail "no worker holds bytes at the peak"
+else
+    line=$(echo "$pane" | sed -n "$((k + 1))p")
+    name=$(echo "$line" | awk '{ print $NF }')
+    tid=$(echo "$line" | awk '{ print $(NF - 1) }')
+    live=$(echo "$line" | awk '{ print $1 " " $2 }')
+    keys Tab g
+    for ((i = 0; i < k; i++)); do keys Down; done
+    keys Enter                            # Enter on a thread: its sites
+    expect "thread $tid $name: 1 sites"
+    # Its one site holds all it has: the pane's live figure.
+    expect_re "^ +$live +[0-9.]+ [KM]i?B +[0-9]+ .*worker at e2e_threads.c:23"
+    expect ">$tid $name"                  # marked in the threads pane
+    expect "sites of thread $tid $name only"
+    keys Enter
+    expect "thread $tid $name holds $live here: "
+    expect "#0  worker at"
+    # Exact: worker K's blocks are (K + 1) * 16 bytes each.
+    n=$(screen | grep -oE "holds .* here: [0-9]+ blocks" | grep -oE "[0-9]+ blocks" | cut -d' ' -f1)
+    K=${name#worker}
+    if [ -n "$n" ] && [ "$(fmt_bytes $((n * (K + 1) * 16)))" = "$live" ]; then
+        ok "$n blocks of $(((K + 1) * 16)) bytes make $live"
+    else
+        fail "$name holds '$live' in '$n' blocks of $(((K + 1) * 16)) bytes"
+    fi
+    keys Escape
+    keys ']'                              # the end: every block was freed
+    expect "this thread holds no live allocations"
+    expect "thread $tid $name: 0 sites"
+    keys T                                # the previous tid
+    if [ "$K" -gt 0 ]; then expect_re "thread [0-9]+ worker$((K - 1)): 0 sites"
+    else expect_re "thread [0-9]+ e2e_threads: [0-9]+ sites"; fi
+fi
+keys q
+ended 0
+
 # ---- live -----------------------------------------------------------------
 echo "== live: e2e_peak"
 start "$MLMEM run --tui -o $WORK/live.zst --json $WORK/live.json --log $WORK/peak.log -- $E2E/e2e_peak"
@@ -178,7 +259,32 @@ echo "== live: e2e_threads"
 start "$MLMEM run --tui -q --no-trace -- $E2E/e2e_threads"
 expect "exited with code 0" 15
 expect "threads: 9"
-keys Tab
+# t from all threads: each thread once, by tid (the main thread first, it
+# holds what it still has; the workers' blocks were all freed), then all.
+seen=""
+prev=$(sites_title)
+for i in $(seq 1 12); do
+    keys t
+    cur=$prev
+    deadline=$((SECONDS + 5))
+    while [ $SECONDS -lt $deadline ] && [ "$cur" = "$prev" ]; do sleep 0.1; cur=$(sites_title); done
+    prev=$cur
+    case "$cur" in *"sites: "*) break ;; esac
+    seen="$seen $(echo "$cur" | grep -oE 'thread [0-9]+ [^:]*' | cut -d' ' -f2-)"
+    [ $i -eq 1 ] && { case "$cur" in *" e2e_threads: "*) ok "t: the main thread first" ;;
+                                     *) fail "first t shows '$cur'" ;; esac; }
+    [ $i -eq 2 ] && expect "this thread holds no live allocations"
+done
+case "$prev" in *"sites: "*) ok "t came round to all threads" ;; *) fail "t did not come round to all threads: '$prev'" ;; esac
+tids=$(echo $seen | tr ' ' '\n' | grep -E '^[0-9]+$')
+[ "$(echo "$tids" | wc -l)" -eq 9 ] && ok "t went through the 9 threads" || fail "t went through: $seen"
+[ "$(echo "$tids" | sort -n)" = "$tids" ] && ok "by tid" || fail "not by tid: $seen"
+for k in 0 1 2 3 4 5 6 7; do
+    case "$seen" in *" worker$k"*) ;; *) fail "t skipped worker$k: $seen" ;; esac
+done
+keys Tab g Enter                          # Enter on the threads pane's first
+expect_re "thread [0-9]+ worker7: 0 sites"
+expect_re ">[0-9]+ worker7"
 keys q
 ended 0
 

@@ -1006,6 +1006,154 @@ static void test_accounting_result_free_zeroes(void **state)
     prof_result_free(NULL);
 }
 
+/* One thread's live figures per site, computed on demand from the live
+ * heap blocks and mappings (the dashboard's thread filter): blocks freed
+ * or moved by another thread leave their owner, a mapping cut in the
+ * middle stays one allocation, file mappings are not counted, and the
+ * entries add up to the per-thread and per-site figures of the result. */
+static void test_accounting_thread_sites_on_demand(void **state)
+{
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_alloc(&s, 7, 1, 0x1000, 1000);             /* t 10 */
+    t_alloc(&s, 7, 1, 0x2000, 1000);             /* t 20: stays live */
+    t_mmap(&s, 7, 3, 0x100000, 8192);            /* t 30 */
+    t_mmap_file(&s, 7, 4, 0x200000, 4096);       /* not heap: left out */
+    t_alloc(&s, 8, 2, 0x3000, 500);
+    t_free(&s, 8, 0x1000);                       /* t7's block, freed by t8 */
+    t_alloc(&s, 8, 1, 0x4000, 100);              /* t 70 */
+    t_munmap(&s, 8, 0x100800, 0x800);            /* cut in the middle: two pieces */
+    t_realloc(&s, 8, 5, 0x3000, 0x5000, 3000);   /* t 90: stack 2 -> stack 5 */
+    t_alloc(&s, 9, 6, 0x6000, 10);
+    t_free(&s, 9, 0x6000);                       /* t9 holds nothing */
+
+    prof_thread_site_t *ts;
+    size_t n;
+    assert_int_equal(prof_acct_thread_sites(s.a, 7, &ts, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ts[0].tid, 7);
+    assert_int_equal(ts[0].stack_id, 3);         /* largest first */
+    assert_int_equal(ts[0].live_bytes, 8192 - 2048);
+    assert_int_equal(ts[0].live_allocations, 1);
+    assert_int_equal(ts[0].mmap_bytes, 8192 - 2048);
+    assert_int_equal(ts[0].oldest_born_ns, 30);
+    assert_int_equal(ts[1].stack_id, 1);
+    assert_int_equal(ts[1].live_bytes, 1000);
+    assert_int_equal(ts[1].live_allocations, 1);
+    assert_int_equal(ts[1].mmap_bytes, 0);
+    assert_int_equal(ts[1].oldest_born_ns, 20);
+    free(ts);
+
+    assert_int_equal(prof_acct_thread_sites(s.a, 8, &ts, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ts[0].stack_id, 5);
+    assert_int_equal(ts[0].live_bytes, 3000);
+    assert_int_equal(ts[0].oldest_born_ns, 90);
+    assert_int_equal(ts[1].stack_id, 1);
+    assert_int_equal(ts[1].live_bytes, 100);
+    assert_int_equal(ts[1].oldest_born_ns, 70);
+    free(ts);
+
+    assert_int_equal(prof_acct_thread_sites(s.a, 9, &ts, &n), 0); /* known, holds nothing */
+    assert_int_equal(n, 0);
+    assert_null(ts);
+    assert_int_equal(prof_acct_thread_sites(s.a, 12345, &ts, &n), 0); /* unknown tid */
+    assert_int_equal(n, 0);
+    assert_null(ts);
+
+    /* Every thread at once: sorted by tid, and the entries add up. */
+    assert_int_equal(prof_acct_thread_sites(s.a, PROF_ACCT_ALL_THREADS, &ts, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(ts[0].tid, 7);
+    assert_int_equal(ts[1].tid, 7);
+    assert_int_equal(ts[2].tid, 8);
+    assert_int_equal(ts[3].tid, 8);
+    t_result(&s, &r);
+    for (size_t i = 0; i < r.thread_count; i++) {
+        uint64_t sum = 0;
+        for (size_t k = 0; k < n; k++)
+            if (ts[k].tid == r.threads[i].tid)
+                sum += ts[k].live_bytes;
+        assert_int_equal(sum, r.threads[i].live_bytes);
+    }
+    for (size_t i = 0; i < r.site_count; i++) {
+        uint64_t bytes = 0, allocs = 0;
+        for (size_t k = 0; k < n; k++)
+            if (ts[k].stack_id == r.sites[i].stack_id) {
+                bytes += ts[k].live_bytes;
+                allocs += ts[k].live_allocations;
+            }
+        if (r.sites[i].stack_id == 4)
+            continue; /* the file mapping: not heap */
+        assert_int_equal(bytes, r.sites[i].live_bytes);
+        assert_int_equal(allocs, r.sites[i].live_allocations);
+    }
+    free(ts);
+
+    /* A larger random run: per thread and per site, the same as the result. */
+    t_done(&s, &r);
+    tst_init(&s, 0);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t addr = 0x10000 + (x % 4096) * 64;
+        uint32_t tid = 1 + (uint32_t)((x >> 20) % 5), stack = 1 + (uint32_t)((x >> 30) % 40);
+        if ((x >> 50) % 3)
+            t_alloc(&s, tid, stack, addr, 1 + (x >> 40) % 1000); /* may retire a live one */
+        else
+            t_free(&s, tid, addr);
+    }
+    t_result(&s, &r);
+    assert_int_equal(prof_acct_thread_sites(s.a, PROF_ACCT_ALL_THREADS, &ts, &n), 0);
+    for (size_t i = 0; i < r.thread_count; i++) {
+        prof_thread_site_t *one;
+        size_t m;
+        uint64_t sum = 0;
+        assert_int_equal(prof_acct_thread_sites(s.a, r.threads[i].tid, &one, &m), 0);
+        for (size_t k = 0; k < m; k++) {
+            sum += one[k].live_bytes;
+            if (k)
+                assert_true(one[k - 1].live_bytes >= one[k].live_bytes);
+        }
+        assert_int_equal(sum, r.threads[i].live_bytes);
+        free(one);
+    }
+    for (size_t i = 0; i < r.site_count; i++) {
+        uint64_t bytes = 0, allocs = 0;
+        for (size_t k = 0; k < n; k++)
+            if (ts[k].stack_id == r.sites[i].stack_id) {
+                bytes += ts[k].live_bytes;
+                allocs += ts[k].live_allocations;
+            }
+        assert_int_equal(bytes, r.sites[i].live_bytes);
+        assert_int_equal(allocs, r.sites[i].live_allocations);
+    }
+    free(ts);
+    t_done(&s, &r);
+
+    /* Many threads x many sites (past the dense table: hashed), the same. */
+    tst_init(&s, 0);
+    for (uint32_t i = 0; i < 1100; i++)
+        t_alloc(&s, 1 + i % 1000, 1 + i, 0x100000 + (uint64_t)i * 64, 1 + i);
+    assert_int_equal(prof_acct_thread_sites(s.a, PROF_ACCT_ALL_THREADS, &ts, &n), 0);
+    assert_int_equal(n, 1100);
+    for (size_t k = 0; k < n; k++) {
+        assert_int_equal(ts[k].live_bytes, ts[k].stack_id);
+        assert_int_equal(ts[k].tid, 1 + (ts[k].stack_id - 1) % 1000);
+        if (k)
+            assert_true(ts[k - 1].tid < ts[k].tid ||
+                        (ts[k - 1].tid == ts[k].tid && ts[k - 1].live_bytes > ts[k].live_bytes));
+    }
+    free(ts);
+    assert_int_equal(prof_acct_thread_sites(s.a, 5, &ts, &n), 0);
+    assert_int_equal(n, 2); /* stacks 1005 and 5 */
+    assert_int_equal(ts[0].stack_id, 1005);
+    assert_int_equal(ts[1].stack_id, 5);
+    free(ts);
+    prof_acct_free(s.a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1027,6 +1175,7 @@ int main(void)
         cmocka_unit_test(test_accounting_random_matches_reference),
         cmocka_unit_test(test_accounting_freed_next_same_as_two_events),
         cmocka_unit_test(test_accounting_result_free_zeroes),
+        cmocka_unit_test(test_accounting_thread_sites_on_demand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -756,6 +756,198 @@ static void test_ui_model_frames_from_symbol_source(void **state)
     prof_result_free(&sym);
 }
 
+/* ---- thread filter ("switch threads") ------------------------------------------ */
+
+/* abc with threads listed out of tid order: 30 "gamma", 10 "alpha", 20 "beta". */
+static void model_with_threads(ui_model_t *m)
+{
+    ui_model_init(m);
+    prof_result_t r = make_result(abc, 3, NULL, 0, 0, 0, 0, 0);
+    r.threads = calloc(3, sizeof *r.threads);
+    r.thread_count = 3;
+    r.threads[0] = (prof_thread_t){.tid = 30, .name = "gamma", .allocations = 90};
+    r.threads[1] = (prof_thread_t){.tid = 10, .name = "alpha", .allocations = 50};
+    r.threads[2] = (prof_thread_t){.tid = 20, .name = "beta", .allocations = 10};
+    assert_int_equal(ui_model_update(m, &r, 1, 0), 0);
+}
+
+/* What thread 10 holds: site C 80 B in 1 block, site A 50 B in 5, and a
+ * site the snapshot does not list (77) 10 B in 9; one entry of thread 20
+ * mixed in (ignored). */
+static prof_thread_site_t *alpha_sites(size_t *n)
+{
+    static const prof_thread_site_t v[] = {
+        {10, 3, 80, 1, 0, 5}, {10, 1, 50, 5, 0, 7}, {10, 77, 10, 9, 10, 9}, {20, 2, 999, 1, 0, 1},
+    };
+    prof_thread_site_t *p = malloc(sizeof v);
+    memcpy(p, v, sizeof v);
+    *n = 4;
+    return p;
+}
+
+static void test_ui_model_thread_filter_cycles_by_tid(void **state)
+{
+    ui_model_t m;
+    model_with_threads(&m);
+    assert_int_equal(m.thread_filter, 0);
+    assert_int_equal(ui_model_thread_sites_wanted(&m), 0); /* no filter: no work */
+    assert_int_equal(ui_model_apply(&m, UI_ACT_THREAD_NEXT), 1);
+    assert_int_equal(m.thread_filter, 10); /* the lowest tid, not the first listed */
+    assert_string_equal(m.thread_filter_name, "alpha");
+    assert_int_equal(ui_model_filter_thread(&m)->tid, 10);
+    assert_int_equal(m.thread_sel, 1); /* the threads pane selects it too */
+    assert_non_null(strstr(m.message, "thread 10 alpha"));
+    /* Live: the figures are asked for, and none are shown until given. */
+    assert_int_equal(ui_model_thread_sites_wanted(&m), 10);
+    assert_null(ui_model_site(&m, 0));
+    ui_model_apply(&m, UI_ACT_THREAD_NEXT);
+    assert_int_equal(m.thread_filter, 20);
+    assert_string_equal(m.thread_filter_name, "beta");
+    ui_model_apply(&m, UI_ACT_THREAD_NEXT);
+    assert_int_equal(m.thread_filter, 30);
+    ui_model_apply(&m, UI_ACT_THREAD_NEXT); /* after the last: all threads */
+    assert_int_equal(m.thread_filter, 0);
+    assert_int_equal(ui_model_thread_sites_wanted(&m), 0);
+    assert_int_equal(order_at(&m, 0), 2); /* the whole table again */
+    assert_null(ui_model_site_thread(&m, 0));
+    assert_int_equal(ui_model_site_known(&m, 0), 1);
+    ui_model_apply(&m, UI_ACT_THREAD_PREV); /* backwards from all: the highest */
+    assert_int_equal(m.thread_filter, 30);
+    assert_string_equal(m.thread_filter_name, "gamma");
+    ui_model_apply(&m, UI_ACT_THREAD_PREV);
+    assert_int_equal(m.thread_filter, 20);
+    ui_model_apply(&m, UI_ACT_THREAD_PREV);
+    ui_model_apply(&m, UI_ACT_THREAD_PREV);
+    assert_int_equal(m.thread_filter, 0);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_thread_filter_table(void **state)
+{
+    ui_model_t m;
+    size_t n;
+    model_with_threads(&m);
+    ui_model_set_list_rows(&m, 10, 3);
+    ui_model_set_thread_filter(&m, 10);
+    prof_thread_site_t *ts = alpha_sites(&n);
+    assert_int_equal(ui_model_set_thread_sites(&m, 10, ts, n), 0);
+    assert_int_equal(ui_model_thread_sites_wanted(&m), 0); /* up to date */
+    /* By the thread's live bytes: C 80, A 50, #77 10; thread 20's entry is
+     * not in the table. */
+    assert_int_equal(m.order_len, 3);
+    assert_int_equal(order_at(&m, 0), 3);
+    assert_int_equal(order_at(&m, 1), 1);
+    assert_int_equal(order_at(&m, 2), 77);
+    assert_null(ui_model_site(&m, 3));
+    assert_int_equal(ui_model_site_thread(&m, 0)->live_bytes, 80);
+    assert_int_equal(ui_model_site_thread(&m, 1)->live_allocations, 5);
+    /* Rows keep the snapshot's site figures; #77 has only its stack id. */
+    assert_int_equal(ui_model_site(&m, 0)->live_bytes_at_peak, 900);
+    assert_int_equal(ui_model_site_known(&m, 0), 1);
+    assert_int_equal(ui_model_site_known(&m, 2), 0);
+    assert_int_equal(ui_model_site(&m, 2)->live_bytes, 0);
+    assert_string_equal(ui_model_sort_label(&m), "thread live bytes");
+    /* By the thread's live blocks, then by the site's peak contribution. */
+    ui_model_apply(&m, UI_ACT_SORT_COUNT);
+    assert_string_equal(ui_model_sort_label(&m), "thread live blocks");
+    assert_non_null(strstr(m.message, "thread live blocks"));
+    assert_int_equal(order_at(&m, 0), 77);
+    assert_int_equal(order_at(&m, 1), 1);
+    assert_int_equal(order_at(&m, 2), 3);
+    ui_model_apply(&m, UI_ACT_SORT_PEAK);
+    assert_int_equal(order_at(&m, 0), 3);  /* C 900 */
+    assert_int_equal(order_at(&m, 1), 1);  /* A 500 */
+    assert_int_equal(order_at(&m, 2), 77); /* unknown: last */
+    /* The selection follows its site; Enter opens its stack. */
+    ui_model_apply(&m, UI_ACT_DOWN);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 1);
+    ui_model_apply(&m, UI_ACT_SORT_LIVE);
+    ui_model_apply(&m, UI_ACT_DOWN);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 1);
+    /* A new snapshot: the figures are asked for again and the old ones
+     * stay on screen meanwhile, joined to the new sites. */
+    static const site_spec_t next[] = {{1, 1, 700, 50, NULL}, {3, 100, 900, 20, NULL}};
+    prof_result_t r = make_result(next, 2, NULL, 0, 0, 0, 0, 0);
+    r.threads = calloc(1, sizeof *r.threads);
+    r.thread_count = 1;
+    r.threads[0] = (prof_thread_t){.tid = 10, .name = "alpha", .allocations = 60};
+    ui_model_update(&m, &r, 2, 0);
+    assert_int_equal(ui_model_thread_sites_wanted(&m), 10);
+    assert_int_equal(m.order_len, 3);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 1);
+    assert_int_equal(ui_model_selected_site(&m)->live_bytes_at_peak, 700);
+    /* Figures of a thread that is not the filter any more are dropped. */
+    ts = alpha_sites(&n);
+    assert_int_equal(ui_model_set_thread_sites(&m, 20, ts, n), 0);
+    assert_int_equal(ui_model_thread_sites_wanted(&m), 10);
+    ui_model_set_thread_filter(&m, 0);
+    assert_int_equal(m.order_len, 2);
+    ui_model_free(&m);
+}
+
+static void test_ui_model_thread_filter_from_threads_pane(void **state)
+{
+    ui_model_t m;
+    model_with_threads(&m);
+    ui_model_set_list_rows(&m, 10, 3);
+    ui_model_apply(&m, UI_ACT_FOCUS_NEXT);
+    ui_model_apply(&m, UI_ACT_DOWN); /* the second listed: tid 10 */
+    assert_int_equal(ui_model_apply(&m, UI_ACT_SELECT), 1);
+    assert_int_equal(m.thread_filter, 10);
+    assert_int_equal(m.focus, UI_PANE_SITES); /* back to its sites */
+    assert_int_equal(m.stack_view, 0);
+    ui_model_apply(&m, UI_ACT_FOCUS_NEXT);
+    ui_model_apply(&m, UI_ACT_SELECT); /* the same thread again: all threads */
+    assert_int_equal(m.thread_filter, 0);
+    ui_model_apply(&m, UI_ACT_FOCUS_NEXT);
+    ui_model_apply(&m, UI_ACT_HOME);
+    ui_model_apply(&m, UI_ACT_SELECT);
+    assert_int_equal(m.thread_filter, 30);
+    assert_string_equal(m.thread_filter_name, "gamma");
+    ui_model_free(&m);
+}
+
+static void test_ui_model_thread_filter_in_replay(void **state)
+{
+    prof_result_t *f = make_frames(); /* site 1 in every frame */
+    for (int i = 0; i < 5; i++) {
+        f[i].threads = calloc(1, sizeof *f[i].threads);
+        f[i].thread_count = 1;
+        f[i].threads[0] = (prof_thread_t){.tid = 5, .name = "loader", .allocations = 1};
+    }
+    /* Frame i: thread 5 holds 10 * i bytes at site 1; frame 0: nothing. */
+    prof_thread_site_t per[5][1];
+    const prof_thread_site_t *ts[5];
+    size_t counts[5];
+    for (int i = 0; i < 5; i++) {
+        per[i][0] = (prof_thread_site_t){5, 1, 10 * (uint64_t)i, (uint64_t)i, 0, 0};
+        ts[i] = per[i];
+        counts[i] = i ? 1 : 0;
+    }
+    ui_model_t m;
+    ui_model_init(&m);
+    ui_model_set_frames(&m, f, 5, NULL);
+    ui_model_set_frame_thread_sites(&m, ts, counts);
+    ui_model_apply(&m, UI_ACT_THREAD_NEXT);
+    assert_int_equal(m.thread_filter, 5);
+    assert_int_equal(ui_model_thread_sites_wanted(&m), 0); /* the frames have them */
+    assert_int_equal(m.order_len, 0);                       /* frame 0: nothing live */
+    ui_model_apply(&m, UI_ACT_STEP_FWD);
+    ui_model_apply(&m, UI_ACT_STEP_FWD);
+    assert_int_equal(m.order_len, 1);
+    assert_int_equal(ui_model_site_thread(&m, 0)->live_bytes, 20);
+    ui_model_apply(&m, UI_ACT_JUMP_END);
+    assert_int_equal(ui_model_site_thread(&m, 0)->live_bytes, 40);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 1);
+    /* Without per-thread figures (another process): says so. */
+    ui_model_set_thread_filter(&m, 0);
+    ui_model_set_frame_thread_sites(&m, NULL, NULL);
+    ui_model_apply(&m, UI_ACT_THREAD_NEXT);
+    assert_non_null(strstr(m.message, "no per-thread"));
+    ui_model_free(&m);
+    free_frames(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -788,6 +980,10 @@ int main(void)
         cmocka_unit_test(test_ui_model_replay_plays_at_speed),
         cmocka_unit_test(test_ui_model_replay_keys_do_nothing_live),
         cmocka_unit_test(test_ui_model_frames_from_symbol_source),
+        cmocka_unit_test(test_ui_model_thread_filter_cycles_by_tid),
+        cmocka_unit_test(test_ui_model_thread_filter_table),
+        cmocka_unit_test(test_ui_model_thread_filter_from_threads_pane),
+        cmocka_unit_test(test_ui_model_thread_filter_in_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

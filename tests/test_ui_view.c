@@ -372,6 +372,65 @@ static void test_ui_view_small_window_is_cropped_with_a_note(void **state)
     ui_model_free(&m);
 }
 
+/* The sites of one thread (t): the pane's title names the thread, the rows
+ * show what it holds (live bytes, live blocks) with the site's peak
+ * contribution, a site the snapshot does not list shows its stack id, the
+ * threads pane marks the thread, the stack view says what it holds. */
+static void test_ui_view_thread_filter(void **state)
+{
+    ui_model_t m;
+    fill_model(&m, NULL);
+    WINDOW *w = newpad(24, 80);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "t thread") == 23); /* in the key bar */
+    ui_model_apply(&m, UI_ACT_THREAD_NEXT);
+    ui_view_render(w, &ascii, &m);
+    int title = find(w, "thread 4242 trainer: 0 sites");
+    assert_true(title > 0);
+    assert_true(find(w, "[thr live]") == title);
+    assert_true(find(w, "counting what this thread holds") == title + 1);
+    prof_thread_site_t *ts = calloc(2, sizeof *ts);
+    ts[0] = (prof_thread_site_t){4242, 3, 12345, 2, 0, 1000000};
+    ts[1] = (prof_thread_site_t){4242, 99, 4096, 1, 4096, 2000000};
+    assert_int_equal(ui_model_set_thread_sites(&m, 4242, ts, 2), 0);
+    ui_view_render(w, &ascii, &m);
+    title = find(w, "thread 4242 trainer: 2 sites (t T: threads)");
+    assert_true(title > 0);
+    const char *r1 = row(w, title + 1);
+    assert_non_null(strstr(r1, " 12.06 KiB"));
+    assert_non_null(strstr(r1, "e2e_peak.c:18"));
+    assert_non_null(strstr(r1, "       2 ")); /* its live blocks */
+    const char *r2 = row(w, title + 2);
+    assert_non_null(strstr(r2, "4.00 KiB          -        1 stack #99 (no frames)"));
+    assert_int_equal(find(w, "e2e_peak.c:10"), -1); /* the other sites are not its */
+    assert_true(find(w, ">4242 trainer") > title + 2);
+    ui_model_apply(&m, UI_ACT_SORT_COUNT);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "[blocks]") == title);
+    assert_true(find(w, "e2e_peak.c:18") == title + 1); /* 2 blocks before 1 */
+    ui_model_apply(&m, UI_ACT_SELECT);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "thread 4242 trainer holds 12.06 KiB here: 2 blocks, 0 B mapped, the oldest") > 0);
+    assert_true(find(w, "#0  main at /src/e2e_peak.c:18 (train)") > 0);
+    ui_model_apply(&m, UI_ACT_SELECT);
+    ui_model_apply(&m, UI_ACT_DOWN);
+    ui_model_apply(&m, UI_ACT_SELECT); /* the site the snapshot does not list */
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "site #99: not among the snapshot's top sites") == 3);
+    assert_true(find(w, "holds 4.00 KiB here: 1 blocks, 4.00 KiB mapped") > 0);
+    ui_model_apply(&m, UI_ACT_BACK);
+    ui_model_apply(&m, UI_ACT_HELP);
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "sites of one thread") > 0);
+    ui_model_apply(&m, UI_ACT_HELP);
+    ui_model_apply(&m, UI_ACT_THREAD_NEXT); /* the only thread: all again */
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "sites: 3 by allocations") > 0); /* the sort stays */
+    assert_int_equal(find(w, ">4242"), -1);
+    delwin(w);
+    ui_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_ui_view_reflows_when_larger),
         cmocka_unit_test(test_ui_view_ascii_only_in_fallback),
         cmocka_unit_test(test_ui_view_small_window_is_cropped_with_a_note),
+        cmocka_unit_test(test_ui_view_thread_filter),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

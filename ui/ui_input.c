@@ -26,6 +26,8 @@ ui_action_t ui_input_action(int key, int replay)
     case KEY_END: case 'G': return UI_ACT_END;
     case '\n': case '\r': case KEY_ENTER: return UI_ACT_SELECT;
     case '\t': return UI_ACT_FOCUS_NEXT;
+    case 't': return UI_ACT_THREAD_NEXT;
+    case 'T': return UI_ACT_THREAD_PREV;
     case ' ': case 'p': return UI_ACT_PAUSE;
     case 'o': return replay ? UI_ACT_NONE : UI_ACT_LOG;
     case KEY_RIGHT: case '.': return replay ? UI_ACT_STEP_FWD : UI_ACT_NONE;
@@ -51,6 +53,8 @@ static const ui_key_help_t keys[] = {
     {"PgUp PgDn g G", "page, first, last", 3},
     {"Enter", "the selected site's whole stack (Enter or Esc closes)", 3},
     {"Tab", "move the selection between sites and threads", 3},
+    {"t T", "sites of one thread: next / previous (by tid; then all threads)", 3},
+    {"Enter (threads)", "sites of the selected thread (again: all threads)", 3},
     {"space p", "pause: freeze the figures (live)", 1},
     {"space p", "play / pause the replay", 2},
     {"Right . / Left ,", "step one frame forward / back", 2},

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "profiler/accounting.h"
 #include "ui_input.h"
 #include "ui_model.h"
 #include "ui_view.h"
@@ -73,6 +74,22 @@ ui_live_t *ui_live_begin(prof_session_t *s, const char *command, const char *log
     return l;
 }
 
+/* The thread filter (t / T): the sites of one thread are not in the
+ * snapshot; they are computed from the accounting state on demand, here,
+ * in the thread that feeds it, only while a filter is on (after a switch,
+ * and after each snapshot). */
+static void feed_thread_sites(ui_live_t *l)
+{
+    uint32_t tid = ui_model_thread_sites_wanted(&l->model);
+    if (!tid)
+        return;
+    prof_analysis_t *a = prof_session_main(l->session);
+    prof_thread_site_t *ts = NULL;
+    size_t n = 0;
+    if (a && prof_acct_thread_sites(prof_analysis_acct(a), tid, &ts, &n) == 0)
+        ui_model_set_thread_sites(&l->model, tid, ts, n);
+}
+
 /* Clears a message after a while, so the advice line comes back. */
 static void age_message(ui_live_t *l, uint64_t now)
 {
@@ -133,6 +150,7 @@ void ui_live_tick(ui_live_t *l)
             prof_result_t r;
             if (prof_session_result(l->session, 0, 1, LIVE_MAX_SITES, &r) == 0)
                 ui_model_update(&l->model, &r, now, 0);
+            feed_thread_sites(l);
             l->last_events = ev;
             l->last_streams = ns;
             l->last_snap_ns = now;
@@ -144,6 +162,7 @@ void ui_live_tick(ui_live_t *l)
         }
         l->model.elapsed_ns = now - l->start_ns;
     }
+    feed_thread_sites(l); /* a switch since the snapshot (or while paused) */
     age_message(l, now);
     ui_view_draw(&l->model);
     l->cpu_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
@@ -165,6 +184,7 @@ void ui_live_end_run(ui_live_t *l, const prof_run_info_t *info)
     prof_result_t r;
     if (prof_session_result(l->session, 0, 1, LIVE_MAX_SITES, &r) == 0)
         ui_model_update(m, &r, now, 1);
+    feed_thread_sites(l);
     m->paused = 0;
     m->elapsed_ns = now - l->start_ns;
     if (info->root_pid > 0)
@@ -194,6 +214,7 @@ void ui_live_wait(ui_live_t *l)
         int key = ui_view_getkey(250);
         if (key != ERR)
             ui_model_apply(m, ui_input_action(key, 0));
+        feed_thread_sites(l);
         age_message(l, mono_ns());
         ui_view_draw(m);
     }

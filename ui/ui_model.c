@@ -32,6 +32,8 @@ void ui_model_free(ui_model_t *m)
     free(m->thread_rate);
     free(m->prev_tid);
     free(m->prev_allocs);
+    free(m->ts_own);
+    free(m->trows);
     memset(m, 0, sizeof *m);
 }
 
@@ -88,6 +90,102 @@ static int cmp_sites(const void *a, const void *b, void *arg)
     return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
 }
 
+/* The filtered table: the thread's figures joined with the snapshot's
+ * sites by stack id. */
+typedef struct {
+    const ui_thread_row_t *rows;
+    ui_sort_t by;
+} trow_ctx_t;
+
+static uint64_t trow_key(const ui_thread_row_t *r, ui_sort_t by)
+{
+    switch (by) {
+    case UI_SORT_PEAK: return r->known ? r->site.live_bytes_at_peak : 0;
+    case UI_SORT_COUNT: return r->t->live_allocations;
+    default: return r->t->live_bytes;
+    }
+}
+
+static int cmp_trows(const void *a, const void *b, void *arg)
+{
+    const trow_ctx_t *c = arg;
+    const ui_thread_row_t *x = &c->rows[*(const size_t *)a], *y = &c->rows[*(const size_t *)b];
+    uint64_t kx = trow_key(x, c->by), ky = trow_key(y, c->by);
+    if (kx != ky)
+        return kx > ky ? -1 : 1;
+    if (x->t->live_bytes != y->t->live_bytes)
+        return x->t->live_bytes > y->t->live_bytes ? -1 : 1;
+    return x->site.stack_id < y->site.stack_id ? -1 : x->site.stack_id > y->site.stack_id;
+}
+
+typedef struct {
+    uint32_t stack_id;
+    size_t index;
+} stack_ix_t;
+
+static int cmp_stack_ix(const void *a, const void *b)
+{
+    uint32_t x = ((const stack_ix_t *)a)->stack_id, y = ((const stack_ix_t *)b)->stack_id;
+    return x < y ? -1 : x > y;
+}
+
+/* Builds the filtered rows in m->trows and their order in m->order. */
+static int build_thread_rows(ui_model_t *m)
+{
+    const prof_thread_site_t *ts = m->ts_tid == m->thread_filter ? m->ts : NULL;
+    size_t n = 0;
+    for (size_t i = 0; ts && i < m->ts_count; i++)
+        n += ts[i].tid == m->thread_filter;
+    if (n > m->trow_cap) {
+        ui_thread_row_t *r = realloc(m->trows, n * sizeof *r);
+        if (!r)
+            return -1;
+        m->trows = r;
+        m->trow_cap = n;
+    }
+    if (n > m->order_cap) {
+        size_t *o = realloc(m->order, n * sizeof *o);
+        if (!o)
+            return -1;
+        m->order = o;
+        m->order_cap = n;
+    }
+    size_t ns = m->cur ? m->cur->site_count : 0;
+    stack_ix_t *ix = ns ? malloc(ns * sizeof *ix) : NULL;
+    if (ns && !ix)
+        return -1;
+    for (size_t i = 0; i < ns; i++)
+        ix[i] = (stack_ix_t){m->cur->sites[i].stack_id, i};
+    if (ns > 1)
+        qsort(ix, ns, sizeof *ix, cmp_stack_ix);
+    size_t k = 0;
+    for (size_t i = 0; ts && i < m->ts_count; i++) {
+        if (ts[i].tid != m->thread_filter)
+            continue;
+        ui_thread_row_t *r = &m->trows[k];
+        stack_ix_t key = {ts[i].stack_id, 0};
+        const stack_ix_t *hit = ns ? bsearch(&key, ix, ns, sizeof *ix, cmp_stack_ix) : NULL;
+        if (hit) {
+            r->site = m->cur->sites[hit->index]; /* pointers borrowed */
+            r->known = 1;
+        } else {
+            memset(&r->site, 0, sizeof r->site);
+            r->site.stack_id = ts[i].stack_id;
+            r->known = 0;
+        }
+        r->t = &ts[i];
+        m->order[k] = k;
+        k++;
+    }
+    free(ix);
+    m->order_len = k;
+    if (k > 1) {
+        trow_ctx_t c = {m->trows, m->sort};
+        qsort_r(m->order, k, sizeof *m->order, cmp_trows, &c);
+    }
+    return 0;
+}
+
 /* Keeps 'sel' inside [0, len) and visible in a window of 'rows' from *top. */
 static void clamp_list(size_t *sel, size_t *top, size_t len, int rows)
 {
@@ -116,6 +214,11 @@ static void remember_selection(ui_model_t *m)
  * is still there, else on the same row. */
 static int resort(ui_model_t *m, int follow)
 {
+    if (m->thread_filter) {
+        if (build_thread_rows(m) != 0)
+            return -1;
+        goto placed;
+    }
     size_t n = m->cur ? m->cur->site_count : 0;
     if (n > m->order_cap) {
         size_t *o = realloc(m->order, n * sizeof *o);
@@ -131,9 +234,11 @@ static int resort(ui_model_t *m, int follow)
         sort_ctx_t c = {m->cur->sites, m->sort};
         qsort_r(m->order, n, sizeof *m->order, cmp_sites, &c);
     }
+placed:
     if (follow) {
-        for (size_t i = 0; i < n; i++) {
-            if (m->cur->sites[m->order[i]].stack_id == m->site_sel_stack) {
+        for (size_t i = 0; i < m->order_len; i++) {
+            const prof_site_t *s = ui_model_site(m, i);
+            if (s && s->stack_id == m->site_sel_stack) {
                 m->site_sel = i;
                 break;
             }
@@ -150,6 +255,8 @@ const prof_site_t *ui_model_site(const ui_model_t *m, size_t i)
 {
     if (!m->cur || i >= m->order_len)
         return NULL;
+    if (m->thread_filter)
+        return &m->trows[m->order[i]].site;
     return &m->cur->sites[m->order[i]];
 }
 
@@ -264,6 +371,7 @@ int ui_model_update(ui_model_t *m, prof_result_t *snap, uint64_t now_ns, int for
         snprintf(m->command, sizeof m->command, "%s", m->cur->process.command);
     if (remember_prev(m, m->cur, now_ns) != 0)
         return -1;
+    m->ts_stale = 1;
     return resort(m, 1);
 }
 
@@ -297,6 +405,11 @@ int ui_model_show_frame(ui_model_t *m, size_t i)
         return -1;
     m->frame = i;
     m->cur = f;
+    if (m->frame_ts) {
+        m->ts = m->frame_ts[i];
+        m->ts_count = m->frame_ts_count[i];
+        m->ts_tid = m->thread_filter;
+    }
     m->elapsed_ns = f->summary.duration_ns;
     m->play_clock_ns = f->summary.duration_ns;
     return resort(m, 1);
@@ -374,7 +487,7 @@ static void set_sort(ui_model_t *m, ui_sort_t s)
     m->site_sel = 0;
     m->site_top = 0;
     resort(m, 0);
-    snprintf(m->message, sizeof m->message, "sites sorted by %s", ui_model_sort_name(s));
+    snprintf(m->message, sizeof m->message, "sites sorted by %s", ui_model_sort_label(m));
 }
 
 static int replay_goto(ui_model_t *m, size_t i)
@@ -421,6 +534,11 @@ int ui_model_apply(ui_model_t *m, ui_action_t a)
     case UI_ACT_SELECT:
         if (m->stack_view)
             m->stack_view = 0;
+        else if (m->focus == UI_PANE_THREADS && m->cur && m->thread_sel < m->cur->thread_count) {
+            uint32_t tid = m->cur->threads[m->thread_sel].tid;
+            ui_model_set_thread_filter(m, tid == m->thread_filter ? 0 : tid);
+            m->focus = UI_PANE_SITES;
+        }
         else if (m->focus == UI_PANE_SITES && ui_model_selected_site(m))
             m->stack_view = 1;
         else
@@ -429,6 +547,21 @@ int ui_model_apply(ui_model_t *m, ui_action_t a)
     case UI_ACT_FOCUS_NEXT:
         m->focus = (ui_pane_t)((m->focus + 1) % UI_PANE_N);
         return 1;
+    case UI_ACT_THREAD_NEXT:
+    case UI_ACT_THREAD_PREV: {
+        /* By tid, which stays put while the threads pane re-sorts. */
+        uint32_t best = 0;
+        int next = a == UI_ACT_THREAD_NEXT;
+        for (size_t i = 0; m->cur && i < m->cur->thread_count; i++) {
+            uint32_t t = m->cur->threads[i].tid;
+            if (t == 0)
+                continue;
+            if (next ? (m->thread_filter == 0 || t > m->thread_filter) && (!best || t < best)
+                     : (m->thread_filter == 0 || t < m->thread_filter) && t > best)
+                best = t;
+        }
+        return ui_model_set_thread_filter(m, best);
+    }
     case UI_ACT_PAUSE:
         if (m->frames) {
             if (!m->playing && m->frame + 1 >= m->frame_count)
@@ -706,4 +839,117 @@ uint64_t ui_model_rss(const ui_model_t *m)
     if (!m->cur || !m->cur->timeline_count)
         return 0;
     return m->cur->timeline[m->cur->timeline_count - 1].rss_bytes;
+}
+
+/* ---- thread filter ------------------------------------------------------------ */
+
+const prof_thread_t *ui_model_filter_thread(const ui_model_t *m)
+{
+    for (size_t i = 0; m->thread_filter && m->cur && i < m->cur->thread_count; i++)
+        if (m->cur->threads[i].tid == m->thread_filter)
+            return &m->cur->threads[i];
+    return NULL;
+}
+
+int ui_model_set_thread_filter(ui_model_t *m, uint32_t tid)
+{
+    int changed = tid != m->thread_filter;
+    m->thread_filter = tid;
+    if (changed)
+        m->thread_filter_name[0] = 0;
+    const prof_thread_t *t = ui_model_filter_thread(m);
+    if (t && t->name[0])
+        snprintf(m->thread_filter_name, sizeof m->thread_filter_name, "%s", t->name);
+    if (m->frame_ts) {
+        m->ts_tid = tid; /* the frames hold every thread's figures */
+    } else if (changed) {
+        free(m->ts_own);
+        m->ts_own = NULL;
+        m->ts = NULL;
+        m->ts_count = 0;
+        m->ts_tid = 0;
+    }
+    if (changed) {
+        m->site_sel = m->site_top = 0;
+        m->stack_view = 0;
+        /* The selected thread follows the filter in the threads pane. */
+        for (size_t i = 0; tid && m->cur && i < m->cur->thread_count; i++)
+            if (m->cur->threads[i].tid == tid)
+                m->thread_sel = i;
+    }
+    resort(m, !changed);
+    if (tid && m->frames && !m->frame_ts)
+        snprintf(m->message, sizeof m->message, "thread %u: this replay has no per-thread "
+                 "site figures (only the main process has them)", tid);
+    else if (tid)
+        snprintf(m->message, sizeof m->message, "sites of thread %u %s only (t: next, T: "
+                 "previous, all threads after the last)", tid, m->thread_filter_name);
+    else
+        snprintf(m->message, sizeof m->message, "sites of all threads");
+    return 1;
+}
+
+uint32_t ui_model_thread_sites_wanted(const ui_model_t *m)
+{
+    if (!m->thread_filter || m->frame_ts || m->frames)
+        return 0;
+    return m->ts_tid != m->thread_filter || m->ts_stale ? m->thread_filter : 0;
+}
+
+int ui_model_set_thread_sites(ui_model_t *m, uint32_t tid, prof_thread_site_t *ts, size_t n)
+{
+    if (tid != m->thread_filter || !tid) {
+        free(ts);
+        return 0;
+    }
+    free(m->ts_own);
+    m->ts_own = ts;
+    m->ts = ts;
+    m->ts_count = n;
+    m->ts_tid = tid;
+    m->ts_stale = 0;
+    const prof_thread_t *t = ui_model_filter_thread(m);
+    if (t && t->name[0])
+        snprintf(m->thread_filter_name, sizeof m->thread_filter_name, "%s", t->name);
+    return resort(m, 1);
+}
+
+void ui_model_set_frame_thread_sites(ui_model_t *m, const prof_thread_site_t *const *ts,
+                                     const size_t *counts)
+{
+    m->frame_ts = ts;
+    m->frame_ts_count = counts;
+    if (ts && m->frames && m->frame < m->frame_count) {
+        m->ts = ts[m->frame];
+        m->ts_count = counts[m->frame];
+        m->ts_tid = m->thread_filter;
+    }
+    if (m->thread_filter)
+        resort(m, 1);
+}
+
+const prof_thread_site_t *ui_model_site_thread(const ui_model_t *m, size_t i)
+{
+    if (!m->thread_filter || !m->cur || i >= m->order_len)
+        return NULL;
+    return m->trows[m->order[i]].t;
+}
+
+int ui_model_site_known(const ui_model_t *m, size_t i)
+{
+    if (!m->thread_filter)
+        return 1;
+    return m->cur && i < m->order_len && m->trows[m->order[i]].known;
+}
+
+const char *ui_model_sort_label(const ui_model_t *m)
+{
+    if (!m->thread_filter)
+        return ui_model_sort_name(m->sort);
+    switch (m->sort) {
+    case UI_SORT_LIVE: return "thread live bytes";
+    case UI_SORT_PEAK: return "site peak contribution";
+    case UI_SORT_COUNT: return "thread live blocks";
+    default: return "?";
+    }
 }

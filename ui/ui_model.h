@@ -3,7 +3,8 @@
  *
  * The model holds what the screen shows (the current analysis snapshot,
  * the sort order of its sites, the selection, pause, focus, overlays, the
- * replay position and speed, the window size) and the functions that change
+ * replay position and speed, the window size, the thread whose sites are
+ * shown, if one is) and the functions that change
  * it: a key's action (ui_model_apply), a new live snapshot
  * (ui_model_update), a replay frame (ui_model_set_frames, ui_model_tick).
  * It never calls ncurses, never prints and never reads the clock: callers
@@ -23,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "profiler/accounting.h" /* prof_thread_site_t (the type only) */
 #include "profiler/prof_result.h"
 
 /* Advice (prof_result_t.recommendations) came with profiler/advice.h; the
@@ -69,8 +71,12 @@ typedef enum {
     UI_ACT_PAGE_DOWN,
     UI_ACT_HOME,
     UI_ACT_END,
-    UI_ACT_SELECT,         /* opens the selected site's stack             */
+    UI_ACT_SELECT,         /* sites: opens the selected site's stack;
+                              threads: filters the sites to that thread  */
     UI_ACT_FOCUS_NEXT,     /* sites <-> threads                           */
+    UI_ACT_THREAD_NEXT,    /* sites of one thread: all -> lowest tid -> ...
+                              -> highest -> all                          */
+    UI_ACT_THREAD_PREV,
     UI_ACT_PAUSE,          /* live: freeze the display; replay: play/pause */
     UI_ACT_LOG,            /* toggles the command's output log (live)     */
     UI_ACT_STEP_FWD,       /* replay                                      */
@@ -146,8 +152,34 @@ typedef struct {
     uint64_t window_ns;              /* timeline shows the last window_ns
                                         before now; 0: the whole span     */
 
+    /* Thread filter (memray's "switch threads"): the sites table shows
+     * what one thread holds per site. The snapshot has no per-thread site
+     * figures: the driver computes them on demand (prof_acct_thread_sites)
+     * and hands them over with ui_model_set_thread_sites(); replay frames
+     * carry them (ui_model_set_frame_thread_sites). */
+    uint32_t thread_filter;          /* tid; 0: all threads                */
+    char thread_filter_name[16];     /* its name when known                */
+    prof_thread_site_t *ts_own;      /* live: the figures, owned           */
+    const prof_thread_site_t *ts;    /* the figures shown (own or a frame's) */
+    size_t ts_count;
+    uint32_t ts_tid;                 /* whose figures 'ts' holds (0: none) */
+    int ts_stale;                    /* live: a new snapshot came since    */
+    const prof_thread_site_t *const *frame_ts; /* replay: per frame, borrowed */
+    const size_t *frame_ts_count;
+    struct ui_thread_row *trows;     /* the filtered table's rows          */
+    size_t trow_cap;
+
     char message[160];               /* status line; "" for none           */
 } ui_model_t;
+
+/* One row of the filtered sites table: the site (the snapshot's, copied
+ * with its pointers borrowed, or only its stack id when the snapshot does
+ * not list it: known 0) and what the thread holds there. */
+typedef struct ui_thread_row {
+    prof_site_t site;
+    const prof_thread_site_t *t;
+    int known;
+} ui_thread_row_t;
 
 /* Initializes 'm' (zeroed, 80x24, sorted by live bytes). */
 void ui_model_init(ui_model_t *m);
@@ -261,5 +293,43 @@ uint64_t ui_model_rss(const ui_model_t *m);
 double ui_model_thread_rate(const ui_model_t *m, size_t i);
 
 const char *ui_model_sort_name(ui_sort_t s);
+
+/* ---- thread filter ---------------------------------------------------------- */
+
+/* Shows the sites of thread 'tid' (0: all threads again). The name comes
+ * from the snapshot's threads. Live, the figures are then missing until
+ * ui_model_set_thread_sites() (ui_model_thread_sites_wanted() says for
+ * which tid); in a replay the frames' figures are used. Returns 1 (redraw). */
+int ui_model_set_thread_filter(ui_model_t *m, uint32_t tid);
+
+/* The tid whose site figures the model waits for (live, after a switch
+ * or a new snapshot), or 0 when none are needed. */
+uint32_t ui_model_thread_sites_wanted(const ui_model_t *m);
+
+/* Live: what thread 'tid' holds per site (prof_acct_thread_sites()); the
+ * model takes 'ts' (malloc'ed, entries of other tids are ignored) and frees
+ * it later. Figures for a tid that is no longer the filter are dropped.
+ * Returns 0, or -1 if out of memory. */
+int ui_model_set_thread_sites(ui_model_t *m, uint32_t tid, prof_thread_site_t *ts, size_t n);
+
+/* Replay: per frame, every thread's figures (sorted by tid), borrowed like
+ * the frames; 'ts' and 'counts' have one element per frame. */
+void ui_model_set_frame_thread_sites(ui_model_t *m, const prof_thread_site_t *const *ts,
+                                     const size_t *counts);
+
+/* The filtered thread's entry in the snapshot, or NULL (no filter, or the
+ * thread is not in this snapshot). */
+const prof_thread_t *ui_model_filter_thread(const ui_model_t *m);
+
+/* With a filter: what the thread holds at the site of sorted row 'i'
+ * (NULL past the end or without a filter). */
+const prof_thread_site_t *ui_model_site_thread(const ui_model_t *m, size_t i);
+
+/* With a filter: 1 if the site of row 'i' is listed in the snapshot (its
+ * site-wide figures are known), else 0. Without a filter: 1 for every row. */
+int ui_model_site_known(const ui_model_t *m, size_t i);
+
+/* The sort key's name for the current mode ("thread live bytes", ...). */
+const char *ui_model_sort_label(const ui_model_t *m);
 
 #endif /* UI_MODEL_H */

@@ -22,6 +22,9 @@ typedef struct {
     prof_session_t *session;
     int32_t pid;
     prof_result_t *frames;
+    prof_thread_site_t **ts;     /* per frame, every thread's sites       */
+    size_t *ts_n;
+    int no_ts;                   /* not the main process: none kept       */
     size_t count;
     uint64_t step, last_at;
     int oom;
@@ -42,13 +45,49 @@ static void thin(collect_t *c)
 {
     size_t k = 0;
     for (size_t i = 0; i < c->count; i++) {
-        if (i % 2 == 0)
+        if (i % 2 == 0) {
+            c->ts[k] = c->ts[i];
+            c->ts_n[k] = c->ts_n[i];
             c->frames[k++] = c->frames[i];
-        else
+        } else {
             prof_result_free(&c->frames[i]);
+            free(c->ts[i]);
+        }
     }
     c->count = k;
     c->step *= 2;
+}
+
+/* Every thread's live figures per site at this point of the stream, the
+ * largest UI_REPLAY_MAX_SITES sites of each thread kept. */
+static void take_thread_sites(collect_t *c, size_t i)
+{
+    c->ts[i] = NULL;
+    c->ts_n[i] = 0;
+    prof_analysis_t *a = c->no_ts ? NULL : prof_session_main(c->session);
+    if (!a || (c->pid && prof_analysis_pid(a) != c->pid)) {
+        c->no_ts = 1;
+        return;
+    }
+    prof_thread_site_t *v;
+    size_t n, k = 0, run = 0;
+    if (prof_acct_thread_sites(prof_analysis_acct(a), PROF_ACCT_ALL_THREADS, &v, &n) != 0) {
+        c->oom = 1;
+        return;
+    }
+    for (size_t j = 0; j < n; j++) { /* sorted by tid, then bytes */
+        run = j > 0 && v[j].tid == v[j - 1].tid ? run + 1 : 0;
+        if (run < UI_REPLAY_MAX_SITES)
+            v[k++] = v[j];
+    }
+    prof_thread_site_t *shrunk = k ? realloc(v, k * sizeof *v) : NULL;
+    if (!shrunk) {
+        free(v);
+        shrunk = NULL;
+        k = 0;
+    }
+    c->ts[i] = shrunk;
+    c->ts_n[i] = k;
 }
 
 static void take(collect_t *c)
@@ -63,6 +102,7 @@ static void take(collect_t *c)
     strip_frames(&r);
     if (c->count >= UI_REPLAY_MAX_FRAMES)
         thin(c);
+    take_thread_sites(c, c->count);
     c->frames[c->count++] = r;
 }
 
@@ -83,6 +123,10 @@ void ui_replay_frames_free(ui_replay_frames_t *f)
         prof_result_free(&f->frames[i]);
     free(f->frames);
     prof_result_free(&f->symbols);
+    for (size_t i = 0; f->thread_sites && i < f->count; i++)
+        free(f->thread_sites[i]);
+    free(f->thread_sites);
+    free(f->thread_site_counts);
     memset(f, 0, sizeof *f);
 }
 
@@ -113,7 +157,9 @@ int ui_replay_load(const char *path, int32_t pid, int allow_partial, ui_replay_f
 
     c.session = prof_session_new();
     c.frames = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.frames);
-    if (!c.session || !c.frames) {
+    c.ts = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.ts);
+    c.ts_n = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.ts_n);
+    if (!c.session || !c.frames || !c.ts || !c.ts_n) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -135,17 +181,37 @@ int ui_replay_load(const char *path, int32_t pid, int allow_partial, ui_replay_f
         goto fail;
     }
     strip_frames(&last);
-    if (c.count && c.frames[c.count - 1].summary.events == last.summary.events)
+    if (c.count && c.frames[c.count - 1].summary.events == last.summary.events) {
         prof_result_free(&c.frames[--c.count]);
+        free(c.ts[c.count]);
+    }
+    take_thread_sites(&c, c.count);
     c.frames[c.count++] = last;
+    if (c.oom) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     out->frames = c.frames;
     out->count = c.count;
+    if (c.no_ts) {
+        for (size_t i = 0; i < c.count; i++)
+            free(c.ts[i]);
+        free(c.ts);
+        free(c.ts_n);
+    } else {
+        out->thread_sites = c.ts;
+        out->thread_site_counts = c.ts_n;
+    }
     out->complete = st.complete;
     prof_session_free(c.session);
     return 0;
 fail:
     for (size_t i = 0; c.frames && i < c.count; i++)
         prof_result_free(&c.frames[i]);
+    for (size_t i = 0; c.ts && i < c.count; i++)
+        free(c.ts[i]);
+    free(c.ts);
+    free(c.ts_n);
     free(c.frames);
     prof_session_free(c.session);
     prof_result_free(&out->symbols);
@@ -172,6 +238,9 @@ int ui_replay_main(const char *path, int32_t pid, int allow_partial, char *err, 
         ui_replay_frames_free(&f);
         return -1;
     }
+    if (f.thread_sites)
+        ui_model_set_frame_thread_sites(&m, (const prof_thread_site_t *const *)f.thread_sites,
+                                        f.thread_site_counts);
     if (!f.complete)
         snprintf(m.message, sizeof m.message, "this trace was cut short: it shows what it holds");
     else

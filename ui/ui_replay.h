@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "profiler/accounting.h"
 #include "profiler/prof_result.h"
 
 #define UI_REPLAY_MAX_FRAMES 400
@@ -24,6 +25,12 @@ typedef struct {
     prof_result_t *frames;    /* in stream order; sites without frames    */
     size_t count;
     prof_result_t symbols;    /* the whole run, every site symbolized     */
+    /* Per frame, what each thread holds per site (prof_acct_thread_sites
+     * at the frame's point, sorted by tid; at most UI_REPLAY_MAX_SITES
+     * sites per thread, the largest): the thread filter's figures. NULL
+     * when the process is not the session's main one (--pid of another). */
+    prof_thread_site_t **thread_sites;
+    size_t *thread_site_counts;
     int complete;             /* the trace had its trailer                */
 } ui_replay_frames_t;
 

@@ -594,8 +594,52 @@ static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height
             c->o->unicode ? "\u25b2" : "^");
 }
 
+/* The sites table of one thread (t / T, Enter on a thread): what the
+ * thread holds per site (live bytes, live blocks), with the site's
+ * contribution to the peak (all threads) between them. */
+static void draw_thread_sites(const ctx_t *c, ui_model_t *m, int y, int rows)
+{
+    size_t n = m->order_len;
+    attr_t head = A_BOLD | (m->focus == UI_PANE_SITES ? A_UNDERLINE : 0);
+    const char *name = m->thread_filter_name[0] ? m->thread_filter_name : "(no name)";
+    put(c, y, 1, c->cols - 2, head, "%-10s %-10s %-8s thread %u %s: %zu sites (t T: threads)",
+        m->sort == UI_SORT_LIVE ? "[thr live]" : " thr live",
+        m->sort == UI_SORT_PEAK ? "[at peak]" : " at peak",
+        m->sort == UI_SORT_COUNT ? "[blocks]" : " blocks", m->thread_filter, name, n);
+    for (int i = 0; i < rows; i++) {
+        size_t k = m->site_top + (size_t)i;
+        const prof_site_t *s = ui_model_site(m, k);
+        const prof_thread_site_t *t = ui_model_site_thread(m, k);
+        if (!s || !t)
+            break;
+        int sel = k == m->site_sel;
+        attr_t a = sel ? (m->focus == UI_PANE_SITES ? attr_of(c, PAIR_SEL, A_REVERSE) | A_REVERSE
+                                                    : A_BOLD)
+                       : A_NORMAL;
+        char b1[16], b2[16], n1[24], label[600];
+        site_label(m, s, label, sizeof label);
+        if (sel)
+            fill_line(c, y + 1 + i, a);
+        put(c, y + 1 + i, 1, c->cols - 2, a, "%10s %10s %8s %s%s%s%s",
+            fmt_bytes(t->live_bytes, b1),
+            ui_model_site_known(m, k) ? fmt_bytes(s->live_bytes_at_peak, b2) : "-",
+            fmt_count((double)t->live_allocations, n1, sizeof n1), s->category ? "[" : "",
+            s->category ? s->category : "", s->category ? "] " : "", label);
+    }
+    if (n == 0)
+        put(c, y + 1, 1, c->cols - 2, A_NORMAL, "  %s",
+            !m->cur ? "no figures yet"
+            : m->ts_tid != m->thread_filter ? "counting what this thread holds..."
+            : ui_model_filter_thread(m) ? "this thread holds no live allocations"
+                                        : "this thread is not in this snapshot");
+}
+
 static void draw_sites(const ctx_t *c, ui_model_t *m, int y, int rows)
 {
+    if (m->thread_filter) {
+        draw_thread_sites(c, m, y, rows);
+        return;
+    }
     const prof_result_t *r = m->cur;
     size_t n = m->order_len;
     int attrib = ui_model_has_attribution(m);
@@ -631,8 +675,9 @@ static void draw_threads(const ctx_t *c, ui_model_t *m, int y, int rows)
     const prof_result_t *r = m->cur;
     size_t n = r ? r->thread_count : 0;
     attr_t head = A_BOLD | (m->focus == UI_PANE_THREADS ? A_UNDERLINE : 0);
-    put(c, y, 1, c->cols - 2, head, "%10s %10s %8s %9s  threads: %zu (tid, name)", "live",
-        "peak", "allocs", "allocs/s", n);
+    put(c, y, 1, c->cols - 2, head, "%10s %10s %8s %9s  threads: %zu (tid, name)%s", "live",
+        "peak", "allocs", "allocs/s", n,
+        m->thread_filter ? "" : m->focus == UI_PANE_THREADS ? ", Enter: its sites" : "");
     for (int i = 0; i < rows && m->thread_top + (size_t)i < n; i++) {
         size_t k = m->thread_top + (size_t)i;
         const prof_thread_t *t = &r->threads[k];
@@ -641,10 +686,12 @@ static void draw_threads(const ctx_t *c, ui_model_t *m, int y, int rows)
         char b1[16], b2[16], n1[24], n2[24];
         if (sel)
             fill_line(c, y + 1 + i, a);
-        put(c, y + 1 + i, 1, c->cols - 2, a, "%10s %10s %8s %9s  %u %s",
+        /* '>' marks the thread whose sites the sites table shows. */
+        put(c, y + 1 + i, 1, c->cols - 2, a, "%10s %10s %8s %9s %s%u %s",
             fmt_bytes(t->live_bytes, b1), fmt_bytes(t->peak_live_bytes, b2),
             fmt_count((double)t->allocations, n1, sizeof n1),
-            fmt_count(ui_model_thread_rate(m, k), n2, sizeof n2), t->tid,
+            fmt_count(ui_model_thread_rate(m, k), n2, sizeof n2),
+            m->thread_filter && t->tid == m->thread_filter ? ">" : " ", t->tid,
             t->name[0] ? t->name : "");
     }
 }
@@ -657,12 +704,16 @@ static void draw_stack(const ctx_t *c, const ui_model_t *m, int y, int rows)
         return;
     }
     char b1[16], b2[16], b3[16], b4[16];
-    put(c, y, 1, c->cols - 2, A_BOLD, "site #%u: %s live, %s at peak, %s own peak, %llu "
-        "allocations (%llu freed), largest %s%s   (Esc returns)", s->stack_id,
-        fmt_bytes(s->live_bytes, b1), fmt_bytes(s->live_bytes_at_peak, b2),
-        fmt_bytes(s->peak_live_bytes, b3), (unsigned long long)s->allocations,
-        (unsigned long long)s->frees, fmt_bytes(s->largest_allocation, b4),
-        s->sampled ? ", sampled" : "");
+    if (!ui_model_site_known(m, m->site_sel))
+        put(c, y, 1, c->cols - 2, A_BOLD, "site #%u: not among the snapshot's top sites; only "
+            "this thread's figures   (Esc returns)", s->stack_id);
+    else
+        put(c, y, 1, c->cols - 2, A_BOLD, "site #%u: %s live, %s at peak, %s own peak, %llu "
+            "allocations (%llu freed), largest %s%s   (Esc returns)", s->stack_id,
+            fmt_bytes(s->live_bytes, b1), fmt_bytes(s->live_bytes_at_peak, b2),
+            fmt_bytes(s->peak_live_bytes, b3), (unsigned long long)s->allocations,
+            (unsigned long long)s->frees, fmt_bytes(s->largest_allocation, b4),
+            s->sampled ? ", sampled" : "");
     if (s->category)
         put(c, y + 1, 1, c->cols - 2, A_NORMAL, "category %s (confidence %.0f%%): %s",
             s->category, s->category_confidence * 100,
@@ -670,23 +721,34 @@ static void draw_stack(const ctx_t *c, const ui_model_t *m, int y, int rows)
     else
         put(c, y + 1, 1, c->cols - 2, A_NORMAL, "category: none%s",
             ui_model_has_attribution(m) ? "" : " (no attribution in this snapshot)");
+    int first = 2;
+    const prof_thread_site_t *t = ui_model_site_thread(m, m->site_sel);
+    if (t) {
+        char b5[16], b6[16], d[REPORT_DURATION_BUFLEN];
+        put(c, y + 2, 1, c->cols - 2, A_NORMAL, "thread %u %s holds %s here: %llu "
+            "blocks, %s mapped, the oldest from %s", t->tid, m->thread_filter_name,
+            fmt_bytes(t->live_bytes, b5), (unsigned long long)t->live_allocations,
+            fmt_bytes(t->mmap_bytes, b6),
+            report_format_duration(t->oldest_born_ns, d, sizeof d));
+        first = 3;
+    }
     uint32_t n;
     const prof_frame_t *f = ui_model_site_frames(m, s, &n);
     if (!f || n == 0) {
-        put(c, y + 2, 3, c->cols - 4, A_NORMAL, "%s", s->stack_id == 0
+        put(c, y + first, 3, c->cols - 4, A_NORMAL, "%s", s->stack_id == 0
             ? "small allocations that were not sampled have no stack"
             : "no frames recorded for this stack");
         return;
     }
-    int avail = rows - 2;
+    int avail = rows - first;
     for (uint32_t i = 0; i < n && (int)i < avail; i++) {
         char line[900];
         if ((int)i == avail - 1 && n > (uint32_t)avail) {
-            put(c, y + 2 + (int)i, 3, c->cols - 4, A_DIM, "... %u more frames", n - i);
+            put(c, y + first + (int)i, 3, c->cols - 4, A_DIM, "... %u more frames", n - i);
             break;
         }
         frame_text(&f[i], line, sizeof line);
-        put(c, y + 2 + (int)i, 1, c->cols - 2, A_NORMAL, "#%-2u %s", i, line);
+        put(c, y + first + (int)i, 1, c->cols - 2, A_NORMAL, "#%-2u %s", i, line);
     }
 }
 
@@ -753,10 +815,10 @@ static void draw_keys(const ctx_t *c, const ui_model_t *m, int y)
     attr_t a = attr_of(c, PAIR_TITLE, A_REVERSE);
     fill_line(c, y, a);
     const char *keys = m->frames
-        ? " q quit  ? help  space play  ,. step  P peak  +- speed  123 sort  Enter stack  "
-          "[] ends  w window  Tab threads"
-        : " q quit  ? help  123 sort  Enter stack  Tab threads  space pause  o output  "
-          "w window  Ctrl-C stop";
+        ? " q quit  ? help  space play  ,. step  P peak  +- speed  123 sort  t thread  "
+          "Enter stack  [] ends  w window  Tab threads"
+        : " q quit  ? help  123 sort  Enter stack  Tab threads  t thread  space pause  "
+          "o output  w window  Ctrl-C stop";
     put(c, y, 0, c->cols, a, "%s", keys);
 }
 
