@@ -15,6 +15,12 @@
 
 #define MAX_STACK_IDS (1u << 20)  /* what one shim can define (SHIM_STACK_IDS) */
 #define MAX_FRAMES_PER_SITE 256
+/* Sites whose stacks are given in a result: the first ones in its order
+ * (bytes at the peak, then bytes allocated). A Python program profiled
+ * with --stacks=all has hundreds of thousands of distinct stacks, and
+ * every symbolized frame costs its strings; past these the figures stay,
+ * the frames do not (docs/report-schema.md). */
+#define MAX_SITES_WITH_FRAMES 20000
 
 typedef struct {
     uint64_t offset;  /* into stack_arena                                 */
@@ -295,6 +301,16 @@ static int symbolize_site(prof_analysis_t *a, prof_site_t *site)
         n += prof_symbols_resolve(a->symbols, addr, ref->seq, 1, frames + n,
                                   MAX_FRAMES_PER_SITE - n);
     }
+    /* Give back the unused tail: most stacks are far shorter than the
+     * room inline frames might need. */
+    if (n == 0) {
+        free(frames);
+        frames = NULL;
+    } else {
+        prof_frame_t *fit = realloc(frames, n * sizeof *frames);
+        if (fit) /* a shrink that fails leaves the block as it was */
+            frames = fit;
+    }
     site->frames = frames;
     site->frame_count = (uint32_t)n;
     return 0;
@@ -376,6 +392,8 @@ int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, pr
         prof_site_t *s = &out->sites[i];
         s->sampled = a->stack_mode == MLMEM_STACKS_SAMPLED && s->stack_id != MLMEM_STACK_NONE &&
                      s->largest_allocation < a->stack_threshold && !s->is_mmap;
+        if (i >= MAX_SITES_WITH_FRAMES)
+            continue;
         if ((symbolize ? symbolize_site(a, s) : raw_site(a, s)) != 0) {
             prof_result_free(out);
             return -1;

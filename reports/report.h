@@ -29,6 +29,11 @@ typedef struct {
 } report_text_options_t;
 
 #define REPORT_SCHEMA "mlmem-report/1"
+
+/* The JSON report lists at most this many sites (the first, in the
+ * result's order); the rest are counted in "sites_omitted". With
+ * --stacks=all a Python program has hundreds of thousands of stacks. */
+#define REPORT_JSON_MAX_SITES 20000
 #define REPORT_TEXT_MAX_SITES 10
 #define REPORT_TEXT_MAX_FRAMES 8
 #define REPORT_TEXT_WIDTH 99           /* longest text line, in bytes    */

@@ -405,9 +405,11 @@ json_t *report_json_build(const prof_result_t *r)
     rj_set(&b, root, "timeline", rj_timeline(&b, r));
 
     json_t *sites = json_array();
-    for (size_t i = 0; r->sites != NULL && i < r->site_count && b.ok; i++)
+    size_t shown = r->site_count < REPORT_JSON_MAX_SITES ? r->site_count : REPORT_JSON_MAX_SITES;
+    for (size_t i = 0; r->sites != NULL && i < shown && b.ok; i++)
         rj_push(&b, sites, rj_site(&b, &r->sites[i]));
     rj_set(&b, root, "sites", sites);
+    rj_set(&b, root, "sites_omitted", rj_u64(r->sites != NULL ? r->site_count - shown : 0));
 
     json_t *threads = json_array();
     for (size_t i = 0; r->threads != NULL && i < r->thread_count && b.ok; i++)

@@ -214,6 +214,30 @@ static void test_report_json_process_end_states(void **state)
     rtest_result_free(r);
 }
 
+/* More sites than the report lists: the first REPORT_JSON_MAX_SITES, in
+ * order, and the rest counted. */
+static void test_report_json_sites_capped(void **state)
+{
+    (void)state;
+    prof_result_t r;
+    memset(&r, 0, sizeof r);
+    r.site_count = REPORT_JSON_MAX_SITES + 7;
+    r.sites = calloc(r.site_count, sizeof *r.sites);
+    assert_non_null(r.sites);
+    for (size_t i = 0; i < r.site_count; i++) {
+        r.sites[i].stack_id = (uint32_t)i + 1;
+        r.sites[i].allocations = r.sites[i].bytes_allocated = 1;
+    }
+    json_t *j = rjtest_roundtrip(&r);
+    json_t *sites = json_object_get(j, "sites");
+    assert_int_equal(json_array_size(sites), REPORT_JSON_MAX_SITES);
+    assert_int_equal(rjtest_int(json_array_get(sites, REPORT_JSON_MAX_SITES - 1), "stack_id"),
+                     REPORT_JSON_MAX_SITES);
+    assert_int_equal(rjtest_int(j, "sites_omitted"), 7);
+    json_decref(j);
+    free(r.sites);
+}
+
 static void test_report_json_sites_and_frames(void **state)
 {
     prof_result_t *r = rtest_result_new();
@@ -487,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_report_json_process_exited),
         cmocka_unit_test(test_report_json_process_end_states),
         cmocka_unit_test(test_report_json_sites_and_frames),
+        cmocka_unit_test(test_report_json_sites_capped),
         cmocka_unit_test(test_report_json_category_when_set),
         cmocka_unit_test(test_report_json_timeline_threads_children),
         cmocka_unit_test(test_report_json_invalid_utf8_and_control_chars),
