@@ -145,7 +145,7 @@ typedef struct {
 #define ACCT_DIRECT_STACKS (1u << 22) /* stack ids below index an array */
 #define ACCT_TCACHE 64                /* thread lookups cached by tid % 64 */
 #define ACCT_REGIONS 16               /* region nesting kept per thread    */
-#define ACCT_LOG_CAP 65536            /* allocations logged for step detection */
+#define ACCT_LOG_CAP PROF_ACCT_LOG_CAP /* allocations logged for step detection */
 /* The per-event path is a handful of small steps, inlined into
  * prof_acct_apply(); bench/acct_throughput measures it. */
 #define ACCT_HOT static inline __attribute__((always_inline))

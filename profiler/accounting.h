@@ -77,8 +77,9 @@ void prof_acct_thread_name(prof_acct_t *a, uint32_t tid, const char *name);
  * then mean "now". */
 int prof_acct_result(const prof_acct_t *a, prof_result_t *out);
 
-/* One allocation of the log kept for step detection (the first 65536
- * allocations of the stream). */
+/* One allocation of the log kept for step detection (the first
+ * PROF_ACCT_LOG_CAP allocations of the stream). */
+#define PROF_ACCT_LOG_CAP 65536
 typedef struct {
     uint32_t stack_id;
     uint64_t time_ns;

@@ -375,7 +375,8 @@ static int attribute(prof_analysis_t *a, prof_result_t *out)
     if (log) {
         in.log = log;
         in.log_count = prof_acct_alloc_log(a->acct, log, nl);
-        in.log_truncated = out->summary.total_allocations > in.log_count;
+        /* Full: allocations after the log's end were not logged. */
+        in.log_truncated = in.log_count >= PROF_ACCT_LOG_CAP;
         rc = prof_attribute(out, &in);
     }
     free(log);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accounting.h" /* PROF_ACCT_LOG_CAP */
 #include "heap_table.h" /* PROF_CAT_NONE */
 
 /* ---- names --------------------------------------------------------------- */
@@ -1076,7 +1077,6 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
 }
 
 #define ATTR_SITE_STEPS_MAX_K 16
-#define ATTR_LOG_FULL 65536 /* accounting's log capacity (ACCT_LOG_CAP) */
 
 /* Steps from the sites' allocation counts, when the allocation log (the
  * first 65,536 allocations) ended before training began: an interpreter
@@ -1221,7 +1221,7 @@ static int attr_steps(attr_ctx_t *x)
     if (d.count < 2)
         /* The log is full (accounting keeps the first 65,536 allocations):
          * training may have begun after it. */
-        return x->in->log_truncated && x->in->log_count >= ATTR_LOG_FULL
+        return x->in->log_truncated && x->in->log_count >= PROF_ACCT_LOG_CAP
                    ? attr_steps_from_sites(x)
                    : 0;
     uint64_t count = d.count;
