@@ -328,6 +328,25 @@ static void test_e2e_capture_sigkill_keeps_trace(void **state)
     json_decref(r);
 }
 
+/* A real crash (SIGSEGV, no handler of ours in the way): the figures up to
+ * it are kept and the report says the program died of signal 11. */
+static void test_e2e_capture_segv_keeps_figures(void **state)
+{
+    (void)state;
+    const char *json = e2e_path(2, e2e_tmpdir(), "crashed.json");
+    const char *argv[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--json", json, "--",
+                          e2e_prog("e2e_sigkill"), "segv", NULL};
+    e2e_result_t res = e2e_exec(argv);
+    assert_int_equal(res.status, 128 + SIGSEGV);
+    e2e_result_free(&res);
+    json_t *r = e2e_load_json(json);
+    assert_string_equal(e2e_str_at(r, "process", "end"), "signaled");
+    assert_int_equal(e2e_int(r, "process.signal"), SIGSEGV);
+    assert_int_equal(e2e_int(r, "summary.total_allocations"), 4);
+    assert_int_equal(e2e_int(r, "summary.peak_bytes"), 4 << 20);
+    json_decref(r);
+}
+
 static void test_e2e_capture_signal_handler_allocations_exact(void **state)
 {
     const char *dir = e2e_tmpdir();
@@ -651,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
         cmocka_unit_test(test_e2e_capture_cxx_new_delete),
         cmocka_unit_test(test_e2e_capture_sigkill_keeps_trace),
+        cmocka_unit_test(test_e2e_capture_segv_keeps_figures),
         cmocka_unit_test(test_e2e_capture_signal_handler_allocations_exact),
         cmocka_unit_test(test_e2e_capture_dlopen_dlclose_symbols),
         cmocka_unit_test(test_e2e_capture_underscore_exit),

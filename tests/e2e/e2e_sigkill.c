@@ -1,12 +1,13 @@
 /* Allocates 4 blocks of 1 MiB, waits for the shim to send them, then is
- * killed by SIGKILL: the report must still hold the 4 MiB and say how the
- * program ended. */
+ * killed by SIGKILL (or, with the argument "segv", crashes on a write
+ * through a null pointer): the report must still hold the 4 MiB and say
+ * how the program ended. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-int main(void)
+int main(int argc, char **argv)
 {
     for (int i = 0; i < 4; i++) {
         char *p = malloc(1 << 20);
@@ -14,6 +15,10 @@ int main(void)
     }
     struct timespec ts = {0, 200 * 1000 * 1000};
     nanosleep(&ts, NULL);
+    if (argc > 1 && strcmp(argv[1], "segv") == 0) {
+        volatile int *nowhere = NULL;
+        *nowhere = 1;
+    }
     raise(SIGKILL);
     return 0;
 }
