@@ -19,6 +19,7 @@ uint64_t shim_now(void)
 static uint64_t ring_used(shim_ring_t *r)
 {
     r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+    SHIM_HAPPENS_AFTER(&r->tail);
     return __atomic_load_n(&r->reserve, __ATOMIC_RELAXED) - r->tail_cache;
 }
 

@@ -163,6 +163,7 @@ static inline void shim_event_commit(shim_ring_t *r)
     }
     for (;;) {
         uint64_t h = __atomic_load_n(&r->reserve, __ATOMIC_RELAXED);
+        SHIM_HAPPENS_BEFORE(&r->head);
         atomic_store_explicit(&r->head, h, memory_order_release);
         atomic_signal_fence(memory_order_seq_cst);
         __atomic_store_n(&r->depth, 0, __ATOMIC_RELAXED);

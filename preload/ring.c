@@ -25,6 +25,7 @@ static void ring_take_name(shim_ring_t *r)
     if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0)
         return;
     memcpy(r->name, name, sizeof name);
+    SHIM_HAPPENS_BEFORE(&r->name_gen);
     atomic_fetch_add_explicit(&r->name_gen, 1, memory_order_release);
 }
 
@@ -32,12 +33,28 @@ static void ring_thread_exit(void *p)
 {
     shim_ring_t *r = p;
     ring_take_name(r); /* threads often name themselves after they start */
+    SHIM_HAPPENS_BEFORE(&r->state);
     atomic_store_explicit(&r->state, SHIM_RING_EXITED, memory_order_release);
     shim_writer_wake();
 }
 
+/* For helgrind: the ring's atomics are the synchronization itself. */
+static void ring_annotate(shim_ring_t *r)
+{
+    SHIM_BENIGN_RACE(&r->head, "atomic: published slots");
+    SHIM_BENIGN_RACE(&r->tail, "atomic: consumed slots");
+    SHIM_BENIGN_RACE(&r->state, "atomic: ring ownership");
+    SHIM_BENIGN_RACE(&r->name_gen, "atomic: name generation");
+    SHIM_BENIGN_RACE(&r->seq_busy, "atomic: seq.c handshake");
+    SHIM_BENIGN_RACE(&r->dropped, "drop count, read by the writer for reports");
+    SHIM_BENIGN_RACE(&r->name, "copied by the writer, validated by name_gen");
+    SHIM_BENIGN_RACE(&r->name_sent_gen, "the writer's own; its creator only mapped it");
+    (void)r;
+}
+
 static void ring_claimed(shim_ring_t *r)
 {
+    SHIM_HAPPENS_AFTER(&r->state); /* the writer freed it, or it is new */
     r->tid = (uint32_t)syscall(SYS_gettid);
     r->depth = 0;
     r->dropping = 0;
@@ -50,7 +67,8 @@ static void ring_claimed(shim_ring_t *r)
     r->clock_reuse = 0;
     r->seq_run = 0;
     r->seq_last = 0;
-    r->name_sent_gen = 0;
+    /* name_sent_gen stays the writer's: name_gen only grows, so the new
+     * owner's name differs from whatever generation was sent last. */
     ring_take_name(r);
 }
 
@@ -77,6 +95,7 @@ shim_ring_t *shim_ring_attach(void)
             atomic_fetch_add_explicit(&g_shim.orphan_dropped, 1, memory_order_relaxed);
             return NULL;
         }
+        ring_annotate(r);
         atomic_store(&r->state, SHIM_RING_ACTIVE);
         ring_claimed(r);
         atomic_store(&g_shim.rings[idx], r);
@@ -131,4 +150,11 @@ uint64_t shim_dropped_total(void)
 void shim_rings_init(void)
 {
     pthread_key_create(&g_shim.ring_key, ring_thread_exit);
+    /* For helgrind: the global atomics every thread reads or bumps. */
+    SHIM_BENIGN_RACE(&g_shim.rings, "atomic: ring registry");
+    SHIM_BENIGN_RACE(&g_shim.ring_count, "atomic: ring registry");
+    SHIM_BENIGN_RACE(&g_shim.seq, "atomic: the global order (seq.c)");
+    SHIM_BENIGN_RACE(&g_shim.seq_owner, "atomic: the counter's owner (seq.c)");
+    SHIM_BENIGN_RACE(&g_shim.clock_epoch, "atomic: writer passes");
+    SHIM_BENIGN_RACE(&g_shim.mode, "atomic: recording or not");
 }

@@ -45,6 +45,25 @@
 #define SHIM_EXPORT __attribute__((visibility("default")))
 #define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 
+/* Happens-before edges for helgrind, which models pthread primitives but
+ * not C11 atomics: compiled only into the checking build of the shim
+ * (libmlmem_preload_helgrind.so, tests/shim_helgrind.cmake), no-ops in the
+ * real one. Each marks one release/acquire pair the shim relies on. */
+#ifdef SHIM_HELGRIND
+#include <valgrind/helgrind.h>
+#define SHIM_HAPPENS_BEFORE(p) ANNOTATE_HAPPENS_BEFORE(p)
+#define SHIM_HAPPENS_AFTER(p) ANNOTATE_HAPPENS_AFTER(p)
+/* A field read by another thread only as a statistic or under a
+ * generation check (counters, a name copied and validated after). */
+#define SHIM_BENIGN_RACE(p, why) ANNOTATE_BENIGN_RACE_SIZED((p), sizeof(*(p)), why)
+#define SHIM_BENIGN_RACE_SIZED(p, size, why) ANNOTATE_BENIGN_RACE_SIZED((p), (size), why)
+#else
+#define SHIM_HAPPENS_BEFORE(p) ((void)0)
+#define SHIM_HAPPENS_AFTER(p) ((void)0)
+#define SHIM_BENIGN_RACE(p, why) ((void)0)
+#define SHIM_BENIGN_RACE_SIZED(p, size, why) ((void)0)
+#endif
+
 /* ---- events in a ring --------------------------------------------------- */
 
 /* One slot of a per-thread ring: a raw event, one cache line. 'time' is in

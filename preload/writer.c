@@ -390,6 +390,7 @@ static void send_thread_name(shim_ring_t *r)
     uint32_t gen = atomic_load_explicit(&r->name_gen, memory_order_acquire);
     if (gen == r->name_sent_gen)
         return;
+    SHIM_HAPPENS_AFTER(&r->name_gen);
     char name[16];
     memcpy(name, r->name, sizeof name);
     if (atomic_load_explicit(&r->name_gen, memory_order_acquire) != gen)
@@ -409,6 +410,7 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
 {
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    SHIM_HAPPENS_AFTER(&r->head);
     size_t taken = (size_t)(head - tail);
     if (taken) {
         if (discard) {
@@ -429,6 +431,7 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
             }
             batch_end(&b);
         }
+        SHIM_HAPPENS_BEFORE(&r->tail);
         atomic_store_explicit(&r->tail, head, memory_order_release);
     }
     return taken;
@@ -437,6 +440,7 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
 static size_t drain_ring(shim_ring_t *r, int discard)
 {
     int state = atomic_load_explicit(&r->state, memory_order_acquire);
+    SHIM_HAPPENS_AFTER(&r->state);
     if (!discard && state != SHIM_RING_FREE)
         send_thread_name(r);
     size_t taken = drain_ring_events(r, discard);
@@ -446,6 +450,7 @@ static size_t drain_ring(shim_ring_t *r, int discard)
     if (state == SHIM_RING_EXITED && syscall(SYS_tgkill, g_shim.pid, r->tid, 0) != 0 &&
         errno == ESRCH) {
         taken += drain_ring_events(r, discard);
+        SHIM_HAPPENS_BEFORE(&r->state);
         atomic_store_explicit(&r->state, SHIM_RING_FREE, memory_order_release);
     }
     return taken;

@@ -18,6 +18,7 @@ packages=(
   tmux
   clang libclang-rt-14-dev
   libjemalloc-dev libgoogle-perftools-dev   # programs with their own allocator (tests)
+  valgrind                                  # the shim under helgrind (tests)
 )
 for arg in "$@"; do
   case "$arg" in
