@@ -12,6 +12,7 @@
  * read through the PLT.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -30,10 +31,11 @@ static void record_file_read(int fd, const void *buf, ssize_t n)
     if (n < SHIM_FILE_READ_MIN || fd < 0 || !shim_recording_os(NULL))
         return;
     struct stat st;
-    int saved = shim_guard;
+    int saved = shim_guard, saved_errno = errno; /* the program's, untouched */
     shim_guard = SHIM_GUARD_PASS;
     int rc = fstat(fd, &st);
     shim_guard = saved;
+    errno = saved_errno;
     if (rc == 0 && S_ISREG(st.st_mode))
         shim_record_simple(MLMEM_EV_FILE_READ, (uintptr_t)buf, (uint64_t)n, (uint64_t)fd, 0);
 }
