@@ -112,7 +112,10 @@ prof_trace_writer_t *prof_trace_writer_open(const char *path, char *err, size_t 
     memcpy(head, MLMEM_TRACE_MAGIC, MLMEM_TRACE_MAGIC_LEN);
     head[8] = MLMEM_TRACE_VERSION & 0xff;
     head[9] = MLMEM_TRACE_VERSION >> 8;
-    if (compress(w, head, sizeof head, ZSTD_e_continue) != 0) {
+    /* Flushed at once: a device or file system with no room (/dev/full, a
+     * full disk) fails here, before the command starts, not minutes in. */
+    if (compress(w, head, sizeof head, ZSTD_e_continue) != 0 ||
+        compress(w, NULL, 0, ZSTD_e_flush) != 0) {
         snprintf(err, errlen, "%s: %s", path, w->error);
         prof_trace_writer_abort(w);
         return NULL;
