@@ -686,7 +686,66 @@ uint64_t prof_advice_combined_peak(const prof_result_t *r, const size_t *idx, si
 /* Candidates for plans: at most 20 (subsets are enumerated). */
 #define PLAN_MAX 20
 
+static int plan_changes(const prof_result_t *r, uint64_t budget, prof_advice_plan_t *out);
+
+/* Predicted peak with 'rows' rows per forward/backward instead of the run's
+ * 'rows0': activations and the input batch buffer (784 floats a row) scale
+ * with them, as in advise_batching. */
+static uint64_t batch_peak(const prof_result_t *r, long rows0, long rows)
+{
+    double per_row = ((double)cat(r, MLMEM_CAT_ACTIVATIONS) +
+                      (double)rows0 * TRAIN_INPUT_FLOATS * 4) / (double)rows0;
+    double p = (double)r->summary.peak_bytes + per_row * (double)(rows - rows0);
+    return p <= 0 ? 0 : (uint64_t)p;
+}
+
+/* The largest batch of an mlmem-train run that fits 'budget' alone: a
+ * larger --batch when the measured peak fits, else the largest divisor of
+ * the batch as --micro-batch (gradient accumulation keeps the batch). */
+static int plan_largest_batch(const prof_result_t *r, uint64_t budget, prof_advice_plan_t *out)
+{
+    cmdline_t cl;
+    parse_cmdline(r->process.command, &cl);
+    if (!cl.is_train || cl.micro_batch < 1 || !cat(r, MLMEM_CAT_ACTIVATIONS))
+        return 0;
+    long rows0 = cl.micro_batch;
+    if (r->summary.peak_bytes <= budget && rows0 == cl.batch) {
+        long b = rows0;
+        while (b < (1L << 24) && batch_peak(r, rows0, b + 1) <= budget)
+            b++;
+        out->largest_batch = b;
+        out->largest_batch_peak = batch_peak(r, rows0, b);
+        out->batch_statement = fmt("The largest batch that fits is %ld rows (predicted peak "
+                                   "%.1f MiB): --batch %ld.", b,
+                                   out->largest_batch_peak / MIB, b);
+        return out->batch_statement ? 0 : -1;
+    }
+    for (long m = rows0; m >= 1; m--) {
+        if (cl.batch % m != 0 || batch_peak(r, rows0, m) > budget)
+            continue;
+        out->largest_batch = m;
+        out->largest_is_micro = 1;
+        out->largest_batch_peak = batch_peak(r, rows0, m);
+        out->batch_statement = fmt("Alone, the largest micro-batch that fits is %ld rows, "
+                                   "accumulated %ld times per batch of %ld (predicted peak "
+                                   "%.1f MiB): --micro-batch %ld.",
+                                   m, cl.batch / m, cl.batch, out->largest_batch_peak / MIB, m);
+        return out->batch_statement ? 0 : -1;
+    }
+    out->batch_statement = fmt("No micro-batch fits alone: even one row a pass predicts "
+                               "%.1f MiB.", batch_peak(r, rows0, 1) / MIB);
+    return out->batch_statement ? 0 : -1;
+}
+
 int prof_advice_plan(const prof_result_t *r, uint64_t budget, prof_advice_plan_t *out)
+{
+    int rc = plan_changes(r, budget, out);
+    if (rc == 0)
+        rc = plan_largest_batch(r, budget, out);
+    return rc;
+}
+
+static int plan_changes(const prof_result_t *r, uint64_t budget, prof_advice_plan_t *out)
 {
     memset(out, 0, sizeof *out);
     out->budget = budget;
@@ -774,5 +833,6 @@ void prof_advice_plan_free(prof_advice_plan_t *p)
         return;
     free(p->chosen);
     free(p->statement);
+    free(p->batch_statement);
     memset(p, 0, sizeof *p);
 }

@@ -48,6 +48,15 @@ typedef struct {
     size_t *chosen;                  /* indices into r->recommendations    */
     size_t chosen_count;
     char *statement;                 /* one or two sentences               */
+    /* The largest batch that fits the budget with nothing else changed,
+     * for mlmem-train runs (0 when unknown): activations and the input
+     * batch buffer scale with the rows of a forward/backward. Below the
+     * current batch it is a micro-batch (gradients accumulated to the same
+     * batch: a divisor of it); above, a larger batch. */
+    long largest_batch;
+    int largest_is_micro;            /* 1: --micro-batch, 0: --batch       */
+    uint64_t largest_batch_peak;     /* its predicted peak                 */
+    char *batch_statement;           /* says so, with the flag; or NULL    */
 } prof_advice_plan_t;
 
 /* Computes the recommendations of 'r' (which attribution filled:

@@ -589,6 +589,8 @@ static void print_plan(const prof_result_t *r, uint64_t budget)
         printf("  - %s%s%s%s\n", a->title, a->flags ? " (" : "", a->flags ? a->flags : "",
                a->flags ? ")" : "");
     }
+    if (plan.batch_statement)
+        printf("%s\n", plan.batch_statement);
     prof_advice_plan_free(&plan);
 }
 

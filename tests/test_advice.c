@@ -364,6 +364,48 @@ static void test_advice_combined_changes_multiply(void **state)
     prof_result_free(&r);
 }
 
+/* The largest batch for a budget: activations (64 MiB for 128 rows) and
+ * the input buffer (784 floats a row) scale with the rows of a pass. */
+static void test_advice_plan_largest_batch(void **state)
+{
+    (void)state;
+    prof_result_t r;
+    make(&r, TRAIN " --depth 16", 10 * MiB, 10 * MiB, 20 * MiB, 64 * MiB, 100 * MiB, 0);
+    assert_int_equal(prof_advise(&r), 0);
+    const uint64_t peak = r.summary.peak_bytes;
+    const double per_row = (64.0 * MiB + 128.0 * 784 * 4) / 128;
+    prof_advice_plan_t plan;
+
+    /* 150 MiB: 54 MiB less needs 128 - m >= 107.4 rows fewer, so m <= 20;
+     * the largest divisor of 128 is 16 (8 passes per batch). */
+    assert_int_equal(prof_advice_plan(&r, 150 * MiB, &plan), 0);
+    assert_int_equal(plan.largest_batch, 16);
+    assert_int_equal(plan.largest_is_micro, 1);
+    assert_int_equal(plan.largest_batch_peak, (uint64_t)((double)peak - per_row * 112));
+    assert_true(plan.largest_batch_peak <= 150 * MiB);
+    assert_non_null(strstr(plan.batch_statement, "--micro-batch 16"));
+    prof_advice_plan_free(&plan);
+
+    /* 300 MiB: the run fits; 96 MiB more holds 190 more rows. */
+    assert_int_equal(prof_advice_plan(&r, 300 * MiB, &plan), 0);
+    assert_int_equal(plan.largest_batch, 128 + 190);
+    assert_int_equal(plan.largest_is_micro, 0);
+    assert_true(plan.largest_batch_peak <= 300 * MiB);
+    assert_true((double)plan.largest_batch_peak + per_row > 300.0 * MiB);
+    assert_non_null(strstr(plan.batch_statement, "--batch 318"));
+    prof_advice_plan_free(&plan);
+
+    /* Not an mlmem-train run: the batch is unknown, nothing is said. */
+    prof_result_free(&r);
+    make(&r, "/usr/bin/python3 train.py", 10 * MiB, 10 * MiB, 20 * MiB, 64 * MiB, 100 * MiB, 0);
+    assert_int_equal(prof_advise(&r), 0);
+    assert_int_equal(prof_advice_plan(&r, 150 * MiB, &plan), 0);
+    assert_int_equal(plan.largest_batch, 0);
+    assert_null(plan.batch_statement);
+    prof_advice_plan_free(&plan);
+    prof_result_free(&r);
+}
+
 static void test_advice_plan_takes_the_cheapest_that_fits(void **state)
 {
     prof_result_t r;
@@ -497,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_advice_sorted_by_bytes_saved),
         cmocka_unit_test(test_advice_combined_changes_multiply),
         cmocka_unit_test(test_advice_plan_takes_the_cheapest_that_fits),
+        cmocka_unit_test(test_advice_plan_largest_batch),
         cmocka_unit_test(test_advice_plan_says_how_far_it_falls_short),
         cmocka_unit_test(test_advice_flags_only_for_mlmem_train),
         cmocka_unit_test(test_advice_json_report_round_trip),
