@@ -20,6 +20,7 @@
 #define TRAIN_PREFETCH_DEFAULT 1024u
 #define TRAIN_SAMPLE_BYTES 785u          /* 28x28 uint8 image + uint8 label  */
 #define TRAIN_INPUT_FLOATS 784u
+#define TRAIN_GRAD_CHUNK_BYTES (65536 * 4) /* trainer/model.c CHUNK_FLOATS, fp32 */
 #define TRAIN_GZ_READER_BYTES (104u * 1024u) /* 64 KiB read buffer + zlib state */
 
 /* ---- the profiled command ----------------------------------------------- */
@@ -34,6 +35,7 @@ typedef struct {
     long prefetch;                   /* --prefetch (default 1024)          */
     int act_low;                     /* activations already bf16/fp16      */
     int opt_low;                     /* --opt-dtype bf16                   */
+    int grad_low;                    /* --grad-dtype bf16|fp16             */
     int streamed;                    /* --data stream                      */
     int checkpointing;               /* --checkpointing other than none    */
     char optimizer[32];              /* sgd|momentum|adamw                 */
@@ -97,6 +99,7 @@ static void parse_cmdline(const char *cmd, cmdline_t *c)
          cmd_value(cmd, "--precision", buf, sizeof buf)) && strcmp(buf, "fp32") != 0)
         c->act_low = 1;
     c->opt_low = cmd_value(cmd, "--opt-dtype", buf, sizeof buf) && strcmp(buf, "bf16") == 0;
+    c->grad_low = cmd_value(cmd, "--grad-dtype", buf, sizeof buf) && strcmp(buf, "fp32") != 0;
     c->streamed = cmd_value(cmd, "--data", buf, sizeof buf) && strcmp(buf, "stream") == 0;
     c->checkpointing = cmd_value(cmd, "--checkpointing", buf, sizeof buf) && strcmp(buf, "none") != 0;
     strcpy(c->optimizer, "adamw");
@@ -282,6 +285,33 @@ static void advise_precision(builder_t *b, const cmdline_t *cl)
                            "bfloat16 activations).");
             if (cl->is_train)
                 a->flags = fmt("--act-dtype bf16");
+            finish(b, a);
+        }
+    }
+    /* Below 1 MiB of gradients the trainer's fp32 scratch eats the saving. */
+    uint64_t grads = cat(r, MLMEM_CAT_GRADIENTS);
+    if (grads >= 4 * TRAIN_GRAD_CHUNK_BYTES && !cl->grad_low) {
+        prof_recommendation_t *a = add(b, PROF_ADVICE_PRECISION, PROF_GROUP_GRAD_PRECISION);
+        if (a) {
+            a->scale[MLMEM_CAT_GRADIENTS] = 0.5;
+            /* mlmem-train converts a block of rows at a time to fp32 in
+             * backward: one chunk (64 Ki floats) of scratch. */
+            if (cl->is_train)
+                a->peak_delta = -(int64_t)TRAIN_GRAD_CHUNK_BYTES; /* costs memory */
+            a->plan_cost = 5;
+            a->confidence = cl->is_train ? 0.8 : 0.5;
+            a->title = fmt("Store the gradients in bf16");
+            a->cost = fmt("no extra compute; some accuracy risk (gradients rounded to 8 bits of "
+                          "mantissa before the update)");
+            a->reasoning = fmt("Gradients hold %.1f MiB at the peak%s; 2-byte storage halves "
+                               "them. The weights are not worth lowering for memory: a bf16 "
+                               "working copy sits next to the fp32 masters (+50%% of %.1f MiB).",
+                               grads / MIB, cl->is_train ? "" : " (assumed fp32)",
+                               cat(r, MLMEM_CAT_WEIGHTS) / MIB);
+            a->apply = fmt("Keep .grad in bfloat16 (e.g. a bf16 model with fp32 master weights "
+                           "in the optimizer).");
+            if (cl->is_train)
+                a->flags = fmt("--grad-dtype bf16");
             finish(b, a);
         }
     }

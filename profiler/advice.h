@@ -35,6 +35,7 @@ typedef enum {
     PROF_GROUP_COMPRESSION,
     PROF_GROUP_CHURN,
     PROF_GROUP_LEAK,
+    PROF_GROUP_GRAD_PRECISION,
 } prof_advice_group_t;
 
 /* A plan: the cheapest set of recommendations whose combined predicted

@@ -136,9 +136,33 @@ static void test_advice_precision_halves_activations(void **state)
     assert_null(a->flags);
     prof_result_free(&r);
 
+    /* Already bf16: only the gradients' precision is left to lower. */
     make(&r, TRAIN " --act-dtype bf16", 10 * MiB, 10 * MiB, 0, 40 * MiB, 0, 0);
     assert_int_equal(prof_advise(&r), 0);
-    assert_int_equal(count_kind(&r, PROF_ADVICE_PRECISION), 0);
+    assert_int_equal(count_kind(&r, PROF_ADVICE_PRECISION), 1);
+    assert_non_null(find(&r, PROF_ADVICE_PRECISION, "--grad-dtype"));
+    prof_result_free(&r);
+}
+
+/* Gradients in bf16: half of them, less the trainer's fp32 chunk of
+ * scratch (64 Ki floats); the weights are never lowered for memory (a
+ * working copy next to the fp32 masters would add to them). */
+static void test_advice_precision_halves_gradients(void **state)
+{
+    (void)state;
+    prof_result_t r;
+    make(&r, TRAIN, 10 * MiB, 10 * MiB, 20 * MiB, 0, 0, 0);
+    assert_int_equal(prof_advise(&r), 0);
+    const prof_recommendation_t *a = find(&r, PROF_ADVICE_PRECISION, "--grad-dtype");
+    assert_int_equal(a->bytes_saved, 5 * MiB - 65536 * 4);
+    assert_string_equal(a->flags, "--grad-dtype bf16");
+    assert_non_null(strstr(a->reasoning, "masters"));
+    assert_int_equal(count_kind(&r, PROF_ADVICE_PRECISION), 2); /* and the optimizer state */
+    prof_result_free(&r);
+
+    make(&r, TRAIN " --grad-dtype bf16", 10 * MiB, 5 * MiB, 20 * MiB, 0, 0, 0);
+    assert_int_equal(prof_advise(&r), 0);
+    assert_int_equal(count_kind(&r, PROF_ADVICE_PRECISION), 1); /* only the optimizer's */
     prof_result_free(&r);
 }
 
@@ -237,11 +261,14 @@ static void test_advice_compression_is_for_deployment(void **state)
     assert_true(q->deployment_only);
     const prof_recommendation_t *p = find(&r, PROF_ADVICE_COMPRESSION, "--prune 0.5");
     assert_int_equal(p->bytes_saved, 10 * MiB); /* half kept, 6 bytes each: 75% */
+    /* Compression never enters a plan: only the gradients' bf16 storage
+     * does (80 -> 60 MiB and a 256 KiB scratch). */
     prof_advice_plan_t plan;
     assert_int_equal(prof_advice_plan(&r, 50 * MiB, &plan), 0);
     assert_false(plan.fits);
-    assert_int_equal(plan.chosen_count, 0);
-    assert_int_equal(plan.shortfall, 30 * MiB);
+    assert_int_equal(plan.chosen_count, 1);
+    assert_int_equal(r.recommendations[plan.chosen[0]].kind, PROF_ADVICE_PRECISION);
+    assert_int_equal(plan.shortfall, 10 * MiB + 65536 * 4);
     prof_advice_plan_free(&plan);
     prof_result_free(&r);
 }
@@ -454,7 +481,8 @@ static void test_advice_plan_says_how_far_it_falls_short(void **state)
      * 64 * 10/32 * 0.5 * 0.5 = 5 MiB and bf16's fp32 scratch layer, data
      * bounded, minus half an input batch */
     uint64_t bound = (1024 + 128) * 785 + 4 * 104 * 1024 + 128 * 784 * 4;
-    uint64_t expect = 20 * MiB + 5 * MiB + 128 * 512 * 4 + bound - 64 * 784 * 4;
+    /* ... and gradients in bf16: 5 MiB fewer, a 256 KiB fp32 chunk more */
+    uint64_t expect = 15 * MiB + 65536 * 4 + 5 * MiB + 128 * 512 * 4 + bound - 64 * 784 * 4;
     assert_int_equal(plan.predicted_peak, expect);
     assert_int_equal(plan.shortfall, expect - 10 * MiB);
     assert_non_null(strstr(plan.statement, "No combination fits"));
@@ -528,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_advice_checkpointing_takes_l_from_activation_sites),
         cmocka_unit_test(test_advice_checkpointing_not_for_shallow_or_already_on),
         cmocka_unit_test(test_advice_precision_halves_activations),
+        cmocka_unit_test(test_advice_precision_halves_gradients),
         cmocka_unit_test(test_advice_batching_halves_activations_and_input_batch),
         cmocka_unit_test(test_advice_streaming_bounds_the_dataset),
         cmocka_unit_test(test_advice_optimizer_adam_to_momentum_and_sgd),
