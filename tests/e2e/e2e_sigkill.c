@@ -13,7 +13,9 @@ int main(int argc, char **argv)
         char *p = malloc(1 << 20);
         memset(p, i, 1 << 20);
     }
-    struct timespec ts = {0, 200 * 1000 * 1000};
+    /* Long enough for the shim's writer (a pass every few ms) to send the
+     * blocks even on a loaded machine. */
+    struct timespec ts = {0, 600 * 1000 * 1000};
     nanosleep(&ts, NULL);
     if (argc > 1 && strcmp(argv[1], "segv") == 0) {
         volatile int *nowhere = NULL;
