@@ -1178,6 +1178,36 @@ static int attr_steps_from_sites(attr_ctx_t *x)
     return 0;
 }
 
+/* Each detected step's peak, from the timeline: the highest point whose
+ * time falls in [first + i * period, first + (i + 1) * period) (the last
+ * step runs to the end). A point is the maximum of a span of the run, so
+ * this is exact only when spans are much shorter than a step: done only
+ * when the timeline has at least 4 points per step, else left empty. */
+static int attr_detected_step_peaks(prof_result_t *r)
+{
+    prof_steps_t *st = &r->steps;
+    if (st->count < 2 || !st->period_ns || st->peak_bytes || r->timeline_count < 2)
+        return 0;
+    uint64_t span = r->timeline[r->timeline_count - 1].time_ns - r->timeline[0].time_ns;
+    if (span / (r->timeline_count - 1) * 4 > st->period_ns || st->count > (1u << 20))
+        return 0;
+    st->peak_bytes = calloc(st->count, sizeof *st->peak_bytes);
+    if (!st->peak_bytes)
+        return -1;
+    st->peak_count = st->count;
+    for (size_t k = 0; k < r->timeline_count; k++) {
+        const prof_timeline_point_t *p = &r->timeline[k];
+        if (p->time_ns < st->first_step_ns)
+            continue;
+        uint64_t i = (p->time_ns - st->first_step_ns) / st->period_ns;
+        if (i >= st->count)
+            i = st->count - 1;
+        if (p->live_bytes > st->peak_bytes[i])
+            st->peak_bytes[i] = p->live_bytes;
+    }
+    return 0;
+}
+
 /* Fills r->steps from detection when no STEP annotation was seen. */
 static int attr_steps(attr_ctx_t *x)
 {
@@ -1299,7 +1329,9 @@ int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
     int rc = -1;
     if (!x.cls || !x.rule_matched || !x.role || !x.sibling || !x.step_grad)
         goto done;
-    if (attr_steps(&x) != 0)
+    if (attr_steps(&x) != 0 ||
+        (r->steps.source && strcmp(r->steps.source, "detected") == 0 &&
+         attr_detected_step_peaks(r) != 0))
         goto done;
 
     /* Rules first; behaviour for the rest. */

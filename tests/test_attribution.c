@@ -1056,6 +1056,39 @@ static void test_attribution_behaviour_file_reads_are_data(void **state)
     b_free(r);
 }
 
+/* Detected steps get their peaks from the timeline when it has at least 4
+ * points a step; a coarser timeline gives none rather than wrong ones. */
+static void test_attribution_detected_step_peaks(void **state)
+{
+    (void)state;
+    for (int coarse = 0; coarse < 2; coarse++) {
+        prof_result_t *r = b_result(1);
+        b_persistent(&r->sites[0], 1, 4000000, 100, 0);
+        r->steps = (prof_steps_t){.source = "detected", .count = 4, .period_ns = 100,
+                                  .first_step_ns = 1000, .last_step_ns = 1300};
+        size_t n = coarse ? 4 : 20; /* a point every 100 or every 20 ns */
+        r->timeline = calloc(n, sizeof *r->timeline);
+        assert_non_null(r->timeline);
+        r->timeline_count = n;
+        for (size_t k = 0; k < n; k++) {
+            r->timeline[k].time_ns = 1000 + k * (400 / n);
+            /* step i's points rise to 1000 * (i + 1) + 50 at its 3rd point */
+            uint64_t step = (r->timeline[k].time_ns - 1000) / 100;
+            r->timeline[k].live_bytes = 1000 * (step + 1) + (k % 5 == 2 ? 50 : 0);
+        }
+        prof_attr_input_t in = {0};
+        assert_int_equal(prof_attribute(r, &in), 0);
+        if (coarse) {
+            assert_null(r->steps.peak_bytes);
+        } else {
+            assert_int_equal(r->steps.peak_count, 4);
+            for (int i = 0; i < 4; i++)
+                assert_int_equal(r->steps.peak_bytes[i], 1000 * (i + 1) + 50);
+        }
+        b_free(r);
+    }
+}
+
 /* ---- rules --------------------------------------------------------------- */
 
 static void test_attribution_rules_parse(void **state)
@@ -1173,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_attribution_behaviour_framework_copies),
         cmocka_unit_test(test_attribution_behaviour_data_needs_code),
         cmocka_unit_test(test_attribution_behaviour_file_reads_are_data),
+        cmocka_unit_test(test_attribution_detected_step_peaks),
         cmocka_unit_test(test_attribution_steps_from_sites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
