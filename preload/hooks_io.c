@@ -52,28 +52,30 @@ SHIM_EXPORT ssize_t read(int fd, void *buf, size_t count)
     return n;
 }
 
-SHIM_EXPORT ssize_t pread(int fd, void *buf, size_t count, off_t offset)
+/* pread and pread64 (one function on 64-bit, two symbols): '*real' is the
+ * resolved one of the two. */
+typedef ssize_t (*pread_fn_t)(int, void *, size_t, off_t);
+
+static ssize_t pread_hooked(pread_fn_t *real, int fd, void *buf, size_t count, off_t offset)
 {
-    if (SHIM_UNLIKELY(!g_shim.real.pread)) {
+    if (SHIM_UNLIKELY(!*real)) {
         shim_resolve_real();
-        if (!g_shim.real.pread) /* inside the bootstrap itself */
+        if (!*real) /* inside the bootstrap itself */
             return syscall(SYS_pread64, fd, buf, count, offset);
     }
-    ssize_t n = g_shim.real.pread(fd, buf, count, offset);
+    ssize_t n = (*real)(fd, buf, count, offset);
     record_file_read(fd, buf, n);
     return n;
 }
 
+SHIM_EXPORT ssize_t pread(int fd, void *buf, size_t count, off_t offset)
+{
+    return pread_hooked(&g_shim.real.pread, fd, buf, count, offset);
+}
+
 SHIM_EXPORT ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
 {
-    if (SHIM_UNLIKELY(!g_shim.real.pread64)) {
-        shim_resolve_real();
-        if (!g_shim.real.pread64) /* inside the bootstrap itself */
-            return syscall(SYS_pread64, fd, buf, count, offset);
-    }
-    ssize_t n = g_shim.real.pread64(fd, buf, count, offset);
-    record_file_read(fd, buf, n);
-    return n;
+    return pread_hooked(&g_shim.real.pread64, fd, buf, count, offset);
 }
 
 SHIM_EXPORT size_t fread(void *buf, size_t size, size_t n, FILE *f)

@@ -145,7 +145,6 @@ typedef struct {
 #define ACCT_DIRECT_STACKS (1u << 22) /* stack ids below index an array */
 #define ACCT_TCACHE 64                /* thread lookups cached by tid % 64 */
 #define ACCT_REGIONS 16               /* region nesting kept per thread    */
-#define ACCT_LOG_CAP PROF_ACCT_LOG_CAP /* allocations logged for step detection */
 /* The per-event path is a handful of small steps, inlined into
  * prof_acct_apply(); bench/acct_throughput measures it. */
 #define ACCT_HOT static inline __attribute__((always_inline))
@@ -203,7 +202,7 @@ struct prof_acct {
     uint64_t step_max;
     uint64_t step_first_ns, step_last_ns;
 
-    prof_acct_logent_t *log;  /* the first ACCT_LOG_CAP allocations        */
+    prof_acct_logent_t *log;  /* the first PROF_ACCT_LOG_CAP allocations   */
     size_t log_n;
 };
 
@@ -427,7 +426,7 @@ ACCT_HOT void acct_charge(prof_acct_t *a, uint32_t si, uint32_t ti, uint64_t siz
     if (cat != PROF_CAT_NONE)
         acct_charge_cat(a, s, cat, size);
     s->last_born_ns = a->now;
-    if (a->log_n < ACCT_LOG_CAP)
+    if (a->log_n < PROF_ACCT_LOG_CAP)
         a->log[a->log_n++] = (prof_acct_logent_t){si, 0, a->now};
     s->allocations++;
     s->bytes_allocated += size;
@@ -918,7 +917,7 @@ prof_acct_t *prof_acct_new(const prof_acct_options_t *opt)
         free(a);
         return NULL;
     }
-    a->log = malloc(ACCT_LOG_CAP * sizeof(*a->log));
+    a->log = malloc(PROF_ACCT_LOG_CAP * sizeof(*a->log));
     if (!a->log) {
         prof_heap_table_destroy(&a->heap);
         free(a->tl);

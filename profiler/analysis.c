@@ -405,16 +405,8 @@ int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, pr
         return -1;
     }
     if (max_sites && out->site_count > max_sites) {
-        for (size_t i = max_sites; i < out->site_count; i++) {
-            prof_site_t *s = &out->sites[i];
-            for (uint32_t f = 0; s->frames && f < s->frame_count; f++) {
-                free(s->frames[f].function);
-                free(s->frames[f].file);
-                free(s->frames[f].module);
-            }
-            free(s->frames);
-            free(s->category_evidence);
-        }
+        for (size_t i = max_sites; i < out->site_count; i++)
+            prof_site_release(&out->sites[i]);
         out->site_count = max_sites;
     }
     return 0;

@@ -970,15 +970,14 @@ static int attr_filled_from_files(const prof_site_t *s)
     return s->file_read_bytes > 0 && s->file_read_bytes * 2 >= s->bytes_allocated;
 }
 
-static const char attr_why_files[] = "filled by reads from files (data)";
-
 /* Behaviour for one site no rule decided. Parameter roles come first: a
  * checkpoint read from a file into the weights does not make them data. */
 static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
 {
     const prof_site_t *s = &x->r->sites[si];
     if (x->role[si] < 0 && !x->step_grad[si] && attr_filled_from_files(s)) {
-        attr_set(c, MLMEM_CAT_DATA, PROF_EVIDENCE_BEHAVIOUR, 0.8, attr_why_files);
+        attr_set(c, MLMEM_CAT_DATA, PROF_EVIDENCE_BEHAVIOUR, 0.8,
+                 "filled by reads from files (data)");
         return;
     }
     if (attr_persistent(x, s)) {

@@ -6,17 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Frees the strings of 'n' frames and the array itself. */
-static void result_free_frames(prof_frame_t *frames, uint32_t n)
+void prof_site_release(prof_site_t *s)
 {
-    if (!frames)
-        return;
-    for (uint32_t i = 0; i < n; i++) {
-        free(frames[i].function);
-        free(frames[i].file);
-        free(frames[i].module);
+    for (uint32_t i = 0; s->frames && i < s->frame_count; i++) {
+        free(s->frames[i].function);
+        free(s->frames[i].file);
+        free(s->frames[i].module);
     }
-    free(frames);
+    free(s->frames);
+    free(s->category_evidence);
+    s->frames = NULL;
+    s->frame_count = 0;
+    s->category_evidence = NULL;
 }
 
 /* Every string and array is owned by 'r' except prof_site_t.category, which
@@ -25,10 +26,8 @@ void prof_result_free(prof_result_t *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; r->sites && i < r->site_count; i++) {
-        result_free_frames(r->sites[i].frames, r->sites[i].frame_count);
-        free(r->sites[i].category_evidence);
-    }
+    for (size_t i = 0; r->sites && i < r->site_count; i++)
+        prof_site_release(&r->sites[i]);
     free(r->sites);
     free(r->threads);
     free(r->timeline);

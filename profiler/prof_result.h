@@ -298,4 +298,8 @@ typedef struct {
 /* Releases everything 'r' owns and zeroes it. No operation if r is NULL. */
 void prof_result_free(prof_result_t *r);
 
+/* Frees what one site owns (its frames' strings and array, its evidence)
+ * and clears those fields; the site itself stays (used to cut a list). */
+void prof_site_release(prof_site_t *s);
+
 #endif /* PROF_RESULT_H */

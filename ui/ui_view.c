@@ -594,6 +594,24 @@ static void draw_timeline(const ctx_t *c, const ui_model_t *m, int y, int height
             c->o->unicode ? "\u25b2" : "^");
 }
 
+/* One row of a sites table at line y: three figure columns, then the
+ * site's category and label; the selected row is highlighted (reverse
+ * while the sites pane has the focus, bold otherwise). */
+static void put_site_row(const ctx_t *c, const ui_model_t *m, int y, int sel,
+                         const prof_site_t *s, const char *col1, const char *col2,
+                         const char *col3)
+{
+    attr_t a = sel ? (m->focus == UI_PANE_SITES ? attr_of(c, PAIR_SEL, A_REVERSE) | A_REVERSE
+                                                : A_BOLD)
+                   : A_NORMAL;
+    char label[600];
+    site_label(m, s, label, sizeof label);
+    if (sel)
+        fill_line(c, y, a);
+    put(c, y, 1, c->cols - 2, a, "%10s %10s %8s %s%s%s%s", col1, col2, col3,
+        s->category ? "[" : "", s->category ? s->category : "", s->category ? "] " : "", label);
+}
+
 /* The sites table of one thread (t / T, Enter on a thread): what the
  * thread holds per site (live bytes, live blocks), with the site's
  * contribution to the peak (all threads) between them. */
@@ -612,19 +630,10 @@ static void draw_thread_sites(const ctx_t *c, ui_model_t *m, int y, int rows)
         const prof_thread_site_t *t = ui_model_site_thread(m, k);
         if (!s || !t)
             break;
-        int sel = k == m->site_sel;
-        attr_t a = sel ? (m->focus == UI_PANE_SITES ? attr_of(c, PAIR_SEL, A_REVERSE) | A_REVERSE
-                                                    : A_BOLD)
-                       : A_NORMAL;
-        char b1[16], b2[16], n1[24], label[600];
-        site_label(m, s, label, sizeof label);
-        if (sel)
-            fill_line(c, y + 1 + i, a);
-        put(c, y + 1 + i, 1, c->cols - 2, a, "%10s %10s %8s %s%s%s%s",
-            fmt_bytes(t->live_bytes, b1),
-            ui_model_site_known(m, k) ? fmt_bytes(s->live_bytes_at_peak, b2) : "-",
-            fmt_count((double)t->live_allocations, n1, sizeof n1), s->category ? "[" : "",
-            s->category ? s->category : "", s->category ? "] " : "", label);
+        char b1[16], b2[16], n1[24];
+        put_site_row(c, m, y + 1 + i, k == m->site_sel, s, fmt_bytes(t->live_bytes, b1),
+                     ui_model_site_known(m, k) ? fmt_bytes(s->live_bytes_at_peak, b2) : "-",
+                     fmt_count((double)t->live_allocations, n1, sizeof n1));
     }
     if (n == 0)
         put(c, y + 1, 1, c->cols - 2, A_NORMAL, "  %s",
@@ -653,18 +662,10 @@ static void draw_sites(const ctx_t *c, ui_model_t *m, int y, int rows)
         const prof_site_t *s = ui_model_site(m, m->site_top + (size_t)i);
         if (!s)
             break;
-        int sel = m->site_top + (size_t)i == m->site_sel;
-        attr_t a = sel ? (m->focus == UI_PANE_SITES ? attr_of(c, PAIR_SEL, A_REVERSE) | A_REVERSE
-                                                    : A_BOLD)
-                       : A_NORMAL;
-        char b1[16], b2[16], n1[24], label[600];
-        site_label(m, s, label, sizeof label);
-        if (sel)
-            fill_line(c, y + 1 + i, a);
-        put(c, y + 1 + i, 1, c->cols - 2, a, "%10s %10s %8s %s%s%s%s", fmt_bytes(s->live_bytes, b1),
-            fmt_bytes(s->live_bytes_at_peak, b2),
-            fmt_count((double)s->allocations, n1, sizeof n1), s->category ? "[" : "",
-            s->category ? s->category : "", s->category ? "] " : "", label);
+        char b1[16], b2[16], n1[24];
+        put_site_row(c, m, y + 1 + i, m->site_top + (size_t)i == m->site_sel, s,
+                     fmt_bytes(s->live_bytes, b1), fmt_bytes(s->live_bytes_at_peak, b2),
+                     fmt_count((double)s->allocations, n1, sizeof n1));
     }
     if (n == 0)
         put(c, y + 1, 1, c->cols - 2, A_NORMAL, "  no allocation sites yet");
