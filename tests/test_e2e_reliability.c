@@ -631,8 +631,13 @@ static void test_e2e_reliability_hostile_names_escaped(void **state)
     const char *json = e2e_path(0, dir, "r.json");
     const char *a1 = "a\x01" "b\x1b[31mred\x7f", *a2 = "bad\xff\xfeutf8", *a3 = "\"quoted\"",
                *a4 = "back\\slash", *a5 = "nl\nx\xc2\x9b" "1m";
+    /* The text report cuts a long command line; run the program through a
+     * link of fixed length so what is cut does not depend on where the
+     * checkout lives. */
+    const char *prog = e2e_path(1, dir, "names");
+    assert_int_equal(symlink(e2e_prog("e2e_names"), prog), 0);
     const char *argv[] = {e2e_mlmem(), "run", "--no-trace", "--json", json, "--",
-                          e2e_prog("e2e_names"), a1, a2, a3, a4, a5, NULL};
+                          prog, a1, a2, a3, a4, a5, NULL};
     e2e_result_t res = e2e_exec(argv);
     assert_int_equal(res.status, 0);
     /* The text report: nothing that drives a terminal. */
@@ -657,7 +662,7 @@ static void test_e2e_reliability_hostile_names_escaped(void **state)
      * U+FFFD) and the whole long name. */
     json_t *r = e2e_load_json(json);
     char want[4096];
-    snprintf(want, sizeof want, "%s %s %s %s %s %s", e2e_prog("e2e_names"), a1,
+    snprintf(want, sizeof want, "%s %s %s %s %s %s", prog, a1,
              "bad\xef\xbf\xbd\xef\xbf\xbdutf8", a3, a4, a5);
     assert_string_equal(e2e_str_at(r, "process", "command"), want);
     json_t *site = e2e_site_with_function(r, "allocate_with_a_very_long_name");
