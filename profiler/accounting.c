@@ -204,6 +204,14 @@ struct prof_acct {
 
     prof_acct_logent_t *log;  /* the first PROF_ACCT_LOG_CAP allocations   */
     size_t log_n;
+
+    /* Lowest and highest live bytes per span of the run, finer than the
+     * timeline and nothing else: what detected steps' peaks and phases
+     * are read from. Same power-of-two scheme as the timeline. */
+    prof_live_range_t *rng;
+    size_t rng_cur;
+    uint64_t rng_width;
+    uint64_t rng_end;
 };
 
 /* ---- small maps ---------------------------------------------------------- */
@@ -903,6 +911,38 @@ ACCT_HOT void acct_timeline_note(prof_acct_t *a, uint64_t live)
     p->rss = a->rss;
 }
 
+/* Halves the live ranges' resolution, as acct_timeline_merge does. */
+static __attribute__((noinline)) void acct_ranges_merge(prof_acct_t *a)
+{
+    const size_t half = PROF_ACCT_RANGES / 2;
+    for (size_t j = 0; j < half; j++) {
+        prof_live_range_t p = a->rng[2 * j], q = a->rng[2 * j + 1];
+        a->rng[j].min = p.min < q.min ? p.min : q.min;
+        a->rng[j].max = p.max > q.max ? p.max : q.max;
+    }
+    for (size_t j = half; j < PROF_ACCT_RANGES; j++)
+        a->rng[j] = (prof_live_range_t){UINT64_MAX, 0};
+    a->rng_width *= 2;
+}
+
+/* Notes the live bytes after an event at time 'now' in its span. */
+ACCT_HOT void acct_ranges_note(prof_acct_t *a, uint64_t live)
+{
+    if (a->now >= a->rng_end) {
+        while (a->now / a->rng_width >= PROF_ACCT_RANGES)
+            acct_ranges_merge(a);
+        a->rng_cur = (size_t)(a->now / a->rng_width);
+        a->rng_end = (a->now / a->rng_width + 1) * a->rng_width;
+        if (a->rng_end == 0)
+            a->rng_end = UINT64_MAX;
+    }
+    prof_live_range_t *p = &a->rng[a->rng_cur];
+    if (live < p->min)
+        p->min = live;
+    if (live > p->max)
+        p->max = live;
+}
+
 /* ---- public -------------------------------------------------------------- */
 
 prof_acct_t *prof_acct_new(const prof_acct_options_t *opt)
@@ -918,12 +958,18 @@ prof_acct_t *prof_acct_new(const prof_acct_options_t *opt)
         return NULL;
     }
     a->log = malloc(PROF_ACCT_LOG_CAP * sizeof(*a->log));
-    if (!a->log) {
+    a->rng = malloc(PROF_ACCT_RANGES * sizeof(*a->rng));
+    if (!a->log || !a->rng) {
         prof_heap_table_destroy(&a->heap);
+        free(a->rng);
+        free(a->log);
         free(a->tl);
         free(a);
         return NULL;
     }
+    for (size_t i = 0; i < PROF_ACCT_RANGES; i++)
+        a->rng[i] = (prof_live_range_t){UINT64_MAX, 0};
+    a->rng_width = 1;
     prof_imap_init(&a->maps);
     a->origin_free = ACCT_NONE;
     memset(a->tcache_idx, 0xff, sizeof(a->tcache_idx));
@@ -946,6 +992,7 @@ void prof_acct_free(prof_acct_t *a)
     free(a->tl);
     free(a->step_peaks);
     free(a->log);
+    free(a->rng);
     free(a);
 }
 
@@ -968,6 +1015,7 @@ ACCT_HOT void acct_after_event(prof_acct_t *a, uint64_t seq)
     if (live > a->step_max)
         a->step_max = live;
     acct_timeline_note(a, live);
+    acct_ranges_note(a, live);
 }
 
 /* An ALLOC that stands for its FREE too (freed_next): exactly the figures
@@ -1262,6 +1310,16 @@ int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
     out->timeline = tl;
     out->timeline_count = np;
     return 0;
+}
+
+size_t prof_acct_live_ranges(const prof_acct_t *a, prof_live_range_t *out, uint64_t *width_ns)
+{
+    size_t n = a->rng_end ? a->rng_cur + 1 : 0;
+    if (out)
+        memcpy(out, a->rng, n * sizeof(*out));
+    if (width_ns)
+        *width_ns = a->rng_width;
+    return n;
 }
 
 size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t cap)

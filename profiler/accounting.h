@@ -89,6 +89,24 @@ typedef struct {
  * and returns how many the log holds. */
 size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t cap);
 
+/* The lowest and highest live bytes after any event in one span of the
+ * run (min UINT64_MAX, max 0: no event in it). Span i covers
+ * [i * width, (i + 1) * width) ns from the stream's start; the width is a
+ * power of two that doubles (neighbours merge) whenever the run outgrows
+ * PROF_ACCT_RANGES spans, so a run of any length has at least half that
+ * many: fine enough for each step's peak and phases when a run has
+ * hundreds of steps. */
+#define PROF_ACCT_RANGES 16384
+typedef struct {
+    uint64_t min;
+    uint64_t max;
+} prof_live_range_t;
+
+/* Copies the spans up to the current one to 'out' (may be NULL; room for
+ * PROF_ACCT_RANGES), stores the span width in *width_ns (may be NULL) and
+ * returns how many spans there are. */
+size_t prof_acct_live_ranges(const prof_acct_t *a, prof_live_range_t *out, uint64_t *width_ns);
+
 /* Current live bytes and peak, cheap, for live displays. */
 uint64_t prof_acct_live_bytes(const prof_acct_t *a);
 uint64_t prof_acct_peak_bytes(const prof_acct_t *a);

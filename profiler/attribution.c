@@ -397,6 +397,61 @@ static double attr_rate(const uint32_t *keys, size_t n, size_t p, int loose)
 }
 
 #define ATTR_MAX_CANDIDATES 1024
+#define ATTR_RUN_STARTS_BELOW 0.75
+
+/* Candidate periods into 'cand' (ATTR_MAX_CANDIDATES), using 'gaps' (n)
+ * as scratch; returns how many. For each key seen at least 3 times, the
+ * median distance to its next occurrence, and to the 2nd, 3rd and 4th next
+ * (a key allocated twice per step repeats every other time). With 'runs',
+ * also for keys allocated in a run each step (once per layer, from one
+ * loop), which repeat with a short gap inside the run: the median distance
+ * from one run's start to the next's, a run starting after a gap longer
+ * than the key's median gap. */
+static size_t attr_candidates(const attr_occ_t *occ, size_t n, uint64_t *gaps, uint64_t *cand,
+                              int runs)
+{
+    size_t nc = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && occ[j].key == occ[i].key)
+            j++;
+        for (size_t order = 1; order <= 4 && j - i >= order + 2; order++) {
+            if (nc >= ATTR_MAX_CANDIDATES)
+                break;
+            size_t ng = 0;
+            for (size_t k = i + order; k < j; k++)
+                gaps[ng++] = occ[k].idx - occ[k - order].idx;
+            qsort(gaps, ng, sizeof *gaps, attr_cmp_u64);
+            uint64_t med = gaps[ng / 2];
+            if (med >= 2 && med * 2 <= n)
+                cand[nc++] = med;
+        }
+        if (runs && j - i >= 6 && nc < ATTR_MAX_CANDIDATES) {
+            size_t ng = 0;
+            for (size_t k = i + 1; k < j; k++)
+                gaps[ng++] = occ[k].idx - occ[k - 1].idx;
+            qsort(gaps, ng, sizeof *gaps, attr_cmp_u64);
+            uint64_t med = gaps[ng / 2];
+            size_t nr = 0, prev = SIZE_MAX;
+            for (size_t k = i + 1; k < j; k++) {
+                if (occ[k].idx - occ[k - 1].idx <= med)
+                    continue;
+                if (prev != SIZE_MAX)
+                    gaps[nr++] = occ[k].idx - prev;
+                prev = occ[k].idx;
+            }
+            if (nr >= 2) {
+                qsort(gaps, nr, sizeof *gaps, attr_cmp_u64);
+                uint64_t step = gaps[nr / 2];
+                if (step > med && step * 2 <= n)
+                    cand[nc++] = step;
+            }
+        }
+        i = j;
+    }
+    return nc;
+}
+
 
 int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
                       prof_step_detect_t *out)
@@ -417,39 +472,32 @@ int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
         occ[i] = (attr_occ_t){keys[i], (uint32_t)i};
     qsort(occ, n, sizeof *occ, attr_cmp_occ);
 
-    /* Candidate periods: for each key seen at least 3 times, the median
-     * distance to its next occurrence, and to the 2nd, 3rd and 4th next (a
-     * key allocated twice per step repeats every other time). */
-    size_t nc = 0;
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && occ[j].key == occ[i].key)
-            j++;
-        for (size_t order = 1; order <= 4 && j - i >= order + 2; order++) {
-            if (nc >= ATTR_MAX_CANDIDATES)
-                break;
-            size_t ng = 0;
-            for (size_t k = i + order; k < j; k++)
-                gaps[ng++] = occ[k].idx - occ[k - order].idx;
-            qsort(gaps, ng, sizeof *gaps, attr_cmp_u64);
-            uint64_t med = gaps[ng / 2];
-            if (med >= 2 && med * 2 <= n)
-                cand[nc++] = med;
-        }
-        i = j;
-    }
-    qsort(cand, nc, sizeof *cand, attr_cmp_u64);
-    double best = 0;
+    /* Candidates from each key's repeats; the run starts of keys allocated
+     * in runs only when the best of those repeats exactly less than 75% of
+     * the time (run starts also find multiples of the step, evaluation
+     * passes every few steps say, that the steps' own keys explain well). */
+    double *rates = (double *)gaps; /* reuse: candidates <= n */
+    double best = 0, best_exact = 0;
     size_t nu = 0;
-    double *rates = (double *)gaps; /* reuse: nc <= n */
-    for (size_t i = 0; i < nc; i++) {
-        if (nu && cand[nu - 1] == cand[i])
-            continue;
-        cand[nu] = cand[i];
-        rates[nu] = attr_rate(keys, n, cand[i], 1);
-        if (rates[nu] > best)
-            best = rates[nu];
-        nu++;
+    for (int runs = 0; runs < 2 && (runs == 0 || best_exact < ATTR_RUN_STARTS_BELOW); runs++) {
+        size_t nc = attr_candidates(occ, n, gaps, cand, runs);
+        qsort(cand, nc, sizeof *cand, attr_cmp_u64);
+        best = 0;
+        nu = 0;
+        size_t bi = 0;
+        for (size_t i = 0; i < nc; i++) {
+            if (nu && cand[nu - 1] == cand[i])
+                continue;
+            cand[nu] = cand[i];
+            rates[nu] = attr_rate(keys, n, cand[i], 1);
+            if (rates[nu] > best) {
+                best = rates[nu];
+                bi = nu;
+            }
+            nu++;
+        }
+        /* The loose rate flatters a wrong period next to the right one. */
+        best_exact = nu ? attr_rate(keys, n, cand[bi], 0) : 0;
     }
     /* The best period, or a smaller one that divides it (within 10%: a
      * jittered step) and repeats nearly as well: multiples of the step, and
@@ -561,6 +609,7 @@ int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
         out->count = count;
         out->period = period;
         out->anchor = anchor;
+        out->anchor_offset = (uint32_t)offset;
         out->confidence = best;
         if (times) {
             size_t s0 = first >= offset ? first - offset : 0;
@@ -609,6 +658,9 @@ typedef struct {
     int *step_grad;           /* per site: gradients born in each backward
                                  pass                                     */
     int step_grads;           /* some site is step_grad                   */
+    uint64_t *step_starts;    /* detected in the log: each step's start,
+                                 for the first step_start_count steps     */
+    size_t step_start_count;
 } attr_ctx_t;
 
 /* A site that lives through training: born by the end of the first step,
@@ -1177,33 +1229,112 @@ static int attr_steps_from_sites(attr_ctx_t *x)
     return 0;
 }
 
-/* Each detected step's peak, from the timeline: the highest point whose
- * time falls in [first + i * period, first + (i + 1) * period) (the last
- * step runs to the end). A point is the maximum of a span of the run, so
- * this is exact only when spans are much shorter than a step: done only
- * when the timeline has at least 4 points per step, else left empty. */
-static int attr_detected_step_peaks(prof_result_t *r)
+static int attr_cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Each detected step's peak, and the phases the shape of its live bytes
+ * shows, from the live ranges (the lowest and highest live bytes of each
+ * short span of the run). Step i is [first + i * period, first + (i + 1) *
+ * period). Done only when a step spans at least ATTR_SPANS_PER_STEP spans
+ * (a span's maximum may belong to either step it straddles), else left
+ * empty rather than wrong.
+ *
+ * Phases, inferred for the steps whose live bytes rise by at least 1% of
+ * their peak: forward from the step's start to its peak (activations are
+ * kept for the backward pass), backward from the peak until live bytes
+ * have fallen back half-way to the step's lowest (activations released as
+ * their gradients are computed). Each is found when at least half the
+ * steps show it; its end is the median over those steps, as a fraction of
+ * the period. */
+#define ATTR_SPANS_PER_STEP 4
+#define ATTR_STEP_MIN_RISE 4096
+static int attr_detected_step_shape(const attr_ctx_t *x, prof_result_t *r,
+                                    const prof_attr_input_t *in)
 {
     prof_steps_t *st = &r->steps;
-    if (st->count < 2 || !st->period_ns || st->peak_bytes || r->timeline_count < 2)
-        return 0;
-    uint64_t span = r->timeline[r->timeline_count - 1].time_ns - r->timeline[0].time_ns;
-    if (span / (r->timeline_count - 1) * 4 > st->period_ns || st->count > (1u << 20))
+    uint64_t w = in->range_width_ns;
+    if (st->count < 2 || !st->period_ns || st->peak_bytes || !in->ranges || !w ||
+        st->period_ns / w < ATTR_SPANS_PER_STEP || st->count > (1u << 20))
         return 0;
     st->peak_bytes = calloc(st->count, sizeof *st->peak_bytes);
-    if (!st->peak_bytes)
+    double *fwd = malloc(st->count * sizeof *fwd), *bwd = malloc(st->count * sizeof *bwd);
+    if (!st->peak_bytes || !fwd || !bwd) {
+        free(st->peak_bytes);
+        st->peak_bytes = NULL;
+        free(fwd);
+        free(bwd);
         return -1;
-    st->peak_count = st->count;
-    for (size_t k = 0; k < r->timeline_count; k++) {
-        const prof_timeline_point_t *p = &r->timeline[k];
-        if (p->time_ns < st->first_step_ns)
-            continue;
-        uint64_t i = (p->time_ns - st->first_step_ns) / st->period_ns;
-        if (i >= st->count)
-            i = st->count - 1;
-        if (p->live_bytes > st->peak_bytes[i])
-            st->peak_bytes[i] = p->live_bytes;
     }
+    st->peak_count = st->count;
+    size_t nf = 0, nb = 0, shaped = 0;
+    for (uint64_t i = 0; i < st->count; i++) {
+        uint64_t t0 = st->first_step_ns + i * st->period_ns, t1 = t0 + st->period_ns;
+        if (i + 1 < x->step_start_count) { /* the log has its real bounds */
+            t0 = x->step_starts[i];
+            t1 = x->step_starts[i + 1];
+        }
+        size_t j0 = (size_t)((t0 + w - 1) / w), j1 = (size_t)((t1 + w - 1) / w);
+        if (j1 > in->range_count)
+            j1 = in->range_count;
+        uint64_t lo = UINT64_MAX, hi = 0;
+        size_t pk = j0;
+        for (size_t j = j0; j < j1; j++) {
+            if (in->ranges[j].max > hi) {
+                hi = in->ranges[j].max;
+                pk = j;
+            }
+            if (in->ranges[j].min < lo)
+                lo = in->ranges[j].min;
+        }
+        st->peak_bytes[i] = hi;
+        if (j1 <= j0 || hi == 0 || lo == UINT64_MAX || hi - lo < ATTR_STEP_MIN_RISE)
+            continue;
+        shaped++;
+        double len = (double)(j1 - j0);
+        fwd[nf++] = ((double)(pk - j0) + 1.0) / len;
+        uint64_t half = lo + (hi - lo) / 2;
+        for (size_t j = pk + 1; j < j1; j++)
+            if (in->ranges[j].min <= half) {
+                bwd[nb++] = ((double)(j - j0) + 1.0) / len;
+                break;
+            }
+    }
+    if (shaped * 2 >= st->count && nf) {
+        qsort(fwd, nf, sizeof *fwd, attr_cmp_double);
+        st->forward_end = fwd[nf / 2];
+        st->phases_seen |= 1u << MLMEM_PHASE_FORWARD;
+        st->phase_source = "inferred";
+        if (nb * 2 >= shaped) {
+            qsort(bwd, nb, sizeof *bwd, attr_cmp_double);
+            st->backward_end = bwd[nb / 2];
+            st->phases_seen |= 1u << MLMEM_PHASE_BACKWARD;
+        }
+    }
+    free(fwd);
+    free(bwd);
+    return 0;
+}
+
+/* Each step's start within the log, as prof_steps_detect counts steps:
+ * the anchor's occurrences at most one per half period, less the anchor's
+ * offset into the step. */
+static int attr_step_starts(attr_ctx_t *x, const uint32_t *keys, const uint64_t *times, size_t n,
+                            const prof_step_detect_t *d)
+{
+    x->step_starts = malloc(d->count * sizeof *x->step_starts);
+    if (!x->step_starts)
+        return -1;
+    size_t last = 0, k = 0;
+    for (size_t i = 0; i < n && k < d->count; i++) {
+        if (keys[i] != d->anchor || (k && i - last < (d->period + 1) / 2))
+            continue;
+        last = i;
+        x->step_starts[k++] = times[i >= d->anchor_offset ? i - d->anchor_offset : 0];
+    }
+    x->step_start_count = k;
     return 0;
 }
 
@@ -1243,6 +1374,8 @@ static int attr_steps(attr_ctx_t *x)
     n = k;
     prof_step_detect_t d;
     int rc = prof_steps_detect(keys, times, n, &d);
+    if (rc == 0 && d.count >= 2)
+        rc = attr_step_starts(x, keys, times, n, &d);
     free(keys);
     free(times);
     if (rc != 0)
@@ -1330,7 +1463,7 @@ int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
         goto done;
     if (attr_steps(&x) != 0 ||
         (r->steps.source && strcmp(r->steps.source, "detected") == 0 &&
-         attr_detected_step_peaks(r) != 0))
+         attr_detected_step_shape(&x, r, in) != 0))
         goto done;
 
     /* Rules first; behaviour for the rest. */
@@ -1448,5 +1581,6 @@ done:
     free(x.role);
     free(x.sibling);
     free(x.step_grad);
+    free(x.step_starts);
     return rc;
 }

@@ -122,6 +122,7 @@ typedef struct {
     uint64_t count;           /* steps in the sequence; 0: none found     */
     uint64_t period;          /* allocations per step                     */
     uint32_t anchor;          /* the key marking each step                */
+    uint32_t anchor_offset;   /* keys from a step's start to its anchor   */
     uint64_t first_ns;        /* start of the first step                  */
     uint64_t last_ns;         /* start of the last step                   */
     uint64_t period_ns;       /* mean time from one step to the next      */
@@ -142,6 +143,12 @@ typedef struct {
     const prof_acct_logged_t *log;      /* the first allocations, in order */
     size_t log_count;
     int log_truncated;                  /* the log stopped before the end  */
+    const prof_live_range_t *ranges;    /* live bytes' range per span of the
+                                           run (prof_acct_live_ranges); NULL:
+                                           detected steps get no per-step
+                                           peaks or phases                 */
+    size_t range_count;
+    uint64_t range_width_ns;
 } prof_attr_input_t;
 
 /* Classifies every site of 'r' (which holds all sites, with frames if they

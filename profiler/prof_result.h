@@ -125,6 +125,13 @@ typedef struct {
     uint64_t current_step;           /* annotated: the last STEP's number   */
     double confidence;               /* detected: share of the allocation
                                         sequence that repeats              */
+    /* Detected steps: phases inferred from the shape of live bytes within
+     * a step (attribution.c, attr_detected_step_shape); set in phases_seen
+     * too. Ends are median fractions of the period; 0: not found. */
+    const char *phase_source;        /* "inferred", or NULL                */
+    double forward_end;              /* start -> the step's peak           */
+    double backward_end;             /* the peak -> live bytes back half-way
+                                        to the step's lowest               */
 } prof_steps_t;
 
 typedef struct {

@@ -327,6 +327,24 @@ static json_t *rj_steps(rj_builder_t *b, const prof_result_t *r)
             rj_push(b, ph, json_string(i < 6 ? phases[i] : "unknown"));
     rj_set(b, o, "phases", ph);
     int annotated = st->source && strcmp(st->source, "annotations") == 0;
+    const char *phase_source = annotated && st->phases_seen ? "annotations" : st->phase_source;
+    rj_set(b, o, "phase_source", phase_source ? json_string(phase_source) : json_null());
+    json_t *spans = json_array();
+    if (st->forward_end > 0) {
+        json_t *f = json_object();
+        rj_set(b, f, "phase", json_string("forward"));
+        rj_set(b, f, "start", json_real(0.0));
+        rj_set(b, f, "end", json_real(st->forward_end));
+        rj_push(b, spans, f);
+    }
+    if (st->backward_end > 0) {
+        json_t *k = json_object();
+        rj_set(b, k, "phase", json_string("backward"));
+        rj_set(b, k, "start", json_real(st->forward_end));
+        rj_set(b, k, "end", json_real(st->backward_end));
+        rj_push(b, spans, k);
+    }
+    rj_set(b, o, "phase_spans", spans);
     rj_set(b, o, "current_step", annotated ? rj_u64(st->current_step) : json_null());
     rj_set(b, o, "current_phase",
            annotated && st->current_phase < 6 ? json_string(phases[st->current_phase])

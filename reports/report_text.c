@@ -359,6 +359,15 @@ static void rt_categories(rt_ctx_t *c, const prof_result_t *r)
         rt_line(c, RT_PLAIN, "Steps            %" PRIu64 " (%s), every %s%s%s", st->count,
                 st->source ? st->source : "?",
                 report_format_duration(st->period_ns, d, sizeof(d)), per, phases);
+        if (st->forward_end > 0) {
+            char back[48] = "";
+            if (st->backward_end > 0)
+                snprintf(back, sizeof(back), ", backward %.0f-%.0f%%", 100.0 * st->forward_end,
+                         100.0 * st->backward_end);
+            rt_line(c, RT_PLAIN,
+                    "                 inferred from live bytes: forward 0-%.0f%% of a step%s",
+                    100.0 * st->forward_end, back);
+        }
     }
 }
 

@@ -344,6 +344,19 @@ static void test_attribution_steps_regular(void **state)
     assert_int_equal(d.count, 40);
     assert_int_equal(d.period, 8);
     h_free(&h2);
+
+    /* One loop allocates every layer's activation, another every layer's
+     * gradient (6 layers): each key repeats at once, the step is its runs. */
+    hist_t h3 = {0};
+    h_setup(&h3);
+    for (int i = 0; i < 30; i++)
+        for (size_t k = 0; k < 12; k++)
+            h_push(&h3, k < 6 ? 60 : 61);
+    assert_int_equal(prof_steps_detect(h3.keys, h3.times, h3.n, &d), 0);
+    assert_int_equal(d.count, 30);
+    assert_int_equal(d.period, 12);
+    assert_int_equal(d.first_ns, 9 * 100);
+    h_free(&h3);
 }
 
 /* Every third step has an extra allocation and every fifth loses one. */
@@ -705,7 +718,7 @@ static void test_attribution_behaviour_detected_steps(void **state)
         if (i % 3 == 0) /* unsampled small blocks in between */
             log[n++] = (prof_acct_logged_t){MLMEM_STACK_NONE, h.times[i]};
     }
-    prof_attr_input_t in = {NULL, log, n, 0};
+    prof_attr_input_t in = {.log = log, .log_count = n};
     assert_int_equal(prof_attribute(r, &in), 0);
     assert_string_equal(r->steps.source, "detected");
     assert_int_equal(r->steps.count, 30);
@@ -739,7 +752,7 @@ static void test_attribution_steps_from_sites(void **state)
     assert_non_null(log);
     for (size_t i = 0; i < nlog; i++)
         log[i] = (prof_acct_logged_t){(uint32_t)(100 + i), (uint64_t)i};
-    prof_attr_input_t in = {NULL, log, nlog, 1};
+    prof_attr_input_t in = {.log = log, .log_count = nlog, .log_truncated = 1};
     assert_int_equal(prof_attribute(r, &in), 0);
     assert_string_equal(r->steps.source, "detected");
     assert_int_equal(r->steps.count, 60);
@@ -823,7 +836,7 @@ static void test_attribution_evidence_order(void **state)
     prof_rules_t user = {0};
     char err[256];
     assert_int_equal(prof_rules_parse("weights function load_*\n", "u", &user, err, sizeof err), 0);
-    assert_int_equal(prof_attribute(r, &(prof_attr_input_t){&user, NULL, 0, 0}), 0);
+    assert_int_equal(prof_attribute(r, &(prof_attr_input_t){.rules = &user}), 0);
     assert_string_equal(r->sites[0].category, "weights");
     assert_non_null(strstr(r->sites[0].category_evidence, "u:1"));
     prof_rules_free(&user);
@@ -1056,34 +1069,60 @@ static void test_attribution_behaviour_file_reads_are_data(void **state)
     b_free(r);
 }
 
-/* Detected steps get their peaks from the timeline when it has at least 4
- * points a step; a coarser timeline gives none rather than wrong ones. */
-static void test_attribution_detected_step_peaks(void **state)
+/* Detected steps get their peaks and inferred phases from the live ranges
+ * when a step spans at least 4 of them; coarser ranges give none rather
+ * than wrong ones, and steps whose live bytes do not rise give no phases. */
+static void test_attribution_detected_step_shape(void **state)
 {
     (void)state;
-    for (int coarse = 0; coarse < 2; coarse++) {
+    for (int variant = 0; variant < 3; variant++) { /* fine, coarse, flat */
         prof_result_t *r = b_result(1);
         b_persistent(&r->sites[0], 1, 4000000, 100, 0);
         r->steps = (prof_steps_t){.source = "detected", .count = 4, .period_ns = 100,
                                   .first_step_ns = 1000, .last_step_ns = 1300};
-        size_t n = coarse ? 4 : 20; /* a point every 100 or every 20 ns */
-        r->timeline = calloc(n, sizeof *r->timeline);
-        assert_non_null(r->timeline);
-        r->timeline_count = n;
-        for (size_t k = 0; k < n; k++) {
-            r->timeline[k].time_ns = 1000 + k * (400 / n);
-            /* step i's points rise to 1000 * (i + 1) + 50 at its 3rd point */
-            uint64_t step = (r->timeline[k].time_ns - 1000) / 100;
-            r->timeline[k].live_bytes = 1000 * (step + 1) + (k % 5 == 2 ? 50 : 0);
+        /* Spans of 10 ns: step i (10 spans) rises from 1 MB to its peak
+         * 2 MB + 100 i KB in its 6th span and is back to 1.4 MB in its 7th. */
+        prof_live_range_t rng[140];
+        for (size_t j = 0; j < 140; j++) {
+            size_t k = j % 10, i = j / 10 - 10;
+            uint64_t v = j < 100 ? 500 : k <= 5 ? 1000 + k * (1000 + 100 * i) / 5 : 1400;
+            if (variant == 2)
+                v = j < 100 ? 500 : 1000;
+            v *= 1000; /* KB: rises of a few bytes are noise, not phases */
+            rng[j] = (prof_live_range_t){v > 1000000 && k >= 1 && k <= 5 ? v - 100000 : v, v};
         }
-        prof_attr_input_t in = {0};
+        prof_attr_input_t in = {.ranges = rng, .range_count = 140, .range_width_ns = 10};
+        if (variant == 1) { /* the same run in 40 ns spans */
+            for (size_t j = 0; j < 35; j++) {
+                prof_live_range_t m = {UINT64_MAX, 0};
+                for (size_t q = 4 * j; q < 4 * j + 4; q++) {
+                    m.min = rng[q].min < m.min ? rng[q].min : m.min;
+                    m.max = rng[q].max > m.max ? rng[q].max : m.max;
+                }
+                rng[j] = m;
+            }
+            in.range_count = 35;
+            in.range_width_ns = 40;
+        }
         assert_int_equal(prof_attribute(r, &in), 0);
-        if (coarse) {
+        if (variant == 1) {
             assert_null(r->steps.peak_bytes);
+            assert_int_equal(r->steps.phases_seen, 0);
         } else {
             assert_int_equal(r->steps.peak_count, 4);
-            for (int i = 0; i < 4; i++)
-                assert_int_equal(r->steps.peak_bytes[i], 1000 * (i + 1) + 50);
+            for (uint64_t i = 0; i < 4; i++)
+                assert_int_equal(r->steps.peak_bytes[i],
+                                 variant == 2 ? 1000000 : 1000 * (2000 + 100 * i));
+        }
+        if (variant == 0) {
+            assert_string_equal(r->steps.phase_source, "inferred");
+            assert_int_equal(r->steps.phases_seen,
+                             (1u << MLMEM_PHASE_FORWARD) | (1u << MLMEM_PHASE_BACKWARD));
+            assert_true(r->steps.forward_end > 0.59 && r->steps.forward_end < 0.61);
+            assert_true(r->steps.backward_end > 0.69 && r->steps.backward_end < 0.71);
+        } else {
+            assert_null(r->steps.phase_source);
+            assert_true(r->steps.forward_end == 0 && r->steps.backward_end == 0);
         }
         b_free(r);
     }
@@ -1206,7 +1245,7 @@ int main(void)
         cmocka_unit_test(test_attribution_behaviour_framework_copies),
         cmocka_unit_test(test_attribution_behaviour_data_needs_code),
         cmocka_unit_test(test_attribution_behaviour_file_reads_are_data),
-        cmocka_unit_test(test_attribution_detected_step_peaks),
+        cmocka_unit_test(test_attribution_detected_step_shape),
         cmocka_unit_test(test_attribution_steps_from_sites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

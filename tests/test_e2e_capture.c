@@ -217,6 +217,36 @@ static void test_e2e_capture_file_reads_marked(void **state)
     json_decref(r);
 }
 
+/* An unannotated training loop of known shape (tests/e2e/e2e_phases.c):
+ * 40 steps of 12 allocations found, each step's peak exact, and the phases
+ * inferred where the program puts them: the peak at 40% of a step, live
+ * bytes back half-way at 60%. */
+static void test_e2e_capture_inferred_phases(void **state)
+{
+    (void)state;
+    const char *cmd[] = {e2e_prog("e2e_phases"), NULL};
+    json_t *r = e2e_profile(NULL, cmd, 0);
+    json_t *st = json_object_get(r, "steps");
+    assert_string_equal(e2e_str_at(r, "steps", "source"), "detected");
+    assert_int_equal(e2e_int(r, "steps.count"), 40);
+    assert_int_equal(e2e_int(r, "steps.period_allocations"), 12);
+    json_t *peaks = json_object_get(st, "peak_bytes");
+    assert_int_equal(json_array_size(peaks), 40);
+    for (size_t i = 0; i < 40; i++)
+        assert_int_equal(json_integer_value(json_array_get(peaks, i)), 7 * 65536);
+    assert_string_equal(e2e_str_at(r, "steps", "phase_source"), "inferred");
+    json_t *spans = json_object_get(st, "phase_spans");
+    assert_int_equal(json_array_size(spans), 2);
+    json_t *fwd = json_array_get(spans, 0), *bwd = json_array_get(spans, 1);
+    assert_string_equal(json_string_value(json_object_get(fwd, "phase")), "forward");
+    assert_string_equal(json_string_value(json_object_get(bwd, "phase")), "backward");
+    double f = json_real_value(json_object_get(fwd, "end"));
+    double b = json_real_value(json_object_get(bwd, "end"));
+    assert_true(f > 0.35 && f < 0.47);
+    assert_true(b > 0.55 && b < 0.68);
+    json_decref(r);
+}
+
 static void test_e2e_capture_stacks_all_same_figures(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_threads"), NULL};
@@ -665,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_threads_free_across_threads),
         cmocka_unit_test(test_e2e_capture_seq_counter_handoffs_exact),
         cmocka_unit_test(test_e2e_capture_file_reads_marked),
+        cmocka_unit_test(test_e2e_capture_inferred_phases),
         cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
