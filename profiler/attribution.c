@@ -1027,6 +1027,14 @@ static int attr_filled_from_files(const prof_site_t *s)
 static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
 {
     const prof_site_t *s = &x->r->sites[si];
+    if (s->stack_id == MLMEM_STACK_NONE) {
+        /* Every small allocation that was not sampled, whatever its kind:
+         * one lifetime pattern would describe none of them. */
+        attr_set(c, MLMEM_CAT_OTHER, PROF_EVIDENCE_BEHAVIOUR, 0.3,
+                 "small allocations whose stacks were not sampled: of every kind (the "
+                 "sampled ones are classified as their own sites)");
+        return;
+    }
     if (x->role[si] < 0 && !x->step_grad[si] && attr_filled_from_files(s)) {
         attr_set(c, MLMEM_CAT_DATA, PROF_EVIDENCE_BEHAVIOUR, 0.8,
                  "filled by reads from files (data)");
@@ -1128,6 +1136,21 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
 }
 
 #define ATTR_SITE_STEPS_MAX_K 16
+#define ATTR_EVAL_COUNTS_TRIED 8
+
+/* Bytes allocated by the sites of 'v' (n, sorted by count) that allocate
+ * a multiple of 'count' times (at most ATTR_SITE_STEPS_MAX_K times over),
+ * leaving out those that are also multiples of 'not' (0: none). */
+static uint64_t attr_multiples_bytes(const prof_result_t *r, const attr_occ_t *v, size_t n,
+                                     uint64_t count, uint64_t not)
+{
+    uint64_t bytes = 0;
+    for (size_t j = 0; j < n; j++)
+        if (v[j].key % count == 0 && v[j].key / count <= ATTR_SITE_STEPS_MAX_K &&
+            !(not && v[j].key % not == 0 && v[j].key / not <= ATTR_SITE_STEPS_MAX_K))
+            bytes += r->sites[v[j].idx].bytes_allocated;
+    return bytes;
+}
 
 /* Steps from the sites' allocation counts, when the allocation log (the
  * first 65,536 allocations) ended before training began: an interpreter
@@ -1140,7 +1163,10 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
  * least 3 sites must allocate exactly N times, and the first step must
  * begin after the log's last allocation (steps inside the log would have
  * been found there). The period is the time from the first step's start to
- * the last one's, over N - 1. */
+ * the last one's, over N - 1. Evaluation passes (forward only, E batches
+ * in all) make the forward pass's sites allocate a multiple of N + E times
+ * instead: their bytes count for N too, for the E that adds the most, N + E
+ * being a count at least two sites have, at most a quarter above N. */
 static int attr_steps_from_sites(attr_ctx_t *x)
 {
     prof_result_t *r = x->r;
@@ -1166,24 +1192,51 @@ static int attr_steps_from_sites(attr_ctx_t *x)
         free(v);
         return -1;
     }
+    uint64_t *with_eval = calloc(n + 1, sizeof *with_eval);
+    if (!with_eval) {
+        free(scores);
+        free(v);
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         if (i && v[i].key == v[i - 1].key)
             continue;
         size_t exact = 0;
-        uint64_t score = 0;
-        for (size_t j = 0; j < n; j++) {
+        for (size_t j = 0; j < n; j++)
             exact += v[j].key == v[i].key;
-            if (v[j].key % v[i].key == 0 && v[j].key / v[i].key <= ATTR_SITE_STEPS_MAX_K)
-                score += r->sites[v[j].idx].bytes_allocated;
+        uint64_t score = attr_multiples_bytes(r, v, n, v[i].key, 0);
+        /* Evaluation passes (forward only) add E calls to every forward
+         * site: those allocate a multiple of N + E times. E is the count
+         * just above N (by at most a quarter) that adds the most bytes. */
+        uint64_t eval_score = 0, eval_count = 0;
+        int tried = 0;
+        for (size_t j = i + 1; j + 1 < n && exact >= 3 && tried < ATTR_EVAL_COUNTS_TRIED; j++) {
+            /* counts that at least two sites have, first of each run */
+            if (v[j].key == v[j - 1].key || v[j + 1].key != v[j].key)
+                continue;
+            if (v[j].key > v[i].key + v[i].key / 4)
+                break;
+            tried++;
+            uint64_t e = attr_multiples_bytes(r, v, n, v[j].key, v[i].key);
+            if (e > eval_score) {
+                eval_score = e;
+                eval_count = v[j].key;
+            }
         }
-        if (exact >= 3 && score * 2 >= total)
-            scores[i] = score;
+        if (exact >= 3 && (score + eval_score) * 2 >= total) {
+            scores[i] = score + eval_score;
+            with_eval[i] = eval_count;
+        }
         if (scores[i] > best_score)
             best_score = scores[i];
     }
+    uint64_t best_eval = 0;
     for (size_t i = 0; i < n; i++)
-        if (scores[i] && scores[i] * 10 >= best_score * 9 && v[i].key > best)
+        if (scores[i] && scores[i] * 10 >= best_score * 9 && v[i].key > best) {
             best = v[i].key;
+            best_eval = with_eval[i];
+        }
+    free(with_eval);
     free(scores);
     free(v);
     if (!best)
@@ -1214,6 +1267,9 @@ static int attr_steps_from_sites(attr_ctx_t *x)
         return 0;
     r->steps.source = "detected";
     r->steps.count = best;
+    r->steps.eval_batches = best_eval ? best_eval - best : 0;
+    if (best_eval)
+        r->steps.phases_seen |= 1u << MLMEM_PHASE_EVAL;
     r->steps.period_allocations = 0; /* not known: the log ended before */
     r->steps.first_step_ns = first;
     r->steps.last_step_ns = last;
@@ -1336,6 +1392,57 @@ static int attr_step_starts(attr_ctx_t *x, const uint32_t *keys, const uint64_t 
     }
     x->step_start_count = k;
     return 0;
+}
+
+/* Where the run's peak falls relative to the steps: before them, in one
+ * (annotated: the first step whose peak is the run's; detected: the step
+ * window holding its time, and how far into it), or after the last one
+ * (in evaluation when evaluation batches were found). */
+static void attr_peak_where(const attr_ctx_t *x, prof_result_t *r)
+{
+    prof_steps_t *st = &r->steps;
+    uint64_t t = r->summary.peak_time_ns;
+    st->peak_step_fraction = -1;
+    if (st->count < 2 || !st->period_ns || !r->summary.peak_bytes)
+        return;
+    int detected = st->source && strcmp(st->source, "detected") == 0;
+    if (!detected) {
+        for (size_t i = 0; st->peak_bytes && i < st->peak_count; i++)
+            if (st->peak_bytes[i] == r->summary.peak_bytes) {
+                st->peak_where = "step";
+                st->peak_step = i;
+                return;
+            }
+    }
+    if (t < st->first_step_ns) {
+        st->peak_where = "before_steps";
+        return;
+    }
+    if (t >= st->last_step_ns + st->period_ns) {
+        st->peak_where = st->eval_batches ? "evaluation" : "after_steps";
+        return;
+    }
+    if (!detected)
+        return; /* annotated, yet no step holds the peak: left unsaid */
+    uint64_t i = (t - st->first_step_ns) / st->period_ns, t0, t1;
+    for (size_t k = 0; k + 1 < x->step_start_count; k++)
+        if (t >= x->step_starts[k] && t < x->step_starts[k + 1]) {
+            i = k;
+            break;
+        }
+    if (i >= st->count)
+        i = st->count - 1;
+    if (i + 1 < x->step_start_count && t < x->step_starts[i + 1]) {
+        t0 = x->step_starts[i];
+        t1 = x->step_starts[i + 1];
+    } else {
+        t0 = st->first_step_ns + i * st->period_ns;
+        t1 = t0 + st->period_ns;
+    }
+    st->peak_where = "step";
+    st->peak_step = i;
+    if (t >= t0 && t < t1)
+        st->peak_step_fraction = (double)(t - t0) / (double)(t1 - t0);
 }
 
 /* Fills r->steps from detection when no STEP annotation was seen. */
@@ -1465,6 +1572,7 @@ int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
         (r->steps.source && strcmp(r->steps.source, "detected") == 0 &&
          attr_detected_step_shape(&x, r, in) != 0))
         goto done;
+    attr_peak_where(&x, r);
 
     /* Rules first; behaviour for the rest. */
     for (size_t i = 0; i < ns; i++) {

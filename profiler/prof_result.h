@@ -129,6 +129,18 @@ typedef struct {
      * a step (attribution.c, attr_detected_step_shape); set in phases_seen
      * too. Ends are median fractions of the period; 0: not found. */
     const char *phase_source;        /* "inferred", or NULL                */
+    const char *peak_where;          /* where the run's peak falls: "before_steps",
+                                        "step", "after_steps", "evaluation"
+                                        (after them, with eval_batches), or
+                                        NULL (no steps)                    */
+    uint64_t peak_step;              /* "step": its index (0-based)         */
+    double peak_step_fraction;       /* "step", detected: how far into the
+                                        step (0..1); -1 when not known     */
+    uint64_t eval_batches;           /* detected from sites: forward-only
+                                        passes besides the steps (the sites
+                                        of the forward pass allocate a
+                                        multiple of count + eval_batches
+                                        times); "eval" is in phases_seen  */
     double forward_end;              /* start -> the step's peak           */
     double backward_end;             /* the peak -> live bytes back half-way
                                         to the step's lowest               */

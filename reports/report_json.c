@@ -345,6 +345,13 @@ static json_t *rj_steps(rj_builder_t *b, const prof_result_t *r)
         rj_push(b, spans, k);
     }
     rj_set(b, o, "phase_spans", spans);
+    rj_set(b, o, "eval_batches", st->eval_batches ? rj_u64(st->eval_batches) : json_null());
+    rj_set(b, o, "peak_where", st->peak_where ? json_string(st->peak_where) : json_null());
+    int in_step = st->peak_where && strcmp(st->peak_where, "step") == 0;
+    rj_set(b, o, "peak_step", in_step ? rj_u64(st->peak_step) : json_null());
+    rj_set(b, o, "peak_step_fraction",
+           in_step && st->peak_step_fraction >= 0 ? json_real(st->peak_step_fraction)
+                                                  : json_null());
     rj_set(b, o, "current_step", annotated ? rj_u64(st->current_step) : json_null());
     rj_set(b, o, "current_phase",
            annotated && st->current_phase < 6 ? json_string(phases[st->current_phase])

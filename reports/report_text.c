@@ -359,6 +359,11 @@ static void rt_categories(rt_ctx_t *c, const prof_result_t *r)
         rt_line(c, RT_PLAIN, "Steps            %" PRIu64 " (%s), every %s%s%s", st->count,
                 st->source ? st->source : "?",
                 report_format_duration(st->period_ns, d, sizeof(d)), per, phases);
+        if (st->eval_batches)
+            rt_line(c, RT_PLAIN,
+                    "                 and %" PRIu64 " forward-only (evaluation) batches: the "
+                    "forward sites ran %" PRIu64 " times",
+                    st->eval_batches, st->count + st->eval_batches);
         if (st->forward_end > 0) {
             char back[48] = "";
             if (st->backward_end > 0)
@@ -367,6 +372,26 @@ static void rt_categories(rt_ctx_t *c, const prof_result_t *r)
             rt_line(c, RT_PLAIN,
                     "                 inferred from live bytes: forward 0-%.0f%% of a step%s",
                     100.0 * st->forward_end, back);
+        }
+        if (st->peak_where && strcmp(st->peak_where, "step") == 0) {
+            char into[96] = "";
+            if (st->peak_step_fraction >= 0)
+                snprintf(into, sizeof(into), ", %.0f%% into it%s", 100.0 * st->peak_step_fraction,
+                         st->forward_end <= 0                         ? ""
+                         : st->peak_step_fraction <= st->forward_end ? " (forward)"
+                         : st->peak_step_fraction <= st->backward_end ? " (backward)"
+                                                                       : "");
+            rt_line(c, RT_PLAIN, "                 the peak is in step %" PRIu64 " of %" PRIu64 "%s",
+                    st->peak_step + 1, st->count, into);
+        } else if (st->peak_where) {
+            static const struct {
+                const char *where, *text;
+            } says[] = {{"before_steps", "before the first step (setup)"},
+                        {"after_steps", "after the last step"},
+                        {"evaluation", "after the last step, in evaluation"}};
+            for (size_t i = 0; i < sizeof(says) / sizeof(says[0]); i++)
+                if (strcmp(st->peak_where, says[i].where) == 0)
+                    rt_line(c, RT_PLAIN, "                 the peak is %s", says[i].text);
         }
     }
 }

@@ -761,6 +761,44 @@ static void test_attribution_steps_from_sites(void **state)
     assert_int_equal(r->steps.period_ns, 5900000000ull / 59);
     b_free(r);
 
+    /* Evaluation passes: 8 forward-only batches make the forward sites
+     * allocate 68 (or 136) times; they count for 60, and eval is found. */
+    r = b_result(9);
+    r->steps = (prof_steps_t){0};
+    uint64_t with_eval[] = {60, 60, 60, 68, 68, 136, 68, 7, 45};
+    for (int i = 0; i < 9; i++) {
+        b_per_step(&r->sites[i], with_eval[i], 1 << 20, 20000000, 0);
+        r->sites[i].first_alloc_ns = 2000000000ull + 1000000ull * (uint64_t)i;
+        r->sites[i].last_alloc_ns = 7900000000ull + 1000000ull * (uint64_t)i;
+        r->sites[i].first_free_ns = r->sites[i].first_alloc_ns + 20000000;
+    }
+    r->sites[7].bytes_allocated = r->sites[8].bytes_allocated = 4096;
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->steps.source, "detected");
+    assert_int_equal(r->steps.count, 60);
+    assert_int_equal(r->steps.eval_batches, 8);
+    assert_true(r->steps.phases_seen & (1u << MLMEM_PHASE_EVAL));
+    assert_null(r->steps.peak_where); /* no peak in this result */
+    /* A peak after the last step is in evaluation; one before the first
+     * is in setup; one in between is in its step. */
+    r->summary.peak_bytes = 1 << 20;
+    static const struct {
+        uint64_t t;
+        const char *where;
+        uint64_t step;
+    } peaks[] = {{8100000000ull, "evaluation", 0},
+                 {1000000000ull, "before_steps", 0},
+                 {2000000000ull + 5900000000ull / 59 * 7 + 1000, "step", 7}};
+    for (size_t k = 0; k < 3; k++) {
+        r->summary.peak_time_ns = peaks[k].t;
+        free(r->steps.peak_bytes);
+        r->steps = (prof_steps_t){0};
+        assert_int_equal(prof_attribute(r, &in), 0);
+        assert_string_equal(r->steps.peak_where, peaks[k].where);
+        assert_int_equal(r->steps.peak_step, peaks[k].step);
+    }
+    b_free(r);
+
     /* Not when the log covers the run (it found no steps: there are none). */
     r = b_result(9);
     r->steps = (prof_steps_t){0};
@@ -1069,6 +1107,24 @@ static void test_attribution_behaviour_file_reads_are_data(void **state)
     b_free(r);
 }
 
+/* The small allocations that were not sampled (one pseudo-site, no stack)
+ * are of every kind: other, whatever their lifetimes look like; the same
+ * figures with a stack are a per-step site. */
+static void test_attribution_behaviour_unsampled_is_other(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(2);
+    b_per_step(&r->sites[0], 100, 64, 1000, 0);
+    b_per_step(&r->sites[1], 100, 64, 1000, 0);
+    r->sites[0].stack_id = MLMEM_STACK_NONE;
+    prof_attr_input_t in = {0};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->sites[0].category, "other");
+    assert_non_null(strstr(r->sites[0].category_evidence, "not sampled"));
+    assert_string_not_equal(r->sites[1].category, "other");
+    b_free(r);
+}
+
 /* Detected steps get their peaks and inferred phases from the live ranges
  * when a step spans at least 4 of them; coarser ranges give none rather
  * than wrong ones, and steps whose live bytes do not rise give no phases. */
@@ -1246,6 +1302,7 @@ int main(void)
         cmocka_unit_test(test_attribution_behaviour_data_needs_code),
         cmocka_unit_test(test_attribution_behaviour_file_reads_are_data),
         cmocka_unit_test(test_attribution_detected_step_shape),
+        cmocka_unit_test(test_attribution_behaviour_unsampled_is_other),
         cmocka_unit_test(test_attribution_steps_from_sites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -244,6 +244,12 @@ static void test_e2e_capture_inferred_phases(void **state)
     double b = json_real_value(json_object_get(bwd, "end"));
     assert_true(f > 0.35 && f < 0.47);
     assert_true(b > 0.55 && b < 0.68);
+    /* The run's peak is first reached in the first step, as backward
+     * begins (the last layer's gradient buffer). */
+    assert_string_equal(e2e_str_at(r, "steps", "peak_where"), "step");
+    assert_int_equal(e2e_int(r, "steps.peak_step"), 0);
+    double p = json_real_value(json_object_get(st, "peak_step_fraction"));
+    assert_true(p > 0.3 && p < 0.6);
     json_decref(r);
 }
 
