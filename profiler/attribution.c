@@ -102,6 +102,9 @@ static prof_rule_t attr_framework_v[] = {
     {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/libc10_*.so*", "built-in"},
     {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/libtorch*.so*", "built-in"},
     {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/libcaffe2*.so*", "built-in"},
+    /* NumPy's array core (numpy/core or numpy/_core): arrays of every
+     * role are allocated there; Debian's build has no symbols for it. */
+    {MLMEM_CAT_OTHER, PROF_RULE_MODULE, "*/numpy/*core/_multiarray_umath*", "built-in"},
 };
 #define ATTR_FRAMEWORK_N (sizeof attr_framework_v / sizeof attr_framework_v[0])
 
@@ -325,8 +328,24 @@ int prof_frame_is_framework(const prof_frame_t *f)
     return attr_framework_rule(f) != NULL;
 }
 
+/* NumPy's arrays: its core module allocates both the arrays' data and
+ * its own small bookkeeping; without symbols, the size tells them apart. */
+#define ATTR_ARRAY_MIN_BYTES 4096
+static int attr_numpy_array(const prof_site_t *s)
+{
+    if (s->largest_allocation < ATTR_ARRAY_MIN_BYTES)
+        return 0;
+    for (uint32_t i = 0; s->frames && i < s->frame_count; i++)
+        if (s->frames[i].module &&
+            fnmatch("*/numpy/*core/_multiarray_umath*", s->frames[i].module, 0) == 0)
+            return 1;
+    return 0;
+}
+
 int prof_site_is_tensor(const prof_site_t *s)
 {
+    if (attr_numpy_array(s))
+        return 1;
     for (uint32_t i = 0; s->frames && i < s->frame_count; i++) {
         const char *fn = s->frames[i].function;
         for (size_t k = 0; fn && k < sizeof attr_tensor_allocators / sizeof *attr_tensor_allocators;
@@ -749,6 +768,79 @@ static uint64_t attr_copies_of(const prof_site_t *a, const prof_site_t *b)
     return d <= want / 1000 + 64 * k ? k : 0;
 }
 
+#define ATTR_UNION_MAX 16          /* parameter sites tried together: 2^16 subsets */
+#define ATTR_UNION_COPIES_TRIED 32 /* sites tried as the copies             */
+
+/* Parameters from several sites (PyTorch's Linear and Conv2d constructors
+ * allocate through different native stacks) and their optimizer state from
+ * one (Adam's zeros_like for every tensor): a persistent tensor site C holds
+ * k copies of the union of some persistent tensor sites born before it, k
+ * times their allocations and bytes together. Tries the subsets of the
+ * (at most ATTR_UNION_MAX largest) candidates for each of the largest
+ * ATTR_UNION_COPIES_TRIED sites as C and keeps the match covering the most
+ * bytes; the union is weights, C their copies. */
+static void attr_multiples_of_union(attr_ctx_t *x, const prof_site_t **v, size_t n)
+{
+    prof_result_t *r = x->r;
+    uint64_t best_bytes = 0, best_k = 0;
+    size_t best_c = SIZE_MAX, best_nt = 0;
+    const prof_site_t *t[ATTR_UNION_MAX], *best_w[ATTR_UNION_MAX];
+    int tried = 0;
+    /* 'v' is sorted by bytes: the largest candidates for C first. */
+    for (size_t c = n; c-- > 0 && tried < ATTR_UNION_COPIES_TRIED;) {
+        const prof_site_t *cs = v[c];
+        if (cs->allocations < 2 || !prof_site_is_tensor(cs))
+            continue;
+        tried++;
+        size_t nt = 0;
+        for (size_t j = 0; j < n; j++) {
+            const prof_site_t *q = v[j];
+            if (j == c || q->first_alloc_ns >= cs->first_alloc_ns || !prof_site_is_tensor(q))
+                continue;
+            if (nt < ATTR_UNION_MAX) {
+                t[nt++] = q;
+                continue;
+            }
+            size_t smallest = 0; /* keep the largest candidates */
+            for (size_t k = 1; k < nt; k++)
+                if (t[k]->bytes_allocated < t[smallest]->bytes_allocated)
+                    smallest = k;
+            if (q->bytes_allocated > t[smallest]->bytes_allocated)
+                t[smallest] = q;
+        }
+        for (uint32_t set = 1; nt >= 2 && set < (1u << nt); set++) {
+            if (!(set & (set - 1)))
+                continue; /* one site alone: attr_multiples tried it */
+            prof_site_t u = {0};
+            for (size_t k = 0; k < nt; k++)
+                if (set & (1u << k)) {
+                    u.allocations += t[k]->allocations;
+                    u.bytes_allocated += t[k]->bytes_allocated;
+                }
+            uint64_t k = attr_copies_of(&u, cs);
+            if (k && u.bytes_allocated + cs->bytes_allocated > best_bytes) {
+                best_bytes = u.bytes_allocated + cs->bytes_allocated;
+                best_c = c;
+                best_k = k;
+                best_nt = 0;
+                for (size_t q = 0; q < nt; q++)
+                    if (set & (1u << q))
+                        best_w[best_nt++] = t[q];
+            }
+        }
+    }
+    if (best_c == SIZE_MAX)
+        return;
+    x->weight_bytes = 0;
+    for (size_t q = 0; q < best_nt; q++) {
+        x->role[(size_t)(best_w[q] - r->sites)] = 0;
+        x->weight_bytes += best_w[q]->bytes_allocated;
+    }
+    x->role[(size_t)(v[best_c] - r->sites)] = 2;
+    x->multiplicity = 1 + best_k;
+    x->copies_gradients_site = best_k == 1 ? (size_t)(v[best_c] - r->sites) : SIZE_MAX;
+}
+
 /* When no two persistent sites are copies of each other (a framework that
  * allocates one tensor after another through one stack: PyTorch's
  * parameters come from one call of torch.empty per tensor, Adam's two
@@ -776,8 +868,10 @@ static void attr_multiples(attr_ctx_t *x, const prof_site_t **v, size_t n)
             best = i;
         }
     }
-    if (best == SIZE_MAX)
+    if (best == SIZE_MAX) {
+        attr_multiples_of_union(x, v, n);
         return;
+    }
     const prof_site_t *w = v[best];
     x->role[(size_t)(w - r->sites)] = 0;
     x->weight_bytes = w->bytes_allocated;
@@ -928,36 +1022,52 @@ static int attr_in_backward(const prof_site_t *s)
 /* Gradients reallocated every step (PyTorch's zero_grad(set_to_none=True)
  * frees them, and the next backward pass allocates them again): a site that
  * is not persistent, allocates in a backward pass, frees its blocks, and
- * whose largest block has the size of the largest parameter, with a mean
- * lifetime at least 3/4 of the longest among such sites. Activation
- * gradients have the sizes of activations (batch x features), not of the
- * parameters, or die sooner. */
+ * whose largest block has the size of the largest block of a parameter
+ * site, with a mean lifetime at least 3/4 of the longest among such sites
+ * of that size. Activation gradients have the sizes of activations (batch x
+ * features), not of the parameters, or die sooner. */
+#define ATTR_PARAM_SIZES 64
 static void attr_step_grads(attr_ctx_t *x)
 {
     prof_result_t *r = x->r;
+    uint64_t sizes[ATTR_PARAM_SIZES], longest[ATTR_PARAM_SIZES] = {0};
+    size_t nsz = 0;
     x->weight_largest = 0;
-    for (size_t i = 0; i < r->site_count; i++)
-        if (x->role[i] == 0 && r->sites[i].largest_allocation > x->weight_largest)
-            x->weight_largest = r->sites[i].largest_allocation;
-    if (!x->weight_largest)
+    for (size_t i = 0; i < r->site_count; i++) {
+        if (x->role[i] != 0)
+            continue;
+        uint64_t l = r->sites[i].largest_allocation;
+        if (l > x->weight_largest)
+            x->weight_largest = l;
+        size_t k = 0;
+        while (k < nsz && sizes[k] != l)
+            k++;
+        if (k == nsz && nsz < ATTR_PARAM_SIZES)
+            sizes[nsz++] = l;
+    }
+    if (!nsz)
         return;
     /* Candidates; when activations have the size of a parameter too
      * (batch x features == features x features), the gradients are those
      * that live longest: kept until the optimizer has used them and the
      * next step releases them, while activation gradients die within the
      * backward pass. */
-    uint64_t longest = 0;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->site_count; i++) {
             const prof_site_t *s = &r->sites[i];
             if (x->role[i] >= 0 || x->rule_matched[i] || s->annotated_category >= 0 ||
                 s->stack_id == MLMEM_STACK_NONE || s->frees < 2 || attr_persistent(x, s) ||
-                s->largest_allocation != x->weight_largest || !attr_in_backward(s))
+                !attr_in_backward(s))
+                continue;
+            size_t k = 0;
+            while (k < nsz && sizes[k] != s->largest_allocation)
+                k++;
+            if (k == nsz)
                 continue;
             uint64_t mean = s->lifetime_sum_ns / s->frees;
-            if (pass == 0 && mean > longest)
-                longest = mean;
-            if (pass == 1 && mean * 4 >= longest * 3) {
+            if (pass == 0 && mean > longest[k])
+                longest[k] = mean;
+            if (pass == 1 && mean * 4 >= longest[k] * 3) {
                 x->step_grad[i] = 1;
                 x->step_grads = 1;
             }

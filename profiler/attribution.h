@@ -90,12 +90,13 @@ const prof_rules_t *prof_rules_builtin(void);
 const prof_rule_t *prof_rules_match(const prof_rules_t *user, const prof_site_t *site);
 
 /* 1 if the frame's module is a tensor framework's own library (libc10,
- * libtorch*, libcaffe2*), whose function names say how a tensor is made,
- * not what it is for. */
+ * libtorch*, libcaffe2*, NumPy's array core), whose function names say
+ * how a tensor is made, not what it is for. */
 int prof_frame_is_framework(const prof_frame_t *f);
 
 /* 1 if the site allocates through a framework's tensor allocator
- * (c10::alloc_cpu and its callers): tensor storage. */
+ * (c10::alloc_cpu and its callers), or blocks of 4 KiB or more in NumPy's
+ * array core: tensor or array storage. */
 int prof_site_is_tensor(const prof_site_t *s);
 
 /* Category names as in reports ("optimizer_state"); NULL if out of range. */

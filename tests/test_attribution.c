@@ -1038,6 +1038,41 @@ static void test_attribution_behaviour_framework_copies(void **state)
         b_free(q);
     }
 
+    /* A CNN's shape: the linear layers' parameters (2 blocks) and the
+     * convolution's (1 block) come from two stacks, Adam's moments for all
+     * of them from one (6 blocks, twice their bytes); gradients of both
+     * sizes are reallocated every backward pass, each next to activation
+     * gradients of the same size that die sooner. An unrelated persistent
+     * tensor (a permutation of the dataset's indices) is none of them. */
+    {
+        prof_result_t *q = b_result(8);
+        b_persistent(&q->sites[0], 2, 807936, 100, 0); /* fc1.weight, fc2.weight */
+        q->sites[0].largest_allocation = 802816;
+        b_persistent(&q->sites[1], 1, 18432, 150, 0); /* conv2.weight */
+        b_persistent(&q->sites[2], 1, 480000, 120, 0); /* randperm */
+        b_persistent(&q->sites[3], 6, 2 * (807936 + 18432), 1000000000ull + 500, 0);
+        q->sites[3].largest_allocation = 802816;
+        b_per_step(&q->sites[4], 300, 802816, 50000000, 0);  /* fc1 gradients */
+        b_per_step(&q->sites[5], 300, 802816, 5000000, 0);   /* activation grads */
+        b_per_step(&q->sites[6], 300, 18432, 50000000, 0);   /* conv2 gradients */
+        b_per_step(&q->sites[7], 300, 18432, 4000000, 0);    /* activation grads */
+        for (int i = 0; i < 4; i++)
+            b_frames(&q->sites[i], 3, fwd);
+        for (int i = 4; i < 8; i++)
+            b_frames(&q->sites[i], 5, bwd);
+        prof_attr_input_t qin = {0};
+        assert_int_equal(prof_attribute(q, &qin), 0);
+        assert_string_equal(q->sites[0].category, "weights");
+        assert_string_equal(q->sites[1].category, "weights");
+        assert_string_not_equal(q->sites[2].category, "weights");
+        assert_string_equal(q->sites[3].category, "optimizer_state");
+        assert_string_equal(q->sites[4].category, "gradients");
+        assert_string_equal(q->sites[5].category, "temporaries");
+        assert_string_equal(q->sites[6].category, "gradients");
+        assert_string_equal(q->sites[7].category, "temporaries");
+        b_free(q);
+    }
+
     /* SGD with momentum: the buffers are a same-size copy of the parameters;
      * with gradients reallocated every step they are optimizer state, not
      * gradients. */
