@@ -8,6 +8,7 @@
 #define _GNU_SOURCE /* vasprintf */
 #include "advice.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -209,11 +210,19 @@ static size_t sites_of(const prof_result_t *r, const char *name)
     return n;
 }
 
+/* The run's peak is in evaluation (after the last training step, with
+ * evaluation batches found): changes to the training step (checkpointing,
+ * micro-batches) do not lower it. */
+static int peak_in_evaluation(const prof_result_t *r)
+{
+    return r->steps.peak_where && strcmp(r->steps.peak_where, "evaluation") == 0;
+}
+
 static void advise_checkpointing(builder_t *b, const cmdline_t *cl)
 {
     prof_result_t *r = b->r;
     uint64_t act = cat(r, MLMEM_CAT_ACTIVATIONS);
-    if (!act || (cl->is_train && cl->checkpointing))
+    if (!act || (cl->is_train && cl->checkpointing) || peak_in_evaluation(r))
         return;
     /* Generic: L layers' worth of activations fall to ~2*sqrt(L), with L
      * the number of activation sites (one buffer per layer, a guess).
@@ -340,7 +349,7 @@ static void advise_batching(builder_t *b, const cmdline_t *cl)
 {
     prof_result_t *r = b->r;
     uint64_t act = cat(r, MLMEM_CAT_ACTIVATIONS);
-    if (!act)
+    if (!act || peak_in_evaluation(r))
         return;
     if (cl->is_train && (cl->micro_batch < 2 || (cl->batch % (cl->micro_batch / 2)) != 0))
         return;
@@ -374,6 +383,50 @@ static void advise_batching(builder_t *b, const cmdline_t *cl)
                    "optimizer step.");
     if (cl->is_train)
         a->flags = fmt("--micro-batch %ld", cl->micro_batch / 2);
+    finish(b, a);
+}
+
+/* The peak is in evaluation, above every training step's: the evaluation
+ * batch's tensors (activations and temporaries of sites that allocate and
+ * free again and again, at least once a step) halve with the batch, down
+ * to the training steps' highest peak at most. */
+static void advise_eval_batch(builder_t *b)
+{
+    prof_result_t *r = b->r;
+    const prof_steps_t *st = &r->steps;
+    if (!peak_in_evaluation(r) || !st->peak_count)
+        return;
+    uint64_t train_peak = 0;
+    for (size_t i = 0; i < st->peak_count; i++)
+        if (st->peak_bytes[i] > train_peak)
+            train_peak = st->peak_bytes[i];
+    uint64_t per_batch = 0;
+    for (size_t i = 0; i < r->site_count; i++) {
+        const prof_site_t *s = &r->sites[i];
+        if (s->category && s->allocations >= st->count && s->frees * 10 >= s->allocations * 9 &&
+            (strcmp(s->category, "activations") == 0 || strcmp(s->category, "temporaries") == 0))
+            per_batch += s->live_bytes_at_peak;
+    }
+    uint64_t peak = r->summary.peak_bytes;
+    if (train_peak >= peak || per_batch < 2)
+        return;
+    uint64_t cut = per_batch / 2 < peak - train_peak ? per_batch / 2 : peak - train_peak;
+    prof_recommendation_t *a = add(b, PROF_ADVICE_EVAL_BATCH, PROF_GROUP_EVAL);
+    if (!a)
+        return;
+    a->peak_delta = (int64_t)cut;
+    a->plan_cost = 1;
+    a->extra_compute = 0.0;
+    a->confidence = 0.5;
+    a->title = fmt("Evaluate in half-size batches: the peak is in evaluation");
+    a->cost = fmt("no accuracy change; evaluation runs slightly slower");
+    a->reasoning = fmt("The run peaks at %.1f MiB after the last training step, in evaluation "
+                       "(%" PRIu64 " forward-only batches), above the training steps' %.1f MiB; "
+                       "its per-batch tensors hold %.1f MiB at the peak and halve with the "
+                       "batch. Changes to the training step would not lower this peak.",
+                       peak / MIB, st->eval_batches, train_peak / MIB, per_batch / MIB);
+    a->apply = fmt("Use a smaller batch in the evaluation loop, under torch.no_grad() or "
+                   "inference_mode() so that no activations are kept.");
     finish(b, a);
 }
 
@@ -673,6 +726,7 @@ int prof_advise(prof_result_t *r)
     advise_compression(&b, &cl);
     advise_churn(&b, &cl);
     advise_leak(&b);
+    advise_eval_batch(&b);
     if (b.oom) {
         free_recs(b.v, b.n);
         return -1;

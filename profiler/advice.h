@@ -36,6 +36,7 @@ typedef enum {
     PROF_GROUP_CHURN,
     PROF_GROUP_LEAK,
     PROF_GROUP_GRAD_PRECISION,
+    PROF_GROUP_EVAL,
 } prof_advice_group_t;
 
 /* A plan: the cheapest set of recommendations whose combined predicted

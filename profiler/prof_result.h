@@ -244,6 +244,7 @@ typedef enum {
     PROF_ADVICE_COMPRESSION,
     PROF_ADVICE_CHURN,
     PROF_ADVICE_LEAK,
+    PROF_ADVICE_EVAL_BATCH,
     PROF_ADVICE_KIND_COUNT
 } prof_advice_kind_t;
 
@@ -252,7 +253,7 @@ static inline const char *prof_advice_kind_name(prof_advice_kind_t kind)
 {
     static const char *const names[PROF_ADVICE_KIND_COUNT] = {
         "checkpointing", "precision", "batching", "data_streaming",
-        "optimizer", "compression", "churn", "leak",
+        "optimizer", "compression", "churn", "leak", "evaluation",
     };
     return (unsigned)kind < PROF_ADVICE_KIND_COUNT ? names[kind] : "unknown";
 }

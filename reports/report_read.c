@@ -99,6 +99,20 @@ static int rr_steps(rr_ctx_t *c, json_t *root, prof_result_t *r)
         rr_u64(c, st, "steps", "first_step_ns", &r->steps.first_step_ns, 1) != 0 ||
         rr_u64(c, st, "steps", "last_step_ns", &r->steps.last_step_ns, 1) != 0)
         return -1;
+    if (rr_u64(c, st, "steps", "eval_batches", &r->steps.eval_batches, 1) != 0)
+        return -1;
+    /* peak_where: one of the analyzer's own names (advice compares them). */
+    static const char *const wheres[] = {"before_steps", "step", "after_steps", "evaluation"};
+    json_t *pw = json_object_get(st, "peak_where");
+    if (pw && !json_is_null(pw)) {
+        const char *w = json_string_value(pw);
+        for (size_t i = 0; w && i < sizeof wheres / sizeof wheres[0]; i++)
+            if (strcmp(w, wheres[i]) == 0)
+                r->steps.peak_where = wheres[i];
+        if (!r->steps.peak_where)
+            return rr_fail(c, "field steps.peak_where is not one of before_steps, step, "
+                              "after_steps, evaluation");
+    }
     json_t *pk = json_object_get(st, "peak_bytes");
     if (json_is_array(pk) && json_array_size(pk) > 0) {
         size_t n = json_array_size(pk);

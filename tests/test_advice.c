@@ -299,6 +299,64 @@ static void test_advice_churn_names_the_glibc_tunable(void **state)
     prof_result_free(&r);
 }
 
+/* The peak in evaluation, above the training steps': halving the
+ * evaluation batch halves its per-batch tensors (not the persistent
+ * OpenBLAS-like buffer among the temporaries), down to the steps' peak at
+ * most; checkpointing and micro-batching, changes to the training step,
+ * are not offered. */
+static void test_advice_eval_batch_when_peak_in_evaluation(void **state)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        prof_result_t r;
+        make(&r, "python3 train.py", 10 * MiB, 10 * MiB, 0, 40 * MiB, 0, 20 * MiB);
+        r.steps.count = 100;
+        r.steps.eval_batches = 8;
+        r.steps.peak_where = "evaluation";
+        r.steps.peak_count = 100;
+        r.steps.peak_bytes = calloc(100, sizeof(uint64_t));
+        for (int i = 0; i < 100; i++)
+            r.steps.peak_bytes[i] = (variant ? 75 : 60) * MiB;
+        r.sites = calloc(2, sizeof *r.sites);
+        r.site_count = 2;
+        r.sites[0].category = "activations"; /* the forward pass's, 100 + 8 */
+        r.sites[0].allocations = r.sites[0].frees = 108;
+        r.sites[0].live_bytes_at_peak = 40 * MiB;
+        r.sites[1].category = "temporaries"; /* a library's persistent buffer */
+        r.sites[1].allocations = 1;
+        r.sites[1].live_bytes_at_peak = 20 * MiB;
+        assert_int_equal(prof_advise(&r), 0);
+        const prof_recommendation_t *a = find(&r, PROF_ADVICE_EVAL_BATCH, NULL);
+        assert_int_equal(a->predicted_peak_bytes, (variant ? 75 : 60) * MiB);
+        assert_non_null(strstr(a->reasoning, "8 forward-only batches"));
+        assert_int_equal(count_kind(&r, PROF_ADVICE_CHECKPOINTING), 0);
+        assert_int_equal(count_kind(&r, PROF_ADVICE_BATCHING), 0);
+        /* `mlmem advise REPORT.json` gives the same from the report. */
+        char path[] = "/tmp/test_advice_XXXXXX", err[512];
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(report_json_write(&r, path, err, sizeof err), 0);
+        prof_result_t back;
+        assert_int_equal(report_json_read(path, &back, err, sizeof err), 0);
+        unlink(path);
+        assert_int_equal(prof_advise(&back), 0);
+        assert_int_equal(find(&back, PROF_ADVICE_EVAL_BATCH, NULL)->predicted_peak_bytes,
+                         a->predicted_peak_bytes);
+        prof_result_free(&back);
+        prof_result_free(&r);
+    }
+
+    /* A peak in a step: no such advice, and micro-batching is back. */
+    prof_result_t r;
+    make(&r, "python3 train.py", 10 * MiB, 10 * MiB, 0, 40 * MiB, 0, 20 * MiB);
+    r.steps.count = 100;
+    r.steps.peak_where = "step";
+    assert_int_equal(prof_advise(&r), 0);
+    assert_int_equal(count_kind(&r, PROF_ADVICE_EVAL_BATCH), 0);
+    assert_int_equal(count_kind(&r, PROF_ADVICE_BATCHING), 1);
+    prof_result_free(&r);
+}
+
 static void test_advice_leak_from_step_peaks(void **state)
 {
     prof_result_t r;
@@ -563,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_advice_only_what_applies),
         cmocka_unit_test(test_advice_compression_is_for_deployment),
         cmocka_unit_test(test_advice_churn_names_the_glibc_tunable),
+        cmocka_unit_test(test_advice_eval_batch_when_peak_in_evaluation),
         cmocka_unit_test(test_advice_leak_from_step_peaks),
         cmocka_unit_test(test_advice_leak_from_timeline_troughs),
         cmocka_unit_test(test_advice_sorted_by_bytes_saved),
