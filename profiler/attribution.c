@@ -680,6 +680,11 @@ typedef struct {
     uint64_t *step_starts;    /* detected in the log: each step's start,
                                  for the first step_start_count steps     */
     size_t step_start_count;
+    uint64_t *step_peak_ns;   /* steps with bounds from the log: when the
+                                 live-range span holding the step's peak
+                                 begins (attr_detected_step_shape)        */
+    uint8_t *born_backward;   /* per site: its logged births within steps
+                                 fall after the inferred forward phase    */
 } attr_ctx_t;
 
 /* A site that lives through training: born by the end of the first step,
@@ -1019,6 +1024,75 @@ static int attr_in_backward(const prof_site_t *s)
     return 0;
 }
 
+/* Frames that run a backward pass, or births that the allocation log puts
+ * after the inferred forward phase of their steps. */
+static int attr_backward(const attr_ctx_t *x, size_t si)
+{
+    return attr_in_backward(&x->r->sites[si]) || (x->born_backward && x->born_backward[si]);
+}
+
+static int attr_cmp_site_stack(const void *p, const void *q, void *ctx)
+{
+    const prof_site_t *sites = ctx;
+    uint32_t a = sites[*(const size_t *)p].stack_id, b = sites[*(const size_t *)q].stack_id;
+    return (a > b) - (a < b);
+}
+
+/* Which sites are born in backward passes, for programs whose backward code
+ * has no telling name (inlined into main, say): with steps found in the
+ * allocation log and a forward phase inferred, a site at least 90% of whose
+ * logged births inside steps (at least 3) come at or after their step's
+ * peak (from the live-range span holding it on: the birth that makes the
+ * peak is the first of the backward pass) is born in backward passes. */
+#define ATTR_BACKWARD_SHARE 0.5
+static int attr_birth_phases(attr_ctx_t *x)
+{
+    prof_result_t *r = x->r;
+    const prof_attr_input_t *in = x->in;
+    if (r->steps.forward_end <= 0 || x->step_start_count < 3 || !in->log || !x->step_peak_ns)
+        return 0;
+    size_t ns = r->site_count;
+    size_t *idx = malloc((ns + 1) * sizeof *idx);
+    uint32_t *after = calloc(ns + 1, sizeof *after), *within = calloc(ns + 1, sizeof *within);
+    x->born_backward = calloc(ns + 1, 1);
+    if (!idx || !after || !within || !x->born_backward) {
+        free(idx);
+        free(after);
+        free(within);
+        return -1;
+    }
+    for (size_t i = 0; i < ns; i++)
+        idx[i] = i;
+    qsort_r(idx, ns, sizeof *idx, attr_cmp_site_stack, r->sites);
+    size_t k = 0; /* the step holding the entry: times only grow in the log */
+    for (size_t i = 0; i < in->log_count; i++) {
+        uint64_t t = in->log[i].time_ns;
+        while (k + 1 < x->step_start_count && t >= x->step_starts[k + 1])
+            k++;
+        if (k + 1 >= x->step_start_count || t < x->step_starts[k])
+            continue;
+        size_t lo = 0, hi = ns;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (r->sites[idx[mid]].stack_id < in->log[i].stack_id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == ns || r->sites[idx[lo]].stack_id != in->log[i].stack_id)
+            continue;
+        within[idx[lo]]++;
+        after[idx[lo]] += t >= x->step_peak_ns[k];
+    }
+    for (size_t i = 0; i < ns; i++) {
+        x->born_backward[i] = within[i] >= 3 && after[i] >= ATTR_BACKWARD_SHARE * within[i];
+    }
+    free(idx);
+    free(after);
+    free(within);
+    return 0;
+}
+
 /* Gradients reallocated every step (PyTorch's zero_grad(set_to_none=True)
  * frees them, and the next backward pass allocates them again): a site that
  * is not persistent, allocates in a backward pass, frees its blocks, and
@@ -1057,7 +1131,7 @@ static void attr_step_grads(attr_ctx_t *x)
             const prof_site_t *s = &r->sites[i];
             if (x->role[i] >= 0 || x->rule_matched[i] || s->annotated_category >= 0 ||
                 s->stack_id == MLMEM_STACK_NONE || s->frees < 2 || attr_persistent(x, s) ||
-                !attr_in_backward(s))
+                !attr_backward(x, i))
                 continue;
             size_t k = 0;
             while (k < nsz && sizes[k] != s->largest_allocation)
@@ -1205,7 +1279,7 @@ static void attr_behaviour(const attr_ctx_t *x, size_t si, attr_class_t *c)
         return;
     }
     uint64_t mean = s->frees ? s->lifetime_sum_ns / s->frees : 0;
-    if (s->last_alloc_ns >= x->t0 && attr_in_backward(s)) {
+    if (s->last_alloc_ns >= x->t0 && attr_backward(x, si)) {
         attr_set(c, MLMEM_CAT_TEMPORARIES, PROF_EVIDENCE_BEHAVIOUR, 0.6,
                  "born and freed again in backward passes, not kept for the optimizer "
                  "(gradients of activations)");
@@ -1417,7 +1491,102 @@ static int attr_cmp_double(const void *x, const void *y)
  * the period. */
 #define ATTR_SPANS_PER_STEP 4
 #define ATTR_STEP_MIN_RISE 4096
-static int attr_detected_step_shape(const attr_ctx_t *x, prof_result_t *r,
+static int attr_cmp_i64(const void *p, const void *q)
+{
+    int64_t a = *(const int64_t *)p, b = *(const int64_t *)q;
+    return (a > b) - (a < b);
+}
+
+/* The lowest live bytes of span j; a span without events (the program ran
+ * without allocating) holds what the last span with events before it ended
+ * at, approximated by that span's lowest, looking back no further than
+ * 'floor'. */
+static uint64_t attr_span_low(const prof_attr_input_t *in, size_t j, size_t floor)
+{
+    for (size_t k = j + 1; k-- > floor;)
+        if (in->ranges[k].min != UINT64_MAX)
+            return in->ranges[k].min;
+    return UINT64_MAX;
+}
+
+/* The detector's steps begin where the first full period that repeats
+ * began: an arbitrary point of the step (the reference trainer's began in
+ * the middle of its forward pass). A step is taken to begin where live
+ * bytes start to rise towards its peak: in each window the log bounds, from
+ * the span holding the window's peak back (going round to the window's end,
+ * the same point of the step before), the first span whose lowest live
+ * bytes are within max(4 KiB, 1% of the rise) of the window's lowest (a
+ * span without events holds what the span before ended at). When
+ * that is after the peak, the step began that much earlier in the window
+ * before. Steps past the log move by the median shift. */
+static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_input_t *in)
+{
+    prof_steps_t *st = &r->steps;
+    uint64_t w = in->range_width_ns;
+    if (x->step_start_count < 3 || !in->ranges || !w || !st->period_ns ||
+        st->period_ns / w < ATTR_SPANS_PER_STEP)
+        return 0;
+    size_t n = x->step_start_count - 1; /* windows with both bounds */
+    int64_t *shift = malloc(n * sizeof *shift);
+    uint64_t *start = malloc(n * sizeof *start);
+    if (!shift || !start) {
+        free(shift);
+        free(start);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t0 = x->step_starts[i], t1 = x->step_starts[i + 1];
+        size_t j0 = (size_t)((t0 + w - 1) / w), j1 = (size_t)((t1 + w - 1) / w);
+        if (j1 > in->range_count)
+            j1 = in->range_count;
+        start[i] = t0;
+        shift[i] = 0;
+        if (j1 <= j0 + 1)
+            continue;
+        uint64_t lo = UINT64_MAX, hi = 0;
+        size_t pk = j0;
+        for (size_t j = j0; j < j1; j++) {
+            if (in->ranges[j].max > hi) {
+                hi = in->ranges[j].max;
+                pk = j;
+            }
+            if (in->ranges[j].min < lo)
+                lo = in->ranges[j].min;
+        }
+        if (lo == UINT64_MAX || hi <= lo)
+            continue;
+        uint64_t tol = (hi - lo) / 100 > 4096 ? (hi - lo) / 100 : 4096;
+        size_t len = j1 - j0, q = SIZE_MAX;
+        for (size_t back = 0; back < len; back++) {
+            size_t j = j0 + (pk - j0 + len - back) % len;
+            if (attr_span_low(in, j, j0) <= lo + tol) {
+                q = j;
+                break;
+            }
+        }
+        if (q == SIZE_MAX)
+            continue;
+        uint64_t at = (uint64_t)q * w < t0 ? t0 : (uint64_t)q * w;
+        if (q > pk) /* the rise began in the window before */
+            at = at - t0 >= t1 - t0 ? t0 : at - (t1 - t0);
+        start[i] = at;
+        shift[i] = (int64_t)at - (int64_t)t0;
+    }
+    for (size_t i = 0; i < n; i++)
+        x->step_starts[i] = start[i];
+    qsort(shift, n, sizeof *shift, attr_cmp_i64);
+    int64_t med = shift[n / 2];
+    x->step_starts[n] = (uint64_t)((int64_t)x->step_starts[n] + med);
+    if (x->step_starts[n] <= x->step_starts[n - 1])
+        x->step_starts[n] = x->step_starts[n - 1] + 1;
+    st->first_step_ns = x->step_starts[0];
+    st->last_step_ns = (uint64_t)((int64_t)st->last_step_ns + med);
+    free(shift);
+    free(start);
+    return 0;
+}
+
+static int attr_detected_step_shape(attr_ctx_t *x, prof_result_t *r,
                                     const prof_attr_input_t *in)
 {
     prof_steps_t *st = &r->steps;
@@ -1427,7 +1596,8 @@ static int attr_detected_step_shape(const attr_ctx_t *x, prof_result_t *r,
         return 0;
     st->peak_bytes = calloc(st->count, sizeof *st->peak_bytes);
     double *fwd = malloc(st->count * sizeof *fwd), *bwd = malloc(st->count * sizeof *bwd);
-    if (!st->peak_bytes || !fwd || !bwd) {
+    x->step_peak_ns = calloc(x->step_start_count + 1, sizeof *x->step_peak_ns);
+    if (!st->peak_bytes || !fwd || !bwd || !x->step_peak_ns) {
         free(st->peak_bytes);
         st->peak_bytes = NULL;
         free(fwd);
@@ -1456,6 +1626,8 @@ static int attr_detected_step_shape(const attr_ctx_t *x, prof_result_t *r,
                 lo = in->ranges[j].min;
         }
         st->peak_bytes[i] = hi;
+        if (i + 1 < x->step_start_count)
+            x->step_peak_ns[i] = (uint64_t)pk * w;
         if (j1 <= j0 || hi == 0 || lo == UINT64_MAX || hi - lo < ATTR_STEP_MIN_RISE)
             continue;
         shaped++;
@@ -1680,9 +1852,11 @@ int prof_attribute(prof_result_t *r, const prof_attr_input_t *in)
         goto done;
     if (attr_steps(&x) != 0 ||
         (r->steps.source && strcmp(r->steps.source, "detected") == 0 &&
-         attr_detected_step_shape(&x, r, in) != 0))
+         (attr_align_steps(&x, r, in) != 0 || attr_detected_step_shape(&x, r, in) != 0)))
         goto done;
     attr_peak_where(&x, r);
+    if (attr_birth_phases(&x) != 0)
+        goto done;
 
     /* Rules first; behaviour for the rest. */
     for (size_t i = 0; i < ns; i++) {
@@ -1800,5 +1974,7 @@ done:
     free(x.sibling);
     free(x.step_grad);
     free(x.step_starts);
+    free(x.born_backward);
+    free(x.step_peak_ns);
     return rc;
 }

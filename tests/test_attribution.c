@@ -1142,6 +1142,66 @@ static void test_attribution_behaviour_file_reads_are_data(void **state)
     b_free(r);
 }
 
+/* Steps found in the log begin where its first fully repeating period did:
+ * here at the second allocation of a step (the first step's first one is a
+ * warm-up's). Aligned to where live bytes start to rise, the forward phase
+ * runs from the step's real start to its peak; and a site born after the
+ * peak in every step is born in backward passes (temporaries), with no
+ * telling function name, while the forward pass's sites stay activations.
+ * Steps: A +0, B +10, C +20, D +30, E +45 (the peak: backward's first
+ * block on top of the activations), frees down to 0 by +60, then nothing
+ * until the next step at +100; 1 ns spans. */
+static void test_attribution_detected_steps_aligned_to_rise(void **state)
+{
+    (void)state;
+    enum { STEPS = 21, T0 = 1000, P = 100, A = 1, B, C, D, E };
+    prof_result_t *r = b_result(5);
+    r->steps = (prof_steps_t){0};
+    r->summary.duration_ns = T0 + STEPS * P;
+    prof_acct_logged_t log[STEPS * 5 + 16];
+    size_t n = 0;
+    for (uint32_t k = 0; k < 9; k++) /* setup */
+        log[n++] = (prof_acct_logged_t){100 + k, 10 * k};
+    size_t nr = T0 + STEPS * P;
+    prof_live_range_t *rng = calloc(nr, sizeof *rng);
+    assert_non_null(rng);
+    for (size_t j = 0; j < nr; j++)
+        rng[j] = (prof_live_range_t){UINT64_MAX, 0};
+    static const uint64_t mb = 1000000;
+    static const struct {
+        uint32_t off, key;
+        uint64_t lo, hi;
+    } shape[] = {{0, A, 1 * mb, 1 * mb},  {10, B, 2 * mb, 2 * mb}, {20, C, 3 * mb, 3 * mb},
+                 {30, D, 4 * mb, 4 * mb}, {45, E, 5 * mb, 5 * mb}, {50, 0, 3 * mb, 4 * mb},
+                 {60, 0, 0, 2 * mb}};
+    for (uint64_t k = 0; k < STEPS; k++)
+        for (size_t q = 0; q < sizeof shape / sizeof shape[0]; q++) {
+            uint64_t t = T0 + k * P + shape[q].off;
+            rng[t] = (prof_live_range_t){shape[q].lo, shape[q].hi};
+            if (shape[q].key)
+                log[n++] = (prof_acct_logged_t){k == 0 && shape[q].key == A ? 99 : shape[q].key,
+                                                t};
+        }
+    for (int i = 0; i < 5; i++) { /* A..E: one block a step each */
+        b_per_step(&r->sites[i], STEPS, mb, i == 4 ? 10 : 40 - 10 * (uint64_t)i, 0);
+        r->sites[i].first_alloc_ns = T0 + 10 * (uint64_t)i;
+        r->sites[i].last_alloc_ns = T0 + (STEPS - 1) * P + 10 * (uint64_t)i;
+        r->sites[i].first_free_ns = r->sites[i].first_alloc_ns + (i == 4 ? 10 : 40 - 10 * i);
+    }
+    prof_attr_input_t in = {.log = log, .log_count = n, .ranges = rng, .range_count = nr,
+                            .range_width_ns = 1};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->steps.source, "detected");
+    assert_true(r->steps.first_step_ns >= T0 - 5 && r->steps.first_step_ns <= T0);
+    assert_true(r->steps.forward_end > 0.44 && r->steps.forward_end < 0.49);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(r->sites[i].category, "activations");
+    assert_string_equal(r->sites[4].category, "temporaries");
+    assert_non_null(strstr(r->sites[4].category_evidence, "backward"));
+    free(rng);
+    b_free(r);
+}
+
 /* The small allocations that were not sampled (one pseudo-site, no stack)
  * are of every kind: other, whatever their lifetimes look like; the same
  * figures with a stack are a per-step site. */
@@ -1338,6 +1398,7 @@ int main(void)
         cmocka_unit_test(test_attribution_behaviour_file_reads_are_data),
         cmocka_unit_test(test_attribution_detected_step_shape),
         cmocka_unit_test(test_attribution_behaviour_unsampled_is_other),
+        cmocka_unit_test(test_attribution_detected_steps_aligned_to_rise),
         cmocka_unit_test(test_attribution_steps_from_sites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
