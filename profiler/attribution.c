@@ -1497,6 +1497,32 @@ static int attr_cmp_i64(const void *p, const void *q)
     return (a > b) - (a < b);
 }
 
+/* One step's window of the live ranges: the spans [j0, j1) covering the
+ * times [t0, t1), their lowest and highest live bytes, and the first span
+ * holding the highest. */
+typedef struct {
+    size_t j0, j1, pk;
+    uint64_t lo, hi;
+} attr_window_t;
+
+static attr_window_t attr_window(const prof_attr_input_t *in, uint64_t t0, uint64_t t1)
+{
+    uint64_t w = in->range_width_ns;
+    attr_window_t v = {(size_t)((t0 + w - 1) / w), (size_t)((t1 + w - 1) / w), 0, UINT64_MAX, 0};
+    if (v.j1 > in->range_count)
+        v.j1 = in->range_count;
+    v.pk = v.j0;
+    for (size_t j = v.j0; j < v.j1; j++) {
+        if (in->ranges[j].max > v.hi) {
+            v.hi = in->ranges[j].max;
+            v.pk = j;
+        }
+        if (in->ranges[j].min < v.lo)
+            v.lo = in->ranges[j].min;
+    }
+    return v;
+}
+
 /* The lowest live bytes of span j; a span without events (the program ran
  * without allocating) holds what the last span with events before it ended
  * at, approximated by that span's lowest, looking back no further than
@@ -1536,24 +1562,12 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t t0 = x->step_starts[i], t1 = x->step_starts[i + 1];
-        size_t j0 = (size_t)((t0 + w - 1) / w), j1 = (size_t)((t1 + w - 1) / w);
-        if (j1 > in->range_count)
-            j1 = in->range_count;
+        attr_window_t v = attr_window(in, t0, t1);
+        size_t j0 = v.j0, j1 = v.j1, pk = v.pk;
+        uint64_t lo = v.lo, hi = v.hi;
         start[i] = t0;
         shift[i] = 0;
-        if (j1 <= j0 + 1)
-            continue;
-        uint64_t lo = UINT64_MAX, hi = 0;
-        size_t pk = j0;
-        for (size_t j = j0; j < j1; j++) {
-            if (in->ranges[j].max > hi) {
-                hi = in->ranges[j].max;
-                pk = j;
-            }
-            if (in->ranges[j].min < lo)
-                lo = in->ranges[j].min;
-        }
-        if (lo == UINT64_MAX || hi <= lo)
+        if (j1 <= j0 + 1 || lo == UINT64_MAX || hi <= lo)
             continue;
         uint64_t tol = (hi - lo) / 100 > 4096 ? (hi - lo) / 100 : 4096;
         size_t len = j1 - j0, q = SIZE_MAX;
@@ -1612,19 +1626,9 @@ static int attr_detected_step_shape(attr_ctx_t *x, prof_result_t *r,
             t0 = x->step_starts[i];
             t1 = x->step_starts[i + 1];
         }
-        size_t j0 = (size_t)((t0 + w - 1) / w), j1 = (size_t)((t1 + w - 1) / w);
-        if (j1 > in->range_count)
-            j1 = in->range_count;
-        uint64_t lo = UINT64_MAX, hi = 0;
-        size_t pk = j0;
-        for (size_t j = j0; j < j1; j++) {
-            if (in->ranges[j].max > hi) {
-                hi = in->ranges[j].max;
-                pk = j;
-            }
-            if (in->ranges[j].min < lo)
-                lo = in->ranges[j].min;
-        }
+        attr_window_t v = attr_window(in, t0, t1);
+        size_t j0 = v.j0, j1 = v.j1, pk = v.pk;
+        uint64_t lo = v.lo, hi = v.hi;
         st->peak_bytes[i] = hi;
         if (i + 1 < x->step_start_count)
             x->step_peak_ns[i] = (uint64_t)pk * w;

@@ -733,12 +733,12 @@ static void test_attribution_behaviour_detected_steps(void **state)
  * a framework fills it), steps come from the sites' allocation counts: the
  * per-step sites allocate 1, 2 or 5 times per step; the divisors of the step
  * count (30, 20, 15...) and a few unrelated sites do not decide. */
-static void test_attribution_steps_from_sites(void **state)
+/* Nine per-step sites allocating counts[i] blocks of 1 MiB from 2 s to
+ * 7.9 s (sites 7 and 8 small), for steps found from the sites' counts. */
+static prof_result_t *b_counted_sites(const uint64_t counts[9])
 {
-    (void)state;
     prof_result_t *r = b_result(9);
     r->steps = (prof_steps_t){0};
-    uint64_t counts[] = {60, 60, 60, 120, 300, 180, 30, 7, 45};
     for (int i = 0; i < 9; i++) {
         b_per_step(&r->sites[i], counts[i], 1 << 20, 20000000, 0);
         r->sites[i].first_alloc_ns = 2000000000ull + 1000000ull * (uint64_t)i;
@@ -746,6 +746,14 @@ static void test_attribution_steps_from_sites(void **state)
         r->sites[i].first_free_ns = r->sites[i].first_alloc_ns + 20000000;
     }
     r->sites[7].bytes_allocated = r->sites[8].bytes_allocated = 4096;
+    return r;
+}
+
+static void test_attribution_steps_from_sites(void **state)
+{
+    (void)state;
+    static const uint64_t counts[] = {60, 60, 60, 120, 300, 180, 30, 7, 45};
+    prof_result_t *r = b_counted_sites(counts);
     r->sites[0].first_free_ns = 2150000000ull; /* the slow first step ends */
     size_t nlog = 65536; /* a full log of setup allocations, all different */
     prof_acct_logged_t *log = calloc(nlog, sizeof *log);
@@ -763,16 +771,8 @@ static void test_attribution_steps_from_sites(void **state)
 
     /* Evaluation passes: 8 forward-only batches make the forward sites
      * allocate 68 (or 136) times; they count for 60, and eval is found. */
-    r = b_result(9);
-    r->steps = (prof_steps_t){0};
-    uint64_t with_eval[] = {60, 60, 60, 68, 68, 136, 68, 7, 45};
-    for (int i = 0; i < 9; i++) {
-        b_per_step(&r->sites[i], with_eval[i], 1 << 20, 20000000, 0);
-        r->sites[i].first_alloc_ns = 2000000000ull + 1000000ull * (uint64_t)i;
-        r->sites[i].last_alloc_ns = 7900000000ull + 1000000ull * (uint64_t)i;
-        r->sites[i].first_free_ns = r->sites[i].first_alloc_ns + 20000000;
-    }
-    r->sites[7].bytes_allocated = r->sites[8].bytes_allocated = 4096;
+    static const uint64_t with_eval[] = {60, 60, 60, 68, 68, 136, 68, 7, 45};
+    r = b_counted_sites(with_eval);
     assert_int_equal(prof_attribute(r, &in), 0);
     assert_string_equal(r->steps.source, "detected");
     assert_int_equal(r->steps.count, 60);
@@ -1062,14 +1062,13 @@ static void test_attribution_behaviour_framework_copies(void **state)
             b_frames(&q->sites[i], 5, bwd);
         prof_attr_input_t qin = {0};
         assert_int_equal(prof_attribute(q, &qin), 0);
-        assert_string_equal(q->sites[0].category, "weights");
-        assert_string_equal(q->sites[1].category, "weights");
+        static const char *const want[8] = {"weights",     "weights",   NULL, "optimizer_state",
+                                            "gradients",   "temporaries", "gradients",
+                                            "temporaries"};
+        for (int i = 0; i < 8; i++)
+            if (want[i])
+                assert_string_equal(q->sites[i].category, want[i]);
         assert_string_not_equal(q->sites[2].category, "weights");
-        assert_string_equal(q->sites[3].category, "optimizer_state");
-        assert_string_equal(q->sites[4].category, "gradients");
-        assert_string_equal(q->sites[5].category, "temporaries");
-        assert_string_equal(q->sites[6].category, "gradients");
-        assert_string_equal(q->sites[7].category, "temporaries");
         b_free(q);
     }
 
