@@ -471,7 +471,6 @@ static size_t attr_candidates(const attr_occ_t *occ, size_t n, uint64_t *gaps, u
     return nc;
 }
 
-
 int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
                       prof_step_detect_t *out)
 {
@@ -683,8 +682,8 @@ typedef struct {
     uint64_t *step_peak_ns;   /* steps with bounds from the log: when the
                                  live-range span holding the step's peak
                                  begins (attr_detected_step_shape)        */
-    uint8_t *born_backward;   /* per site: its logged births within steps
-                                 fall after the inferred forward phase    */
+    uint8_t *born_backward;   /* per site: born in backward passes by the
+                                 log's times (attr_birth_phases)          */
 } attr_ctx_t;
 
 /* A site that lives through training: born by the end of the first step,
@@ -1040,10 +1039,12 @@ static int attr_cmp_site_stack(const void *p, const void *q, void *ctx)
 
 /* Which sites are born in backward passes, for programs whose backward code
  * has no telling name (inlined into main, say): with steps found in the
- * allocation log and a forward phase inferred, a site at least 90% of whose
- * logged births inside steps (at least 3) come at or after their step's
- * peak (from the live-range span holding it on: the birth that makes the
- * peak is the first of the backward pass) is born in backward passes. */
+ * allocation log and a forward phase inferred, a site at least half of
+ * whose logged births inside steps (at least 3) come at or after their
+ * step's peak (from the live-range span holding it on: the block that makes
+ * the peak is usually the backward pass's first, and a backward loop's
+ * first delta can come just before it) is born in backward passes; forward
+ * births all come before the peak. */
 #define ATTR_BACKWARD_SHARE 0.5
 static int attr_birth_phases(attr_ctx_t *x)
 {
@@ -1084,9 +1085,8 @@ static int attr_birth_phases(attr_ctx_t *x)
         within[idx[lo]]++;
         after[idx[lo]] += t >= x->step_peak_ns[k];
     }
-    for (size_t i = 0; i < ns; i++) {
+    for (size_t i = 0; i < ns; i++)
         x->born_backward[i] = within[i] >= 3 && after[i] >= ATTR_BACKWARD_SHARE * within[i];
-    }
     free(idx);
     free(after);
     free(within);
@@ -1475,22 +1475,12 @@ static int attr_cmp_double(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-/* Each detected step's peak, and the phases the shape of its live bytes
- * shows, from the live ranges (the lowest and highest live bytes of each
- * short span of the run). Step i is [first + i * period, first + (i + 1) *
- * period). Done only when a step spans at least ATTR_SPANS_PER_STEP spans
- * (a span's maximum may belong to either step it straddles), else left
- * empty rather than wrong.
- *
- * Phases, inferred for the steps whose live bytes rise by at least 1% of
- * their peak: forward from the step's start to its peak (activations are
- * kept for the backward pass), backward from the peak until live bytes
- * have fallen back half-way to the step's lowest (activations released as
- * their gradients are computed). Each is found when at least half the
- * steps show it; its end is the median over those steps, as a fraction of
- * the period. */
+/* A step must span this many live-range spans for its peak and shape to
+ * be read (a span's maximum may belong to either step it straddles); a
+ * rise of fewer bytes is noise, not a phase. */
 #define ATTR_SPANS_PER_STEP 4
 #define ATTR_STEP_MIN_RISE 4096
+
 static int attr_cmp_i64(const void *p, const void *q)
 {
     int64_t a = *(const int64_t *)p, b = *(const int64_t *)q;
@@ -1600,6 +1590,21 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
     return 0;
 }
 
+/* Each detected step's peak, and the phases the shape of its live bytes
+ * shows, from the live ranges (the lowest and highest live bytes of each
+ * short span of the run). Step i runs from its start in the log (aligned
+ * by attr_align_steps) to the next one's; past the log, [first + i *
+ * period, first + (i + 1) * period). Done only when a step spans at least
+ * ATTR_SPANS_PER_STEP spans, else left empty rather than wrong. Notes when
+ * each log-bounded step's peak span begins (x->step_peak_ns).
+ *
+ * Phases, inferred for the steps whose live bytes rise by at least
+ * ATTR_STEP_MIN_RISE: forward from the step's start to its peak
+ * (activations are kept for the backward pass), backward from the peak
+ * until live bytes have fallen back half-way to the step's lowest
+ * (activations released as their gradients are computed). Each is found
+ * when at least half the steps show it; its end is the median over those
+ * steps, as a fraction of the step. */
 static int attr_detected_step_shape(attr_ctx_t *x, prof_result_t *r,
                                     const prof_attr_input_t *in)
 {
