@@ -91,7 +91,7 @@ static void *realloc_common(void *old, size_t size, int fn, void *(*call)(void *
     shim_ring_t *r = shim_ring_get();
     if (!r)
         return call(old, n, elem);
-    shim_event_t *e = shim_event_reserve(r);
+    shim_event_t *e = shim_event_reserve(r, 2);
     if (!e)
         return call(old, n, elem);
     shim_event_stamp(r, e, size >= g_shim.config.stack_threshold);
@@ -100,25 +100,25 @@ static void *realloc_common(void *old, size_t size, int fn, void *(*call)(void *
     shim_guard = SHIM_GUARD_PASS;
     p = call(old, n, elem);
     shim_guard = saved;
-    e->tid = r->tid;
-    e->fn = (uint8_t)fn;
-    e->arg = 0;
+    shim_event_ext_t *x = shim_event_ext(r, e);
+    x->arg = 0;
     if (p) {
-        e->type = MLMEM_EV_REALLOC;
+        e->info = SHIM_EVI(MLMEM_EV_REALLOC, fn, size) | SHIM_EVI_EXT;
         e->addr = (uintptr_t)p;
-        e->size = size;
-        e->old_addr = (uintptr_t)old;
+        x->size = size;
+        x->old_addr = (uintptr_t)old;
         /* The stack is taken after the slot: a sampled realloc still gets
          * one, and the slot's seq already fixes the order. */
-        e->stack_id = shim_stack_for(r, size, 0);
-    } else if (old && size == 0) {
-        e->type = MLMEM_EV_FREE; /* glibc: realloc(p, 0) frees p */
-        e->addr = (uintptr_t)old;
-        e->size = 0;
-        e->stack_id = 0;
+        x->stack_id = shim_stack_for(r, size, 0);
     } else {
-        e->type = MLMEM_EV_NOP; /* failed: the old block is untouched */
-        e->stack_id = 0;
+        /* glibc: realloc(p, 0) frees p; otherwise it failed and the old
+         * block is untouched. */
+        int type = old && size == 0 ? MLMEM_EV_FREE : MLMEM_EV_NOP;
+        e->info = SHIM_EVI(type, 0, 0) | SHIM_EVI_EXT;
+        e->addr = (uintptr_t)old;
+        x->size = 0;
+        x->old_addr = 0;
+        x->stack_id = 0;
     }
     shim_event_commit(r);
     return p;
@@ -171,17 +171,11 @@ SHIM_EXPORT void free(void *p)
         return;
     }
     shim_ring_t *r = shim_ring_get();
-    shim_event_t *e = r ? shim_event_reserve(r) : NULL;
+    shim_event_t *e = r ? shim_event_reserve(r, 1) : NULL;
     if (e) {
         shim_event_stamp(r, e, 0);
-        e->type = MLMEM_EV_FREE;
-        e->fn = 0;
         e->addr = (uintptr_t)p;
-        e->size = 0;
-        e->old_addr = 0;
-        e->arg = 0;
-        e->stack_id = 0;
-        e->tid = r->tid;
+        e->info = SHIM_EVI(MLMEM_EV_FREE, 0, 0);
     }
     int saved = shim_guard;
     shim_guard = SHIM_GUARD_PASS;

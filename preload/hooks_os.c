@@ -62,7 +62,7 @@ SHIM_EXPORT int munmap(void *addr, size_t len)
     if (!shim_recording_os(__builtin_return_address(0)))
         return g_shim.real.munmap(addr, len);
     shim_ring_t *r = shim_ring_get();
-    shim_event_t *e = r ? shim_event_reserve(r) : NULL;
+    shim_event_t *e = r ? shim_event_reserve(r, 2) : NULL;
     if (e) {
         shim_event_stamp(r, e, 1); /* before the range can be mapped again */
     }
@@ -71,14 +71,14 @@ SHIM_EXPORT int munmap(void *addr, size_t len)
     int rc = g_shim.real.munmap(addr, len);
     shim_guard = saved;
     if (e) {
-        e->type = rc == 0 ? MLMEM_EV_MUNMAP : MLMEM_EV_NOP;
-        e->fn = 0;
+        uint64_t size = page_round(len);
         e->addr = (uintptr_t)addr;
-        e->size = page_round(len);
-        e->old_addr = 0;
-        e->arg = 0;
-        e->stack_id = 0;
-        e->tid = r->tid;
+        e->info = SHIM_EVI(rc == 0 ? MLMEM_EV_MUNMAP : MLMEM_EV_NOP, 0, size) | SHIM_EVI_EXT;
+        shim_event_ext_t *x = shim_event_ext(r, e);
+        x->size = size;
+        x->old_addr = 0;
+        x->arg = 0;
+        x->stack_id = 0;
         shim_event_commit(r);
     }
     return rc;
@@ -98,7 +98,7 @@ SHIM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, .
     if (!shim_recording_os(__builtin_return_address(0)))
         return g_shim.real.mremap(old, old_len, new_len, flags, want);
     shim_ring_t *r = shim_ring_get();
-    shim_event_t *e = r ? shim_event_reserve(r) : NULL;
+    shim_event_t *e = r ? shim_event_reserve(r, 2) : NULL;
     if (e) {
         shim_event_stamp(r, e, 1);
     }
@@ -107,18 +107,22 @@ SHIM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, .
     void *p = g_shim.real.mremap(old, old_len, new_len, flags, want);
     shim_guard = saved;
     if (e) {
-        e->fn = 0;
-        e->tid = r->tid;
+        shim_event_ext_t *x = shim_event_ext(r, e);
         if (p != MAP_FAILED) {
-            e->type = MLMEM_EV_MREMAP;
+            uint64_t size = page_round(new_len);
             e->addr = (uintptr_t)p;
-            e->size = page_round(new_len);
-            e->old_addr = (uintptr_t)old;
-            e->arg = page_round(old_len);
-            e->stack_id = shim_stack_for(r, new_len, 1);
+            e->info = SHIM_EVI(MLMEM_EV_MREMAP, 0, size) | SHIM_EVI_EXT;
+            x->size = size;
+            x->old_addr = (uintptr_t)old;
+            x->arg = page_round(old_len);
+            x->stack_id = shim_stack_for(r, new_len, 1);
         } else {
-            e->type = MLMEM_EV_NOP;
-            e->stack_id = 0;
+            e->addr = 0;
+            e->info = SHIM_EVI(MLMEM_EV_NOP, 0, 0) | SHIM_EVI_EXT;
+            x->size = 0;
+            x->old_addr = 0;
+            x->arg = 0;
+            x->stack_id = 0;
         }
         shim_event_commit(r);
     }

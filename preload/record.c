@@ -3,9 +3,11 @@
  * and the recording helpers the hooks share.
  */
 #define _GNU_SOURCE
+#include <linux/futex.h>
 #include <math.h>
-#include <sched.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "record.h"
 
@@ -23,12 +25,30 @@ static uint64_t ring_used(shim_ring_t *r)
     return __atomic_load_n(&r->reserve, __ATOMIC_RELAXED) - r->tail_cache;
 }
 
+/* Sleeps until the writer has drained this ring (it bumps 'tail_futex'
+ * after moving 'tail' and wakes a thread that said it waits), or 2 ms.
+ * Sleeping rather than yielding in a loop leaves the core to the writer and
+ * the analyzer, which are what the thread is waiting for. The waiting flag
+ * and the writer's tail are a store-then-load pair on each side (seq_cst):
+ * either the writer sees the flag, or this thread sees the new tail. */
+static void ring_wait_for_space(shim_ring_t *r)
+{
+    uint32_t gen = atomic_load(&r->tail_futex);
+    atomic_store(&r->space_waiting, 1);
+    uint64_t tail = atomic_load(&r->tail);
+    if (tail == r->tail_cache) {
+        struct timespec ts = {0, 2000000};
+        syscall(SYS_futex, &r->tail_futex, FUTEX_WAIT_PRIVATE, gen, &ts, NULL, 0);
+    }
+    atomic_store_explicit(&r->space_waiting, 0, memory_order_relaxed);
+}
+
 /* A ring is (nearly) full, or its thread is dropping. Policy (documented in
- * docs/shim.md): wake the writer and wait up to block_ms for room; if none
+ * docs/shim.md): wake the writer and sleep up to block_ms for room; if none
  * comes, drop this event and every further one until the ring is half
  * empty, so a stalled analyzer costs the program at most one wait. Events
  * of a signal handler never wait: they may use the slack, else drop. */
-shim_event_t *shim_event_slow(shim_ring_t *r)
+shim_event_t *shim_event_slow(shim_ring_t *r, unsigned n)
 {
     uint64_t used = ring_used(r);
     int nested = r->depth > 1;
@@ -39,7 +59,7 @@ shim_event_t *shim_event_slow(shim_ring_t *r)
         else
             goto drop;
     }
-    if (used < SHIM_RING_SLOTS - SHIM_RING_SLACK || (nested && used < SHIM_RING_SLOTS))
+    if (used + n <= SHIM_RING_SLOTS - SHIM_RING_SLACK || (nested && used + n <= SHIM_RING_SLOTS))
         goto take;
     if (nested)
         goto drop;
@@ -47,9 +67,9 @@ shim_event_t *shim_event_slow(shim_ring_t *r)
     shim_writer_wake();
     uint64_t deadline = shim_now() + (uint64_t)g_shim.config.block_ms * 1000000ull;
     for (;;) {
-        sched_yield();
+        ring_wait_for_space(r);
         used = ring_used(r);
-        if (used < SHIM_RING_SLOTS - SHIM_RING_SLACK)
+        if (used + n <= SHIM_RING_SLOTS - SHIM_RING_SLACK)
             goto take;
         if (shim_now() >= deadline ||
             atomic_load_explicit(&g_shim.mode, memory_order_relaxed) != SHIM_ACTIVE)
@@ -61,8 +81,8 @@ drop:
     shim_event_cancel(r);
     return NULL;
 take: {
-        uint64_t slot = shim_xadd(&r->reserve, 1);
-        return &r->slots[slot & (SHIM_RING_SLOTS - 1)];
+        uint64_t slot = shim_xadd(&r->reserve, n);
+        return &r->slots[slot & (SHIM_RING_SLOTS - 1)].ev;
     }
 }
 
@@ -101,46 +121,51 @@ uint32_t shim_stack_for(shim_ring_t *r, uint64_t size, int force)
     return shim_stack_capture(r);
 }
 
+/* The common event, one slot; a stack id or a huge size take a second. */
 void shim_record_alloc(int fn, void *p, size_t size)
 {
     shim_ring_t *r = shim_ring_get();
     if (!r)
         return;
     uint32_t stack = shim_stack_for(r, size, 0);
-    shim_event_t *e = shim_event_reserve(r);
+    unsigned n = stack != MLMEM_STACK_NONE || size > SHIM_EVI_SIZE_MASK ? 2 : 1;
+    shim_event_t *e = shim_event_reserve(r, n);
     if (!e)
         return;
     shim_event_stamp(r, e, size >= g_shim.config.stack_threshold);
-    e->type = MLMEM_EV_ALLOC;
-    e->fn = (uint8_t)fn;
     e->addr = (uintptr_t)p;
-    e->size = size;
-    e->old_addr = 0;
-    e->arg = 0;
-    e->stack_id = stack;
-    e->tid = r->tid;
+    if (n == 1) {
+        e->info = SHIM_EVI(MLMEM_EV_ALLOC, fn, size);
+    } else {
+        e->info = SHIM_EVI(MLMEM_EV_ALLOC, fn, size) | SHIM_EVI_EXT;
+        shim_event_ext_t *x = shim_event_ext(r, e);
+        x->size = size;
+        x->old_addr = 0;
+        x->arg = 0;
+        x->stack_id = stack;
+    }
     shim_event_commit(r);
 }
 
-/* Records an event that is not a heap allocation (mappings, annotations).
- * 'want_stack' asks for a stack regardless of size. */
+/* Records an event that is not a heap allocation (mappings, annotations),
+ * always in two slots: they are rare. 'want_stack' asks for a stack
+ * regardless of size. */
 void shim_record_simple(int type, uint64_t addr, uint64_t size, uint64_t arg, int want_stack)
 {
     shim_ring_t *r = shim_ring_get();
     if (!r)
         return;
     uint32_t stack = want_stack ? shim_stack_for(r, size, 1) : MLMEM_STACK_NONE;
-    shim_event_t *e = shim_event_reserve(r);
+    shim_event_t *e = shim_event_reserve(r, 2);
     if (!e)
         return;
     shim_event_stamp(r, e, 1);
-    e->type = (uint8_t)type;
-    e->fn = 0;
     e->addr = addr;
-    e->size = size;
-    e->old_addr = 0;
-    e->arg = arg;
-    e->stack_id = stack;
-    e->tid = r->tid;
+    e->info = SHIM_EVI(type, 0, size) | SHIM_EVI_EXT;
+    shim_event_ext_t *x = shim_event_ext(r, e);
+    x->size = size;
+    x->old_addr = 0;
+    x->arg = arg;
+    x->stack_id = stack;
     shim_event_commit(r);
 }

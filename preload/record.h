@@ -131,20 +131,28 @@ static inline shim_ring_t *shim_ring_get(void)
     return r;
 }
 
-shim_event_t *shim_event_slow(shim_ring_t *r);
+shim_event_t *shim_event_slow(shim_ring_t *r, unsigned n);
 
-/* Reserves a slot in 'r', or returns NULL when the event must be dropped
- * (counted). On success the caller fills the slot and calls
- * shim_event_commit(r). */
-static inline shim_event_t *shim_event_reserve(shim_ring_t *r)
+/* Reserves 'n' (1 or 2) consecutive slots in 'r' for one event, or returns
+ * NULL when the event must be dropped (counted). On success the caller
+ * fills the slot (and with n == 2 sets SHIM_EVI_EXT and fills
+ * shim_event_ext(r, e)) and calls shim_event_commit(r). */
+static inline shim_event_t *shim_event_reserve(shim_ring_t *r, unsigned n)
 {
     __atomic_store_n(&r->depth, r->depth + 1, __ATOMIC_RELAXED);
     atomic_signal_fence(memory_order_seq_cst);
     uint64_t used = __atomic_load_n(&r->reserve, __ATOMIC_RELAXED) - r->tail_cache;
-    if (SHIM_UNLIKELY(used >= SHIM_RING_SLOTS - SHIM_RING_SLACK || r->dropping))
-        return shim_event_slow(r);
-    uint64_t slot = shim_xadd(&r->reserve, 1);
-    return &r->slots[slot & (SHIM_RING_SLOTS - 1)];
+    if (SHIM_UNLIKELY(used + n > SHIM_RING_SLOTS - SHIM_RING_SLACK || r->dropping))
+        return shim_event_slow(r, n);
+    uint64_t slot = shim_xadd(&r->reserve, n);
+    return &r->slots[slot & (SHIM_RING_SLOTS - 1)].ev;
+}
+
+/* The second slot of an event reserved with n == 2 (it may wrap). */
+static inline shim_event_ext_t *shim_event_ext(shim_ring_t *r, shim_event_t *e)
+{
+    size_t i = (size_t)((shim_slot_t *)e - r->slots);
+    return &r->slots[(i + 1) & (SHIM_RING_SLOTS - 1)].ext;
 }
 
 /* Abandons a reservation that got no slot (after shim_event_slow said NULL). */

@@ -43,6 +43,8 @@ static void ring_annotate(shim_ring_t *r)
 {
     SHIM_BENIGN_RACE(&r->head, "atomic: published slots");
     SHIM_BENIGN_RACE(&r->tail, "atomic: consumed slots");
+    SHIM_BENIGN_RACE(&r->tail_futex, "atomic: futex word of a drain");
+    SHIM_BENIGN_RACE(&r->space_waiting, "atomic: the owner sleeps for room");
     SHIM_BENIGN_RACE(&r->state, "atomic: ring ownership");
     SHIM_BENIGN_RACE(&r->name_gen, "atomic: name generation");
     SHIM_BENIGN_RACE(&r->seq_busy, "atomic: seq.c handshake");
@@ -127,6 +129,7 @@ void shim_rings_reset_after_fork(void)
         c->depth = 0;
         c->seq_busy = 0; /* a parent thread may have been taking a number */
         c->dropping = 0;
+        atomic_store(&c->space_waiting, 0);
         c->name_sent_gen = 0; /* the child's stream has not seen any name */
         atomic_store(&c->state, c == shim_ring ? SHIM_RING_ACTIVE : SHIM_RING_FREE);
     }

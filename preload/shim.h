@@ -66,25 +66,47 @@
 
 /* ---- events in a ring --------------------------------------------------- */
 
-/* One slot of a per-thread ring: a raw event, one cache line. 'time' is in
- * TSC ticks (or ns where there is no TSC); the writer converts. */
+/* One slot of a per-thread ring: half a cache line. The common events
+ * (a malloc without a stack, a free) take one slot; an event with more
+ * fields (a stack, an old address, an argument, a size of 2^48 or more)
+ * sets SHIM_EVI_EXT and continues in the next slot, a shim_event_ext_t.
+ * Half the cache lines per event cross from the program's core to the
+ * writer's, and four stores fill a slot (docs/benchmarks.md, issue 6).
+ * 'time' is in TSC ticks (or ns where there is no TSC); the writer converts.
+ * The ring's thread is the events' thread: no tid per slot. */
 typedef struct {
     uint64_t seq;
     uint64_t time;
     uint64_t addr;
-    uint64_t size;
+    uint64_t info;     /* size (low 48 bits) | type << 48 | fn << 56 | EXT */
+} shim_event_t;
+
+/* The second slot of an event with SHIM_EVI_EXT. */
+typedef struct {
+    uint64_t size;     /* the whole size (info holds only its low 48 bits) */
     uint64_t old_addr;
     uint64_t arg;      /* old_size for MREMAP; see prof_event.h for the rest */
     uint32_t stack_id;
-    uint32_t tid;
-    uint8_t type;
-    uint8_t fn;
-    uint8_t pad[6];
-} shim_event_t;
+    uint32_t pad;
+} shim_event_ext_t;
 
-_Static_assert(sizeof(shim_event_t) == 64, "one event per cache line");
+typedef union {
+    shim_event_t ev;
+    shim_event_ext_t ext;
+} shim_slot_t;
 
-#define SHIM_RING_SLOTS 8192u /* per thread; 512 KiB */
+_Static_assert(sizeof(shim_slot_t) == 32, "two slots per cache line");
+
+#define SHIM_EVI_SIZE_BITS 48
+#define SHIM_EVI_SIZE_MASK ((UINT64_C(1) << SHIM_EVI_SIZE_BITS) - 1)
+#define SHIM_EVI_EXT (UINT64_C(1) << 63)
+#define SHIM_EVI(type, fn, size)                                                \
+    (((uint64_t)(size) & SHIM_EVI_SIZE_MASK) | ((uint64_t)(uint8_t)(type) << 48) | \
+     ((uint64_t)((fn) & 0x7f) << 56))
+#define SHIM_EVI_TYPE(info) ((unsigned)((info) >> 48) & 0xffu)
+#define SHIM_EVI_FN(info) ((unsigned)((info) >> 56) & 0x7fu)
+
+#define SHIM_RING_SLOTS 8192u /* per thread; 256 KiB */
 
 typedef enum {
     SHIM_RING_FREE = 0,    /* in the pool, no owner                         */
@@ -130,8 +152,10 @@ typedef struct shim_ring {
 
     char pad1[64];
     _Atomic uint64_t tail;          /* writer only (release)              */
-    char pad2[56];
-    shim_event_t slots[SHIM_RING_SLOTS];
+    _Atomic uint32_t tail_futex;    /* writer: bumped after a drain        */
+    _Atomic uint32_t space_waiting; /* owner: asleep until the writer drains */
+    char pad2[48];
+    shim_slot_t slots[SHIM_RING_SLOTS];
 } shim_ring_t;
 
 /* ---- the one global --------------------------------------------------- */

@@ -246,6 +246,7 @@ typedef struct {
     uint32_t count;
     uint32_t tid;
     uint64_t seq, addr;
+    uint64_t class_addr[MLMEM_ADDR_CLASSES]; /* last block of each size class */
     int64_t time;
     uint64_t ticks;    /* the ticks 'time' was converted from                */
 } batch_t;
@@ -275,6 +276,7 @@ static void batch_end(batch_t *b)
     b->count = 0;
     b->p = W.scratch;
     b->seq = b->addr = 0;
+    memset(b->class_addr, 0, sizeof b->class_addr);
     b->time = 0;
     b->ticks = 0;
 }
@@ -286,90 +288,102 @@ static void batch_end(batch_t *b)
         addr = (a);                                                \
     } while (0)
 
-/* Appends one event. 'freed_next' (ALLOC only): the event that follows it
- * in the order frees it at the same time, and is not written (the reader
- * makes it from this one). Most events take the next number and the
- * thread's last clock read, so their seq and time deltas are flags.
+/* Appends one event: 'e' and, for an event with SHIM_EVI_EXT, its second
+ * slot 'x' (NULL otherwise). 'freed_next' (ALLOC only): the event that
+ * follows it in the order frees it at the same time, and is not written
+ * (the reader makes it from this one). Most events take the next number
+ * and the thread's last clock read, so their seq and time deltas are flags.
  * The output position and running address live in locals: byte stores
  * through 'p' may alias anything, so fields of 'b' would be reloaded and
  * stored again around every byte. */
-static void batch_add(batch_t *b, const shim_event_t *e, int freed_next)
+static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t *x,
+                      int freed_next)
 {
-    if (e->tid != b->tid || b->count == SHIM_BATCH_EVENTS) {
+    if (b->count == SHIM_BATCH_EVENTS)
         batch_end(b);
-        b->tid = e->tid;
-    }
+    uint64_t info = e->info;
+    unsigned ev_type = SHIM_EVI_TYPE(info);
+    uint64_t size = x ? x->size : info & SHIM_EVI_SIZE_MASK;
+    uint32_t stack_id = x ? x->stack_id : MLMEM_STACK_NONE;
+    uint64_t seq = e->seq, ticks = e->time, ev_addr = e->addr;
     uint8_t *type = b->p;
     uint8_t *p = type + 1;
     uint64_t addr = b->addr;
     uint8_t flags = freed_next ? MLMEM_EVF_FREED_NEXT : 0;
-    if (e->seq == b->seq + 1)
+    if (seq == b->seq + 1)
         flags |= MLMEM_EVF_SEQ_NEXT;
     else
-        PUT_U(mlmem_zigzag((int64_t)(e->seq - b->seq)));
-    b->seq = freed_next ? e->seq + 1 : e->seq;
-    if (e->time != b->ticks || !b->count) {
-        int64_t t = ticks_to_stream_ns(e->time);
+        PUT_U(mlmem_zigzag((int64_t)(seq - b->seq)));
+    b->seq = freed_next ? seq + 1 : seq;
+    if (ticks != b->ticks || !b->count) {
+        int64_t t = ticks_to_stream_ns(ticks);
         if (t != b->time)
             PUT_U(mlmem_zigzag(t - b->time));
         else
             flags |= MLMEM_EVF_SAME_TIME;
-        b->ticks = e->time;
+        b->ticks = ticks;
         b->time = t;
     } else {
         flags |= MLMEM_EVF_SAME_TIME;
     }
-    *type = (uint8_t)(e->type | flags);
+    *type = (uint8_t)(ev_type | flags);
 
-    switch (e->type) {
+    switch (ev_type) {
     case MLMEM_EV_FREE:
-        PUT_ADDR(e->addr);
+        PUT_ADDR(ev_addr);
         break;
     case MLMEM_EV_ALLOC:
-    case MLMEM_EV_REALLOC:
-        ensure_stack_sent(e->stack_id, e->seq);
-        PUT_ADDR(e->addr);
-        PUT_U(e->size);
-        PUT_U(e->stack_id);
-        if (e->type == MLMEM_EV_REALLOC)
-            PUT_U(mlmem_zigzag((int64_t)(e->old_addr - e->addr)));
-        *p++ = e->fn;
+    case MLMEM_EV_REALLOC: {
+        /* Size first: it names the class whose last block the address is
+         * written against (an allocator hands back the block just freed). */
+        ensure_stack_sent(stack_id, seq);
+        PUT_U(size);
+        unsigned cls = mlmem_addr_class(size);
+        uint64_t base = cls && b->class_addr[cls] ? b->class_addr[cls] : addr;
+        PUT_U(mlmem_zigzag((int64_t)(ev_addr - base)));
+        addr = ev_addr;
+        b->class_addr[cls] = ev_addr;
+        PUT_U(stack_id);
+        if (ev_type == MLMEM_EV_REALLOC)
+            PUT_U(mlmem_zigzag((int64_t)((x ? x->old_addr : 0) - ev_addr)));
+        *p++ = (uint8_t)SHIM_EVI_FN(info);
         break;
+    }
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:
-        ensure_stack_sent(e->stack_id, e->seq);
-        PUT_ADDR(e->addr);
-        PUT_U(e->size);
-        PUT_U(e->stack_id);
-        PUT_U(e->arg);
+        ensure_stack_sent(stack_id, seq);
+        PUT_ADDR(ev_addr);
+        PUT_U(size);
+        PUT_U(stack_id);
+        PUT_U(x ? x->arg : 0);
         break;
     case MLMEM_EV_MREMAP:
-        ensure_stack_sent(e->stack_id, e->seq);
-        PUT_ADDR(e->addr);
-        PUT_U(e->size);
-        PUT_U(e->stack_id);
-        PUT_U(mlmem_zigzag((int64_t)(e->old_addr - e->addr)));
-        PUT_U(e->arg);
+        ensure_stack_sent(stack_id, seq);
+        PUT_ADDR(ev_addr);
+        PUT_U(size);
+        PUT_U(stack_id);
+        PUT_U(mlmem_zigzag((int64_t)((x ? x->old_addr : 0) - ev_addr)));
+        PUT_U(x ? x->arg : 0);
         break;
     case MLMEM_EV_MUNMAP:
     case MLMEM_EV_FILE_READ:
-        PUT_ADDR(e->addr);
-        PUT_U(e->size);
-        if (e->type == MLMEM_EV_FILE_READ)
-            PUT_U(e->arg);
+        PUT_ADDR(ev_addr);
+        PUT_U(size);
+        if (ev_type == MLMEM_EV_FILE_READ)
+            PUT_U(x ? x->arg : 0);
         break;
     case MLMEM_EV_TAG:
-        PUT_ADDR(e->addr);
-        PUT_U(e->arg);
+        PUT_ADDR(ev_addr);
+        PUT_U(x ? x->arg : 0);
         break;
     case MLMEM_EV_RSS:
-        PUT_U(e->size);
+        PUT_U(size);
         break;
     case MLMEM_EV_STEP:
     case MLMEM_EV_PHASE:
     case MLMEM_EV_REGION_BEGIN:
     case MLMEM_EV_FORK:
-        PUT_U(e->arg);
+        PUT_U(x ? x->arg : 0);
         break;
     default: /* REGION_END, NOP: nothing more */
         break;
@@ -403,7 +417,7 @@ static void send_thread_name(shim_ring_t *r)
     r->name_sent_gen = gen;
 }
 
-/* Takes the published events of one ring; returns how many. With
+/* Takes the published events of one ring; returns how many slots. With
  * 'discard' they are counted as dropped instead of sent (the analyzer is
  * gone). */
 static size_t drain_ring_events(shim_ring_t *r, int discard)
@@ -413,26 +427,39 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
     SHIM_HAPPENS_AFTER(&r->head);
     size_t taken = (size_t)(head - tail);
     if (taken) {
+        const uint32_t mask = SHIM_RING_SLOTS - 1;
         if (discard) {
-            __atomic_fetch_add(&r->dropped, taken, __ATOMIC_RELAXED);
+            uint64_t events = 0;
+            for (uint64_t i = tail; i != head; i++, events++)
+                i += (r->slots[i & mask].ev.info & SHIM_EVI_EXT) != 0;
+            __atomic_fetch_add(&r->dropped, events, __ATOMIC_RELAXED);
         } else {
             batch_t b;
-            batch_begin(&b, 0);
+            /* The owner wrote its tid before it published its first event. */
+            batch_begin(&b, r->tid);
             for (uint64_t i = tail; i != head; i++) {
-                const shim_event_t *e = &r->slots[i & (SHIM_RING_SLOTS - 1)];
-                const shim_event_t *next = &r->slots[(i + 1) & (SHIM_RING_SLOTS - 1)];
+                const shim_event_t *e = &r->slots[i & mask].ev;
+                const shim_event_ext_t *x = NULL;
+                if (e->info & SHIM_EVI_EXT)
+                    x = &r->slots[++i & mask].ext;
                 /* A block freed right after it was made (the commonest
                  * pattern there is: a temporary) travels as one event. */
-                int freed_next = i + 1 != head && e->type == MLMEM_EV_ALLOC &&
-                                 next->type == MLMEM_EV_FREE && next->addr == e->addr &&
-                                 next->seq == e->seq + 1 && next->time == e->time;
-                batch_add(&b, e, freed_next);
-                i += (uint64_t)freed_next;
+                const shim_event_t *next = &r->slots[(i + 1) & mask].ev;
+                int freed_next = i + 1 != head &&
+                                 SHIM_EVI_TYPE(e->info) == MLMEM_EV_ALLOC &&
+                                 SHIM_EVI_TYPE(next->info) == MLMEM_EV_FREE &&
+                                 next->addr == e->addr && next->seq == e->seq + 1 &&
+                                 next->time == e->time;
+                batch_add(&b, e, x, freed_next);
+                i += (uint64_t)freed_next + (uint64_t)(freed_next && (next->info & SHIM_EVI_EXT));
             }
             batch_end(&b);
         }
         SHIM_HAPPENS_BEFORE(&r->tail);
-        atomic_store_explicit(&r->tail, head, memory_order_release);
+        atomic_store(&r->tail, head);
+        atomic_fetch_add_explicit(&r->tail_futex, 1, memory_order_release);
+        if (atomic_load(&r->space_waiting))
+            syscall(SYS_futex, &r->tail_futex, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     }
     return taken;
 }
@@ -496,15 +523,13 @@ static void sample_rss(int force)
         return;
     W.next_rss_ns = now + (uint64_t)g_shim.config.rss_interval_ms * 1000000ull;
     shim_event_t e;
-    memset(&e, 0, sizeof e);
     e.seq = 0; /* not in the order: see docs/trace-format.md, RSS */
     e.time = shim_ticks();
-    e.type = MLMEM_EV_RSS;
-    e.size = read_rss();
-    e.tid = W.tid;
+    e.addr = 0;
+    e.info = SHIM_EVI(MLMEM_EV_RSS, 0, read_rss());
     batch_t b;
     batch_begin(&b, W.tid);
-    batch_add(&b, &e, 0);
+    batch_add(&b, &e, NULL, 0);
     batch_end(&b);
 }
 

@@ -19,9 +19,11 @@ struct prof_decoder {
     uint64_t offset;         /* stream offset of buf[0]                    */
     uint64_t events;
     int header_done;
+    unsigned version;        /* of this stream, from its header            */
     int failed;
     char error[256];
     uint64_t *frames;        /* scratch for STACK records                  */
+    uint64_t class_addr[MLMEM_ADDR_CLASSES]; /* per EVENTS record (v2)     */
 };
 
 prof_decoder_t *prof_decoder_new(const prof_decoder_sink_t *sink)
@@ -177,6 +179,10 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
                     (unsigned long long)count, (size_t)(c->end - c->p));
     uint64_t seq = 0, addr = 0;
     int64_t time = 0;
+    uint64_t *class_addr = d->class_addr;
+    int by_class = d->version >= 2;
+    if (by_class)
+        memset(class_addr, 0, sizeof d->class_addr);
     for (uint64_t i = 0; i < count; i++) {
         prof_event_t e;
         memset(&e, 0, sizeof e);
@@ -195,9 +201,19 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
         switch (e.type) {
         case MLMEM_EV_ALLOC:
         case MLMEM_EV_REALLOC:
-            addr += (uint64_t)get_s(c);
+            if (by_class) {
+                /* Version 2: size first, the address against the last
+                 * block of its size class (trace_format.h). */
+                e.size = get_u(c);
+                unsigned cls = mlmem_addr_class(e.size);
+                uint64_t base = cls && class_addr[cls] ? class_addr[cls] : addr;
+                addr = base + (uint64_t)get_s(c);
+                class_addr[cls] = addr;
+            } else {
+                addr += (uint64_t)get_s(c);
+                e.size = get_u(c);
+            }
             e.addr = addr;
-            e.size = get_u(c);
             e.stack_id = (uint32_t)get_u(c);
             if (e.type == MLMEM_EV_REALLOC)
                 e.old_addr = e.addr + (uint64_t)get_s(c);
@@ -387,11 +403,13 @@ static size_t decode_buffer(prof_decoder_t *d, const uint8_t *buf, size_t len)
             return 0;
         }
         unsigned version = buf[8] | (unsigned)buf[9] << 8;
-        if (version != MLMEM_STREAM_VERSION) {
-            fail(d, d->offset + 8, "stream version %u is not supported (this mlmem reads %u)",
-                 version, MLMEM_STREAM_VERSION);
+        if (version < MLMEM_STREAM_VERSION_MIN || version > MLMEM_STREAM_VERSION) {
+            fail(d, d->offset + 8,
+                 "stream version %u is not supported (this mlmem reads %u to %u)", version,
+                 MLMEM_STREAM_VERSION_MIN, MLMEM_STREAM_VERSION);
             return 0;
         }
+        d->version = version;
         d->header_done = 1;
         pos = MLMEM_STREAM_HEADER_LEN;
     }

@@ -156,6 +156,7 @@ void sb_batch_end(sb_t *b)
     b->count = 0;
     b->seq = b->addr = 0;
     b->time = 0;
+    memset(b->class_addr, 0, sizeof b->class_addr);
 }
 
 static void put_addr(sb_t *b, uint64_t addr)
@@ -174,6 +175,7 @@ void sb_event_t(sb_t *b, const prof_event_t *e, int64_t t)
         b->count = 0;
         b->seq = b->addr = 0;
         b->time = 0;
+        memset(b->class_addr, 0, sizeof b->class_addr);
         b->batch.len = 0;
     }
     sb_buf_t *p = &b->batch;
@@ -185,14 +187,20 @@ void sb_event_t(sb_t *b, const prof_event_t *e, int64_t t)
 
     switch (e->type) {
     case MLMEM_EV_ALLOC:
-    case MLMEM_EV_REALLOC:
-        put_addr(b, e->addr);
+    case MLMEM_EV_REALLOC: {
+        /* Version 2: size, then the address against its size class. */
         buf_u(p, e->size);
+        unsigned cls = mlmem_addr_class(e->size);
+        uint64_t base = cls && b->class_addr[cls] ? b->class_addr[cls] : b->addr;
+        buf_s(p, (int64_t)(e->addr - base));
+        b->addr = e->addr;
+        b->class_addr[cls] = e->addr;
         buf_u(p, e->stack_id);
         if (e->type == MLMEM_EV_REALLOC)
             buf_s(p, (int64_t)(e->old_addr - e->addr));
         buf_byte(p, e->fn);
         break;
+    }
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:
         put_addr(b, e->addr);

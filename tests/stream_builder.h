@@ -34,6 +34,7 @@ typedef struct {
     uint32_t tid;
     uint32_t count;
     uint64_t seq, addr;
+    uint64_t class_addr[MLMEM_ADDR_CLASSES]; /* as the writer: per batch */
     int64_t time;
 } sb_t;
 

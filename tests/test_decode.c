@@ -502,13 +502,15 @@ static void expect_error(const uint8_t *data, size_t len, uint64_t at, const cha
 
 /* The flags in the type byte, written byte by byte as docs/trace-format.md
  * describes them: SEQ_NEXT and SAME_TIME drop the deltas, FREED_NEXT makes
- * an ALLOC stand for itself and the FREE that follows it. */
+ * an ALLOC stand for itself and the FREE that follows it. A version 1
+ * stream (ALLOC: address before size, always from the running address):
+ * the reader still reads it. */
 static void test_decode_compact_flags(void **state)
 {
     (void)state;
     sb_t b;
     sb_init(&b);
-    sb_header(&b);
+    sb_header_version(&b, 1);
     sb_hello_simple(&b, 1, 0, "x");
     const uint8_t payload[] = {
         7, 4, /* tid 7, 4 encoded events */
@@ -566,6 +568,78 @@ static void test_decode_compact_flags(void **state)
     sb_free(&b);
 }
 
+/* Version 2: an ALLOC's size comes first and its address is a delta from
+ * the last ALLOC of the same size class in the record (class 0, sizes 0
+ * and over 1024, and a class not seen yet use the running address). */
+static void test_decode_addr_by_size_class(void **state)
+{
+    (void)state;
+    sb_t b;
+    sb_init(&b);
+    sb_header(&b);
+    sb_hello_simple(&b, 1, 0, "x");
+    const uint8_t next = MLMEM_EVF_SEQ_NEXT | MLMEM_EVF_SAME_TIME;
+    const uint8_t payload[] = {
+        7, 6, /* tid 7, 6 events */
+        /* seq 1, time 0: 24 bytes (class 2, new) at running 0 + 0x1000 */
+        MLMEM_EV_ALLOC | MLMEM_EVF_SEQ_NEXT, 0, 24, 0x80, 0x40, 0, 0,
+        /* 40 bytes (class 3, new) at running 0x1000 + 0x100 */
+        MLMEM_EV_ALLOC | next, 40, 0x80, 0x04, 0, 0,
+        /* 20 bytes (class 2): 0x1000 again, a delta of 0 from its class */
+        MLMEM_EV_ALLOC | next, 20, 0, 0, 0,
+        /* 2000 bytes (class 0): running 0x1000 + 0x20 */
+        MLMEM_EV_ALLOC | next, 0xd0, 0x0f, 0x40, 0, 0,
+        /* a FREE: running 0x1020 - 0x10 */
+        MLMEM_EV_FREE | next, 0x1f,
+        /* 48 bytes (class 3): 0x1100 + 0x10 */
+        MLMEM_EV_ALLOC | next, 48, 0x20, 0, 0,
+    };
+    sb_record(&b, MLMEM_REC_EVENTS, payload, sizeof payload);
+    size_t len;
+    const uint8_t *data = sb_data(&b, &len);
+    rec_t r;
+    prof_decoder_t *d = new_decoder(&r);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    assert_int_equal(r.nev, 6);
+    const uint64_t addr[] = {0x1000, 0x1100, 0x1000, 0x1020, 0x1010, 0x1110};
+    const uint64_t size[] = {24, 40, 20, 2000, 0, 48};
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(r.ev[i].seq, i + 1);
+        assert_int_equal(r.ev[i].addr, addr[i]);
+        assert_int_equal(r.ev[i].size, size[i]);
+    }
+    prof_decoder_free(d);
+    rec_free(&r);
+    sb_free(&b);
+
+    /* The stream builder writes the same layout as the shim's writer: a
+     * round trip through it (two records, so the classes start over). */
+    sb_t w;
+    sb_init(&w);
+    sb_header(&w);
+    sb_hello_simple(&w, 1, 0, "x");
+    for (uint64_t s = 1; s <= 60; s++) {
+        uint64_t sz = s % 7 ? 8 + (s * 37) % 200 : 5000;
+        sb_alloc(&w, 3, s, s, 0x400000 + ((sz + 15) / 16) * 0x1000 + (s % 3) * 16, sz, 0);
+        if (s == 30)
+            sb_batch_end(&w);
+    }
+    data = sb_data(&w, &len);
+    d = new_decoder(&r);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    assert_int_equal(r.nev, 60);
+    for (uint64_t s = 1; s <= 60; s++) {
+        uint64_t sz = s % 7 ? 8 + (s * 37) % 200 : 5000;
+        assert_int_equal(r.ev[s - 1].size, sz);
+        assert_int_equal(r.ev[s - 1].addr, 0x400000 + ((sz + 15) / 16) * 0x1000 + (s % 3) * 16);
+    }
+    prof_decoder_free(d);
+    rec_free(&r);
+    sb_free(&w);
+}
+
 static void test_decode_bad_magic(void **state)
 {
     (void)state;
@@ -578,15 +652,23 @@ static void test_decode_wrong_version(void **state)
     (void)state;
     sb_t b;
     sb_init(&b);
-    sb_header_version(&b, 2);
+    sb_header_version(&b, MLMEM_STREAM_VERSION + 1);
     sb_hello_simple(&b, 1, 0, "x");
     size_t len;
     const uint8_t *data = sb_data(&b, &len);
     rec_t r;
-    expect_error(data, len, 8, "version 2 is not supported", &r);
+    expect_error(data, len, 8, "version 3 is not supported", &r);
     assert_int_equal(r.nhello, 0);
     rec_free(&r);
     sb_free(&b);
+
+    sb_t z;
+    sb_init(&z);
+    sb_header_version(&z, 0);
+    sb_hello_simple(&z, 1, 0, "x");
+    data = sb_data(&z, &len);
+    expect_error(data, len, 8, "version 0 is not supported", NULL);
+    sb_free(&z);
 }
 
 static void test_decode_record_length_over_limit(void **state)
@@ -999,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_decode_random_chunks_same_callbacks),
         cmocka_unit_test(test_decode_bad_magic),
         cmocka_unit_test(test_decode_wrong_version),
+        cmocka_unit_test(test_decode_addr_by_size_class),
         cmocka_unit_test(test_decode_record_length_over_limit),
         cmocka_unit_test(test_decode_length_not_a_varint),
         cmocka_unit_test(test_decode_truncated_record_at_finish),

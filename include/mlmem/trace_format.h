@@ -31,7 +31,8 @@
 
 #define MLMEM_STREAM_MAGIC "MLMEMSTR"
 #define MLMEM_STREAM_MAGIC_LEN 8
-#define MLMEM_STREAM_VERSION 1
+#define MLMEM_STREAM_VERSION 2
+#define MLMEM_STREAM_VERSION_MIN 1 /* the oldest a reader still reads */
 #define MLMEM_STREAM_HEADER_LEN 10 /* magic + u16 version */
 
 /* Record tags of the stream. Payload layouts are in docs/trace-format.md. */
@@ -109,6 +110,20 @@ enum {
     MLMEM_END_DETACHED = 4,  /* the shim stopped sending (e.g. follow off)  */
     MLMEM_END_ABORT = 5,     /* abort() was called                          */
 };
+
+/* Size classes of ALLOC and REALLOC addresses (stream version 2): a block
+ * of 1..1024 bytes is in class (size + 15) / 16, anything else in class 0.
+ * Its address is written as a delta from the last address of its class in
+ * the same EVENTS record (from the running address when class 0 or none
+ * yet): an allocator hands back the block of that size just freed, so
+ * the delta is mostly 0. */
+#define MLMEM_ADDR_CLASSES 65
+#define MLMEM_ADDR_CLASS_MAX_SIZE 1024
+
+static inline unsigned mlmem_addr_class(uint64_t size)
+{
+    return size - 1 < MLMEM_ADDR_CLASS_MAX_SIZE ? (unsigned)((size + 15) >> 4) : 0;
+}
 
 /* ---- trace file (analyzer -> disk) ------------------------------------ */
 
