@@ -96,7 +96,7 @@ static inline uint64_t get_u(cursor_t *c)
     return get_u_slow(c); /* near the end, or longer than 10 bytes */
 }
 
-static int64_t get_s(cursor_t *c)
+static inline int64_t get_s(cursor_t *c)
 {
     return mlmem_unzigzag(get_u(c));
 }
