@@ -519,6 +519,44 @@ static int rj_open_temp(const char *path, char **tmp_out)
     return -1;
 }
 
+/* jansson's output, written to the file through a buffer as it comes in
+ * pieces (a token at a time): a report of a big run is hundreds of MB of
+ * text, which is not built in memory. */
+#define RJ_SINK_BYTES (256 * 1024)
+typedef struct {
+    int fd;
+    int errnum; /* the first write error, or 0 */
+    size_t len;
+    char buf[RJ_SINK_BYTES];
+} rj_sink_t;
+
+static int rj_sink_flush(rj_sink_t *sink)
+{
+    if (sink->len && rj_write_all(sink->fd, sink->buf, sink->len) != 0) {
+        sink->errnum = errno ? errno : EIO;
+        return -1;
+    }
+    sink->len = 0;
+    return 0;
+}
+
+static int rj_dump_piece(const char *buffer, size_t size, void *data)
+{
+    rj_sink_t *sink = data;
+    if (sink->len + size > sizeof sink->buf && rj_sink_flush(sink) != 0)
+        return -1;
+    if (size > sizeof sink->buf) {
+        if (rj_write_all(sink->fd, buffer, size) != 0) {
+            sink->errnum = errno ? errno : EIO;
+            return -1;
+        }
+        return 0;
+    }
+    memcpy(sink->buf + sink->len, buffer, size);
+    sink->len += size;
+    return 0;
+}
+
 /* On failure the temporary file is removed and 'path' is left untouched. */
 int report_json_write(const prof_result_t *r, const char *path, char *err, size_t errlen)
 {
@@ -527,24 +565,39 @@ int report_json_write(const prof_result_t *r, const char *path, char *err, size_
         rj_error(err, errlen, "build report for", path, ENOMEM);
         return -1;
     }
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-    json_decref(root);
-    if (text == NULL) {
-        rj_error(err, errlen, "serialize report for", path, ENOMEM);
-        return -1;
-    }
 
     char *tmp = NULL;
     int fd = rj_open_temp(path, &tmp);
     if (fd < 0) {
         rj_error(err, errlen, "create report", path, errno);
-        free(text);
+        json_decref(root);
         return -1;
     }
     int rc = -1;
-    if (rj_write_all(fd, text, strlen(text)) != 0 || rj_write_all(fd, "\n", 1) != 0 ||
-        fsync(fd) != 0) {
-        rj_error(err, errlen, "write report", path, errno);
+    rj_sink_t *sink = malloc(sizeof *sink);
+    if (!sink) {
+        rj_error(err, errlen, "serialize report for", path, ENOMEM);
+        json_decref(root);
+        close(fd);
+        goto fail;
+    }
+    sink->fd = fd;
+    sink->errnum = 0;
+    sink->len = 0;
+    int dumped = json_dump_callback(root, rj_dump_piece, sink,
+                                    JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (dumped == 0 && (rj_dump_piece("\n", 1, sink) != 0 || rj_sink_flush(sink) != 0))
+        dumped = -1;
+    int errnum = sink->errnum;
+    free(sink);
+    if (dumped != 0 && !errnum) {
+        rj_error(err, errlen, "serialize report for", path, ENOMEM);
+        close(fd);
+        goto fail;
+    }
+    if (dumped != 0 || fsync(fd) != 0) {
+        rj_error(err, errlen, "write report", path, errnum ? errnum : errno);
         close(fd);
         goto fail;
     }
@@ -561,6 +614,5 @@ fail:
     if (rc != 0)
         unlink(tmp);
     free(tmp);
-    free(text);
     return rc;
 }
