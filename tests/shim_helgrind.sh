@@ -11,6 +11,11 @@ build="$1"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 export MLMEM_PRELOAD="$build/lib/libmlmem_preload_helgrind.so"
+# Helgrind runs one thread at a time, 50-100x slower: a thread waiting for
+# ring room can wait longer than the default 500 ms while the other threads
+# hold Valgrind's lock, and would then drop events. The policy is about
+# time; give it time in proportion.
+export MLMEM_BLOCK_MS=10000
 
 check() {
     local prog="$1" want="$2"
