@@ -500,6 +500,28 @@ static void expect_error(const uint8_t *data, size_t len, uint64_t at, const cha
         rec_free(&r);
 }
 
+/* Decodes a stream of the given version: a HELLO, then one EVENTS record
+ * with 'payload'; the events land in *r (rec_free() it). Returns the
+ * decoder's event count (a folded FREE counts). */
+static uint64_t decode_one_events_record(unsigned version, const uint8_t *payload, size_t n,
+                                         rec_t *r)
+{
+    sb_t b;
+    sb_init(&b);
+    sb_header_version(&b, version);
+    sb_hello_simple(&b, 1, 0, "x");
+    sb_record(&b, MLMEM_REC_EVENTS, payload, n);
+    size_t len;
+    const uint8_t *data = sb_data(&b, &len);
+    prof_decoder_t *d = new_decoder(r);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    uint64_t events = prof_decoder_events(d);
+    prof_decoder_free(d);
+    sb_free(&b);
+    return events;
+}
+
 /* The flags in the type byte, written byte by byte as docs/trace-format.md
  * describes them: SEQ_NEXT and SAME_TIME drop the deltas, FREED_NEXT makes
  * an ALLOC stand for itself and the FREE that follows it. A version 1
@@ -508,10 +530,6 @@ static void expect_error(const uint8_t *data, size_t len, uint64_t at, const cha
 static void test_decode_compact_flags(void **state)
 {
     (void)state;
-    sb_t b;
-    sb_init(&b);
-    sb_header_version(&b, 1);
-    sb_hello_simple(&b, 1, 0, "x");
     const uint8_t payload[] = {
         7, 4, /* tid 7, 4 encoded events */
         /* seq +5, time +50, addr +0x2000, size 16, no stack, malloc */
@@ -524,15 +542,9 @@ static void test_decode_compact_flags(void **state)
         /* seq +2, same time, addr +0x40 */
         MLMEM_EV_FREE | MLMEM_EVF_SAME_TIME, 4, 0x80, 0x01,
     };
-    sb_record(&b, MLMEM_REC_EVENTS, payload, sizeof payload);
-    size_t len;
-    const uint8_t *data = sb_data(&b, &len);
     rec_t r;
-    prof_decoder_t *d = new_decoder(&r);
-    assert_int_equal(prof_decoder_feed(d, data, len), 0);
-    assert_int_equal(prof_decoder_finish(d), 0);
-    assert_int_equal(r.nev, 4);
-    assert_int_equal(prof_decoder_events(d), 5); /* the folded FREE counts */
+    assert_int_equal(decode_one_events_record(1, payload, sizeof payload, &r), 5);
+    assert_int_equal(r.nev, 4); /* the folded FREE counts above, not here */
     const struct {
         uint8_t type, freed_next;
         uint64_t seq, time, addr, size;
@@ -551,7 +563,6 @@ static void test_decode_compact_flags(void **state)
         assert_int_equal(r.ev[i].addr, want[i].addr);
         assert_int_equal(r.ev[i].size, want[i].size);
     }
-    prof_decoder_free(d);
     rec_free(&r);
 
     /* FREED_NEXT on anything but an ALLOC is an error, with its offset. */
@@ -562,10 +573,10 @@ static void test_decode_compact_flags(void **state)
     size_t at = z.out.len;
     const uint8_t bad[] = {7, 1, MLMEM_EV_FREE | MLMEM_EVF_FREED_NEXT, 2, 2, 2};
     sb_record(&z, MLMEM_REC_EVENTS, bad, sizeof bad);
-    data = sb_data(&z, &len);
+    size_t len;
+    const uint8_t *data = sb_data(&z, &len);
     expect_error(data, len, at, "only an ALLOC can be freed next", NULL);
     sb_free(&z);
-    sb_free(&b);
 }
 
 /* Version 2: an ALLOC's size comes first and its address is a delta from
@@ -574,10 +585,6 @@ static void test_decode_compact_flags(void **state)
 static void test_decode_addr_by_size_class(void **state)
 {
     (void)state;
-    sb_t b;
-    sb_init(&b);
-    sb_header(&b);
-    sb_hello_simple(&b, 1, 0, "x");
     const uint8_t next = MLMEM_EVF_SEQ_NEXT | MLMEM_EVF_SAME_TIME;
     const uint8_t payload[] = {
         7, 6, /* tid 7, 6 events */
@@ -594,13 +601,8 @@ static void test_decode_addr_by_size_class(void **state)
         /* 48 bytes (class 3): 0x1100 + 0x10 */
         MLMEM_EV_ALLOC | next, 48, 0x20, 0, 0,
     };
-    sb_record(&b, MLMEM_REC_EVENTS, payload, sizeof payload);
-    size_t len;
-    const uint8_t *data = sb_data(&b, &len);
     rec_t r;
-    prof_decoder_t *d = new_decoder(&r);
-    assert_int_equal(prof_decoder_feed(d, data, len), 0);
-    assert_int_equal(prof_decoder_finish(d), 0);
+    decode_one_events_record(MLMEM_STREAM_VERSION, payload, sizeof payload, &r);
     assert_int_equal(r.nev, 6);
     const uint64_t addr[] = {0x1000, 0x1100, 0x1000, 0x1020, 0x1010, 0x1110};
     const uint64_t size[] = {24, 40, 20, 2000, 0, 48};
@@ -609,9 +611,7 @@ static void test_decode_addr_by_size_class(void **state)
         assert_int_equal(r.ev[i].addr, addr[i]);
         assert_int_equal(r.ev[i].size, size[i]);
     }
-    prof_decoder_free(d);
     rec_free(&r);
-    sb_free(&b);
 
     /* The stream builder writes the same layout as the shim's writer: a
      * round trip through it (two records, so the classes start over). */
@@ -625,8 +625,9 @@ static void test_decode_addr_by_size_class(void **state)
         if (s == 30)
             sb_batch_end(&w);
     }
-    data = sb_data(&w, &len);
-    d = new_decoder(&r);
+    size_t len;
+    const uint8_t *data = sb_data(&w, &len);
+    prof_decoder_t *d = new_decoder(&r);
     assert_int_equal(prof_decoder_feed(d, data, len), 0);
     assert_int_equal(prof_decoder_finish(d), 0);
     assert_int_equal(r.nev, 60);
