@@ -113,6 +113,10 @@ static int rr_steps(rr_ctx_t *c, json_t *root, prof_result_t *r)
             return rr_fail(c, "field steps.peak_where is not one of before_steps, step, "
                               "after_steps, evaluation");
     }
+    if (rr_u64(c, st, "steps", "peak_step", &r->steps.peak_step, 1) != 0)
+        return -1;
+    json_t *pf = json_object_get(st, "peak_step_fraction");
+    r->steps.peak_step_fraction = json_is_number(pf) ? json_number_value(pf) : -1;
     json_t *pk = json_object_get(st, "peak_bytes");
     if (json_is_array(pk) && json_array_size(pk) > 0) {
         size_t n = json_array_size(pk);
