@@ -471,6 +471,29 @@ static size_t attr_candidates(const attr_occ_t *occ, size_t n, uint64_t *gaps, u
     return nc;
 }
 
+/* The steps of a detected period: the anchor's occurrences, at most one
+ * per half period. Returns how many; stores the first and last one's
+ * positions in *first and *last (SIZE_MAX and 0 when none), and the first
+ * 'cap' positions in 'pos' (may be NULL). */
+static size_t attr_anchor_steps(const uint32_t *keys, size_t n, uint32_t anchor, uint64_t period,
+                                size_t *first, size_t *last, size_t *pos, size_t cap)
+{
+    size_t count = 0;
+    *first = SIZE_MAX;
+    *last = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i] != anchor || (count && i - *last < (period + 1) / 2))
+            continue;
+        if (*first == SIZE_MAX)
+            *first = i;
+        *last = i;
+        if (pos && count < cap)
+            pos[count] = i;
+        count++;
+    }
+    return count;
+}
+
 int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
                       prof_step_detect_t *out)
 {
@@ -604,18 +627,8 @@ int prof_steps_detect(const uint32_t *keys, const uint64_t *times, size_t n,
         }
     }
 
-    /* Steps: the anchor's occurrences, at most one per half period. */
-    size_t first = SIZE_MAX, last = 0, count = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (keys[i] != anchor)
-            continue;
-        if (count && i - last < (period + 1) / 2)
-            continue;
-        if (first == SIZE_MAX)
-            first = i;
-        last = i;
-        count++;
-    }
+    size_t first, last;
+    size_t count = attr_anchor_steps(keys, n, anchor, period, &first, &last, NULL, 0);
     /* A burst that repeats for a moment (a report writer's loop: steps of
      * a microsecond, or a handful of repeats, over a sliver of the run) is
      * not training. Setup may take most of a short run, so a short span
@@ -1544,18 +1557,15 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
         return 0;
     size_t n = x->step_start_count - 1; /* windows with both bounds */
     int64_t *shift = malloc(n * sizeof *shift);
-    uint64_t *start = malloc(n * sizeof *start);
-    if (!shift || !start) {
-        free(shift);
-        free(start);
+    if (!shift)
         return -1;
-    }
+    /* Window i reads starts i and i + 1, so moving start i once its window
+     * is done leaves the next window as it was. */
     for (size_t i = 0; i < n; i++) {
         uint64_t t0 = x->step_starts[i], t1 = x->step_starts[i + 1];
         attr_window_t v = attr_window(in, t0, t1);
         size_t j0 = v.j0, j1 = v.j1, pk = v.pk;
         uint64_t lo = v.lo, hi = v.hi;
-        start[i] = t0;
         shift[i] = 0;
         if (j1 <= j0 + 1 || lo == UINT64_MAX || hi <= lo)
             continue;
@@ -1573,11 +1583,9 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
         uint64_t at = (uint64_t)q * w < t0 ? t0 : (uint64_t)q * w;
         if (q > pk) /* the rise began in the window before */
             at = at - t0 >= t1 - t0 ? t0 : at - (t1 - t0);
-        start[i] = at;
+        x->step_starts[i] = at;
         shift[i] = (int64_t)at - (int64_t)t0;
     }
-    for (size_t i = 0; i < n; i++)
-        x->step_starts[i] = start[i];
     qsort(shift, n, sizeof *shift, attr_cmp_i64);
     int64_t med = shift[n / 2];
     x->step_starts[n] = (uint64_t)((int64_t)x->step_starts[n] + med);
@@ -1586,7 +1594,6 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
     st->first_step_ns = x->step_starts[0];
     st->last_step_ns = (uint64_t)((int64_t)st->last_step_ns + med);
     free(shift);
-    free(start);
     return 0;
 }
 
@@ -1665,23 +1672,25 @@ static int attr_detected_step_shape(attr_ctx_t *x, prof_result_t *r,
     return 0;
 }
 
-/* Each step's start within the log, as prof_steps_detect counts steps:
- * the anchor's occurrences at most one per half period, less the anchor's
- * offset into the step. */
+/* Each step's start within the log, as prof_steps_detect counts steps
+ * (attr_anchor_steps), less the anchor's offset into the step. */
 static int attr_step_starts(attr_ctx_t *x, const uint32_t *keys, const uint64_t *times, size_t n,
                             const prof_step_detect_t *d)
 {
+    size_t *pos = malloc(d->count * sizeof *pos);
     x->step_starts = malloc(d->count * sizeof *x->step_starts);
-    if (!x->step_starts)
+    if (!pos || !x->step_starts) {
+        free(pos);
         return -1;
-    size_t last = 0, k = 0;
-    for (size_t i = 0; i < n && k < d->count; i++) {
-        if (keys[i] != d->anchor || (k && i - last < (d->period + 1) / 2))
-            continue;
-        last = i;
-        x->step_starts[k++] = times[i >= d->anchor_offset ? i - d->anchor_offset : 0];
     }
+    size_t first, last;
+    size_t k = attr_anchor_steps(keys, n, d->anchor, d->period, &first, &last, pos, d->count);
+    if (k > d->count)
+        k = d->count;
+    for (size_t i = 0; i < k; i++)
+        x->step_starts[i] = times[pos[i] >= d->anchor_offset ? pos[i] - d->anchor_offset : 0];
     x->step_start_count = k;
+    free(pos);
     return 0;
 }
 
