@@ -119,6 +119,11 @@ static void exec_target(const prof_launch_options_t *o, const char *sock_path, i
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);
         }
+        /* The dashboard owns the terminal: a command reading it would take
+         * the dashboard's keys, so it reads end-of-file instead. */
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (in >= 0)
+            dup2(in, STDIN_FILENO);
     }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);

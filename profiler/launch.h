@@ -29,7 +29,8 @@ typedef struct {
     uint64_t sample_rate;         /* 0: the shim's default                     */
     int follow_fork;
     uint32_t grace_ms;            /* wait for children after the command ends  */
-    const char *output_log;       /* if set, the command's stdout+stderr go here */
+    const char *output_log;       /* if set, the command's stdout+stderr go here,
+                                     and its stdin is /dev/null (the dashboard's) */
 
     /* Called for each stream; a non-zero return stops the run (the command
      * is killed and -1 returned). */

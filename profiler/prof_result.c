@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void prof_site_release(prof_site_t *s)
+void prof_site_drop_frames(prof_site_t *s)
 {
     for (uint32_t i = 0; s->frames && i < s->frame_count; i++) {
         free(s->frames[i].function);
@@ -14,9 +14,14 @@ void prof_site_release(prof_site_t *s)
         free(s->frames[i].module);
     }
     free(s->frames);
-    free(s->category_evidence);
     s->frames = NULL;
     s->frame_count = 0;
+}
+
+void prof_site_release(prof_site_t *s)
+{
+    prof_site_drop_frames(s);
+    free(s->category_evidence);
     s->category_evidence = NULL;
 }
 

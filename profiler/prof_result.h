@@ -322,4 +322,7 @@ void prof_result_free(prof_result_t *r);
  * and clears those fields; the site itself stays (used to cut a list). */
 void prof_site_release(prof_site_t *s);
 
+/* Frees a site's frames (their strings and the array) only. */
+void prof_site_drop_frames(prof_site_t *s);
+
 #endif /* PROF_RESULT_H */

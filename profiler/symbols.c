@@ -71,6 +71,15 @@ struct prof_symbols {
     size_t module_count;
     size_t module_cap;
 
+    /* Index for finding a module by address (a large program maps hundreds:
+     * a scan of them all was 80% of symbolizing a cached address): module
+     * indices sorted by start, and the highest end among each prefix of that
+     * order, so a search stops at the first prefix ending before the
+     * address. Rebuilt when modules were added since. */
+    size_t *by_start;
+    uint64_t *max_end;
+    size_t indexed;        /* module_count when the index was built */
+
     sym_cache_slot_t *slots;
     size_t slot_cap;       /* power of two, or 0 */
     size_t slot_used;
@@ -160,6 +169,8 @@ void prof_symbols_free(prof_symbols_t *s)
     for (size_t i = 0; i < s->pool_count; i++)
         sym_frame_clear(&s->pool[i]);
     free(s->modules);
+    free(s->by_start);
+    free(s->max_end);
     free(s->slots);
     free(s->pool);
     free(s);
@@ -208,20 +219,77 @@ void prof_symbols_unload_module(prof_symbols_t *s, uint32_t id, uint64_t unload_
     }
 }
 
+static int sym_cmp_start(const void *a, const void *b, void *ctx)
+{
+    const sym_module_t *modules = ctx;
+    uint64_t x = modules[*(const size_t *)a].start;
+    uint64_t y = modules[*(const size_t *)b].start;
+    if (x != y)
+        return x < y ? -1 : 1;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+/* Builds the address index over every module; false when out of memory. */
+static bool sym_index_modules(prof_symbols_t *s)
+{
+    size_t n = s->module_count;
+    size_t *order = realloc(s->by_start, (n ? n : 1) * sizeof *order);
+    if (order)
+        s->by_start = order;
+    uint64_t *ends = realloc(s->max_end, (n ? n : 1) * sizeof *ends);
+    if (ends)
+        s->max_end = ends;
+    if (!order || !ends)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof *order, sym_cmp_start, s->modules);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t end = s->modules[order[i]].end;
+        ends[i] = i && ends[i - 1] > end ? ends[i - 1] : end;
+    }
+    s->indexed = n;
+    return true;
+}
+
+/* Whether module 'i' covers 'address' at 'seq', and beats 'best' (-1:
+ * none yet): the later load wins, then the later slot. */
+static bool sym_module_better(const prof_symbols_t *s, size_t i, long best, uint64_t address,
+                              uint64_t seq)
+{
+    const sym_module_t *m = &s->modules[i];
+    if (address < m->start || address >= m->end || seq < m->load_seq || seq >= m->unload_seq)
+        return false;
+    if (best < 0)
+        return true;
+    const sym_module_t *b = &s->modules[best];
+    return m->load_seq > b->load_seq || (m->load_seq == b->load_seq && i > (size_t)best);
+}
+
 /* Returns the index of the module covering 'address' at 'seq', or -1. Should
  * two generations both match (a map the shim got wrong), the later load wins. */
-static long sym_find_module(const prof_symbols_t *s, uint64_t address, uint64_t seq)
+static long sym_find_module(prof_symbols_t *s, uint64_t address, uint64_t seq)
 {
     long best = -1;
-    for (size_t i = 0; i < s->module_count; i++) {
-        const sym_module_t *m = &s->modules[i];
-        if (address < m->start || address >= m->end)
-            continue;
-        if (seq < m->load_seq || seq >= m->unload_seq)
-            continue;
-        if (best < 0 || m->load_seq >= s->modules[best].load_seq)
-            best = (long)i;
+    if (s->indexed != s->module_count && !sym_index_modules(s)) {
+        for (size_t i = 0; i < s->module_count; i++) /* no memory for the index */
+            if (sym_module_better(s, i, best, address, seq))
+                best = (long)i;
+        return best;
     }
+    /* The modules starting at or below the address, from the highest start
+     * down, until no earlier one reaches the address. */
+    size_t lo = 0, hi = s->module_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->modules[s->by_start[mid]].start <= address)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t j = lo; j-- > 0 && s->max_end[j] > address;)
+        if (sym_module_better(s, s->by_start[j], best, address, seq))
+            best = (long)s->by_start[j];
     return best;
 }
 

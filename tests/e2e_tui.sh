@@ -288,9 +288,11 @@ expect_re ">[0-9]+ worker7"
 keys q
 ended 0
 
-echo "== live: the command's output goes to the log, not the screen"
+echo "== live: the command's output goes to the log, not the screen; its stdin is not the terminal"
 cat > "$WORK/talk.sh" <<EOS
-a=OUT; echo "HELLO-\$a-LINE"; b=ERR; echo "HELLO-\$b-LINE" >&2; exec $E2E/e2e_peak
+a=OUT; echo "HELLO-\$a-LINE"; b=ERR; echo "HELLO-\$b-LINE" >&2
+if read -r line; then echo "STDIN-GOT-[\$line]"; else echo "STDIN-EOF"; fi
+exec $E2E/e2e_peak
 EOS
 start "$MLMEM run --tui -q --no-trace --log $WORK/out.log -- sh $WORK/talk.sh"
 expect "exited with code 3" 15
@@ -301,6 +303,8 @@ expect "HELLO-ERR-LINE"
 keys q
 ended 3
 grep -q HELLO-OUT-LINE "$WORK/out.log" && ok "output in the log" || fail "HELLO-OUT-LINE not in the log"
+grep -q STDIN-EOF "$WORK/out.log" && ok "the command read end-of-file, not the dashboard's keys" ||
+    fail "the command's stdin was not /dev/null"
 
 # ---- the reference trainer: categories, steps, advice ------------------------
 # One run; the screen is kept at the end and compared with the JSON report

@@ -358,6 +358,66 @@ static void test_symbols_unreadable_path(void **state)
     unlink(text);
 }
 
+/* The module search (an index by start address) picks what a scan of every
+ * module would: hundreds of modules, in no order, some inside others and
+ * some overlapping, in generations, with lookups between additions (the
+ * index is rebuilt as modules come). */
+static void test_symbols_module_search_matches_a_scan(void **state)
+{
+    enum { N = 300 };
+    struct { uint64_t start, end, load, unload; } mods[N];
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    uint64_t rng = 12345;
+    size_t added = 0;
+    for (size_t i = 0; i < N; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t r = rng >> 16;
+        uint64_t start = 0x100000 + (r % 4096) * 0x1000;
+        uint64_t len = (i % 10 == 0 ? 0x400000 : 0x1000 + (r >> 12) % 0x8000);
+        mods[i].start = start;
+        mods[i].end = start + len;
+        mods[i].load = (r >> 20) % 50;
+        mods[i].unload = i % 3 == 0 ? mods[i].load + 1 + (r >> 26) % 40 : UINT64_MAX;
+        char path[64];
+        snprintf(path, sizeof path, "/nonexistent/lib%zu.so", i);
+        assert_int_equal(prof_symbols_add_module(s, (uint32_t)i, path, start, start,
+                                                 mods[i].end, mods[i].load), 0);
+        if (mods[i].unload != UINT64_MAX)
+            prof_symbols_unload_module(s, (uint32_t)i, mods[i].unload);
+        added = i + 1;
+        if (i % 37 != 0 && i != N - 1)
+            continue;
+        for (int q = 0; q < 400; q++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t addr = 0xf0000 + (rng >> 20) % 0x1600000;
+            uint64_t seq = (rng >> 8) % 100;
+            long want = -1;
+            for (size_t j = 0; j < added; j++) {
+                if (addr < mods[j].start || addr >= mods[j].end || seq < mods[j].load ||
+                    seq >= mods[j].unload)
+                    continue;
+                if (want < 0 || mods[j].load >= mods[want].load)
+                    want = (long)j;
+            }
+            prof_frame_t f[2];
+            size_t n = prof_symbols_resolve(s, addr, seq, 0, f, 2);
+            assert_int_equal(n, 1);
+            if (want < 0) {
+                assert_null(f[0].module);
+            } else {
+                char path[64];
+                snprintf(path, sizeof path, "/nonexistent/lib%ld.so", want);
+                assert_non_null(f[0].module);
+                assert_string_equal(f[0].module, path);
+                assert_int_equal(f[0].module_offset, addr - mods[want].start);
+            }
+            symtest_free_frames(f, n);
+        }
+    }
+    prof_symbols_free(s);
+}
+
 static void test_symbols_return_address_adjustment(void **state)
 {
     if (setjmp(symtest_jump) == 0)
@@ -424,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_symbols_seq_generations),
         cmocka_unit_test(test_symbols_rereported_module),
         cmocka_unit_test(test_symbols_unreadable_path),
+        cmocka_unit_test(test_symbols_module_search_matches_a_scan),
         cmocka_unit_test(test_symbols_return_address_adjustment),
         cmocka_unit_test(test_symbols_inline_chain),
     };

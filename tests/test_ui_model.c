@@ -200,6 +200,34 @@ static void test_ui_model_selection_on_empty_list(void **state)
     ui_model_free(&m);
 }
 
+/* Nothing was selected (an empty table): the first snapshot with sites
+ * selects the top row. Stack 0 is a real site (the unsampled small
+ * allocations), so "no selection" must not follow it down the table. */
+static void test_ui_model_selection_starts_at_top_after_empty_list(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    ui_model_set_list_rows(&m, 2, 1);
+    prof_result_t r = make_result(NULL, 0, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 1, 0);
+    static const site_spec_t later[] = {{5, 900, 900, 1, NULL}, {6, 500, 500, 1, NULL},
+                                        {7, 300, 300, 1, NULL}, {0, 10, 20, 9, NULL}};
+    r = make_result(later, 4, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 2, 0);
+    assert_int_equal(m.site_sel, 0);
+    assert_int_equal(m.site_top, 0);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 5);
+    /* Selected on purpose, stack 0 is followed like any other. */
+    ui_model_apply(&m, UI_ACT_END);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 0);
+    static const site_spec_t grown[] = {{5, 900, 900, 1, NULL}, {0, 950, 950, 9, NULL}};
+    r = make_result(grown, 2, NULL, 0, 0, 0, 0, 0);
+    ui_model_update(&m, &r, 3, 0);
+    assert_int_equal(m.site_sel, 0);
+    assert_int_equal(ui_model_selected_site(&m)->stack_id, 0);
+    ui_model_free(&m);
+}
+
 static void test_ui_model_focus_moves_thread_selection(void **state)
 {
     ui_model_t m;
@@ -624,6 +652,70 @@ static void test_ui_model_step_ticks(void **state)
     ui_model_free(&m);
 }
 
+/* The step now: annotated, the program's own figures; detected, which
+ * span holds the snapshot's end and the inferred phase there. */
+static void test_ui_model_step_now(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, NULL, 0, 0, 0, 1000, 1);
+    r.steps.source = "annotations";
+    r.steps.count = 7;
+    r.steps.current_step = 41; /* the program's numbering */
+    r.steps.current_phase = 3; /* backward */
+    ui_model_update(&m, &r, 1, 0);
+    ui_step_now_t now = ui_model_step_now(&m);
+    assert_true(now.known && !now.detected);
+    assert_int_equal(now.number, 41);
+    assert_string_equal(now.phase, "backward");
+    /* Detected: 5 steps from 100, every 200 ns, the last at 905 (exact);
+     * forward the first 40% of a step, backward to 70%. */
+    m.own.steps = (prof_steps_t){.source = "detected", .count = 5, .first_step_ns = 100,
+                                 .period_ns = 200, .last_step_ns = 905,
+                                 .phase_source = "inferred", .forward_end = 0.4,
+                                 .backward_end = 0.7};
+    static const struct {
+        uint64_t t, number;
+        const char *phase;
+    } cases[] = {
+        {99, 0, NULL},            /* before the first step */
+        {100, 1, "forward"},      /* its start */
+        {379, 2, "forward"},      /* 300 + 79: 39.5% into step 2 */
+        {381, 2, "backward"},     /* 40.5% */
+        {450, 2, NULL},           /* 75%: after half-way down */
+        {904, 4, NULL},           /* 700 + 204: past the mean's 5th start, before
+                                     the real one: still step 4, 102% in */
+        {905, 5, "forward"},      /* the last step, from its exact start */
+        {1044, 5, "backward"},    /* 69.5% into it */
+        {1104, 5, NULL},
+        {1105, 0, NULL},          /* a period after the last start: done */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        m.own.summary.duration_ns = cases[i].t;
+        now = ui_model_step_now(&m);
+        assert_int_equal(now.known, cases[i].number != 0);
+        if (!now.known)
+            continue;
+        assert_true(now.detected);
+        assert_int_equal(now.number, cases[i].number);
+        assert_int_equal(now.of, 5);
+        if (cases[i].phase)
+            assert_string_equal(now.phase, cases[i].phase);
+        else
+            assert_null(now.phase);
+    }
+    /* No phases inferred: the step alone. */
+    m.own.steps.phase_source = NULL;
+    m.own.summary.duration_ns = 380;
+    now = ui_model_step_now(&m);
+    assert_int_equal(now.number, 2);
+    assert_null(now.phase);
+    /* No steps: nothing. */
+    m.own.steps.count = 0;
+    assert_int_equal(ui_model_step_now(&m).known, 0);
+    ui_model_free(&m);
+}
+
 /* ---- replay ------------------------------------------------------------------------ */
 
 /* Five frames: live 100, 300, 900 (the peak), 400, 200 at t = 0..4 s. */
@@ -958,6 +1050,7 @@ int main(void)
         cmocka_unit_test(test_ui_model_selection_moves_and_clamps),
         cmocka_unit_test(test_ui_model_selection_follows_site_across_snapshots),
         cmocka_unit_test(test_ui_model_selection_on_empty_list),
+        cmocka_unit_test(test_ui_model_selection_starts_at_top_after_empty_list),
         cmocka_unit_test(test_ui_model_focus_moves_thread_selection),
         cmocka_unit_test(test_ui_model_stack_view_opens_and_closes),
         cmocka_unit_test(test_ui_model_pause_ignores_snapshots),
@@ -975,6 +1068,7 @@ int main(void)
         cmocka_unit_test(test_ui_model_timeline_window_scrolls),
         cmocka_unit_test(test_ui_model_timeline_stacks_by_category),
         cmocka_unit_test(test_ui_model_step_ticks),
+        cmocka_unit_test(test_ui_model_step_now),
         cmocka_unit_test(test_ui_model_replay_steps_and_clamps),
         cmocka_unit_test(test_ui_model_replay_jump_to_peak),
         cmocka_unit_test(test_ui_model_replay_plays_at_speed),

@@ -153,10 +153,19 @@ static void test_ui_view_header_figures_at_80x24(void **state)
     assert_true(find(w, "live heap 12.06 KiB") == 1);
     assert_true(find(w, "dropped 0") == 2);
     assert_true(find(w, "step -  phase -") == 2); /* no STEP annotation */
-    m.own.steps.source = "detected"; /* detected steps are no "current step" */
+    m.own.steps.source = "detected"; /* no period: no position to estimate */
     m.own.steps.count = 12;
     ui_view_render(w, &ascii, &m);
     assert_true(find(w, "step -  phase -") == 2);
+    /* Detected, with the end 20% into the third step: estimates, marked. */
+    m.own.steps.first_step_ns = m.own.summary.duration_ns - 2200;
+    m.own.steps.period_ns = 1000;
+    m.own.steps.last_step_ns = m.own.steps.first_step_ns + 11000;
+    m.own.steps.phase_source = "inferred";
+    m.own.steps.forward_end = 0.3;
+    m.own.steps.backward_end = 0.6;
+    ui_view_render(w, &ascii, &m);
+    assert_true(find(w, "step ~3/12  phase ~forward") == 2);
     m.own.steps.source = "annotations";
     m.own.steps.phases_seen = (1u << MLMEM_PHASE_FORWARD) | (1u << MLMEM_PHASE_BACKWARD);
     m.own.steps.current_step = 11; /* the program's own number of its step */

@@ -208,6 +208,7 @@ static void remember_selection(ui_model_t *m)
 {
     const prof_site_t *s = ui_model_selected_site(m);
     m->site_sel_stack = s ? s->stack_id : 0;
+    m->site_sel_held = s != NULL;
 }
 
 /* Rebuilds the sorted order; the selection stays on the same site when it
@@ -235,7 +236,7 @@ static int resort(ui_model_t *m, int follow)
         qsort_r(m->order, n, sizeof *m->order, cmp_sites, &c);
     }
 placed:
-    if (follow) {
+    if (follow && m->site_sel_held) {
         for (size_t i = 0; i < m->order_len; i++) {
             const prof_site_t *s = ui_model_site(m, i);
             if (s && s->stack_id == m->site_sel_stack) {
@@ -700,6 +701,43 @@ int ui_model_steps_known(const ui_model_t *m)
 int ui_model_steps_annotated(const ui_model_t *m)
 {
     return ui_model_steps_known(m) && strcmp(m->cur->steps.source, "annotations") == 0;
+}
+
+ui_step_now_t ui_model_step_now(const ui_model_t *m)
+{
+    static const char *names[] = {NULL, "data", "forward", "backward", "optimizer", "eval"};
+    ui_step_now_t now = {0};
+    if (!ui_model_steps_known(m))
+        return now;
+    const prof_steps_t *st = &m->cur->steps;
+    if (ui_model_steps_annotated(m)) {
+        now.known = 1;
+        now.number = st->current_step;
+        now.phase = st->current_phase < sizeof names / sizeof names[0]
+                        ? names[st->current_phase] : NULL;
+        return now;
+    }
+    uint64_t t = m->cur->summary.duration_ns;
+    if (!st->period_ns || t < st->first_step_ns || t >= st->last_step_ns + st->period_ns)
+        return now;
+    /* The last start is exact; those before it are at the mean period. */
+    uint64_t k = st->count - 1, start = st->last_step_ns;
+    if (t < st->last_step_ns) {
+        k = (t - st->first_step_ns) / st->period_ns;
+        if (k > st->count - 2)
+            k = st->count - 2;
+        start = st->first_step_ns + k * st->period_ns;
+    }
+    now.known = now.detected = 1;
+    now.number = k + 1;
+    now.of = st->count;
+    if (st->phase_source && st->forward_end > 0 && t >= start) {
+        double into = (double)(t - start) / (double)st->period_ns;
+        now.phase = into < st->forward_end                            ? "forward"
+                    : st->backward_end > 0 && into < st->backward_end ? "backward"
+                                                                      : NULL;
+    }
+    return now;
 }
 
 size_t ui_model_step_ticks(const ui_model_t *m, size_t width, uint64_t t0, uint64_t t1,

@@ -116,6 +116,8 @@ typedef struct {
 
     size_t site_sel, site_top;       /* selection and first visible row    */
     uint32_t site_sel_stack;         /* the selection follows this site    */
+    int site_sel_held;               /* ... if there was one (stack 0 is a
+                                        site too: the unsampled small ones) */
     size_t thread_sel, thread_top;
     ui_pane_t focus;
 
@@ -259,6 +261,24 @@ const prof_category_t *ui_model_focus_category(const ui_model_t *m);
  * 0); ui_model_steps_annotated: 1 only for annotated ones. */
 int ui_model_steps_known(const ui_model_t *m);
 int ui_model_steps_annotated(const ui_model_t *m);
+
+/* The training step the snapshot's end falls in, for the header. */
+typedef struct {
+    int known;                       /* 0: no step now ("-")               */
+    int detected;                    /* found by detection, not annotated:
+                                        number and phase are estimates     */
+    uint64_t number;                 /* annotated: the program's number;
+                                        detected: 1-based                  */
+    uint64_t of;                     /* detected: steps found so far       */
+    const char *phase;               /* "forward", ...; NULL when unknown  */
+} ui_step_now_t;
+
+/* Annotated: the last STEP's number and the phase marked since. Detected:
+ * the step whose span (the first start + k periods) holds the snapshot's
+ * end, while that is between the first start and one period past the
+ * last, and the phase from the inferred fractions of a step (forward up
+ * to the step's peak, backward to half-way down; none after that). */
+ui_step_now_t ui_model_step_now(const ui_model_t *m);
 
 /* Marks in 'ticks' (width bytes, 1 = a step starts in that column) the
  * step starts between t0 and t1 (the timeline's edges). The result gives

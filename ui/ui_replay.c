@@ -30,14 +30,12 @@ typedef struct {
     int oom;
 } collect_t;
 
-/* Drops the frames' stacks: they are looked up in the symbolized result. */
+/* Drops the frames' stacks once attribution has read them: the dashboard
+ * looks stacks up in the symbolized result of the whole run. */
 static void strip_frames(prof_result_t *r)
 {
-    for (size_t i = 0; i < r->site_count; i++) {
-        free(r->sites[i].frames);
-        r->sites[i].frames = NULL;
-        r->sites[i].frame_count = 0;
-    }
+    for (size_t i = 0; i < r->site_count; i++)
+        prof_site_drop_frames(&r->sites[i]);
 }
 
 /* Halves the frames (keeps the even ones) and doubles the step. */
@@ -93,7 +91,10 @@ static void take_thread_sites(collect_t *c, size_t i)
 static void take(collect_t *c)
 {
     prof_result_t r;
-    if (c->oom || prof_session_result(c->session, c->pid, 0, UI_REPLAY_MAX_SITES, &r) != 0)
+    /* Symbolized, as live: rules match functions, files and modules, so a
+     * frame without symbols would be attributed otherwise than the report
+     * (the symbolizer caches each address; the strings go again at once). */
+    if (c->oom || prof_session_result(c->session, c->pid, 1, UI_REPLAY_MAX_SITES, &r) != 0)
         return;
     if (c->count && c->frames[c->count - 1].summary.events == r.summary.events) {
         prof_result_free(&r); /* nothing happened since the last frame */
@@ -168,7 +169,7 @@ int ui_replay_load(const char *path, int32_t pid, int allow_partial, ui_replay_f
         goto fail;
     /* The last frame is the whole run, with how it ended. */
     prof_result_t last;
-    int rc = prof_session_result(c.session, pid, 0, UI_REPLAY_MAX_SITES, &last);
+    int rc = prof_session_result(c.session, pid, 1, UI_REPLAY_MAX_SITES, &last);
     if (rc == -2) {
         snprintf(err, errlen, pid ? "%s: no process with pid %d in this trace"
                                   : "%s: the trace holds no process", path, (int)pid);

@@ -392,16 +392,17 @@ static void draw_figures(const ctx_t *c, const ui_model_t *m)
     if (s->lost_events)
         snprintf(lost, sizeof lost, "  lost %llu", (unsigned long long)s->lost_events);
     attr_t warn = (s->dropped_events || s->lost_events) ? attr_of(c, PAIR_PEAK, A_BOLD) : A_NORMAL;
-    /* Annotated steps: the program's own number of the current step, and
-     * the phase it last marked in it. */
-    char step[32] = "-";
-    const char *phase = "-";
-    if (ui_model_steps_annotated(m)) {
-        static const char *pn[] = {"-", "data", "forward", "backward", "optimizer", "eval"};
-        snprintf(step, sizeof step, "%llu", (unsigned long long)r->steps.current_step);
-        if (r->steps.current_phase < sizeof pn / sizeof pn[0])
-            phase = pn[r->steps.current_phase];
-    }
+    /* The current step: annotated, the program's own number and the phase
+     * it marked; detected, an estimate, marked '~' (number of those found). */
+    char step[48] = "-", phase[24] = "-";
+    ui_step_now_t now = ui_model_step_now(m);
+    if (now.known && now.detected)
+        snprintf(step, sizeof step, "~%llu/%llu", (unsigned long long)now.number,
+                 (unsigned long long)now.of);
+    else if (now.known)
+        snprintf(step, sizeof step, "%llu", (unsigned long long)now.number);
+    if (now.phase)
+        snprintf(phase, sizeof phase, "%s%s", now.detected ? "~" : "", now.phase);
     put(c, 2, 1, c->cols - 2, warn, "%sevents/s %s  events %llu  dropped %llu%s  step %s  phase %s",
         replay, fmt_count(m->events_per_s, r1, sizeof r1), (unsigned long long)s->events,
         (unsigned long long)s->dropped_events, lost, step, phase);
