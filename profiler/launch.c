@@ -114,7 +114,7 @@ static void exec_target(const prof_launch_options_t *o, const char *sock_path, i
     snprintf(buf, sizeof buf, "%d", (int)getpid());
     setenv("MLMEM_ROOT_PID", buf, 1);
     if (o->output_log) {
-        int fd = open(o->output_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int fd = open(o->output_log, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -394,11 +395,13 @@ static int cmd_run(int argc, char **argv, int record_only)
             free(name);
             log_path = default_log;
         }
-        FILE *probe = fopen(log_path, "w");
-        if (!probe)
+        /* Private, and never through a link: the default name is in the
+         * current directory, which may be a shared one such as /tmp. */
+        int probe = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (probe < 0)
             die(1, "cannot write the command's output log %s: %s (choose another with --log)",
-                log_path, strerror(errno));
-        fclose(probe);
+                log_path, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+        close(probe);
         lo.output_log = log_path;
         char cmdline[1024] = "";
         for (char *const *a = lo.argv; *a; a++) {

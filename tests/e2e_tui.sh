@@ -306,6 +306,17 @@ grep -q HELLO-OUT-LINE "$WORK/out.log" && ok "output in the log" || fail "HELLO-
 grep -q STDIN-EOF "$WORK/out.log" && ok "the command read end-of-file, not the dashboard's keys" ||
     fail "the command's stdin was not /dev/null"
 
+echo "== live: the output log is never written through a planted link"
+echo KEEP-ME > "$WORK/victim"
+ln -sf "$WORK/victim" "$WORK/planted.log"
+start "$MLMEM run --tui -q --no-trace --log $WORK/planted.log -- true"
+expect "MLMEM-EXIT=1"
+# -J joins the message's lines that wrapped at 80 columns.
+tm capture-pane -p -J -t t | grep -q "cannot write the command's output log .*planted.log: it is a symbolic link" &&
+    ok "says the log is a symbolic link" || fail "no message about the planted link"
+[ "$(cat "$WORK/victim")" = KEEP-ME ] && ok "the link's target is untouched" ||
+    fail "the link's target was written"
+
 # ---- the reference trainer: categories, steps, advice ------------------------
 # One run; the screen is kept at the end and compared with the JSON report
 # written when the dashboard quits.
