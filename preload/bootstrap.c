@@ -109,6 +109,7 @@ void shim_resolve_real(void)
     RESOLVE(pread, "pread");
     RESOLVE(pread64, "pread64");
     RESOLVE(fread, "fread");
+    RESOLVE(pipe2, "pipe2");
     RESOLVE(malloc, "malloc");
     (void)r;
     shim_guard = saved;

@@ -80,12 +80,13 @@ __attribute__((constructor(101))) static void shim_init(void)
     base_clocks();
     shim_rings_init();
     shim_seq_init();
+    shim_modules_init();
+    shim_unwind_init(); /* before the stack table touches libunwind */
     if (shim_stacks_init() != 0) {
         shim_log("cannot map the stack table; running unprofiled");
         atomic_store(&g_shim.mode, SHIM_DETACHED);
         return;
     }
-    shim_modules_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (shim_writer_start() != 0) {
         atomic_store(&g_shim.mode, SHIM_DETACHED);

@@ -13,6 +13,7 @@
  *   bootstrap.c    real functions + static pool  log.c      write(2) logging
  *   annotate.c     the entry points of mlmem/annotate.h
  *   hooks_io.c     reads from regular files (data evidence)
+ *   unwind.c       libunwind's memory validation, without descriptors
  *   state.c        the one mutable global, g_shim
  *   seq.c          the global order: unlocked while one thread records
  *
@@ -191,6 +192,7 @@ typedef struct {
     ssize_t (*pread)(int, void *, size_t, off_t);
     ssize_t (*pread64)(int, void *, size_t, off_t);
     size_t (*fread)(void *, size_t, size_t, FILE *);
+    int (*pipe2)(int[2], int);
 } shim_real_t;
 
 typedef struct {
@@ -275,6 +277,7 @@ typedef struct {
     _Atomic uint64_t stack_overflows; /* stacks that found no room          */
     uintptr_t self_start, self_end;   /* the shim's own text, skipped       */
     uintptr_t unwind_start, unwind_end; /* libunwind: its mappings are ours */
+    int unwind_validate;              /* unwind.c: its validation is ours   */
 
     /* Module map (modules.c), guarded by modules_lock. */
     pthread_mutex_t modules_lock;
@@ -357,6 +360,14 @@ uint32_t shim_stack_capture(shim_ring_t *r);
  * MLMEM_STACK_NONE when the table is full. Thread-safe, lock-free. */
 uint32_t shim_stack_intern(const uintptr_t *frames, uint32_t depth);
 int shim_stack_get(uint32_t id, const uintptr_t **frames, uint32_t *depth);
+
+/* unwind.c: call shim_unwind_init once, after shim_modules_init (it needs
+ * libunwind's address range) and before anything else calls libunwind.
+ * shim_unwind_read is the read hook's question: non-zero (errno set) when
+ * this read is libunwind validating memory for the shim, and must return
+ * -1 without reading. */
+void shim_unwind_init(void);
+int shim_unwind_read(int fd, size_t count, const void *caller);
 
 /* modules.c */
 void shim_modules_init(void);

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #define UNW_LOCAL_ONLY
+#include <errno.h>
 #include <libunwind.h>
 #include <string.h>
 
@@ -109,10 +110,11 @@ uint32_t shim_stack_intern(const uintptr_t *f, uint32_t n)
 __attribute__((noinline)) uint32_t shim_stack_capture(shim_ring_t *r)
 {
     void *raw[MLMEM_STACK_MAX_DEPTH + 8];
-    int saved = shim_guard;
+    int saved = shim_guard, saved_errno = errno;
     shim_guard = SHIM_GUARD_UNWIND;
     int n = unw_backtrace(raw, MLMEM_STACK_MAX_DEPTH + 8);
     shim_guard = saved;
+    errno = saved_errno; /* validation leaves EAGAIN there (unwind.c) */
 
     int skip = 0;
     while (skip < n && (uintptr_t)raw[skip] >= g_shim.self_start &&

@@ -4,13 +4,15 @@
 # escaping of hostile names in the reports and the dashboard (test_escaping).
 
 set(E2E_DIR ${CMAKE_BINARY_DIR}/bin/e2e)
-set(RELIABILITY_PROGS e2e_stall e2e_spawn e2e_threads64 e2e_deep e2e_setuid e2e_sockpath)
+set(RELIABILITY_PROGS e2e_stall e2e_spawn e2e_threads64 e2e_deep e2e_setuid e2e_sockpath
+  e2e_takefds)
 foreach(prog ${RELIABILITY_PROGS})
   add_executable(${prog} e2e/${prog}.c)
   target_compile_options(${prog} PRIVATE -O0 -g -fno-builtin)
   set_target_properties(${prog} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${E2E_DIR})
 endforeach()
 target_link_libraries(e2e_threads64 PRIVATE Threads::Threads)
+target_link_libraries(e2e_takefds PRIVATE Threads::Threads)
 target_link_libraries(e2e_setuid PRIVATE ${CMAKE_DL_LIBS})
 foreach(prog e2e_names e2e_ownalloc)
   add_executable(${prog} e2e/${prog}.cpp)

@@ -623,6 +623,108 @@ static void test_e2e_reliability_socket_refuses_outsiders(void **state)
     json_decref(r);
 }
 
+/* ---- 4d. a program that takes over libunwind's descriptors --------------- */
+
+/* Runs `mlmem run --stacks=all -- e2e_takefds MODE` in a process group of
+ * its own, killed after 'limit_s': returns the exit status, or -1 if it
+ * had to be killed (a hang). The report goes to 'json'. */
+static int run_takefds(const char *mode, const char *json, double limit_s)
+{
+    const char *argv[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--stacks=all", "--json",
+                          json, "--", e2e_prog("e2e_takefds"), mode, NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    double t0 = now_s();
+    int st;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_s() - t0 > limit_s) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        usleep(10000);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* e2e_takefds replaces every descriptor number it did not open with its
+ * own socket or pipe, then allocates at six new call sites (depths 1, 6
+ * and 41, through a function pointer, from a second thread, through code
+ * without CFI). libunwind 1.6 validates what it reads in such frames with
+ * a pipe whose numbers the program now owns: before the fix, 'block' hung
+ * in libunwind's read on the program's socket and 'mixed' had libunwind
+ * close two of the program's descriptors (the program exits 3; 4 if our
+ * memory was written into its socket or pipe). Now both end at once, the
+ * descriptors are untouched, and every site's figures and stack are
+ * exact. */
+static void test_e2e_reliability_program_takes_libunwind_fds(void **state)
+{
+    (void)state;
+    static const struct {
+        long long size;
+        const char *caller; /* a function in the stack, above site() */
+    } sites[] = {
+        {1001, "main"},        {1005, "descend"},   {1040, "descend"},
+        {2001, "through_pointer"}, {3001, "thread_main"},
+#if defined(__x86_64__)
+        {4001, "nocfi_alloc"},
+#else
+        {4001, "main"},
+#endif
+    };
+    const char *modes[] = {"block", "mixed"};
+    for (size_t m = 0; m < 2; m++) {
+        char json[4096];
+        snprintf(json, sizeof json, "%s/takefds-%s.json", e2e_tmpdir(), modes[m]);
+        int status = run_takefds(modes[m], json, 20.0);
+        if (status == -1)
+            fail_msg("e2e_takefds %s hung (killed after 20 s)", modes[m]);
+        if (status != 0)
+            fail_msg("e2e_takefds %s exited %d: its descriptors were %s", modes[m], status,
+                     status == 3 ? "closed or replaced" : status == 4 ? "written to" : "?");
+        json_t *r = e2e_load_json(json);
+        assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+        assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
+        assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+        for (size_t k = 0; k < sizeof sites / sizeof sites[0]; k++) {
+            json_t *site = NULL, *s, *fr;
+            size_t i, j;
+            json_array_foreach(json_object_get(r, "sites"), i, s)
+                if (json_integer_value(json_object_get(s, "largest_allocation")) == sites[k].size)
+                    site = s;
+            if (!site)
+                fail_msg("%s: no site of %lld bytes", modes[m], sites[k].size);
+            assert_int_equal(json_integer_value(json_object_get(site, "allocations")), 4);
+            assert_int_equal(json_integer_value(json_object_get(site, "frees")), 3);
+            assert_int_equal(json_integer_value(json_object_get(site, "bytes_allocated")),
+                             4 * sites[k].size);
+            assert_int_equal(json_integer_value(json_object_get(site, "leaked_bytes")),
+                             sites[k].size);
+            /* The whole stack: site() innermost, the caller, and main or
+             * the thread's start above it (validation worked). */
+            json_t *frames = json_object_get(site, "frames");
+            const char *f0 =
+                json_string_value(json_object_get(json_array_get(frames, 0), "function"));
+            assert_non_null(f0);
+            assert_string_equal(f0, "site");
+            int caller = 0, top = 0;
+            json_array_foreach(frames, j, fr) {
+                const char *fn = json_string_value(json_object_get(fr, "function"));
+                caller |= fn && strcmp(fn, sites[k].caller) == 0;
+                top |= fn && (strcmp(fn, "main") == 0 || strcmp(fn, "thread_main") == 0);
+            }
+            if (!caller || !top)
+                fail_msg("%s: the stack of the %lld-byte site lacks %s or main", modes[m],
+                         sites[k].size, sites[k].caller);
+        }
+        json_decref(r);
+    }
+}
+
 /* ---- 5. hostile command lines and very long C++ names --------------------- */
 
 static void test_e2e_reliability_hostile_names_escaped(void **state)
@@ -705,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_e2e_reliability_capset_keeps_threads_consistent),
         cmocka_unit_test(test_e2e_reliability_analyzer_memory_bounded),
         cmocka_unit_test(test_e2e_reliability_socket_refuses_outsiders),
+        cmocka_unit_test(test_e2e_reliability_program_takes_libunwind_fds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

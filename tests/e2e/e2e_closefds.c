@@ -4,8 +4,8 @@
  * socket, and waits 200 ms, during which the shim's
  * writer has RSS samples to send. The profiler must never write into the
  * program's socket: exits 1 if the other end received anything.
- * (It allocates nothing meanwhile: libunwind keeps a pipe of its own that
- * such a program also closes; see docs/reliability.md.) */
+ * (It allocates nothing meanwhile; e2e_takefds is the program that takes
+ * the numbers and then allocates with stacks.) */
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
