@@ -54,6 +54,7 @@ static void usage(FILE *out)
           "       mlmem run --tui [options] -- CMD [ARGS...]\n"
           "       mlmem tui TRACE [--pid PID] [--partial]\n"
           "       mlmem advise TRACE|REPORT.json [--budget SIZE] [--pid PID] [--rules FILE]\n"
+          "       mlmem diff BASE NEW [--json OUT] [--sites N] [--rules FILE]\n"
           "\n"
           "run and record options:\n"
           "  -o, --output TRACE       trace file (run: default mlmem.<cmd>.<pid>.zst)\n"
@@ -83,7 +84,12 @@ static void usage(FILE *out)
           "tui: replays TRACE in the dashboard; --pid and --partial as for report\n"
           "\n"
           "advise: what to change to need less memory, from a trace (replayed) or a JSON\n"
-          "report; --budget SIZE (K, M, G) also plans the cheapest changes that fit\n",
+          "report; --budget SIZE (K, M, G) also plans the cheapest changes that fit\n"
+          "\n"
+          "diff: what changed from run BASE to run NEW (each a trace or a JSON report):\n"
+          "the figures side by side, the peak by category, BASE's prediction nearest NEW's\n"
+          "peak, and the sites whose share of the peak changed most (traces, or reports\n"
+          "with stacks); --json OUT writes it (schema: docs/report-schema.md)\n",
           out);
 }
 
@@ -597,6 +603,25 @@ static void print_plan(const prof_result_t *r, uint64_t budget)
     prof_advice_plan_free(&plan);
 }
 
+/* The result of a trace (replayed, its main process or 'pid') or of a JSON
+ * report (read back, advice computed again); 'who' names the command for
+ * the errors. Dies on bad input with a message naming the file. */
+static void load_result(const char *who, const char *path, const char *rules_path, int32_t pid,
+                        prof_result_t *r)
+{
+    char err[1024];
+    if (is_json_file(path)) {
+        if (rules_path || pid)
+            die(2, "%s: --rules and --pid apply to traces; %s is a JSON report", who, path);
+        if (report_json_read(path, r, err, sizeof err) != 0)
+            die(1, "%s", err);
+        if (prof_advise(r) != 0)
+            die(1, "out of memory computing the advice");
+    } else {
+        trace_result(path, rules_path, 1, pid, r);
+    }
+}
+
 static int cmd_advise(int argc, char **argv)
 {
     enum { OPT_BUDGET = 256, OPT_PID, OPT_RULES };
@@ -624,23 +649,59 @@ static int cmd_advise(int argc, char **argv)
     if (optind != argc - 1)
         die(2, "advise: give exactly one trace or JSON report "
                "(usage: mlmem advise TRACE|REPORT.json [--budget SIZE])");
-    const char *path = argv[optind];
     prof_result_t r;
-    char err[1024];
-    if (is_json_file(path)) {
-        if (rules_path || pid)
-            die(2, "advise: --rules and --pid apply to traces; %s is a JSON report", path);
-        if (report_json_read(path, &r, err, sizeof err) != 0)
-            die(1, "%s", err);
-        if (prof_advise(&r) != 0)
-            die(1, "out of memory computing the advice");
-    } else {
-        trace_result(path, rules_path, 1, pid, &r);
-    }
+    load_result("advise", argv[optind], rules_path, pid, &r);
     print_advice(&r);
     if (budget)
         print_plan(&r, budget);
     prof_result_free(&r);
+    return 0;
+}
+
+/* ---- diff --------------------------------------------------------------------- */
+
+static int cmd_diff(int argc, char **argv)
+{
+    enum { OPT_JSON = 256, OPT_SITES, OPT_RULES };
+    static const struct option opts[] = {
+        {"json", required_argument, 0, OPT_JSON},
+        {"sites", required_argument, 0, OPT_SITES},
+        {"rules", required_argument, 0, OPT_RULES},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *json_path = NULL, *rules_path = NULL;
+    size_t sites = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON: json_path = optarg; break;
+        case OPT_SITES: sites = (size_t)parse_size("--sites", optarg); break;
+        case OPT_RULES: rules_path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 2)
+        die(2, "diff: give two runs, each a trace or a JSON report "
+               "(usage: mlmem diff BASE NEW [--json OUT])");
+    const char *base_path = argv[optind], *now_path = argv[optind + 1];
+    prof_result_t base, now;
+    load_result("diff", base_path, rules_path, 0, &base);
+    load_result("diff", now_path, rules_path, 0, &now);
+    report_diff_t d;
+    if (report_diff_compute(&base, &now, &d) != 0)
+        die(1, "out of memory comparing the runs");
+    char err[1024];
+    if (json_path && report_diff_json_write(&base, &now, &d, base_path, now_path, 0, json_path,
+                                            err, sizeof err) != 0)
+        die(1, "%s", err);
+    if (report_diff_text_write(&base, &now, &d, base_path, now_path, stdout, sites) != 0)
+        die(1, "cannot write the diff to stdout: %s", strerror(errno));
+    report_diff_free(&d);
+    prof_result_free(&base);
+    prof_result_free(&now);
     return 0;
 }
 
@@ -696,6 +757,8 @@ int main(int argc, char **argv)
         return cmd_tui(argc - 1, argv + 1);
     if (strcmp(cmd, "advise") == 0)
         return cmd_advise(argc - 1, argv + 1);
+    if (strcmp(cmd, "diff") == 0)
+        return cmd_diff(argc - 1, argv + 1);
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("mlmem %s (trace format %d, stream format %d)\n", MLMEM_VERSION,
                MLMEM_TRACE_VERSION, MLMEM_STREAM_VERSION);

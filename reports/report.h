@@ -73,6 +73,60 @@ int report_json_read(const char *path, prof_result_t *out, char *err, size_t err
  * Returns 0, or -1 if writing to 'out' failed. */
 int report_text_write(const prof_result_t *r, FILE *out, const report_text_options_t *opt);
 
+/* ---- Diff: what changed between two runs ---------------------------------- */
+
+#define REPORT_DIFF_SCHEMA "mlmem-diff/1"
+
+/* One side of a joined site: the sum over that run's sites with the key. */
+typedef struct {
+    const prof_site_t *site;         /* the first of them; NULL: none      */
+    uint64_t at_peak;                /* live bytes at that run's peak      */
+    uint64_t allocations;
+    uint64_t bytes_allocated;
+    uint64_t leaked;                 /* live at the end                    */
+} report_diff_side_t;
+
+typedef struct {
+    char *key;                       /* frames as text (report_diff.c)     */
+    report_diff_side_t base, now;
+} report_diff_site_t;
+
+typedef struct {
+    report_diff_site_t *sites;       /* every key of either run, the largest
+                                        change of the peak contribution
+                                        first, then of allocation counts   */
+    size_t site_count;
+    int sites_comparable;            /* both runs' sites have frames: a
+                                        report read back without them joins
+                                        on stack ids, which mean nothing
+                                        across runs                        */
+    long nearest_prediction;         /* index in base's recommendations of
+                                        the predicted peak nearest the new
+                                        run's peak; -1: none               */
+} report_diff_t;
+
+/* Joins the sites of 'base' and 'now' by their symbolized stacks. Returns
+ * 0, or -1 when out of memory ('d' is then empty). */
+int report_diff_compute(const prof_result_t *base, const prof_result_t *now, report_diff_t *d);
+void report_diff_free(report_diff_t *d);
+
+/* The diff for people: both commands, the summary figures side by side with
+ * their change, the peak by category, the base's prediction nearest the
+ * new peak, and the 'max_sites' sites that changed most (0: 10), each with
+ * up to REPORT_TEXT_MAX_FRAMES frames. 'base_name'/'now_name' label the
+ * inputs (file names). Lines as in report_text_write. 0, or -1 if writing
+ * failed. */
+int report_diff_text_write(const prof_result_t *base, const prof_result_t *now,
+                           const report_diff_t *d, const char *base_name, const char *now_name,
+                           FILE *out, size_t max_sites);
+
+/* The diff as JSON (schema "mlmem-diff/1", docs/report-schema.md), written
+ * as report_json_write writes a report. At most 'max_sites' sites (0: 1000),
+ * those with a change. */
+int report_diff_json_write(const prof_result_t *base, const prof_result_t *now,
+                           const report_diff_t *d, const char *base_name, const char *now_name,
+                           size_t max_sites, const char *path, char *err, size_t errlen);
+
 /* Formats 'bytes' for people: "512 B", "1.50 KiB", "3.25 MiB", ... up to
  * "16.00 EiB" (binary units, two decimals, rounded half up; a value that
  * rounds to 1024 of a unit is shown in the next one). Writes at most 'len'

@@ -557,15 +557,11 @@ static int rj_dump_piece(const char *buffer, size_t size, void *data)
     return 0;
 }
 
-/* On failure the temporary file is removed and 'path' is left untouched. */
-int report_json_write(const prof_result_t *r, const char *path, char *err, size_t errlen)
+/* Writes the document 'root' (its reference is taken) to 'path' through a
+ * temporary file renamed over it. On failure the temporary file is removed
+ * and 'path' is left untouched. */
+static int rj_write_document(json_t *root, const char *path, char *err, size_t errlen)
 {
-    json_t *root = report_json_build(r);
-    if (root == NULL) {
-        rj_error(err, errlen, "build report for", path, ENOMEM);
-        return -1;
-    }
-
     char *tmp = NULL;
     int fd = rj_open_temp(path, &tmp);
     if (fd < 0) {
@@ -615,4 +611,140 @@ fail:
         unlink(tmp);
     free(tmp);
     return rc;
+}
+
+int report_json_write(const prof_result_t *r, const char *path, char *err, size_t errlen)
+{
+    json_t *root = report_json_build(r);
+    if (root == NULL) {
+        rj_error(err, errlen, "build report for", path, ENOMEM);
+        return -1;
+    }
+    return rj_write_document(root, path, err, errlen);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Diff of two runs                                                          */
+
+/* A signed change as a JSON integer. */
+static json_t *rj_change(uint64_t base, uint64_t now)
+{
+    uint64_t mag = now > base ? now - base : base - now;
+    if (mag > (uint64_t)INT64_MAX)
+        mag = (uint64_t)INT64_MAX;
+    return json_integer(now >= base ? (json_int_t)mag : -(json_int_t)mag);
+}
+
+static json_t *rj_diff_run(rj_builder_t *b, const char *name, const prof_result_t *r)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "input", rj_str(name));
+    rj_set(b, o, "process", rj_process(b, &r->process));
+    rj_set(b, o, "summary", rj_summary(b, &r->summary));
+    return o;
+}
+
+static json_t *rj_diff_summary(rj_builder_t *b, const prof_summary_t *x, const prof_summary_t *y)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "peak_bytes", rj_change(x->peak_bytes, y->peak_bytes));
+    rj_set(b, o, "peak_mmap_bytes", rj_change(x->peak_mmap_bytes, y->peak_mmap_bytes));
+    rj_set(b, o, "peak_rss_bytes", rj_change(x->peak_rss_bytes, y->peak_rss_bytes));
+    rj_set(b, o, "total_allocations", rj_change(x->total_allocations, y->total_allocations));
+    rj_set(b, o, "total_bytes", rj_change(x->total_bytes, y->total_bytes));
+    rj_set(b, o, "temporary_allocations",
+           rj_change(x->temporary_allocations, y->temporary_allocations));
+    rj_set(b, o, "leaked_bytes", rj_change(x->leaked_bytes, y->leaked_bytes));
+    rj_set(b, o, "duration_ns", rj_change(x->duration_ns, y->duration_ns));
+    rj_set(b, o, "peak_ratio", x->peak_bytes ? json_real((double)y->peak_bytes /
+                                                         (double)x->peak_bytes)
+                                             : json_null());
+    return o;
+}
+
+static json_t *rj_diff_categories(rj_builder_t *b, const prof_result_t *x, const prof_result_t *y)
+{
+    json_t *a = json_array();
+    if (x->category_count != MLMEM_CATEGORY_COUNT || y->category_count != MLMEM_CATEGORY_COUNT)
+        return a;
+    for (size_t i = 0; i < MLMEM_CATEGORY_COUNT; i++) {
+        json_t *o = json_object();
+        rj_set(b, o, "name", rj_str(x->categories[i].name));
+        rj_set(b, o, "base_at_peak", rj_u64(x->categories[i].bytes_at_peak));
+        rj_set(b, o, "new_at_peak", rj_u64(y->categories[i].bytes_at_peak));
+        rj_set(b, o, "change", rj_change(x->categories[i].bytes_at_peak,
+                                         y->categories[i].bytes_at_peak));
+        rj_push(b, a, o);
+    }
+    return a;
+}
+
+static json_t *rj_diff_side(rj_builder_t *b, const report_diff_side_t *s)
+{
+    if (!s->site)
+        return json_null();
+    json_t *o = json_object();
+    rj_set(b, o, "stack_id", rj_u64(s->site->stack_id));
+    rj_set(b, o, "category", rj_str(s->site->category));
+    rj_set(b, o, "at_peak", rj_u64(s->at_peak));
+    rj_set(b, o, "allocations", rj_u64(s->allocations));
+    rj_set(b, o, "bytes_allocated", rj_u64(s->bytes_allocated));
+    rj_set(b, o, "leaked", rj_u64(s->leaked));
+    return o;
+}
+
+static json_t *rj_diff_site(rj_builder_t *b, const report_diff_site_t *s)
+{
+    json_t *o = json_object();
+    rj_set(b, o, "change_at_peak", rj_change(s->base.at_peak, s->now.at_peak));
+    rj_set(b, o, "change_allocations", rj_change(s->base.allocations, s->now.allocations));
+    rj_set(b, o, "base", rj_diff_side(b, &s->base));
+    rj_set(b, o, "new", rj_diff_side(b, &s->now));
+    const prof_site_t *show = s->now.site ? s->now.site : s->base.site;
+    json_t *frames = json_array();
+    for (uint32_t i = 0; show && show->frames && i < show->frame_count; i++)
+        rj_push(b, frames, rj_frame(b, &show->frames[i]));
+    rj_set(b, o, "frames", frames);
+    return o;
+}
+
+int report_diff_json_write(const prof_result_t *base, const prof_result_t *now,
+                           const report_diff_t *d, const char *base_name, const char *now_name,
+                           size_t max_sites, const char *path, char *err, size_t errlen)
+{
+    rj_builder_t b = {.ok = true};
+    json_t *root = json_object();
+    rj_set(&b, root, "schema", json_string(REPORT_DIFF_SCHEMA));
+    rj_set(&b, root, "base", rj_diff_run(&b, base_name, base));
+    rj_set(&b, root, "new", rj_diff_run(&b, now_name, now));
+    rj_set(&b, root, "change", rj_diff_summary(&b, &base->summary, &now->summary));
+    rj_set(&b, root, "categories", rj_diff_categories(&b, base, now));
+    json_t *pred = json_null();
+    if (d->nearest_prediction >= 0) {
+        const prof_recommendation_t *a = &base->recommendations[d->nearest_prediction];
+        pred = json_object();
+        rj_set(&b, pred, "kind", json_string(prof_advice_kind_name(a->kind)));
+        rj_set(&b, pred, "title", rj_str(a->title));
+        rj_set(&b, pred, "predicted_peak_bytes", rj_u64(a->predicted_peak_bytes));
+        rj_set(&b, pred, "measured_peak_bytes", rj_u64(now->summary.peak_bytes));
+        rj_set(&b, pred, "error", rj_change(now->summary.peak_bytes, a->predicted_peak_bytes));
+    }
+    rj_set(&b, root, "nearest_prediction", pred);
+    rj_set(&b, root, "sites_comparable", json_boolean(d->sites_comparable));
+    json_t *sites = json_array();
+    size_t limit = max_sites ? max_sites : 1000, shown = 0;
+    for (size_t i = 0; d->sites_comparable && i < d->site_count && shown < limit && b.ok; i++) {
+        const report_diff_site_t *s = &d->sites[i];
+        if (s->base.at_peak == s->now.at_peak && s->base.allocations == s->now.allocations)
+            break; /* sorted: no change from here on */
+        rj_push(&b, sites, rj_diff_site(&b, s));
+        shown++;
+    }
+    rj_set(&b, root, "sites", sites);
+    if (!b.ok) {
+        json_decref(root);
+        rj_error(err, errlen, "build diff for", path, ENOMEM);
+        return -1;
+    }
+    return rj_write_document(root, path, err, errlen);
 }

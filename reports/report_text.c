@@ -543,3 +543,240 @@ int report_text_write(const prof_result_t *r, FILE *out, const report_text_optio
     free(idx);
     return ferror(out) || fflush(out) != 0 ? -1 : 0;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Diff of two runs (report_diff.c joins the sites)                          */
+
+/* "+1.50 MiB (+12.3%)", "-512 B (-0.1%)", "0", "+2.00 KiB (new)". */
+static const char *rt_change_bytes(uint64_t base, uint64_t now, char *buf, size_t len)
+{
+    char b[REPORT_BYTES_BUFLEN];
+    if (base == now) {
+        snprintf(buf, len, "0");
+        return buf;
+    }
+    uint64_t mag = now > base ? now - base : base - now;
+    report_format_bytes(mag, b, sizeof b);
+    if (base == 0)
+        snprintf(buf, len, "+%s (new)", b);
+    else
+        snprintf(buf, len, "%c%s (%+.1f%%)", now > base ? '+' : '-', b,
+                 100.0 * ((double)now - (double)base) / (double)base);
+    return buf;
+}
+
+static const char *rt_change_count(uint64_t base, uint64_t now, char *buf, size_t len)
+{
+    if (base == now)
+        snprintf(buf, len, "0");
+    else if (base == 0)
+        snprintf(buf, len, "+%" PRIu64 " (new)", now);
+    else
+        snprintf(buf, len, "%c%" PRIu64 " (%+.1f%%)", now > base ? '+' : '-',
+                 now > base ? now - base : base - now,
+                 100.0 * ((double)now - (double)base) / (double)base);
+    return buf;
+}
+
+static void rt_diff_bytes_row(rt_ctx_t *c, const char *label, uint64_t base, uint64_t now)
+{
+    char b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN], ch[64];
+    rt_line(c, RT_PLAIN, "  %-22s %14s %14s  %s", label, report_format_bytes(base, b1, sizeof b1),
+            report_format_bytes(now, b2, sizeof b2), rt_change_bytes(base, now, ch, sizeof ch));
+}
+
+static void rt_diff_count_row(rt_ctx_t *c, const char *label, uint64_t base, uint64_t now)
+{
+    char ch[64];
+    rt_line(c, RT_PLAIN, "  %-22s %14" PRIu64 " %14" PRIu64 "  %s", label, base, now,
+            rt_change_count(base, now, ch, sizeof ch));
+}
+
+static void rt_diff_side(rt_ctx_t *c, const char *role, const char *name, const prof_result_t *r)
+{
+    char end[96], d[REPORT_DURATION_BUFLEN];
+    const prof_process_t *p = &r->process;
+    const char *cmd = p->command && p->command[0] ? p->command : p->exe ? p->exe : "?";
+    rt_line(c, RT_PLAIN, "  %-4s %s: %s", role, name, cmd);
+    rt_line(c, RT_PLAIN, "       %s after %s%s", rt_ending(p->end, p->exit_code, p->signal, end,
+                                                          sizeof end),
+            report_format_duration(r->summary.duration_ns, d, sizeof d),
+            r->summary.dropped_events + r->summary.lost_events
+                ? "; events were dropped or lost: its figures are approximate" : "");
+}
+
+/* Writes to 'out' the words of 'a' that 'b' lacks (each word of 'b'
+ * matches one of 'a' at most), in a's order. */
+static void rt_words_missing(const char *a, const char *b, char *out, size_t len)
+{
+    char bw[2048];
+    snprintf(bw, sizeof bw, "%s", b);
+    const char *p = a;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        if (!n)
+            break;
+        /* Find the word in what is left of b, and use it up. */
+        char *q = bw, *hit = NULL;
+        while (*q && !hit) {
+            while (*q == ' ')
+                q++;
+            size_t m = strcspn(q, " ");
+            if (m == n && strncmp(q, p, n) == 0)
+                hit = q;
+            q += m;
+        }
+        if (hit) {
+            memset(hit, ' ', n);
+        } else {
+            size_t used = strlen(out);
+            snprintf(out + used, len - used, "%s%.*s", used ? " " : "", (int)n, p);
+        }
+        p += n;
+    }
+}
+
+/* What the new command line adds and drops, word by word (the changed
+ * flags, when one run applied a recommendation). */
+static void rt_diff_arguments(rt_ctx_t *c, const prof_result_t *base, const prof_result_t *now)
+{
+    const char *a = base->process.command, *b = now->process.command;
+    if (!a || !b || strcmp(a, b) == 0)
+        return;
+    char added[1024] = "", dropped[1024] = "";
+    rt_words_missing(b, a, added, sizeof added);
+    rt_words_missing(a, b, dropped, sizeof dropped);
+    rt_line(c, RT_PLAIN, "  the new command line%s%s%s%s", added[0] ? " adds: " : "", added,
+            added[0] && dropped[0] ? "; drops: " : dropped[0] ? " drops: " : "", dropped);
+}
+
+static void rt_diff_steps(rt_ctx_t *c, const prof_result_t *base, const prof_result_t *now)
+{
+    char sb[64], sn[64], d1[REPORT_DURATION_BUFLEN], d2[REPORT_DURATION_BUFLEN];
+    const prof_result_t *r[2] = {base, now};
+    char *out[2] = {sb, sn};
+    char *per[2] = {d1, d2};
+    int any = 0;
+    for (int i = 0; i < 2; i++) {
+        const prof_steps_t *st = &r[i]->steps;
+        if (st->count && st->source && strcmp(st->source, "none") != 0) {
+            snprintf(out[i], 64, "%" PRIu64 " %s", st->count,
+                     strcmp(st->source, "annotations") == 0 ? "annotated" : "detected");
+            report_format_duration(st->period_ns, per[i], REPORT_DURATION_BUFLEN);
+            any = 1;
+        } else {
+            snprintf(out[i], 64, "-");
+            snprintf(per[i], REPORT_DURATION_BUFLEN, "-");
+        }
+    }
+    if (!any)
+        return;
+    rt_line(c, RT_PLAIN, "  %-22s %14s %14s", "Steps", sb, sn);
+    rt_line(c, RT_PLAIN, "  %-22s %14s %14s", "  every", d1, d2);
+}
+
+static void rt_diff_categories(rt_ctx_t *c, const prof_result_t *base, const prof_result_t *now)
+{
+    if (base->category_count != MLMEM_CATEGORY_COUNT || now->category_count != MLMEM_CATEGORY_COUNT)
+        return;
+    rt_line(c, RT_PLAIN, "%s", "");
+    rt_line(c, RT_HEADING, "Peak by category:");
+    for (size_t i = 0; i < MLMEM_CATEGORY_COUNT; i++) {
+        const prof_category_t *a = &base->categories[i], *b = &now->categories[i];
+        if (!a->bytes_at_peak && !b->bytes_at_peak)
+            continue;
+        rt_diff_bytes_row(c, a->name ? a->name : "?", a->bytes_at_peak, b->bytes_at_peak);
+    }
+}
+
+static void rt_diff_prediction(rt_ctx_t *c, const prof_result_t *base, const prof_result_t *now,
+                               const report_diff_t *d)
+{
+    if (d->nearest_prediction < 0)
+        return;
+    const prof_recommendation_t *a = &base->recommendations[d->nearest_prediction];
+    char b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN];
+    uint64_t m = now->summary.peak_bytes, p = a->predicted_peak_bytes;
+    rt_line(c, RT_PLAIN, "%s", "");
+    rt_line(c, RT_HEADING, "The base's prediction nearest the new peak (if the new run applied it):");
+    rt_line(c, RT_PLAIN, "  [%s] %s", prof_advice_kind_name(a->kind), a->title ? a->title : "");
+    rt_line(c, RT_PLAIN, "  predicted %s, measured %s: %.1f%% %s", report_format_bytes(p, b1, sizeof b1),
+            report_format_bytes(m, b2, sizeof b2),
+            m ? 100.0 * (double)(p > m ? p - m : m - p) / (double)m : 0.0,
+            p >= m ? "above the measured peak" : "below the measured peak");
+}
+
+static void rt_diff_sites(rt_ctx_t *c, const report_diff_t *d)
+{
+    rt_line(c, RT_PLAIN, "%s", "");
+    if (!d->sites_comparable) {
+        rt_line(c, RT_PLAIN, "Sites are not compared: a report read back has no stacks to join "
+                "them on (diff the traces).");
+        return;
+    }
+    rt_line(c, RT_HEADING, "Sites whose contribution to the peak changed most:");
+    char b1[REPORT_BYTES_BUFLEN], b2[REPORT_BYTES_BUFLEN], ch[64];
+    size_t shown = 0;
+    for (size_t i = 0; i < d->site_count && shown < c->max_sites; i++) {
+        const report_diff_site_t *s = &d->sites[i];
+        if (s->base.at_peak == s->now.at_peak && s->base.allocations == s->now.allocations)
+            break; /* sorted: no change from here on */
+        const prof_site_t *show = s->now.site ? s->now.site : s->base.site;
+        const char *cb = s->base.site && s->base.site->category ? s->base.site->category : NULL;
+        const char *cn = s->now.site && s->now.site->category ? s->now.site->category : NULL;
+        char cats[64] = "";
+        if (cb && cn && strcmp(cb, cn) != 0)
+            snprintf(cats, sizeof cats, " [%s -> %s]", cb, cn);
+        else if (cb || cn)
+            snprintf(cats, sizeof cats, " [%s]", cn ? cn : cb);
+        uint64_t mag = s->now.at_peak > s->base.at_peak ? s->now.at_peak - s->base.at_peak
+                                                        : s->base.at_peak - s->now.at_peak;
+        report_format_bytes(mag, ch, sizeof ch);
+        rt_line(c, RT_PLAIN, "  #%-3zu %c%s at the peak (%s -> %s), %" PRIu64 " -> %" PRIu64
+                " allocations%s%s", ++shown, s->now.at_peak >= s->base.at_peak ? '+' : '-', ch,
+                report_format_bytes(s->base.at_peak, b1, sizeof b1),
+                report_format_bytes(s->now.at_peak, b2, sizeof b2), s->base.allocations,
+                s->now.allocations,
+                !s->base.site ? ", only in new" : !s->now.site ? ", only in base" : "", cats);
+        rt_stack(c, show);
+    }
+    if (!shown)
+        rt_line(c, RT_PLAIN, "  none: every site has the same figures in both runs");
+}
+
+int report_diff_text_write(const prof_result_t *base, const prof_result_t *now,
+                           const report_diff_t *d, const char *base_name, const char *now_name,
+                           FILE *out, size_t max_sites)
+{
+    rt_ctx_t c = {
+        .out = out,
+        .max_sites = max_sites ? max_sites : REPORT_TEXT_MAX_SITES,
+        .max_frames = REPORT_TEXT_MAX_FRAMES,
+    };
+    const prof_summary_t *a = &base->summary, *b = &now->summary;
+    rt_line(&c, RT_HEADING, "mlmem diff");
+    rt_diff_side(&c, "base", base_name, base);
+    rt_diff_side(&c, "new", now_name, now);
+    rt_diff_arguments(&c, base, now);
+    rt_line(&c, RT_PLAIN, "%s", "");
+    rt_line(&c, RT_PLAIN, "  %-22s %14s %14s  %s", "", "base", "new", "change");
+    rt_diff_bytes_row(&c, "Peak heap", a->peak_bytes, b->peak_bytes);
+    rt_diff_bytes_row(&c, "  of which mmap", a->peak_mmap_bytes, b->peak_mmap_bytes);
+    rt_diff_bytes_row(&c, "Peak RSS", a->peak_rss_bytes, b->peak_rss_bytes);
+    rt_diff_count_row(&c, "Allocations", a->total_allocations, b->total_allocations);
+    rt_diff_bytes_row(&c, "Bytes requested", a->total_bytes, b->total_bytes);
+    rt_diff_count_row(&c, "Temporary allocations", a->temporary_allocations,
+                      b->temporary_allocations);
+    rt_diff_bytes_row(&c, "Leaked", a->leaked_bytes, b->leaked_bytes);
+    char d1[REPORT_DURATION_BUFLEN], d2[REPORT_DURATION_BUFLEN];
+    rt_line(&c, RT_PLAIN, "  %-22s %14s %14s", "Duration",
+            report_format_duration(a->duration_ns, d1, sizeof d1),
+            report_format_duration(b->duration_ns, d2, sizeof d2));
+    rt_diff_steps(&c, base, now);
+    rt_diff_categories(&c, base, now);
+    rt_diff_prediction(&c, base, now, d);
+    rt_diff_sites(&c, d);
+    return ferror(out) || fflush(out) != 0 ? -1 : 0;
+}

@@ -15,4 +15,7 @@ if(TARGET mlmem_reports)
   mlmem_add_test(test_report_text
     SOURCES test_report_text.c test_report_fixture.c
     LIBS mlmem_reports)
+  mlmem_add_test(test_report_diff
+    SOURCES test_report_diff.c test_report_fixture.c
+    LIBS mlmem_reports PkgConfig::JANSSON)
 endif()
