@@ -15,6 +15,12 @@ It also compares the saving (baseline peak minus the peak): the process's
 peak includes buffers no change touches (OpenBLAS's), which make the peak's
 error look small, so the saving's error is the stricter figure.
 
+Each applied recommendation is also checked through `mlmem diff` of the two
+traces: its changes must equal the two reports' differences exactly (the
+peak, every category at the peak, and the changed sites' contributions,
+which add up to the peak's change), and its nearest prediction must be at
+least as near the measured peak as the applied recommendation's.
+
 Usage: advice_accuracy.py [--build DIR] [--bound PCT] [--keep DIR] [-- EXTRA TRAINER ARGS]
 Exit status 1 when any |error| exceeds the bound (default 10%).
 """
@@ -33,7 +39,7 @@ BASE = ["--limit-train", "4000", "--limit-test", "500", "--epochs", "1",
 
 def profile(build, work, tag, args):
     rep = os.path.join(work, tag + ".json")
-    cmd = [os.path.join(build, "bin", "mlmem"), "run", "-q", "--no-trace",
+    cmd = [os.path.join(build, "bin", "mlmem"), "run", "-q", "-o", os.path.join(work, tag + ".zst"),
            "--json", rep, "--", os.path.join(build, "bin", "mlmem-train")] + args
     # One OpenBLAS thread from the start: otherwise its thread pool may get
     # a second 128 MiB buffer in some runs and not others, which no
@@ -43,6 +49,39 @@ def profile(build, work, tag, args):
                    stderr=subprocess.DEVNULL, env=env)
     with open(rep) as f:
         return json.load(f)
+
+
+def check_diff(build, work, tag, base, new, rec):
+    """`mlmem diff` of the baseline's and this run's traces against their
+    reports. Returns a list of what disagrees."""
+    out = os.path.join(work, tag + ".diff.json")
+    subprocess.run([os.path.join(build, "bin", "mlmem"), "diff", os.path.join(work, "baseline.zst"),
+                    os.path.join(work, tag + ".zst"), "--json", out], check=True,
+                   stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        d = json.load(f)
+    bad = []
+    want = new["summary"]["peak_bytes"] - base["summary"]["peak_bytes"]
+    if d["change"]["peak_bytes"] != want:
+        bad.append("peak change %d, reports say %d" % (d["change"]["peak_bytes"], want))
+    for cd in d["categories"]:
+        w = new["categories"][cd["name"]]["bytes_at_peak"] - \
+            base["categories"][cd["name"]]["bytes_at_peak"]
+        if cd["change"] != w:
+            bad.append("%s change %d, reports say %d" % (cd["name"], cd["change"], w))
+    if not d["sites_comparable"]:
+        bad.append("sites not comparable")
+    elif len(d["sites"]) < 1000 and sum(s["change_at_peak"] for s in d["sites"]) != want:
+        bad.append("site changes add up to %d, not %d" % (
+            sum(s["change_at_peak"] for s in d["sites"]), want))
+    near = d["nearest_prediction"]
+    measured = new["summary"]["peak_bytes"]
+    if want < 0:
+        if near is None:
+            bad.append("no nearest prediction")
+        elif abs(near["error"]) > abs(rec["predicted_peak_bytes"] - measured):
+            bad.append("nearest prediction (%s) farther than the applied one" % near["kind"])
+    return bad
 
 
 def mib(b):
@@ -68,6 +107,7 @@ def main():
         "saving", "measured", "error"))
     worst = 0.0
     rows = 0
+    diff_ok = True
     for i, rec in enumerate(base["recommendations"]):
         if not rec.get("flags") or rec.get("deployment_only") or rec["kind"] == "churn":
             continue
@@ -82,6 +122,9 @@ def main():
         print("%-44s %-20s %8.2f M %8.2f M %+7.2f%% %7.2f M %7.2f M %+7.1f%%" % (
             rec["title"][:44], rec["flags"], mib(pred), mib(measured), err,
             mib(ps), mib(ms), serr))
+        for b in check_diff(o.build, work, "rec%d" % i, base, r, rec):
+            print("  mlmem diff: " + b)
+            diff_ok = False
     print("worst |error| %.2f%% over %d recommendations (bound %.0f%%)" % (worst, rows, o.bound))
 
     # `mlmem advise` on the same report: the plan for a budget 10% under the
@@ -97,7 +140,9 @@ def main():
         if want not in plan:
             print("advise: expected '%s' in the plan" % want)
             ok = False
-    return 1 if worst > o.bound or rows == 0 or not ok else 0
+    print("mlmem diff: %s" % ("every change equals the reports' differences" if diff_ok
+                              else "disagrees with the reports (above)"))
+    return 1 if worst > o.bound or rows == 0 or not ok or not diff_ok else 0
 
 
 if __name__ == "__main__":
