@@ -37,7 +37,7 @@ void shim_config_load(shim_config_t *c)
     c->stack_threshold = 4096;
     c->sample_rate = 512 * 1024;
     c->follow_fork = 1;
-    c->block_ms = 500;
+    c->block_ms = 5000;
     c->rss_interval_ms = 10;
     c->exit_timeout_ms = 10000;
 

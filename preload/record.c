@@ -44,10 +44,13 @@ static void ring_wait_for_space(shim_ring_t *r)
 }
 
 /* A ring is (nearly) full, or its thread is dropping. Policy (documented in
- * docs/shim.md): wake the writer and sleep up to block_ms for room; if none
- * comes, drop this event and every further one until the ring is half
- * empty, so a stalled analyzer costs the program at most one wait. Events
- * of a signal handler never wait: they may use the slack, else drop. */
+ * docs/shim.md): wake the writer and sleep for room as long as the analyzer
+ * reads (the writer's bytes sent move); once it has read nothing for
+ * block_ms, drop this event and every further one until the ring is half
+ * empty, so a stalled analyzer costs the program at most one wait while a
+ * slow one (a busy machine) slows the program down instead of losing
+ * events. Events of a signal handler never wait: they may use the slack,
+ * else drop. */
 shim_event_t *shim_event_slow(shim_ring_t *r, unsigned n)
 {
     uint64_t used = ring_used(r);
@@ -65,15 +68,24 @@ shim_event_t *shim_event_slow(shim_ring_t *r, unsigned n)
         goto drop;
 
     shim_writer_wake();
-    uint64_t deadline = shim_now() + (uint64_t)g_shim.config.block_ms * 1000000ull;
+    uint64_t block_ns = (uint64_t)g_shim.config.block_ms * 1000000ull;
+    uint64_t deadline = shim_now() + block_ns;
+    uint64_t sent = atomic_load_explicit(&g_shim.bytes_sent, memory_order_relaxed);
     for (;;) {
         ring_wait_for_space(r);
         used = ring_used(r);
         if (used + n <= SHIM_RING_SLOTS - SHIM_RING_SLACK)
             goto take;
-        if (shim_now() >= deadline ||
-            atomic_load_explicit(&g_shim.mode, memory_order_relaxed) != SHIM_ACTIVE)
+        if (atomic_load_explicit(&g_shim.mode, memory_order_relaxed) != SHIM_ACTIVE)
             break;
+        uint64_t now = shim_now(), s = atomic_load_explicit(&g_shim.bytes_sent,
+                                                             memory_order_relaxed);
+        if (s != sent) { /* the analyzer read something: it is slow, not stalled */
+            sent = s;
+            deadline = now + block_ns;
+        } else if (now >= deadline) {
+            break;
+        }
     }
     r->dropping = 1;
 drop:

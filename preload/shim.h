@@ -293,6 +293,9 @@ typedef struct {
     pthread_t writer;
     int writer_running;
     _Atomic uint32_t writer_wake;     /* futex word                         */
+    _Atomic uint64_t bytes_sent;      /* to the analyzer: its progress, which
+                                         a thread waiting for ring room
+                                         watches (record.c)                 */
     _Atomic int writer_sleeping;
     _Atomic int writer_stop;          /* ask for a final flush and exit     */
     _Atomic int writer_done;

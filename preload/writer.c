@@ -94,6 +94,7 @@ static void flush_out(void)
         if (k > 0) {
             p += k;
             n -= (size_t)k;
+            atomic_fetch_add_explicit(&g_shim.bytes_sent, (uint64_t)k, memory_order_relaxed);
             continue;
         }
         if (k < 0 && errno == EINTR)
@@ -653,6 +654,7 @@ static int connect_analyzer(void)
 
 int shim_writer_start(void)
 {
+    SHIM_BENIGN_RACE(&g_shim.bytes_sent, "atomic: the analyzer's progress (record.c)");
     if (connect_analyzer() != 0) {
         shim_log("cannot connect to the analyzer at %s (errno %d); running unprofiled",
                  g_shim.config.socket_path, errno);

@@ -75,7 +75,7 @@ static void test_shim_config_defaults(void **state)
     assert_int_equal(c.stack_threshold, 4096);
     assert_int_equal(c.sample_rate, 512 * 1024);
     assert_int_equal(c.follow_fork, 1);
-    assert_int_equal(c.block_ms, 500);
+    assert_int_equal(c.block_ms, 5000);
     assert_int_equal(c.rss_interval_ms, 10);
 }
 
