@@ -3,6 +3,7 @@
  * and the recording helpers the hooks share.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <linux/futex.h>
 #include <math.h>
 #include <sys/syscall.h>
@@ -51,7 +52,7 @@ static void ring_wait_for_space(shim_ring_t *r)
  * slow one (a busy machine) slows the program down instead of losing
  * events. Events of a signal handler never wait: they may use the slack,
  * else drop. */
-shim_event_t *shim_event_slow(shim_ring_t *r, unsigned n)
+static shim_event_t *event_slow(shim_ring_t *r, unsigned n)
 {
     uint64_t used = ring_used(r);
     int nested = r->depth > 1;
@@ -96,6 +97,16 @@ take: {
         uint64_t slot = shim_xadd(&r->reserve, n);
         return &r->slots[slot & (SHIM_RING_SLOTS - 1)].ev;
     }
+}
+
+/* The program's errno survives: the wait makes system calls (futex waits
+ * time out), and a successful malloc or free must leave errno as it was. */
+shim_event_t *shim_event_slow(shim_ring_t *r, unsigned n)
+{
+    int saved_errno = errno;
+    shim_event_t *ev = event_slow(r, n);
+    errno = saved_errno;
+    return ev;
 }
 
 /* Draws the bytes until the next sampled allocation: exponential with mean

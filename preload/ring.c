@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 #include <sys/prctl.h>
+#include <errno.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -74,7 +75,19 @@ static void ring_claimed(shim_ring_t *r)
     ring_take_name(r);
 }
 
+static shim_ring_t *ring_attach(void);
+
+/* A thread's first event: mmap, prctl and pthread calls, none of which may
+ * leave the program's errno changed. */
 shim_ring_t *shim_ring_attach(void)
+{
+    int saved_errno = errno;
+    shim_ring_t *r = ring_attach();
+    errno = saved_errno;
+    return r;
+}
+
+static shim_ring_t *ring_attach(void)
 {
     shim_ring_t *r = NULL;
     uint32_t n = atomic_load(&g_shim.ring_count);

@@ -33,6 +33,7 @@
 #define _GNU_SOURCE
 #include <linux/membarrier.h>
 #include <sched.h>
+#include <errno.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -113,20 +114,22 @@ static int seq_move(uintptr_t from, uintptr_t to, shim_ring_t *self)
  * its owner. Returns when the caller should try again. */
 void shim_seq_settle(shim_ring_t *r, uintptr_t owner)
 {
+    int saved_errno = errno; /* membarrier may fail: the program's errno stays */
     uint64_t deadline = shim_now() + SEQ_WAIT_NS;
     for (;;) {
         if (owner == SHIM_SEQ_SHARED || owner == (uintptr_t)r)
-            return;
+            break;
         if (owner == SHIM_SEQ_MOVING) {
             if (shim_now() >= deadline)
-                return;
+                break;
             sched_yield();
         } else if (seq_move(owner, SHIM_SEQ_SHARED, r)) {
             r->seq_run = 0;
-            return;
+            break;
         }
         owner = atomic_load_explicit(&g_shim.seq_owner, memory_order_acquire);
     }
+    errno = saved_errno;
 }
 
 /* This thread took SHIM_SEQ_PROMOTE_RUN numbers in a row while shared:
@@ -134,6 +137,8 @@ void shim_seq_settle(shim_ring_t *r, uintptr_t owner)
 void shim_seq_promote(shim_ring_t *r)
 {
     r->seq_run = 0;
+    int saved_errno = errno;
     if (atomic_load_explicit(&g_shim.seq_bias_ok, memory_order_relaxed))
         (void)seq_move(SHIM_SEQ_SHARED, (uintptr_t)r, r);
+    errno = saved_errno;
 }

@@ -5,7 +5,7 @@
 
 set(E2E_DIR ${CMAKE_BINARY_DIR}/bin/e2e)
 set(RELIABILITY_PROGS e2e_stall e2e_spawn e2e_threads64 e2e_deep e2e_setuid e2e_sockpath
-  e2e_takefds)
+  e2e_takefds e2e_errno)
 foreach(prog ${RELIABILITY_PROGS})
   add_executable(${prog} e2e/${prog}.c)
   target_compile_options(${prog} PRIVATE -O0 -g -fno-builtin)
@@ -13,6 +13,7 @@ foreach(prog ${RELIABILITY_PROGS})
 endforeach()
 target_link_libraries(e2e_threads64 PRIVATE Threads::Threads)
 target_link_libraries(e2e_takefds PRIVATE Threads::Threads)
+target_link_libraries(e2e_errno PRIVATE Threads::Threads)
 target_link_libraries(e2e_setuid PRIVATE ${CMAKE_DL_LIBS})
 foreach(prog e2e_names e2e_ownalloc)
   add_executable(${prog} e2e/${prog}.cpp)

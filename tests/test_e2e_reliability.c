@@ -199,6 +199,52 @@ static void test_e2e_reliability_analyzer_pause_loses_nothing(void **state)
     json_decref(r);
 }
 
+/* A successful malloc, calloc, realloc or free leaves errno alone under
+ * mlmem too, also when the shim's thread waits for ring room (futex waits
+ * that time out) or the sequence counter changes hands between two threads
+ * (membarrier): two threads check errno after every call while the
+ * analyzer is stopped for 300 ms. */
+static void test_e2e_reliability_errno_untouched(void **state)
+{
+    const char *dir = e2e_tmpdir();
+    char marker[4096], json[4096], err[4096];
+    snprintf(marker, sizeof marker, "%s/errno-marker", dir);
+    snprintf(json, sizeof json, "%s/errno.json", dir);
+    snprintf(err, sizeof err, "%s/errno.err", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(null, 1);
+        dup2(e, 2);
+        execl(e2e_mlmem(), "mlmem", "run", "-q", "--no-trace", "--json", json, "--",
+              e2e_prog("e2e_errno"), marker, "1500", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 6000 && access(marker, F_OK) != 0; i++)
+        usleep(10000);
+    assert_int_equal(access(marker, F_OK), 0);
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    usleep(300000);
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) != 0) {
+        char buf[4096] = "";
+        FILE *f = fopen(err, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+        }
+        fail_msg("e2e_errno exited %d:\n%s", WEXITSTATUS(st), buf);
+    }
+    json_t *r = e2e_load_json(json);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    json_decref(r);
+}
+
 /* ---- 2. disk full ------------------------------------------------------- */
 
 
@@ -847,6 +893,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_e2e_reliability_stopped_analyzer_drops_and_counts),
         cmocka_unit_test(test_e2e_reliability_analyzer_pause_loses_nothing),
+        cmocka_unit_test(test_e2e_reliability_errno_untouched),
         cmocka_unit_test(test_e2e_reliability_record_to_dev_full),
         cmocka_unit_test(test_e2e_reliability_record_to_full_filesystem),
         cmocka_unit_test(test_e2e_reliability_jemalloc_linked),
