@@ -156,6 +156,17 @@ static int attr_words(char *line, char *w[4])
     return n;
 }
 
+/* Replaces control bytes in a word quoted by an error message with '?': a
+ * rules file must not be able to send escape sequences to the terminal
+ * that shows the message. */
+static const char *attr_printable(char *word)
+{
+    for (char *p = word; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return word;
+}
+
 static int attr_add_rule(prof_rules_t *rules, int cat, prof_rule_field_t field, const char *glob,
                          const char *name, int lineno)
 {
@@ -209,7 +220,7 @@ int prof_rules_parse(const char *text, const char *name, prof_rules_t *rules, ch
         }
         if (n > 3) {
             snprintf(err, errlen, "%s:%d: unexpected '%s' after the glob (globs have no spaces)",
-                     name, lineno, w[3]);
+                     name, lineno, attr_printable(w[3]));
             return -1;
         }
         int cat = prof_category_parse(w[0]);
@@ -217,7 +228,7 @@ int prof_rules_parse(const char *text, const char *name, prof_rules_t *rules, ch
             snprintf(err, errlen,
                      "%s:%d: unknown category '%s' (expected weights, gradients, "
                      "optimizer_state, activations, data, temporaries or other)",
-                     name, lineno, w[0]);
+                     name, lineno, attr_printable(w[0]));
             return -1;
         }
         prof_rule_field_t field;
@@ -229,7 +240,7 @@ int prof_rules_parse(const char *text, const char *name, prof_rules_t *rules, ch
             field = PROF_RULE_MODULE;
         else {
             snprintf(err, errlen, "%s:%d: unknown field '%s' (expected function, file or module)",
-                     name, lineno, w[1]);
+                     name, lineno, attr_printable(w[1]));
             return -1;
         }
         if (attr_add_rule(rules, cat, field, w[2], name, lineno) != 0) {
@@ -1095,6 +1106,13 @@ static int attr_birth_phases(attr_ctx_t *x)
         }
         if (lo == ns || r->sites[idx[lo]].stack_id != in->log[i].stack_id)
             continue;
+        /* The last tenth of a step is left out: a step's start is placed
+         * within a span or so of the rise of live bytes, and on a busy
+         * machine the next step's first (forward) births can fall just
+         * before it, after this step's peak. */
+        uint64_t len = x->step_starts[k + 1] - x->step_starts[k];
+        if (t >= x->step_starts[k + 1] - len / 10)
+            continue;
         within[idx[lo]]++;
         after[idx[lo]] += t >= x->step_peak_ns[k];
     }
@@ -1556,11 +1574,14 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
         st->period_ns / w < ATTR_SPANS_PER_STEP)
         return 0;
     size_t n = x->step_start_count - 1; /* windows with both bounds */
-    int64_t *shift = malloc(n * sizeof *shift);
-    if (!shift)
+    int64_t *shift = malloc(n * sizeof *shift), *sorted = malloc(n * sizeof *sorted);
+    if (!shift || !sorted) {
+        free(shift);
+        free(sorted);
         return -1;
-    /* Window i reads starts i and i + 1, so moving start i once its window
-     * is done leaves the next window as it was. */
+    }
+    /* Each window's shift, read between the detector's starts (none is
+     * moved before every shift is known). */
     for (size_t i = 0; i < n; i++) {
         uint64_t t0 = x->step_starts[i], t1 = x->step_starts[i + 1];
         attr_window_t v = attr_window(in, t0, t1);
@@ -1583,17 +1604,30 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
         uint64_t at = (uint64_t)q * w < t0 ? t0 : (uint64_t)q * w;
         if (q > pk) /* the rise began in the window before */
             at = at - t0 >= t1 - t0 ? t0 : at - (t1 - t0);
-        x->step_starts[i] = at;
         shift[i] = (int64_t)at - (int64_t)t0;
     }
-    qsort(shift, n, sizeof *shift, attr_cmp_i64);
-    int64_t med = shift[n / 2];
+    memcpy(sorted, shift, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, attr_cmp_i64);
+    int64_t med = sorted[n / 2];
+    /* The detector's starts are a fixed point of the step, so the shifts
+     * agree; one far from the median read a window whose shape a busy
+     * machine distorted (the program preempted mid-step: a long flat
+     * stretch, a low in the wrong place) and takes the median instead,
+     * rather than misplace that step by half a period. */
+    int64_t slack = (int64_t)(st->period_ns / 8);
+    for (size_t i = 0; i < n; i++) {
+        int64_t d = shift[i] - med;
+        int64_t use = d > slack || d < -slack ? med : shift[i];
+        x->step_starts[i] = (uint64_t)((int64_t)x->step_starts[i] + use);
+    }
     x->step_starts[n] = (uint64_t)((int64_t)x->step_starts[n] + med);
-    if (x->step_starts[n] <= x->step_starts[n - 1])
-        x->step_starts[n] = x->step_starts[n - 1] + 1;
+    for (size_t i = 1; i <= n; i++)
+        if (x->step_starts[i] <= x->step_starts[i - 1])
+            x->step_starts[i] = x->step_starts[i - 1] + 1;
     st->first_step_ns = x->step_starts[0];
     st->last_step_ns = (uint64_t)((int64_t)st->last_step_ns + med);
     free(shift);
+    free(sorted);
     return 0;
 }
 
