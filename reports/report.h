@@ -154,6 +154,11 @@ size_t report_utf8_len(const unsigned char *p, size_t left, uint32_t *cp);
  * and isolates that reorder what is shown ("Trojan Source"). */
 int report_char_unsafe(uint32_t cp);
 
+/* Makes buf[0..len) safe to print, in place: each unsafe character and each
+ * byte that is not part of well-formed UTF-8 becomes one '?'. Writes the
+ * terminating NUL (buf needs len + 1 bytes) and returns the new length. */
+size_t report_make_printable(char *buf, size_t len);
+
 /* "SIGKILL" for 9 and so on; "SIG<n>" for numbers without a name. Same
  * buffer contract as report_format_bytes. */
 const char *report_signal_name(int sig, char *buf, size_t len);

@@ -147,3 +147,22 @@ int report_char_unsafe(uint32_t cp)
     return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
            (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200E || cp == 0x200F || cp == 0x061C;
 }
+
+size_t report_make_printable(char *buf, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp = 0;
+        size_t k = report_utf8_len((const unsigned char *)buf + i, len - i, &cp);
+        if (k == 0 || report_char_unsafe(cp)) {
+            buf[o++] = '?';
+            i += k ? k : 1;
+        } else {
+            memmove(buf + o, buf + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    buf[o] = '\0';
+    return o;
+}

@@ -32,6 +32,9 @@ static int rr_fail(rr_ctx_t *c, const char *fmt, ...)
             vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
             va_end(ap);
         }
+        /* jansson quotes the bad token as it is: nothing of it may drive
+         * the terminal that shows the message. */
+        report_make_printable(c->err, strlen(c->err));
     }
     return -1;
 }
@@ -162,7 +165,9 @@ static int rr_sites(rr_ctx_t *c, json_t *root, prof_result_t *r)
         json_t *life = json_object_get(o, "lifetime");
         if (json_is_object(life)) {
             uint64_t mean = 0;
-            if (rr_u64(c, life, where, "mean_ns", &mean, 1) != 0)
+            char lwhere[64];
+            snprintf(lwhere, sizeof lwhere, "%s.lifetime", where);
+            if (rr_u64(c, life, lwhere, "mean_ns", &mean, 1) != 0)
                 return -1;
             s->lifetime_sum_ns = mean * s->frees;
         }

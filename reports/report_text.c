@@ -46,28 +46,6 @@ static size_t rt_fit(char *s, size_t n, size_t width)
     return cut + 3;
 }
 
-/* Makes buf[0..len) safe to print, in place: each unsafe character and each
- * byte that is not part of well-formed UTF-8 becomes one '?'. Returns the
- * new length. */
-static size_t rt_sanitize(char *buf, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        uint32_t cp = 0;
-        size_t k = report_utf8_len((const unsigned char *)buf + i, len - i, &cp);
-        if (k == 0 || report_char_unsafe(cp)) {
-            buf[o++] = '?';
-            i += k ? k : 1;
-        } else {
-            memmove(buf + o, buf + i, k);
-            o += k;
-            i += k;
-        }
-    }
-    buf[o] = '\0';
-    return o;
-}
-
 /* Prints one formatted line in 'style'. Control characters, invalid UTF-8
  * and bidirectional overrides become '?'. */
 __attribute__((format(printf, 3, 4)))
@@ -81,7 +59,7 @@ static void rt_line(rt_ctx_t *c, rt_style_t style, const char *fmt, ...)
     if (n < 0)
         return;
     size_t len = (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
-    len = rt_sanitize(buf, len);
+    len = report_make_printable(buf, len);
     len = rt_fit(buf, len, REPORT_TEXT_WIDTH);
     if (c->color && style != RT_PLAIN)
         fprintf(c->out, "%s%s\033[0m\n", style == RT_HEADING ? "\033[1m" : "\033[1;31m", buf);

@@ -1,7 +1,9 @@
 # A short, repeatable fuzzing run (fixed seed, 3000 inputs each) of the
-# stream and trace readers on their seed corpora (tests/fuzz/corpus), built
-# with clang's libFuzzer, ASan and UBSan. Longer, random runs:
-# tests/fuzz/run.sh BUILD_DIR 0 SECONDS.
+# readers of files users hand us: the event stream and trace readers, the
+# attribution rules parser, the JSON report reader (with advice and the text
+# summary over what it reads) and the trainer's gzipped IDX reader, on their
+# seed corpora (tests/fuzz/corpus), built with clang's libFuzzer, ASan and
+# UBSan. Longer, random runs: tests/fuzz/run.sh BUILD_DIR 0 SECONDS [NAME...].
 find_program(MLMEM_CLANG clang)
 if(MLMEM_CLANG)
   add_test(NAME fuzz_readers

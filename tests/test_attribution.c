@@ -1328,6 +1328,16 @@ static void expect_error(const char *text, const char *want)
     prof_rules_free(&rules);
 }
 
+/* A word quoted in an error has its control bytes replaced: the message goes
+ * to a terminal (found by tests/fuzz/fuzz_rules.c). */
+static void test_attribution_rules_error_printable(void **state)
+{
+    (void)state;
+    expect_error("data\033[2J function *x*\n", "bad.rules:1: unknown category 'data?[2J'");
+    expect_error("data \033]0;t\007 *x*\n", "bad.rules:1: unknown field '?]0;t?'");
+    expect_error("data file *x* a\x7f\n", "bad.rules:1: unexpected 'a?'");
+}
+
 static void test_attribution_rules_errors(void **state)
 {
     (void)state;
@@ -1390,6 +1400,7 @@ int main(void)
         cmocka_unit_test(test_attribution_evidence_order),
         cmocka_unit_test(test_attribution_rules_parse),
         cmocka_unit_test(test_attribution_rules_errors),
+        cmocka_unit_test(test_attribution_rules_error_printable),
         cmocka_unit_test(test_attribution_category_names),
         cmocka_unit_test(test_attribution_rules_framework),
         cmocka_unit_test(test_attribution_behaviour_framework_copies),

@@ -206,6 +206,25 @@ static void test_train_data_bad_label_trailing_missing(void **state)
     expect_error(f, f->img, "cannot open");
 }
 
+/* A header claiming more than the compressed file can hold is refused
+ * before anything of that size is allocated, resident or streamed (found by
+ * tests/fuzz/fuzz_idx.c: a 100-byte file had the reader allocate 7 GB). */
+static void test_train_data_count_beyond_file(void **state)
+{
+    fixture_t *f = *state;
+    write_images(f->img, 0x803, 9000000, 2, 0);
+    write_labels(f->lbl, 0x801, 9000000, 2, -1);
+    expect_error(f, f->img, "header says 9000000 items (108000016 bytes), more than");
+    assert_int_equal(f->mem.max[TRAIN_CAT_DATA] < 1024 * 1024, 1);
+    write_images(f->img, 0x803, 2, 2, 0);
+    expect_error(f, f->lbl, "header says 9000000 items (9000008 bytes), more than");
+    write_images(f->img, 0x803, 9000000, 2, 0);
+    train_stream_t s;
+    assert_int_equal(train_stream_open(&s, &f->mem, f->img, f->lbl, 0, 4, 0, 1, f->err), -1);
+    assert_non_null(strstr(f->err, "more than"));
+    assert_int_equal(f->mem.cur_total, 0);
+}
+
 static void test_train_data_stream_bounded(void **state)
 {
     fixture_t *f = *state;
@@ -282,6 +301,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_train_data_mismatched_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_data_bad_label_trailing_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_data_stream_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_train_data_count_beyond_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_data_real_fashion_mnist, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,12 +7,16 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define GZ_IN_BYTES (64 * 1024)
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u
 #define IDX_MAX_COUNT 10000000
+/* Deflate expands at most 1032:1 (zlib's FAQ), which bounds the data a
+ * compressed file can hold. */
+#define GZ_MAX_RATIO 1032
 
 // ----------------------------------------------------------------------------
 // random numbers
@@ -177,6 +181,19 @@ int train_idx_header(train_gz_t *gz, int kind, int *count, int *rows, int *cols,
         }
         *rows = (int)r;
         *cols = (int)c;
+    }
+    /* A header that claims more than the file can hold is refused here,
+     * before the caller allocates what it claims. */
+    uint64_t item = kind == 3 ? (uint64_t)*rows * (uint64_t)*cols : 1;
+    uint64_t need = hbytes + (uint64_t)n * item;
+    struct stat st;
+    if (fstat(gz->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        need > (uint64_t)st.st_size * GZ_MAX_RATIO) {
+        snprintf(err, TRAIN_ERR_LEN,
+                 "%s: header says %u items (%llu bytes), more than a %lld-byte gzip file "
+                 "can hold: the file is truncated or corrupt",
+                 gz->path, n, (unsigned long long)need, (long long)st.st_size);
+        return -1;
     }
     return 0;
 }

@@ -5,14 +5,19 @@
 #   tests/fuzz/run.sh BUILD_DIR [RUNS]      a fixed number of inputs, fixed
 #                                           seed: the same run every time (CI)
 #   tests/fuzz/run.sh BUILD_DIR 0 SECONDS   fuzz for SECONDS, random seed
+#   ... [NAME...]                           only these harnesses (default:
+#                                           stream trace rules report idx)
 # Exits non-zero if a harness crashes, leaks, hangs or trips a sanitizer;
 # keep a crashing input in the corpus as a regression seed once fixed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 src="$(cd "$here/../.." && pwd)"
-out="${1:?usage: run.sh BUILD_DIR [RUNS] [SECONDS]}/fuzz"
+out="${1:?usage: run.sh BUILD_DIR [RUNS] [SECONDS] [NAME...]}/fuzz"
 runs="${2:-3000}"
 secs="${3:-0}"
+shift $(($# < 3 ? $# : 3))
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(stream trace rules report idx)
 if [ "$runs" -gt 0 ]; then
     budget=(-runs="$runs" -seed=1)
 else
@@ -26,15 +31,30 @@ if ! command -v clang >/dev/null; then
 fi
 
 # Every analyzer source but the command and the launcher.
-sources=()
+profiler=()
 for f in "$src"/profiler/*.c; do
-    case "$(basename "$f")" in mlmem.c|launch.c) ;; *) sources+=("$f") ;; esac
+    case "$(basename "$f")" in mlmem.c|launch.c) ;; *) profiler+=("$f") ;; esac
 done
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$src/include" -I"$src/profiler")
-libs=($(pkg-config --libs libdw libzstd) -lstdc++)
+       -I"$src" -I"$src/include" -I"$src/profiler" -I"$src/reports" -I"$src/trainer")
 
-for name in stream trace; do
+for name in "${names[@]}"; do
+    case "$name" in
+    stream|trace|rules)
+        sources=("${profiler[@]}")
+        libs=($(pkg-config --libs libdw libzstd) -lstdc++) ;;
+    report)
+        sources=("${profiler[@]}" "$src"/reports/*.c)
+        libs=($(pkg-config --libs libdw libzstd jansson) -lstdc++) ;;
+    idx)
+        # Of the trainer, the reader and its accountant only (the rest
+        # needs _Float16, which clang 14 lacks on x86).
+        sources=("$src/trainer/memory.c" "$src/trainer/data.c")
+        libs=($(pkg-config --libs zlib) -lm) ;;
+    *)
+        echo "fuzz: no harness named $name" >&2
+        exit 2 ;;
+    esac
     clang "${flags[@]}" "$here/fuzz_$name.c" "${sources[@]}" "${libs[@]}" -o "$out/fuzz_$name"
     work="$out/corpus_$name"
     rm -rf "$work"
