@@ -18,8 +18,9 @@ error look small, so the saving's error is the stricter figure.
 Each applied recommendation is also checked through `mlmem diff` of the two
 traces: its changes must equal the two reports' differences exactly (the
 peak, every category at the peak, and the changed sites' contributions,
-which add up to the peak's change), and its nearest prediction must be at
-least as near the measured peak as the applied recommendation's.
+which add up to the peak's change), its nearest prediction must be at
+least as near the measured peak as the applied recommendation's, and
+`mlmem diff` of the two JSON reports must say the same.
 
 Usage: advice_accuracy.py [--build DIR] [--bound PCT] [--keep DIR] [-- EXTRA TRAINER ARGS]
 Exit status 1 when any |error| exceeds the bound (default 10%).
@@ -61,6 +62,21 @@ def check_diff(build, work, tag, base, new, rec):
     with open(out) as f:
         d = json.load(f)
     bad = []
+    # The same diff from the two JSON reports: reports keep what a diff needs.
+    out_rep = os.path.join(work, tag + ".diff-reports.json")
+    subprocess.run([os.path.join(build, "bin", "mlmem"), "diff", os.path.join(work, "baseline.json"),
+                    os.path.join(work, tag + ".json"), "--json", out_rep], check=True,
+                   stdout=subprocess.DEVNULL)
+    with open(out_rep) as f:
+        dr = json.load(f)
+    for k in ("change", "categories", "nearest_prediction", "sites_comparable", "sites"):
+        if k == "change":
+            same = all(dr[k][f] == d[k][f] for f in ("peak_bytes", "total_allocations",
+                                                        "leaked_bytes", "temporary_allocations"))
+        else:
+            same = dr[k] == d[k]
+        if not same:
+            bad.append("the reports' diff differs from the traces' in %s" % k)
     want = new["summary"]["peak_bytes"] - base["summary"]["peak_bytes"]
     if d["change"]["peak_bytes"] != want:
         bad.append("peak change %d, reports say %d" % (d["change"]["peak_bytes"], want))

@@ -53,14 +53,15 @@ json_t *report_json_build(const prof_result_t *r);
  * NULL and errlen > 0). */
 int report_json_write(const prof_result_t *r, const char *path, char *err, size_t errlen);
 
-/* Reads back from the JSON report at 'path' what advice needs
- * (profiler/advice.h): process.command, the summary's peak, the categories
- * at the peak, the steps, the sites (figures and category, no frames) and
- * the timeline's live bytes. 'out' is zeroed first and owns what it gets
- * (prof_result_free() releases it). A report without categories reads with
- * category_count 0. Returns 0, or -1 with a message naming the file and the
- * field in 'err' (a report of another schema, a missing or mistyped field,
- * invalid JSON); 'out' is then empty. */
+/* Reads back from the JSON report at 'path' what advice and diffs need
+ * (profiler/advice.h, report_diff_compute): process.command and how it
+ * ended, the summary's figures, the categories at the peak, the steps, the
+ * sites (figures, category, stack id and frames) and the timeline's live
+ * bytes. 'out' is zeroed first and owns what it gets (prof_result_free()
+ * releases it). A report without categories reads with category_count 0.
+ * Returns 0, or -1 with a message naming the file and the field in 'err' (a
+ * report of another schema, a missing or mistyped field, invalid JSON);
+ * 'out' is then empty. */
 int report_json_read(const char *path, prof_result_t *out, char *err, size_t errlen);
 
 /* Writes the human summary of 'r' to 'out': how the process ended, the peak

@@ -1,13 +1,16 @@
 /*
- * report_read.c - reads back what advice needs from a JSON report
- * (report.h: report_json_read()): the command, the peak, the categories at
- * the peak, the steps, the sites and the timeline's live bytes.
+ * report_read.c - reads back what advice and diffs need from a JSON report
+ * (report.h: report_json_read()): the command and how it ended, the summary
+ * figures, the categories at the peak, the steps, the sites with their
+ * frames and the timeline's live bytes.
  */
 #define _GNU_SOURCE
 #include "report.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +107,12 @@ static int rr_steps(rr_ctx_t *c, json_t *root, prof_result_t *r)
         return -1;
     if (rr_u64(c, st, "steps", "eval_batches", &r->steps.eval_batches, 1) != 0)
         return -1;
+    /* source: the analyzer's own names, as static strings. */
+    static const char *const sources[] = {"annotations", "detected", "none"};
+    json_t *src = json_object_get(st, "source");
+    for (size_t i = 0; json_is_string(src) && i < sizeof sources / sizeof sources[0]; i++)
+        if (strcmp(json_string_value(src), sources[i]) == 0)
+            r->steps.source = sources[i];
     /* peak_where: one of the analyzer's own names (advice compares them). */
     static const char *const wheres[] = {"before_steps", "step", "after_steps", "evaluation"};
     json_t *pw = json_object_get(st, "peak_where");
@@ -137,6 +146,78 @@ static int rr_steps(rr_ctx_t *c, json_t *root, prof_result_t *r)
     return 0;
 }
 
+/* obj[key] as a string copy into *out (NULL when missing or null). */
+static int rr_str(rr_ctx_t *c, json_t *obj, const char *where, const char *key, char **out)
+{
+    json_t *x = json_object_get(obj, key);
+    *out = NULL;
+    if (!x || json_is_null(x))
+        return 0;
+    if (!json_is_string(x))
+        return rr_fail(c, "field %s.%s is not a string", where, key);
+    if (!(*out = strdup(json_string_value(x))))
+        return rr_fail(c, "out of memory");
+    return 0;
+}
+
+/* obj[key] as an address string "0x..." into *v (0 when missing or null). */
+static int rr_hex(rr_ctx_t *c, json_t *obj, const char *where, const char *key, uint64_t *v)
+{
+    json_t *x = json_object_get(obj, key);
+    *v = 0;
+    if (!x || json_is_null(x))
+        return 0;
+    const char *t = json_is_string(x) ? json_string_value(x) : NULL;
+    char *end = NULL;
+    if (t && t[0] == '0' && (t[1] == 'x' || t[1] == 'X') && t[2]) {
+        errno = 0;
+        unsigned long long u = strtoull(t + 2, &end, 16);
+        if (!errno && *end == '\0') {
+            *v = u;
+            return 0;
+        }
+    }
+    return rr_fail(c, "field %s.%s is not an address (\"0x...\")", where, key);
+}
+
+/* A site's frames (optional: the report keeps them; sites past the
+ * analyzer's first 20,000 have none). */
+static int rr_frames(rr_ctx_t *c, json_t *o, const char *where, prof_site_t *s)
+{
+    json_t *fr = json_object_get(o, "frames");
+    if (!fr || json_is_null(fr))
+        return 0;
+    if (!json_is_array(fr))
+        return rr_fail(c, "field %s.frames is not an array", where);
+    size_t n = json_array_size(fr);
+    if (n == 0)
+        return 0;
+    if (n > UINT32_MAX || !(s->frames = calloc(n, sizeof *s->frames)))
+        return rr_fail(c, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *f = json_array_get(fr, i);
+        prof_frame_t *out = &s->frames[i];
+        s->frame_count = (uint32_t)i + 1; /* what is there is freed on failure */
+        char fwhere[96];
+        snprintf(fwhere, sizeof fwhere, "%s.frames[%zu]", where, i);
+        if (!json_is_object(f))
+            return rr_fail(c, "field %s is not an object", fwhere);
+        uint64_t line = 0;
+        if (rr_str(c, f, fwhere, "function", &out->function) != 0 ||
+            rr_str(c, f, fwhere, "file", &out->file) != 0 ||
+            rr_str(c, f, fwhere, "module", &out->module) != 0 ||
+            rr_u64(c, f, fwhere, "line", &line, 1) != 0 ||
+            rr_hex(c, f, fwhere, "address", &out->address) != 0 ||
+            rr_hex(c, f, fwhere, "module_offset", &out->module_offset) != 0)
+            return -1;
+        if (line > UINT32_MAX)
+            return rr_fail(c, "field %s.line is out of range", fwhere);
+        out->line = (uint32_t)line;
+        out->inlined = json_is_true(json_object_get(f, "inlined"));
+    }
+    return 0;
+}
+
 static int rr_sites(rr_ctx_t *c, json_t *root, prof_result_t *r)
 {
     json_t *sites = json_object_get(root, "sites");
@@ -161,6 +242,14 @@ static int rr_sites(rr_ctx_t *c, json_t *root, prof_result_t *r)
             rr_u64(c, o, where, "largest_allocation", &s->largest_allocation, 1) != 0 ||
             rr_u64(c, o, where, "file_read_bytes", &s->file_read_bytes, 1) != 0 ||
             rr_u64(c, o, where, "leaked_bytes", &s->live_bytes, 1) != 0)
+            return -1;
+        uint64_t id = 0;
+        if (rr_u64(c, o, where, "stack_id", &id, 1) != 0)
+            return -1;
+        if (id > UINT32_MAX)
+            return rr_fail(c, "field %s.stack_id is out of range", where);
+        s->stack_id = (uint32_t)id;
+        if (rr_frames(c, o, where, s) != 0)
             return -1;
         json_t *life = json_object_get(o, "lifetime");
         if (json_is_object(life)) {
@@ -207,6 +296,86 @@ static int rr_timeline(rr_ctx_t *c, json_t *root, prof_result_t *r)
     return 0;
 }
 
+/* How the process ended, as the report names it (report_end_name). */
+static int rr_process_end(rr_ctx_t *c, json_t *proc, prof_process_t *p)
+{
+    json_t *end = json_object_get(proc, "end");
+    if (!end || json_is_null(end))
+        return 0;
+    if (!json_is_string(end))
+        return rr_fail(c, "field process.end is not a string");
+    static const prof_end_t ends[] = {PROF_END_UNKNOWN, PROF_END_EXITED, PROF_END_SIGNALED,
+                                      PROF_END_EXEC, PROF_END_RUNNING};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+        if (strcmp(json_string_value(end), report_end_name(ends[i])) == 0)
+            p->end = ends[i];
+    uint64_t code = 0, sig = 0;
+    if (rr_u64(c, proc, "process", "signal", &sig, 1) != 0)
+        return -1;
+    json_t *x = json_object_get(proc, "exit_code");
+    if (x && !json_is_null(x)) {
+        if (!json_is_integer(x) || json_integer_value(x) < INT32_MIN ||
+            json_integer_value(x) > INT32_MAX)
+            return rr_fail(c, "field process.exit_code is not an integer");
+        code = (uint64_t)json_integer_value(x);
+    }
+    p->exit_code = (int32_t)code;
+    p->signal = sig <= 255 ? (int32_t)sig : 0;
+    return 0;
+}
+
+/* The summary's figures: the peak must be there; the rest as found. */
+static int rr_summary(rr_ctx_t *c, json_t *sum, prof_summary_t *s)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } optional[] = {
+        {"peak_time_ns", offsetof(prof_summary_t, peak_time_ns)},
+        {"peak_heap_bytes", offsetof(prof_summary_t, peak_heap_bytes)},
+        {"peak_mmap_bytes", offsetof(prof_summary_t, peak_mmap_bytes)},
+        {"peak_rss_bytes", offsetof(prof_summary_t, peak_rss_bytes)},
+        {"total_allocations", offsetof(prof_summary_t, total_allocations)},
+        {"total_frees", offsetof(prof_summary_t, total_frees)},
+        {"total_bytes", offsetof(prof_summary_t, total_bytes)},
+        {"live_bytes", offsetof(prof_summary_t, live_bytes)},
+        {"leaked_bytes", offsetof(prof_summary_t, leaked_bytes)},
+        {"leaked_allocations", offsetof(prof_summary_t, leaked_allocations)},
+        {"temporary_allocations", offsetof(prof_summary_t, temporary_allocations)},
+        {"events", offsetof(prof_summary_t, events)},
+        {"dropped_events", offsetof(prof_summary_t, dropped_events)},
+        {"lost_events", offsetof(prof_summary_t, lost_events)},
+        {"duration_ns", offsetof(prof_summary_t, duration_ns)},
+    };
+    if (rr_u64(c, sum, "summary", "peak_bytes", &s->peak_bytes, 0) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++)
+        if (rr_u64(c, sum, "summary", optional[i].key,
+                   (uint64_t *)((char *)s + optional[i].offset), 1) != 0)
+            return -1;
+    return 0;
+}
+
+/* Frees what a failed read had taken ('out' does not link the analyzer's
+ * prof_result_free). */
+static void rr_release(prof_result_t *out)
+{
+    for (size_t i = 0; out->sites && i < out->site_count; i++) {
+        prof_site_t *s = &out->sites[i];
+        for (uint32_t k = 0; s->frames && k < s->frame_count; k++) {
+            free(s->frames[k].function);
+            free(s->frames[k].file);
+            free(s->frames[k].module);
+        }
+        free(s->frames);
+    }
+    free(out->process.command);
+    free(out->steps.peak_bytes);
+    free(out->sites);
+    free(out->timeline);
+    memset(out, 0, sizeof *out);
+}
+
 int report_json_read(const char *path, prof_result_t *out, char *err, size_t errlen)
 {
     rr_ctx_t c = {path, err, errlen};
@@ -229,10 +398,7 @@ int report_json_read(const char *path, prof_result_t *out, char *err, size_t err
         rr_fail(&c, "out of memory");
         goto fail;
     }
-    if (rr_u64(&c, sum, "summary", "peak_bytes", &out->summary.peak_bytes, 0) != 0 ||
-        rr_u64(&c, sum, "summary", "peak_time_ns", &out->summary.peak_time_ns, 1) != 0 ||
-        rr_u64(&c, sum, "summary", "total_allocations", &out->summary.total_allocations, 1) != 0 ||
-        rr_u64(&c, sum, "summary", "duration_ns", &out->summary.duration_ns, 1) != 0)
+    if (rr_process_end(&c, proc, &out->process) != 0 || rr_summary(&c, sum, &out->summary) != 0)
         goto fail;
     if (rr_categories(&c, root, out) != 0 || rr_steps(&c, root, out) != 0 ||
         rr_sites(&c, root, out) != 0 || rr_timeline(&c, root, out) != 0)
@@ -240,12 +406,7 @@ int report_json_read(const char *path, prof_result_t *out, char *err, size_t err
     rc = 0;
 fail:
     json_decref(root);
-    if (rc != 0) {
-        free(out->process.command);
-        free(out->steps.peak_bytes);
-        free(out->sites);
-        free(out->timeline);
-        memset(out, 0, sizeof *out);
-    }
+    if (rc != 0)
+        rr_release(out);
     return rc;
 }

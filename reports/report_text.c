@@ -690,8 +690,8 @@ static void rt_diff_sites(rt_ctx_t *c, const report_diff_t *d)
 {
     rt_line(c, RT_PLAIN, "%s", "");
     if (!d->sites_comparable) {
-        rt_line(c, RT_PLAIN, "Sites are not compared: a report read back has no stacks to join "
-                "them on (diff the traces).");
+        rt_line(c, RT_PLAIN, "Sites are not compared: a run's sites have no frames to join them "
+                "on.");
         return;
     }
     rt_line(c, RT_HEADING, "Sites whose contribution to the peak changed most:");

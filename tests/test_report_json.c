@@ -477,6 +477,80 @@ static void test_report_json_write_roundtrip(void **state)
     rtest_result_free(r);
 }
 
+/* Frees what report_json_read gave (this test does not link the analyzer's
+ * prof_result_free). */
+static void rjtest_free_read(prof_result_t *r)
+{
+    for (size_t i = 0; i < r->site_count; i++) {
+        for (uint32_t k = 0; k < r->sites[i].frame_count; k++) {
+            free(r->sites[i].frames[k].function);
+            free(r->sites[i].frames[k].file);
+            free(r->sites[i].frames[k].module);
+        }
+        free(r->sites[i].frames);
+    }
+    free(r->sites);
+    free(r->timeline);
+    free(r->steps.peak_bytes);
+    free(r->process.command);
+}
+
+/* What a diff needs comes back from a written report: how the process
+ * ended, the summary's figures, each site's stack id and frames (function,
+ * file, line, module, offset, address, inlined). */
+static void test_report_json_read_back_for_diff(void **state)
+{
+    (void)state;
+    char dir[64], path[128], err[256] = "";
+    rjtest_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/report.json", dir);
+    prof_result_t *r = rtest_result_new();
+    assert_int_equal(report_json_write(r, path, err, sizeof(err)), 0);
+    prof_result_t back;
+    assert_int_equal(report_json_read(path, &back, err, sizeof(err)), 0);
+    assert_int_equal(back.process.end, PROF_END_EXITED);
+    assert_int_equal(back.process.exit_code, 0);
+    assert_int_equal(back.summary.peak_mmap_bytes, r->summary.peak_mmap_bytes);
+    assert_int_equal(back.summary.peak_rss_bytes, r->summary.peak_rss_bytes);
+    assert_int_equal(back.summary.total_bytes, r->summary.total_bytes);
+    assert_int_equal(back.summary.temporary_allocations, r->summary.temporary_allocations);
+    assert_int_equal(back.summary.leaked_bytes, r->summary.leaked_bytes);
+    assert_int_equal(back.site_count, r->site_count);
+    for (size_t i = 0; i < r->site_count; i++) {
+        const prof_site_t *a = &r->sites[i], *b = &back.sites[i];
+        assert_int_equal(b->stack_id, a->stack_id);
+        assert_int_equal(b->frame_count, a->frame_count);
+        for (uint32_t k = 0; k < a->frame_count; k++) {
+            const prof_frame_t *x = &a->frames[k], *y = &b->frames[k];
+            assert_int_equal(y->address, x->address);
+            assert_int_equal(y->line, x->line);
+            assert_int_equal(y->inlined, x->inlined);
+            assert_int_equal(y->module_offset, x->module_offset);
+            if (x->function)
+                assert_string_equal(y->function, x->function);
+            else
+                assert_null(y->function);
+            if (x->file)
+                assert_string_equal(y->file, x->file);
+            else
+                assert_null(y->file);
+            assert_string_equal(y->module, x->module);
+        }
+    }
+    rjtest_free_read(&back);
+    /* A killed process reads back as killed, with its signal. */
+    r->process.end = PROF_END_SIGNALED;
+    r->process.signal = 9;
+    assert_int_equal(report_json_write(r, path, err, sizeof(err)), 0);
+    assert_int_equal(report_json_read(path, &back, err, sizeof(err)), 0);
+    assert_int_equal(back.process.end, PROF_END_SIGNALED);
+    assert_int_equal(back.process.signal, 9);
+    rjtest_free_read(&back);
+    unlink(path);
+    rmdir(dir);
+    rtest_result_free(r);
+}
+
 static void test_report_json_write_unwritable_path(void **state)
 {
     prof_result_t *r = rtest_result_new();
@@ -541,6 +615,10 @@ static void test_report_json_read_errors(void **state)
              "\"bytes_allocated\":1,\"live_bytes_at_peak\":1,"
              "\"lifetime\":{\"mean_ns\":\"x\"}}]}", head);
     rjtest_read_error(dir, doc, "field sites[0].lifetime.mean_ns is not");
+    snprintf(doc, sizeof(doc), "%s\"sites\":[{\"allocations\":1,\"frees\":1,"
+             "\"bytes_allocated\":1,\"live_bytes_at_peak\":1,"
+             "\"frames\":[{\"function\":\"f\",\"address\":\"12\"}]}]}", head);
+    rjtest_read_error(dir, doc, "field sites[0].frames[0].address is not an address");
     /* jansson quotes the bad token; what would reach the terminal raw is
      * shown as '?' (found by tests/fuzz/fuzz_report.c). */
     rjtest_read_error(dir, "[\037" "1,_,", "invalid token near '?'");
@@ -565,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_report_json_write_roundtrip),
         cmocka_unit_test(test_report_json_write_unwritable_path),
         cmocka_unit_test(test_report_json_read_errors),
+        cmocka_unit_test(test_report_json_read_back_for_diff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
