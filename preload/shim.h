@@ -244,6 +244,9 @@ typedef struct {
     uint64_t next_rss_ns;
     uint32_t tid;
     uint64_t sock_ino, sock_dev;      /* identity of the analyzer's socket  */
+    int rss_fd;                       /* /proc/self/statm, kept open at a
+                                         high number; -1: RSS not sampled  */
+    uint64_t rss_ino, rss_dev;        /* its identity                       */
     char cmdline[16384];
 } shim_writer_state_t;
 

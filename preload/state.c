@@ -8,6 +8,7 @@
 shim_state_t g_shim = {
     .modules_lock = PTHREAD_MUTEX_INITIALIZER,
     .sock = -1,
+    .w = {.rss_fd = -1},
 };
 
 SHIM_TLS int shim_guard;

@@ -496,15 +496,52 @@ static size_t drain_all(int discard)
     return total;
 }
 
-/* Reads the resident set size from /proc/self/statm (no stdio). */
+/* /proc/self/statm is opened once, when the writer starts (before the
+ * program's main, or in a fork child before fork returns), at a high
+ * number beside the socket, and read with pread. Opening it for each
+ * sample put a descriptor of ours at the lowest free number every 10 ms: a
+ * program that replaces numbers it did not open (a daemon's dup2 over
+ * everything) could take that number between our open and close, so that
+ * we read its socket (blocking) and closed it (test_e2e_reliability_
+ * program_takes_libunwind_fds caught it under load). */
+static void rss_open(void)
+{
+    W.rss_fd = -1;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return;
+    }
+    W.rss_fd = fd;
+    W.rss_ino = st.st_ino;
+    W.rss_dev = st.st_dev;
+}
+
+/* Reads the resident set size (no stdio). If the program has taken our
+ * number since, RSS is no longer sampled (never reopened: that would put
+ * a descriptor of ours at a low number again); pread on whatever the number
+ * names now neither blocks nor consumes (a socket or pipe refuses it). */
 static uint64_t read_rss(void)
 {
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (W.rss_fd < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    struct stat st;
+    if (fstat(W.rss_fd, &st) != 0 || st.st_ino != W.rss_ino || st.st_dev != W.rss_dev) {
+        W.rss_fd = -1;
+        if (g_shim.config.debug)
+            shim_log("the program took the descriptor of /proc/self/statm: RSS no longer sampled");
+        return 0;
+    }
+    ssize_t n = pread(W.rss_fd, buf, sizeof buf - 1, 0);
     if (n <= 0)
         return 0;
     buf[n] = '\0';
@@ -660,6 +697,7 @@ int shim_writer_start(void)
                  g_shim.config.socket_path, errno);
         return -1;
     }
+    rss_open();
     /* HELLO goes out now, from this thread: a process that dies before the
      * writer first runs still says who it was. */
     send_hello();
@@ -737,6 +775,9 @@ void shim_writer_after_fork_child(void)
     if (g_shim.sock >= 0)
         close(g_shim.sock);
     g_shim.sock = -1;
+    if (W.rss_fd >= 0) /* the parent's /proc/self: opened again for the child */
+        close(W.rss_fd);
+    W.rss_fd = -1;
     atomic_store(&g_shim.connected, 0);
     g_shim.writer_running = 0;
     atomic_store(&g_shim.writer_stop, 0);
