@@ -70,14 +70,42 @@ static void detach(const char *why, int err, int still_ours)
     W.out_len = 0;
 }
 
-/* A program may close every descriptor it does not know (daemons, some
- * process launchers) and open new ones: before writing, check that the
- * number still names the socket we connected, so that trace bytes can never
- * go into one of the program's files or connections. */
-static int socket_still_ours(void)
+/* The shim's descriptors (the socket, /proc/self/statm) live at high
+ * numbers, out of the way of the program's own, and are known by their
+ * device and inode: a program may close every descriptor it does not know
+ * (daemons, some process launchers) and reuse the numbers. */
+
+/* Moves 'fd' to a number >= 700 (where it can) and notes what it names.
+ * Returns the descriptor, or -1 (closed) if it cannot be examined. */
+static int keep_high(int fd, uint64_t *ino, uint64_t *dev)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    *ino = st.st_ino;
+    *dev = st.st_dev;
+    return fd;
+}
+
+/* Whether 'fd' still names what keep_high noted. */
+static int still_ours(int fd, uint64_t ino, uint64_t dev)
 {
     struct stat st;
-    return fstat(g_shim.sock, &st) == 0 && st.st_ino == W.sock_ino && st.st_dev == W.sock_dev;
+    return fstat(fd, &st) == 0 && st.st_ino == ino && st.st_dev == dev;
+}
+
+/* Before writing: trace bytes must never go into one of the program's
+ * files or connections. */
+static int socket_still_ours(void)
+{
+    return still_ours(g_shim.sock, W.sock_ino, W.sock_dev);
 }
 
 static void flush_out(void)
@@ -506,23 +534,8 @@ static size_t drain_all(int discard)
  * program_takes_libunwind_fds caught it under load). */
 static void rss_open(void)
 {
-    W.rss_fd = -1;
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
-    if (high >= 0) {
-        close(fd);
-        fd = high;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return;
-    }
-    W.rss_fd = fd;
-    W.rss_ino = st.st_ino;
-    W.rss_dev = st.st_dev;
+    W.rss_fd = fd < 0 ? -1 : keep_high(fd, &W.rss_ino, &W.rss_dev);
 }
 
 /* Reads the resident set size (no stdio). If the program has taken our
@@ -534,8 +547,7 @@ static uint64_t read_rss(void)
     char buf[128];
     if (W.rss_fd < 0)
         return 0;
-    struct stat st;
-    if (fstat(W.rss_fd, &st) != 0 || st.st_ino != W.rss_ino || st.st_dev != W.rss_dev) {
+    if (!still_ours(W.rss_fd, W.rss_ino, W.rss_dev)) {
         W.rss_fd = -1;
         if (g_shim.config.debug)
             shim_log("the program took the descriptor of /proc/self/statm: RSS no longer sampled");
@@ -671,19 +683,9 @@ static int connect_analyzer(void)
     setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int sz = 4 << 20;
     setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    /* A high descriptor number, out of the way of the program's own. */
-    int high = fcntl(s, F_DUPFD_CLOEXEC, 700);
-    if (high >= 0) {
-        close(s);
-        s = high;
-    }
-    struct stat st;
-    if (fstat(s, &st) != 0) {
-        close(s);
+    s = keep_high(s, &W.sock_ino, &W.sock_dev);
+    if (s < 0)
         return -1;
-    }
-    W.sock_ino = st.st_ino;
-    W.sock_dev = st.st_dev;
     g_shim.sock = s;
     atomic_store(&g_shim.connected, 1);
     return 0;

@@ -56,50 +56,75 @@ static int sites_of_size(json_t *r, long long size)
  * the stop; its memory stays small; the drops are counted in the report
  * and said on stderr; and every event is either recorded or counted as
  * dropped (recorded + dropped = 2 x iterations exactly). */
-static void test_e2e_reliability_stopped_analyzer_drops_and_counts(void **state)
+/* One run of e2e_stall under `mlmem run --no-trace --json`: its files, and
+ * the mlmem process (which holds the analyzer) to stop and resume. */
+typedef struct {
+    char counts[4096], marker[4096], json[4096], out[4096], err[4096];
+    pid_t pid;
+    unsigned long long iterations, longest_ns; /* from COUNTS, once ended */
+    long hwm_kib;
+} stall_run_t;
+
+/* Starts e2e_stall for 'ms' milliseconds with MLMEM_BLOCK_MS set to
+ * 'block_ms' (NULL: the default), mlmem's output in the run's out and err
+ * files, and returns once its loop runs (up to 60 s on a loaded machine). */
+static void stall_start(stall_run_t *s, const char *tag, const char *block_ms, const char *ms)
 {
     const char *dir = e2e_tmpdir();
-    char counts[4096], marker[4096], json[4096], out[4096], err[4096];
-    snprintf(counts, sizeof counts, "%s/counts", dir);
-    snprintf(marker, sizeof marker, "%s/marker", dir);
-    snprintf(json, sizeof json, "%s/r.json", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    snprintf(err, sizeof err, "%s/err", dir);
-    double t0 = now_s();
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    snprintf(s->counts, sizeof s->counts, "%s/%s-counts", dir, tag);
+    snprintf(s->marker, sizeof s->marker, "%s/%s-marker", dir, tag);
+    snprintf(s->json, sizeof s->json, "%s/%s.json", dir, tag);
+    snprintf(s->out, sizeof s->out, "%s/%s.out", dir, tag);
+    snprintf(s->err, sizeof s->err, "%s/%s.err", dir, tag);
+    s->pid = fork();
+    if (s->pid == 0) {
+        int o = open(s->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(s->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(o, 1);
         dup2(e, 2);
-        setenv("MLMEM_BLOCK_MS", "500", 1); /* a stop of 4 s is a stall past it */
-        execl(e2e_mlmem(), "mlmem", "run", "--no-trace", "--json", json, "--",
-              e2e_prog("e2e_stall"), counts, marker, "5500", (char *)NULL);
+        if (block_ms)
+            setenv("MLMEM_BLOCK_MS", block_ms, 1);
+        else
+            unsetenv("MLMEM_BLOCK_MS");
+        execl(e2e_mlmem(), "mlmem", "run", "--no-trace", "--json", s->json, "--",
+              e2e_prog("e2e_stall"), s->counts, s->marker, ms, (char *)NULL);
         _exit(127);
     }
-    /* Wait for the loop to run (up to 60 s on a loaded machine). */
-    for (int i = 0; i < 6000 && access(marker, F_OK) != 0; i++)
+    for (int i = 0; i < 6000 && access(s->marker, F_OK) != 0; i++)
         usleep(10000);
-    assert_int_equal(access(marker, F_OK), 0);
-    usleep(200000);
-    assert_int_equal(kill(pid, SIGSTOP), 0);
-    sleep(4);
-    assert_int_equal(kill(pid, SIGCONT), 0);
+    assert_int_equal(access(s->marker, F_OK), 0);
+}
+
+/* Waits for mlmem to exit 0 and reads the program's counts. */
+static void stall_finish(stall_run_t *s)
+{
     int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    double elapsed = now_s() - t0;
+    assert_int_equal(waitpid(s->pid, &st, 0), s->pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
+    FILE *f = fopen(s->counts, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%llu %llu %ld", &s->iterations, &s->longest_ns, &s->hwm_kib), 3);
+    fclose(f);
+}
+
+static void test_e2e_reliability_stopped_analyzer_drops_and_counts(void **state)
+{
+    double t0 = now_s();
+    stall_run_t run;
+    stall_start(&run, "stopped", "500", "5500"); /* a stop of 4 s is a stall past 500 ms */
+    usleep(200000);
+    assert_int_equal(kill(run.pid, SIGSTOP), 0);
+    sleep(4);
+    assert_int_equal(kill(run.pid, SIGCONT), 0);
+    stall_finish(&run);
+    double elapsed = now_s() - t0;
     /* 5.5 s of program time; a target blocked by the analyzer would still
      * end, but a hang would not: a generous bound for a loaded machine. */
     assert_true(elapsed < 60.0);
-
-    FILE *f = fopen(counts, "r");
-    assert_non_null(f);
-    unsigned long long iterations = 0, longest_ns = 0;
-    long hwm_kib = 0;
-    assert_int_equal(fscanf(f, "%llu %llu %ld", &iterations, &longest_ns, &hwm_kib), 3);
-    fclose(f);
+    unsigned long long iterations = run.iterations, longest_ns = run.longest_ns;
+    long hwm_kib = run.hwm_kib;
+    const char *json = run.json, *out = run.out, *err = run.err;
     /* Held up at most about 0.5 s at a time, never for the whole 4 s stop
      * (3 s leaves room for a loaded machine). */
     if (longest_ns >= 3000000000ull)
@@ -154,38 +179,16 @@ static void test_e2e_reliability_stopped_analyzer_drops_and_counts(void **state)
  * machine (the analyzer's pauses were between 0.5 and 2 s). */
 static void test_e2e_reliability_analyzer_pause_loses_nothing(void **state)
 {
-    const char *dir = e2e_tmpdir();
-    char counts[4096], marker[4096], json[4096];
-    snprintf(counts, sizeof counts, "%s/pause-counts", dir);
-    snprintf(marker, sizeof marker, "%s/pause-marker", dir);
-    snprintf(json, sizeof json, "%s/pause.json", dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        unsetenv("MLMEM_BLOCK_MS"); /* the default */
-        execl(e2e_mlmem(), "mlmem", "run", "--no-trace", "--json", json, "--",
-              e2e_prog("e2e_stall"), counts, marker, "2500", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 6000 && access(marker, F_OK) != 0; i++)
-        usleep(10000);
-    assert_int_equal(access(marker, F_OK), 0);
+    stall_run_t run;
+    stall_start(&run, "pause", NULL, "2500"); /* the default MLMEM_BLOCK_MS */
     usleep(200000);
-    assert_int_equal(kill(pid, SIGSTOP), 0);
+    assert_int_equal(kill(run.pid, SIGSTOP), 0);
     usleep(1500000);
-    assert_int_equal(kill(pid, SIGCONT), 0);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    FILE *f = fopen(counts, "r");
-    assert_non_null(f);
-    unsigned long long iterations = 0, longest_ns = 0;
-    long hwm_kib = 0;
-    assert_int_equal(fscanf(f, "%llu %llu %ld", &iterations, &longest_ns, &hwm_kib), 3);
-    fclose(f);
+    assert_int_equal(kill(run.pid, SIGCONT), 0);
+    stall_finish(&run);
+    unsigned long long iterations = run.iterations, longest_ns = run.longest_ns;
+    long hwm_kib = run.hwm_kib;
+    const char *json = run.json;
     /* It did wait for the analyzer (about the pause), rather than drop. */
     assert_true(longest_ns > 1000000000ull);
     json_t *r = e2e_load_json(json);
