@@ -565,14 +565,14 @@ static int rj_write_document(json_t *root, const char *path, char *err, size_t e
     char *tmp = NULL;
     int fd = rj_open_temp(path, &tmp);
     if (fd < 0) {
-        rj_error(err, errlen, "create report", path, errno);
+        rj_error(err, errlen, "create", path, errno);
         json_decref(root);
         return -1;
     }
     int rc = -1;
     rj_sink_t *sink = malloc(sizeof *sink);
     if (!sink) {
-        rj_error(err, errlen, "serialize report for", path, ENOMEM);
+        rj_error(err, errlen, "serialize the JSON for", path, ENOMEM);
         json_decref(root);
         close(fd);
         goto fail;
@@ -588,21 +588,21 @@ static int rj_write_document(json_t *root, const char *path, char *err, size_t e
     int errnum = sink->errnum;
     free(sink);
     if (dumped != 0 && !errnum) {
-        rj_error(err, errlen, "serialize report for", path, ENOMEM);
+        rj_error(err, errlen, "serialize the JSON for", path, ENOMEM);
         close(fd);
         goto fail;
     }
     if (dumped != 0 || fsync(fd) != 0) {
-        rj_error(err, errlen, "write report", path, errnum ? errnum : errno);
+        rj_error(err, errlen, "write", path, errnum ? errnum : errno);
         close(fd);
         goto fail;
     }
     if (close(fd) != 0) {
-        rj_error(err, errlen, "write report", path, errno);
+        rj_error(err, errlen, "write", path, errno);
         goto fail;
     }
     if (rename(tmp, path) != 0) {
-        rj_error(err, errlen, "replace report", path, errno);
+        rj_error(err, errlen, "replace", path, errno);
         goto fail;
     }
     rc = 0;
