@@ -722,7 +722,7 @@ ui_step_now_t ui_model_step_now(const ui_model_t *m)
         return now;
     /* The last start is exact; those before it are at the mean period. */
     uint64_t k = st->count - 1, start = st->last_step_ns;
-    if (t < st->last_step_ns) {
+    if (t < st->last_step_ns && st->count >= 2) {
         k = (t - st->first_step_ns) / st->period_ns;
         if (k > st->count - 2)
             k = st->count - 2;
