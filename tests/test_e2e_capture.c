@@ -242,14 +242,18 @@ static void test_e2e_capture_inferred_phases(void **state)
     assert_string_equal(json_string_value(json_object_get(bwd, "phase")), "backward");
     double f = json_real_value(json_object_get(fwd, "end"));
     double b = json_real_value(json_object_get(bwd, "end"));
-    assert_true(f > 0.35 && f < 0.47);
-    assert_true(b > 0.55 && b < 0.68);
+    /* 0.40 and 0.60 on a quiet machine; on one whose cores are taken by
+     * other work, preemption mid-step pulls the medians down by up to 0.07
+     * (measured with two busy loops beside the test: 0.34-0.39 and
+     * 0.53-0.61), so the bounds leave that room and no more. */
+    assert_true(f > 0.30 && f < 0.47);
+    assert_true(b > 0.50 && b < 0.68);
     /* The run's peak is first reached in the first step, as backward
      * begins (the last layer's gradient buffer). */
     assert_string_equal(e2e_str_at(r, "steps", "peak_where"), "step");
     assert_int_equal(e2e_int(r, "steps.peak_step"), 0);
     double p = json_real_value(json_object_get(st, "peak_step_fraction"));
-    assert_true(p > 0.3 && p < 0.6);
+    assert_true(p > 0.2 && p < 0.6); /* one step's, not a median: 0.29-0.47 under load */
     json_decref(r);
 }
 
