@@ -200,21 +200,30 @@ static void apply_end(prof_session_t *s, size_t i, prof_process_t *p, int open)
         p->end = PROF_END_RUNNING;
 }
 
+/* The stream of process 'pid' (0: the run's main process): its latest
+ * image with data. SIZE_MAX if there is none. */
+static size_t find_process(prof_session_t *s, int32_t pid)
+{
+    if (pid == 0) {
+        stream_t *m = main_stream(s);
+        return m ? (size_t)(m - s->streams) : SIZE_MAX;
+    }
+    for (size_t i = s->count; i-- > 0;)
+        if (has_data(&s->streams[i]) && prof_analysis_pid(s->streams[i].analysis) == pid)
+            return i;
+    return SIZE_MAX;
+}
+
+prof_analysis_t *prof_session_process(prof_session_t *s, int32_t pid)
+{
+    size_t i = find_process(s, pid);
+    return i == SIZE_MAX ? NULL : s->streams[i].analysis;
+}
+
 int prof_session_result(prof_session_t *s, int32_t pid, int symbolize, size_t max_sites,
                         prof_result_t *out)
 {
-    size_t target = SIZE_MAX;
-    if (pid == 0) {
-        stream_t *m = main_stream(s);
-        if (m)
-            target = (size_t)(m - s->streams);
-    } else {
-        for (size_t i = s->count; i-- > 0;)
-            if (has_data(&s->streams[i]) && prof_analysis_pid(s->streams[i].analysis) == pid) {
-                target = i;
-                break;
-            }
-    }
+    size_t target = find_process(s, pid);
     if (target == SIZE_MAX)
         return -2;
     if (prof_analysis_result(s->streams[target].analysis, symbolize, max_sites, out) != 0)

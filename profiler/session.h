@@ -65,6 +65,10 @@ size_t prof_session_stream_count(const prof_session_t *s);
  * first stream; NULL if there is no stream. */
 prof_analysis_t *prof_session_main(prof_session_t *s);
 
+/* The analysis of process 'pid' (its latest image with data; 0: the main
+ * process, as prof_session_main), or NULL. */
+prof_analysis_t *prof_session_process(prof_session_t *s, int32_t pid);
+
 /* Fills 'out' for process 'pid' (0: the main one), listing the run's other
  * processes as children. Returns 0, -1 if out of memory, or -2 if there is
  * no such process. */

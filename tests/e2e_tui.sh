@@ -17,7 +17,10 @@
 #           until q; trace and JSON written; the summary printed after; t
 #           goes through the 9 threads by tid (the main one first, then the
 #           workers, whose blocks were all freed) and back to all threads;
-#           Enter on the threads pane's first (worker7) shows its sites.
+#           Enter on the threads pane's first (worker7) shows its sites;
+#           > and < go through the processes of e2e_fork's run (its forked
+#           child's exit code and leak, the exec'd e2e_peak's peak) and
+#           back to the main one.
 #   train   mlmem run --tui of mlmem-train --annotate: the composition names
 #           the categories (weights), the header and the timeline show the
 #           annotated step count the JSON report has, the phases seen, and
@@ -305,6 +308,22 @@ ended 3
 grep -q HELLO-OUT-LINE "$WORK/out.log" && ok "output in the log" || fail "HELLO-OUT-LINE not in the log"
 grep -q STDIN-EOF "$WORK/out.log" && ok "the command read end-of-file, not the dashboard's keys" ||
     fail "the command's stdin was not /dev/null"
+
+echo "== live: the run's other processes (< >): a fork and an exec'd child"
+start "$MLMEM run --tui -q --no-trace -- $E2E/e2e_fork $E2E/e2e_peak"
+expect "exited with code 0" 15
+keys ">"
+expect_re "process 2/3 pid [0-9]+  exited with code 7"
+expect "live heap 1.95 KiB"
+keys ">"
+expect_re "process 3/3 pid [0-9]+  exited with code 3"
+expect "peak heap 2.86 MiB"
+expect "e2e_peak"
+keys "<" "<"
+expect_re "pid [0-9]+  exited with code 0"
+expect "live heap 1000 B"
+keys q
+ended 0
 
 echo "== live: the output log is never written through a planted link"
 echo KEEP-ME > "$WORK/victim"

@@ -716,6 +716,52 @@ static void test_ui_model_step_now(void **state)
     ui_model_free(&m);
 }
 
+/* < and >: the run's processes by pid, the exec'd image's pid once; the
+ * next snapshot is the driver's, of m.proc_pid. */
+static void test_ui_model_switch_process(void **state)
+{
+    ui_model_t m;
+    ui_model_init(&m);
+    prof_result_t r = make_result(NULL, 0, NULL, 0, 0, 0, 1000, 1);
+    r.process.pid = 500;
+    r.child_count = 3;
+    r.children = calloc(3, sizeof *r.children);
+    r.children[0].pid = 520; /* forked, then exec'd: two images, one pid */
+    r.children[1].pid = 510;
+    r.children[2].pid = 520;
+    ui_model_update(&m, &r, 1, 0);
+    int32_t pids[8];
+    assert_int_equal(ui_model_processes(&m, pids, 8), 3);
+    assert_int_equal(pids[0], 500);
+    assert_int_equal(pids[1], 510);
+    assert_int_equal(pids[2], 520);
+    assert_int_equal(m.proc_pid, 0); /* the main one, until asked */
+    ui_model_set_thread_filter(&m, 77);
+    ui_model_apply(&m, UI_ACT_PROC_NEXT);
+    assert_int_equal(m.proc_pid, 510);
+    assert_int_equal(m.thread_filter, 0); /* tids are per process */
+    assert_non_null(strstr(m.message, "process 510: 2 of 3"));
+    /* The snapshot still shows 500 until the driver's next one: from 500,
+     * < goes round to the highest pid. */
+    ui_model_apply(&m, UI_ACT_PROC_PREV);
+    assert_int_equal(m.proc_pid, 520);
+    m.own.process.pid = 520; /* as the driver's snapshot of 520 would say: */
+    m.own.children[2].pid = 500; /* the others are its children there */
+    ui_model_apply(&m, UI_ACT_PROC_NEXT);
+    assert_int_equal(m.proc_pid, 500);
+    ui_model_free(&m);
+
+    /* One process: nothing to switch to. */
+    ui_model_init(&m);
+    r = make_result(NULL, 0, NULL, 0, 0, 0, 1000, 1);
+    r.process.pid = 600;
+    ui_model_update(&m, &r, 1, 0);
+    ui_model_apply(&m, UI_ACT_PROC_NEXT);
+    assert_int_equal(m.proc_pid, 0);
+    assert_non_null(strstr(m.message, "one process"));
+    ui_model_free(&m);
+}
+
 /* ---- replay ------------------------------------------------------------------------ */
 
 /* Five frames: live 100, 300, 900 (the peak), 400, 200 at t = 0..4 s. */
@@ -1069,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_ui_model_timeline_stacks_by_category),
         cmocka_unit_test(test_ui_model_step_ticks),
         cmocka_unit_test(test_ui_model_step_now),
+        cmocka_unit_test(test_ui_model_switch_process),
         cmocka_unit_test(test_ui_model_replay_steps_and_clamps),
         cmocka_unit_test(test_ui_model_replay_jump_to_peak),
         cmocka_unit_test(test_ui_model_replay_plays_at_speed),

@@ -38,6 +38,8 @@ ui_action_t ui_input_action(int key, int replay)
     case '+': case '=': return replay ? UI_ACT_FASTER : UI_ACT_NONE;
     case '-': case '_': return replay ? UI_ACT_SLOWER : UI_ACT_NONE;
     case 'w': return UI_ACT_WINDOW;
+    case '>': return UI_ACT_PROC_NEXT;
+    case '<': return UI_ACT_PROC_PREV;
     case CTRL('l'): return UI_ACT_REDRAW;
     case KEY_RESIZE: return UI_ACT_RESIZE;
     default: return UI_ACT_NONE;
@@ -54,6 +56,7 @@ static const ui_key_help_t keys[] = {
     {"Enter", "the selected site's whole stack (Enter or Esc closes)", 3},
     {"Tab", "move the selection between sites and threads", 3},
     {"t T", "sites of one thread: next / previous (by tid; then all threads)", 3},
+    {"< >", "the run's processes (forks, execs): previous / next, by pid", 1},
     {"Enter (threads)", "sites of the selected thread (again: all threads)", 3},
     {"space p", "pause: freeze the figures (live)", 1},
     {"space p", "play / pause the replay", 2},

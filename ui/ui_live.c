@@ -34,6 +34,7 @@ struct ui_live {
     uint64_t next_snap_ns;               /* not before this                 */
     uint64_t cpu_ns;                     /* CPU time spent in ticks          */
     size_t last_streams;
+    int32_t shown_pid;                   /* the process of the last snapshot */
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -83,7 +84,7 @@ static void feed_thread_sites(ui_live_t *l)
     uint32_t tid = ui_model_thread_sites_wanted(&l->model);
     if (!tid)
         return;
-    prof_analysis_t *a = prof_session_main(l->session);
+    prof_analysis_t *a = prof_session_process(l->session, l->model.proc_pid);
     prof_thread_site_t *ts = NULL;
     size_t n = 0;
     if (a && prof_acct_thread_sites(prof_analysis_acct(a), tid, &ts, &n) == 0)
@@ -120,6 +121,16 @@ static void stop_command(ui_live_t *l)
     }
 }
 
+/* A snapshot of the process shown (0: the run's main one), applied even
+ * while paused when 'force'. */
+static void take_snapshot(ui_live_t *l, uint64_t now, int force)
+{
+    prof_result_t r;
+    if (prof_session_result(l->session, l->model.proc_pid, 1, LIVE_MAX_SITES, &r) == 0)
+        ui_model_update(&l->model, &r, now, force);
+    l->shown_pid = l->model.proc_pid;
+}
+
 static void handle_keys(ui_live_t *l)
 {
     int key;
@@ -139,17 +150,17 @@ void ui_live_tick(ui_live_t *l)
         return;
     uint64_t now = mono_ns(), cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     handle_keys(l);
-    if (!l->model.paused) {
+    if (!l->model.paused || l->model.proc_pid != l->shown_pid) {
         /* A snapshot only when something happened: an idle target costs
          * nothing but the redraw (rates fall to 0 after a second). */
-        prof_analysis_t *a = prof_session_main(l->session);
+        prof_analysis_t *a = prof_session_process(l->session, l->model.proc_pid);
         uint64_t ev = a ? prof_analysis_events(a) : 0;
         size_t ns = prof_session_stream_count(l->session);
+        int switched = l->model.proc_pid != l->shown_pid; /* < or > since */
         int changed = ev != l->last_events || ns != l->last_streams;
-        if (now >= l->next_snap_ns && (changed || now - l->last_snap_ns > 1000000000ull)) {
-            prof_result_t r;
-            if (prof_session_result(l->session, 0, 1, LIVE_MAX_SITES, &r) == 0)
-                ui_model_update(&l->model, &r, now, 0);
+        if ((now >= l->next_snap_ns || switched) &&
+            (changed || switched || now - l->last_snap_ns > 1000000000ull)) {
+            take_snapshot(l, now, switched);
             feed_thread_sites(l);
             l->last_events = ev;
             l->last_streams = ns;
@@ -181,9 +192,7 @@ void ui_live_end_run(ui_live_t *l, const prof_run_info_t *info)
     ui_model_t *m = &l->model;
     uint64_t now = mono_ns();
     l->running = 0;
-    prof_result_t r;
-    if (prof_session_result(l->session, 0, 1, LIVE_MAX_SITES, &r) == 0)
-        ui_model_update(m, &r, now, 1);
+    take_snapshot(l, now, 1);
     feed_thread_sites(l);
     m->paused = 0;
     m->elapsed_ns = now - l->start_ns;
@@ -214,6 +223,8 @@ void ui_live_wait(ui_live_t *l)
         int key = ui_view_getkey(250);
         if (key != ERR)
             ui_model_apply(m, ui_input_action(key, 0));
+        if (m->proc_pid != l->shown_pid) /* < or >: the final figures of that one */
+            take_snapshot(l, mono_ns(), 1);
         feed_thread_sites(l);
         age_message(l, mono_ns());
         ui_view_draw(m);

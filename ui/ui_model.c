@@ -500,6 +500,54 @@ static int replay_goto(ui_model_t *m, size_t i)
     return 1;
 }
 
+static int cmp_pid(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t ui_model_processes(const ui_model_t *m, int32_t *pids, size_t max)
+{
+    size_t n = 0;
+    const prof_result_t *r = m->cur;
+    for (size_t i = 0; r && i <= r->child_count && n < max; i++) {
+        int32_t pid = i == 0 ? r->process.pid : r->children[i - 1].pid;
+        int seen = pid <= 0;
+        for (size_t k = 0; k < n && !seen; k++)
+            seen = pids[k] == pid; /* an exec'd image shares its pid */
+        if (!seen)
+            pids[n++] = pid;
+    }
+    qsort(pids, n, sizeof *pids, cmp_pid);
+    return n;
+}
+
+/* Live: the next or previous process of the run, by pid, round the list;
+ * the driver's next snapshot is of that one. A replay holds one process. */
+static void switch_process(ui_model_t *m, int dir)
+{
+    if (m->frames) {
+        snprintf(m->message, sizeof m->message,
+                 "a replay shows one process: mlmem tui --pid PID shows another");
+        return;
+    }
+    int32_t pids[256];
+    size_t n = ui_model_processes(m, pids, 256);
+    if (n < 2) {
+        snprintf(m->message, sizeof m->message, "the run has one process so far");
+        return;
+    }
+    size_t at = 0;
+    while (at < n && pids[at] != m->cur->process.pid)
+        at++;
+    at = at == n ? 0 : (at + n + (size_t)(dir > 0 ? 1 : n - 1)) % n;
+    m->proc_pid = pids[at];
+    m->have_prev = 0;                 /* rates start again with its snapshots */
+    ui_model_set_thread_filter(m, 0); /* its threads are another process's */
+    snprintf(m->message, sizeof m->message, "process %d: %zu of %zu (< > to switch)",
+             (int)pids[at], at + 1, n);
+}
+
 int ui_model_apply(ui_model_t *m, ui_action_t a)
 {
     long page = m->focus == UI_PANE_THREADS ? m->thread_rows : m->site_rows;
@@ -563,6 +611,10 @@ int ui_model_apply(ui_model_t *m, ui_action_t a)
         }
         return ui_model_set_thread_filter(m, best);
     }
+    case UI_ACT_PROC_NEXT:
+    case UI_ACT_PROC_PREV:
+        switch_process(m, a == UI_ACT_PROC_NEXT ? 1 : -1);
+        return 1;
     case UI_ACT_PAUSE:
         if (m->frames) {
             if (!m->playing && m->frame + 1 >= m->frame_count)

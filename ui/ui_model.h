@@ -89,6 +89,8 @@ typedef enum {
     UI_ACT_WINDOW,         /* timeline: whole run, last 10 s, 60 s, 10 min */
     UI_ACT_REDRAW,
     UI_ACT_RESIZE,         /* use ui_model_resize(); kept for the mapping */
+    UI_ACT_PROC_NEXT,      /* live: show the run's next process (by pid)  */
+    UI_ACT_PROC_PREV,
 } ui_action_t;
 
 /* Live bytes of one category, for the composition bar. */
@@ -160,6 +162,9 @@ typedef struct {
      * and hands them over with ui_model_set_thread_sites(); replay frames
      * carry them (ui_model_set_frame_thread_sites). */
     uint32_t thread_filter;          /* tid; 0: all threads                */
+    int32_t proc_pid;                /* live: the process shown, for the
+                                        driver's snapshots (0: the run's
+                                        main one); forks and execs, < >    */
     char thread_filter_name[16];     /* its name when known                */
     prof_thread_site_t *ts_own;      /* live: the figures, owned           */
     const prof_thread_site_t *ts;    /* the figures shown (own or a frame's) */
@@ -321,6 +326,10 @@ const char *ui_model_sort_name(ui_sort_t s);
  * ui_model_set_thread_sites() (ui_model_thread_sites_wanted() says for
  * which tid); in a replay the frames' figures are used. Returns 1 (redraw). */
 int ui_model_set_thread_filter(ui_model_t *m, uint32_t tid);
+
+/* The run's processes the snapshot knows (the one shown and the others,
+ * each pid once), in increasing pid order, at most 'max'; the count. */
+size_t ui_model_processes(const ui_model_t *m, int32_t *pids, size_t max);
 
 /* The tid whose site figures the model waits for (live, after a switch
  * or a new snapshot), or 0 when none are needed. */

@@ -347,13 +347,32 @@ static void draw_title(const ctx_t *c, const ui_model_t *m)
     }
     report_format_duration(m->elapsed_ns, el, sizeof el);
     char right[160];
-    if (m->pid > 0)
+    const char *cmd = m->command[0] ? m->command : "(no command yet)";
+    const prof_process_t *shown = m->cur && m->proc_pid ? &m->cur->process : NULL;
+    if (shown && shown->pid > 0 && shown->pid != m->pid) {
+        /* Another process of the run (< >): its own command and state. */
+        int32_t pids[256];
+        size_t n = ui_model_processes(m, pids, 256), k = 0;
+        while (k < n && pids[k] != shown->pid)
+            k++;
+        switch (shown->end) {
+        case PROF_END_EXITED: snprintf(st, sizeof st, "exited with code %d", shown->exit_code); break;
+        case PROF_END_SIGNALED:
+            snprintf(st, sizeof st, "killed by %s", report_signal_name(shown->signal, sig, sizeof sig));
+            break;
+        case PROF_END_RUNNING: snprintf(st, sizeof st, "running"); break;
+        default: snprintf(st, sizeof st, "ended"); break;
+        }
+        snprintf(right, sizeof right, "process %zu/%zu pid %d  %s ", k + 1, n, (int)shown->pid, st);
+        if (shown->command && shown->command[0])
+            cmd = shown->command;
+    } else if (m->pid > 0) {
         snprintf(right, sizeof right, "pid %d  %s  %s ", (int)m->pid, st, el);
-    else
+    } else {
         snprintf(right, sizeof right, "%s  %s ", st, el);
+    }
     int rw = (int)strlen(right);
     /* A long command loses its program's directory first. */
-    const char *cmd = m->command[0] ? m->command : "(no command yet)";
     char shortcmd[sizeof m->command];
     const char *space = strchr(cmd, ' ');
     size_t prog = space ? (size_t)(space - cmd) : strlen(cmd);
