@@ -8,14 +8,17 @@ mlmem_add_test(test_symbols
 set_source_files_properties(test_symbols.c test_symbols_cxx.cpp
   PROPERTIES COMPILE_OPTIONS "-O0;-g")
 
+# The report tests release results with prof_result_free(), compiled in
+# from profiler/prof_result.c (it needs nothing else of the profiler).
 if(TARGET mlmem_reports)
+  set(REPORT_TEST_SOURCES test_report_fixture.c ${CMAKE_SOURCE_DIR}/profiler/prof_result.c)
   mlmem_add_test(test_report_json
-    SOURCES test_report_json.c test_report_fixture.c
+    SOURCES test_report_json.c ${REPORT_TEST_SOURCES}
     LIBS mlmem_reports PkgConfig::JANSSON)
   mlmem_add_test(test_report_text
-    SOURCES test_report_text.c test_report_fixture.c
+    SOURCES test_report_text.c ${REPORT_TEST_SOURCES}
     LIBS mlmem_reports)
   mlmem_add_test(test_report_diff
-    SOURCES test_report_diff.c test_report_fixture.c
+    SOURCES test_report_diff.c ${REPORT_TEST_SOURCES}
     LIBS mlmem_reports PkgConfig::JANSSON)
 endif()

@@ -98,15 +98,6 @@ static void add_advice(prof_result_t *r)
     }
 }
 
-static void free_advice(prof_result_t *r)
-{
-    for (size_t i = 0; i < r->recommendation_count; i++)
-        free(r->recommendations[i].title);
-    free(r->recommendations);
-    r->recommendations = NULL;
-    r->recommendation_count = 0;
-}
-
 static const report_diff_site_t *find_site(const report_diff_t *d, const char *function)
 {
     for (size_t i = 0; i < d->site_count; i++)
@@ -171,7 +162,6 @@ static void test_report_diff_nearest_prediction(void **state)
     assert_int_equal(report_diff_compute(base, base, &d), 0);
     assert_int_equal(d.nearest_prediction, -1);
     report_diff_free(&d);
-    free_advice(base);
     rtest_result_free(base);
     rtest_result_free(now);
 }
@@ -245,7 +235,6 @@ static void test_report_diff_text(void **state)
     }
     free(text);
     report_diff_free(&d);
-    free_advice(base);
     rtest_result_free(base);
     rtest_result_free(now);
 }
@@ -294,7 +283,6 @@ static void test_report_diff_json(void **state)
     json_decref(root);
     unlink(path);
     report_diff_free(&d);
-    free_advice(base);
     rtest_result_free(base);
     rtest_result_free(now);
 }

@@ -1,7 +1,7 @@
 /*
  * test_report_fixture.c - builds the result described in
- * test_report_fixture.h. Kept apart from prof_result.c so the report tests
- * do not depend on the analyzer library.
+ * test_report_fixture.h. Kept apart from the analyzer so the report tests
+ * do not depend on its library (they compile prof_result.c alone).
  */
 #include "test_report_fixture.h"
 
@@ -167,23 +167,6 @@ void rtest_result_free(prof_result_t *r)
 {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->site_count; i++) {
-        prof_site_t *s = &r->sites[i];
-        for (uint32_t j = 0; j < s->frame_count; j++) {
-            free(s->frames[j].function);
-            free(s->frames[j].file);
-            free(s->frames[j].module);
-        }
-        free(s->frames);
-        free(s->category_evidence);
-    }
-    for (size_t i = 0; i < r->child_count; i++)
-        free(r->children[i].command);
-    free(r->sites);
-    free(r->threads);
-    free(r->timeline);
-    free(r->children);
-    free(r->process.exe);
-    free(r->process.command);
+    prof_result_free(r);
     free(r);
 }

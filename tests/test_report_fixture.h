@@ -15,7 +15,8 @@
 prof_result_t *rtest_result_new(void);
 
 /* Frees what rtest_result_new() built (and any strings a test swapped in,
- * which must be malloc'd too). No operation if NULL. */
+ * which must be malloc'd too), with prof_result_free(). No operation if
+ * NULL. */
 void rtest_result_free(prof_result_t *r);
 
 /* strdup that fails the test instead of returning NULL. */

@@ -477,24 +477,6 @@ static void test_report_json_write_roundtrip(void **state)
     rtest_result_free(r);
 }
 
-/* Frees what report_json_read gave (this test does not link the analyzer's
- * prof_result_free). */
-static void rjtest_free_read(prof_result_t *r)
-{
-    for (size_t i = 0; i < r->site_count; i++) {
-        for (uint32_t k = 0; k < r->sites[i].frame_count; k++) {
-            free(r->sites[i].frames[k].function);
-            free(r->sites[i].frames[k].file);
-            free(r->sites[i].frames[k].module);
-        }
-        free(r->sites[i].frames);
-    }
-    free(r->sites);
-    free(r->timeline);
-    free(r->steps.peak_bytes);
-    free(r->process.command);
-}
-
 /* What a diff needs comes back from a written report: how the process
  * ended, the summary's figures, each site's stack id and frames (function,
  * file, line, module, offset, address, inlined). */
@@ -537,7 +519,7 @@ static void test_report_json_read_back_for_diff(void **state)
             assert_string_equal(y->module, x->module);
         }
     }
-    rjtest_free_read(&back);
+    prof_result_free(&back);
     /* A killed process reads back as killed, with its signal. */
     r->process.end = PROF_END_SIGNALED;
     r->process.signal = 9;
@@ -545,7 +527,7 @@ static void test_report_json_read_back_for_diff(void **state)
     assert_int_equal(report_json_read(path, &back, err, sizeof(err)), 0);
     assert_int_equal(back.process.end, PROF_END_SIGNALED);
     assert_int_equal(back.process.signal, 9);
-    rjtest_free_read(&back);
+    prof_result_free(&back);
     unlink(path);
     rmdir(dir);
     rtest_result_free(r);
