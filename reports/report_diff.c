@@ -117,16 +117,9 @@ static void rd_add(report_diff_side_t *side, const prof_site_t *s)
     side->leaked += s->live_bytes;
 }
 
-static uint64_t rd_abs_change(const report_diff_site_t *d)
+static uint64_t rd_gap(uint64_t a, uint64_t b)
 {
-    return d->base.at_peak > d->now.at_peak ? d->base.at_peak - d->now.at_peak
-                                            : d->now.at_peak - d->base.at_peak;
-}
-
-static uint64_t rd_abs_alloc_change(const report_diff_site_t *d)
-{
-    return d->base.allocations > d->now.allocations ? d->base.allocations - d->now.allocations
-                                                    : d->now.allocations - d->base.allocations;
+    return a > b ? a - b : b - a;
 }
 
 /* Largest change at the peak first, then of allocation counts, then the
@@ -134,11 +127,12 @@ static uint64_t rd_abs_alloc_change(const report_diff_site_t *d)
 static int rd_cmp_change(const void *a, const void *b)
 {
     const report_diff_site_t *x = a, *y = b;
-    uint64_t cx = rd_abs_change(x), cy = rd_abs_change(y);
+    uint64_t cx = rd_gap(x->base.at_peak, x->now.at_peak);
+    uint64_t cy = rd_gap(y->base.at_peak, y->now.at_peak);
     if (cx != cy)
         return cx > cy ? -1 : 1;
-    cx = rd_abs_alloc_change(x);
-    cy = rd_abs_alloc_change(y);
+    cx = rd_gap(x->base.allocations, x->now.allocations);
+    cy = rd_gap(y->base.allocations, y->now.allocations);
     if (cx != cy)
         return cx > cy ? -1 : 1;
     uint64_t sx = x->base.at_peak + x->now.at_peak, sy = y->base.at_peak + y->now.at_peak;

@@ -526,19 +526,24 @@ int report_text_write(const prof_result_t *r, FILE *out, const report_text_optio
 /* Diff of two runs (report_diff.c joins the sites)                          */
 
 /* "+1.50 MiB (+12.3%)", "-512 B (-0.1%)", "0", "+2.00 KiB (new)". */
-static const char *rt_change_bytes(uint64_t base, uint64_t now, char *buf, size_t len)
+/* "+1.50 MiB", "-512 B": now - base, '+' when not lower. */
+static const char *rt_delta_bytes(uint64_t base, uint64_t now, char *buf, size_t len)
 {
     char b[REPORT_BYTES_BUFLEN];
-    if (base == now) {
+    report_format_bytes(now > base ? now - base : base - now, b, sizeof b);
+    snprintf(buf, len, "%c%s", now >= base ? '+' : '-', b);
+    return buf;
+}
+
+static const char *rt_change_bytes(uint64_t base, uint64_t now, char *buf, size_t len)
+{
+    char d[REPORT_BYTES_BUFLEN + 1];
+    if (base == now)
         snprintf(buf, len, "0");
-        return buf;
-    }
-    uint64_t mag = now > base ? now - base : base - now;
-    report_format_bytes(mag, b, sizeof b);
-    if (base == 0)
-        snprintf(buf, len, "+%s (new)", b);
+    else if (base == 0)
+        snprintf(buf, len, "%s (new)", rt_delta_bytes(base, now, d, sizeof d));
     else
-        snprintf(buf, len, "%c%s (%+.1f%%)", now > base ? '+' : '-', b,
+        snprintf(buf, len, "%s (%+.1f%%)", rt_delta_bytes(base, now, d, sizeof d),
                  100.0 * ((double)now - (double)base) / (double)base);
     return buf;
 }
@@ -709,11 +714,9 @@ static void rt_diff_sites(rt_ctx_t *c, const report_diff_t *d)
             snprintf(cats, sizeof cats, " [%s -> %s]", cb, cn);
         else if (cb || cn)
             snprintf(cats, sizeof cats, " [%s]", cn ? cn : cb);
-        uint64_t mag = s->now.at_peak > s->base.at_peak ? s->now.at_peak - s->base.at_peak
-                                                        : s->base.at_peak - s->now.at_peak;
-        report_format_bytes(mag, ch, sizeof ch);
-        rt_line(c, RT_PLAIN, "  #%-3zu %c%s at the peak (%s -> %s), %" PRIu64 " -> %" PRIu64
-                " allocations%s%s", ++shown, s->now.at_peak >= s->base.at_peak ? '+' : '-', ch,
+        rt_line(c, RT_PLAIN, "  #%-3zu %s at the peak (%s -> %s), %" PRIu64 " -> %" PRIu64
+                " allocations%s%s", ++shown, rt_delta_bytes(s->base.at_peak, s->now.at_peak, ch,
+                                                            sizeof ch),
                 report_format_bytes(s->base.at_peak, b1, sizeof b1),
                 report_format_bytes(s->now.at_peak, b2, sizeof b2), s->base.allocations,
                 s->now.allocations,
