@@ -52,23 +52,24 @@ def profile(build, work, tag, args):
         return json.load(f)
 
 
+def mlmem_diff(build, work, tag, ext, out):
+    """`mlmem diff` of the baseline's and run 'tag''s files ending in 'ext'
+    (".zst": the traces, ".json": the reports), as parsed JSON."""
+    out = os.path.join(work, out)
+    subprocess.run([os.path.join(build, "bin", "mlmem"), "diff",
+                    os.path.join(work, "baseline" + ext), os.path.join(work, tag + ext),
+                    "--json", out], check=True, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        return json.load(f)
+
+
 def check_diff(build, work, tag, base, new, rec):
     """`mlmem diff` of the baseline's and this run's traces against their
     reports. Returns a list of what disagrees."""
-    out = os.path.join(work, tag + ".diff.json")
-    subprocess.run([os.path.join(build, "bin", "mlmem"), "diff", os.path.join(work, "baseline.zst"),
-                    os.path.join(work, tag + ".zst"), "--json", out], check=True,
-                   stdout=subprocess.DEVNULL)
-    with open(out) as f:
-        d = json.load(f)
+    d = mlmem_diff(build, work, tag, ".zst", tag + ".diff.json")
     bad = []
     # The same diff from the two JSON reports: reports keep what a diff needs.
-    out_rep = os.path.join(work, tag + ".diff-reports.json")
-    subprocess.run([os.path.join(build, "bin", "mlmem"), "diff", os.path.join(work, "baseline.json"),
-                    os.path.join(work, tag + ".json"), "--json", out_rep], check=True,
-                   stdout=subprocess.DEVNULL)
-    with open(out_rep) as f:
-        dr = json.load(f)
+    dr = mlmem_diff(build, work, tag, ".json", tag + ".diff-reports.json")
     for k in ("change", "categories", "nearest_prediction", "sites_comparable", "sites"):
         if k == "change":
             same = all(dr[k][f] == d[k][f] for f in ("peak_bytes", "total_allocations",
