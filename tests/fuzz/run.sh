@@ -35,27 +35,57 @@ profiler=()
 for f in "$src"/profiler/*.c; do
     case "$(basename "$f")" in mlmem.c|launch.c) ;; *) profiler+=("$f") ;; esac
 done
-flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$src" -I"$src/include" -I"$src/profiler" -I"$src/reports" -I"$src/trainer")
+sanitize=(-fno-sanitize-recover=undefined -g -O1
+          -I"$src" -I"$src/include" -I"$src/profiler" -I"$src/reports" -I"$src/trainer")
+
+# The readers' sources, compiled once into an archive per part (several
+# harnesses share the analyzer's), instrumented for the fuzzer but without
+# its main.
+archive() {
+    local lib="$out/lib$1.a" objs=() f
+    shift
+    mkdir -p "$out/obj"
+    for f in "$@"; do
+        objs+=("$out/obj/$(basename "$(dirname "$f")")_$(basename "$f" .c).o")
+        clang -c -fsanitize=fuzzer-no-link,address,undefined "${sanitize[@]}" "$f" -o "${objs[-1]}"
+    done
+    rm -f "$lib"
+    ar rcs "$lib" "${objs[@]}"
+}
+built=" "
+need() { # need PART: builds the archive of PART on first use
+    case "$built" in *" $1 "*) return ;; esac
+    case "$1" in
+    profiler) archive profiler "${profiler[@]}" ;;
+    reports) archive reports "$src"/reports/*.c ;;
+    # Of the trainer, the reader and its accountant only (the rest needs
+    # _Float16, which clang 14 lacks on x86).
+    trainer) archive trainer "$src/trainer/memory.c" "$src/trainer/data.c" ;;
+    esac
+    built="$built$1 "
+}
 
 for name in "${names[@]}"; do
     case "$name" in
     stream|trace|rules)
-        sources=("${profiler[@]}")
+        need profiler
+        parts=("$out/libprofiler.a")
         libs=($(pkg-config --libs libdw libzstd) -lstdc++) ;;
     report)
-        sources=("${profiler[@]}" "$src"/reports/*.c)
+        need profiler
+        need reports
+        parts=("$out/libreports.a" "$out/libprofiler.a")
         libs=($(pkg-config --libs libdw libzstd jansson) -lstdc++) ;;
     idx)
-        # Of the trainer, the reader and its accountant only (the rest
-        # needs _Float16, which clang 14 lacks on x86).
-        sources=("$src/trainer/memory.c" "$src/trainer/data.c")
+        need trainer
+        parts=("$out/libtrainer.a")
         libs=($(pkg-config --libs zlib) -lm) ;;
     *)
         echo "fuzz: no harness named $name" >&2
         exit 2 ;;
     esac
-    clang "${flags[@]}" "$here/fuzz_$name.c" "${sources[@]}" "${libs[@]}" -o "$out/fuzz_$name"
+    clang -fsanitize=fuzzer,address,undefined "${sanitize[@]}" "$here/fuzz_$name.c" "${parts[@]}" \
+        "${libs[@]}" -o "$out/fuzz_$name"
     work="$out/corpus_$name"
     rm -rf "$work"
     mkdir -p "$work"
