@@ -43,7 +43,7 @@ static void record_file_read(int fd, const void *buf, ssize_t n)
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t count)
 {
     /* libunwind draining its validation pipe (unwind.c). */
-    if (SHIM_UNLIKELY(count == 1) && shim_unwind_read(fd, count, __builtin_return_address(0)))
+    if (SHIM_UNLIKELY(count == 1) && shim_unwind_read(__builtin_return_address(0)))
         return -1;
     if (SHIM_UNLIKELY(!g_shim.real.read)) {
         shim_resolve_real();

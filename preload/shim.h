@@ -369,11 +369,11 @@ int shim_stack_get(uint32_t id, const uintptr_t **frames, uint32_t *depth);
 
 /* unwind.c: call shim_unwind_init once, after shim_modules_init (it needs
  * libunwind's address range) and before anything else calls libunwind.
- * shim_unwind_read is the read hook's question: non-zero (errno set) when
- * this read is libunwind validating memory for the shim, and must return
- * -1 without reading. */
+ * shim_unwind_read is the read hook's question for a 1-byte read called
+ * from 'caller': non-zero (errno set) when it is libunwind validating
+ * memory for the shim, and must return -1 without reading. */
 void shim_unwind_init(void);
-int shim_unwind_read(int fd, size_t count, const void *caller);
+int shim_unwind_read(const void *caller);
 
 /* modules.c */
 void shim_modules_init(void);

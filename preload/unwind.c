@@ -121,10 +121,10 @@ SHIM_EXPORT int pipe2(int fds[2], int flags)
     return g_shim.real.pipe2(fds, flags);
 }
 
-int shim_unwind_read(int fd, size_t count, const void *caller)
+int shim_unwind_read(const void *caller)
 {
-    (void)fd; /* whatever the number is now, it is not libunwind's to read */
-    if (SHIM_LIKELY(count != 1) || !from_our_unwind(caller))
+    /* Whatever the number names now, it is not libunwind's to read. */
+    if (!from_our_unwind(caller))
         return 0;
     errno = EAGAIN;
     return 1;
@@ -151,10 +151,8 @@ void shim_unwind_init(void)
 
 #else /* !__x86_64__: libunwind validates differently there; left as it is */
 
-int shim_unwind_read(int fd, size_t count, const void *caller)
+int shim_unwind_read(const void *caller)
 {
-    (void)fd;
-    (void)count;
     (void)caller;
     return 0;
 }
