@@ -316,17 +316,36 @@ static void frame_text(const prof_frame_t *f, char *buf, size_t len)
 
 /* ---- sections ----------------------------------------------------------------- */
 
+/* The state a process of the run ended in, as the title names it. */
+static ui_run_state_t process_state(const prof_process_t *p)
+{
+    switch (p->end) {
+    case PROF_END_EXITED: return UI_RUN_EXITED;
+    case PROF_END_SIGNALED: return UI_RUN_SIGNALED;
+    case PROF_END_RUNNING: return UI_RUN_RUNNING;
+    default: return UI_RUN_ENDED;
+    }
+}
+
 static void draw_title(const ctx_t *c, const ui_model_t *m)
 {
     attr_t a = attr_of(c, PAIR_TITLE, A_REVERSE) | A_BOLD;
     fill_line(c, 0, a);
+    /* Live, after < or >, another process of the run: its own command and
+     * state in place of the run's. */
+    const prof_process_t *other = m->cur && m->proc_pid ? &m->cur->process : NULL;
+    if (other && (other->pid <= 0 || other->pid == m->pid))
+        other = NULL;
+    ui_run_state_t state = other ? process_state(other) : m->state;
+    int exit_code = other ? other->exit_code : m->exit_code;
+    int signal = other ? other->signal : m->signal;
     char st[64], sig[32], el[REPORT_DURATION_BUFLEN];
-    switch (m->state) {
+    switch (state) {
     case UI_RUN_STARTING: snprintf(st, sizeof st, "starting"); break;
     case UI_RUN_RUNNING: snprintf(st, sizeof st, m->paused ? "running, PAUSED" : "running"); break;
-    case UI_RUN_EXITED: snprintf(st, sizeof st, "exited with code %d", m->exit_code); break;
+    case UI_RUN_EXITED: snprintf(st, sizeof st, "exited with code %d", exit_code); break;
     case UI_RUN_SIGNALED:
-        snprintf(st, sizeof st, "killed by %s", report_signal_name(m->signal, sig, sizeof sig));
+        snprintf(st, sizeof st, "killed by %s", report_signal_name(signal, sig, sizeof sig));
         break;
     case UI_RUN_ENDED: snprintf(st, sizeof st, "ended"); break;
     case UI_RUN_REPLAY: {
@@ -348,24 +367,14 @@ static void draw_title(const ctx_t *c, const ui_model_t *m)
     report_format_duration(m->elapsed_ns, el, sizeof el);
     char right[160];
     const char *cmd = m->command[0] ? m->command : "(no command yet)";
-    const prof_process_t *shown = m->cur && m->proc_pid ? &m->cur->process : NULL;
-    if (shown && shown->pid > 0 && shown->pid != m->pid) {
-        /* Another process of the run (< >): its own command and state. */
+    if (other) {
         int32_t pids[256];
         size_t n = ui_model_processes(m, pids, 256), k = 0;
-        while (k < n && pids[k] != shown->pid)
+        while (k < n && pids[k] != other->pid)
             k++;
-        switch (shown->end) {
-        case PROF_END_EXITED: snprintf(st, sizeof st, "exited with code %d", shown->exit_code); break;
-        case PROF_END_SIGNALED:
-            snprintf(st, sizeof st, "killed by %s", report_signal_name(shown->signal, sig, sizeof sig));
-            break;
-        case PROF_END_RUNNING: snprintf(st, sizeof st, "running"); break;
-        default: snprintf(st, sizeof st, "ended"); break;
-        }
-        snprintf(right, sizeof right, "process %zu/%zu pid %d  %s ", k + 1, n, (int)shown->pid, st);
-        if (shown->command && shown->command[0])
-            cmd = shown->command;
+        snprintf(right, sizeof right, "process %zu/%zu pid %d  %s ", k + 1, n, (int)other->pid, st);
+        if (other->command && other->command[0])
+            cmd = other->command;
     } else if (m->pid > 0) {
         snprintf(right, sizeof right, "pid %d  %s  %s ", (int)m->pid, st, el);
     } else {
