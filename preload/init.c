@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include "record.h"
 
 static void base_clocks(void)
@@ -28,6 +32,16 @@ static void base_clocks(void)
     g_shim.w.ns_per_tick = 0.0; /* calibrated by the writer before use */
 #else
     g_shim.w.ns_per_tick = 1.0;
+#endif
+}
+
+/* PREFETCHW (CPUID 0x80000001 ECX bit 8): every AMD64 CPU, Intel since
+ * Broadwell. Older CPUs may not decode it, so the ring's prefetch asks. */
+static void detect_cpu(void)
+{
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    g_shim.prefetchw = __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & bit_PRFCHW);
 #endif
 }
 
@@ -78,6 +92,7 @@ __attribute__((constructor(101))) static void shim_init(void)
         return;
     }
     base_clocks();
+    detect_cpu();
     shim_rings_init();
     shim_seq_init();
     shim_modules_init();

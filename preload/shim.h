@@ -253,6 +253,7 @@ typedef struct {
 typedef struct {
     _Atomic int mode;                 /* shim_mode_t                        */
     _Atomic int initializing;
+    int prefetchw;                    /* the CPU has PREFETCHW (record.h)   */
     shim_real_t real;
     shim_config_t config;
 
