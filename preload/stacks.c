@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <libunwind.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "shim.h"
 
@@ -31,6 +32,15 @@ int shim_stacks_init(void)
     g_shim.stack_arena = shim_os_mmap(ARENA_WORDS * sizeof(uintptr_t));
     if (!g_shim.stack_slots || !g_shim.stack_index || !g_shim.stack_arena)
         return -1;
+    if (g_shim.config.stack_mode == MLMEM_STACKS_ALL) {
+        /* Every stack is kept: 'import torch' alone writes 600,000 of them
+         * (260 MiB of frames), and faulting that in 4 KiB at a time cost
+         * 0.4 s of its 2.4 s under --stacks=all (docs/benchmarks.md). Both
+         * fill from the start, so huge pages waste at most 2 MiB each. The
+         * hash slots are touched at random and keep small pages. */
+        madvise(g_shim.stack_arena, ARENA_WORDS * sizeof(uintptr_t), MADV_HUGEPAGE);
+        madvise(g_shim.stack_index, MAX_IDS * sizeof(uint64_t), MADV_HUGEPAGE);
+    }
     atomic_store(&g_shim.stack_next_id, 1);
     /* For helgrind: the table's atomics are its synchronization. */
     SHIM_BENIGN_RACE_SIZED(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint64_t), "atomic slots");
