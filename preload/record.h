@@ -141,7 +141,7 @@ shim_event_t *shim_event_slow(shim_ring_t *r, unsigned n);
  * hook's prologue). Asking for the line early, with write intent (a plain
  * prefetch would fetch it shared and leave the upgrade to the store),
  * overlaps that with the events in between: the storm under 'mlmem run'
- * 1.20 s -> 0.80 s (docs/benchmarks.md, fourth round). Any distance from
+ * 1.19 s -> 0.70 s (docs/benchmarks.md, fourth round). Any distance from
  * 16 to 64 slots measured the same. */
 #define SHIM_RING_PREFETCH 32u
 

@@ -312,8 +312,8 @@ static __attribute__((noinline)) int acct_site_slow(prof_acct_t *a, uint32_t sta
 {
     uint32_t idx;
     if (stack_id < ACCT_DIRECT_STACKS) {
-        if (acct_grow_zeroed((void **)&a->site_of_stack, &a->site_of_stack_n, (size_t)stack_id + 1,
-                      sizeof(uint32_t)) < 0)
+        if (acct_grow_zeroed((void **)&a->site_of_stack, &a->site_of_stack_n,
+                             (size_t)stack_id + 1, sizeof(uint32_t)) < 0)
             return -1;
     } else if ((idx = acct_map_get(&a->big_stacks, stack_id)) != ACCT_NONE) {
         *out = idx;
