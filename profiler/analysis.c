@@ -11,6 +11,7 @@
 #include "advice.h"
 #include "attribution.h"
 #include "reorder.h"
+#include "stack_store.h"
 #include "symbols.h"
 
 #define MAX_STACK_IDS (1u << 20)  /* what one shim can define (SHIM_STACK_IDS) */
@@ -21,12 +22,6 @@
  * every symbolized frame costs its strings; past these the figures stay,
  * the frames do not (docs/report-schema.md). */
 #define MAX_SITES_WITH_FRAMES 20000
-
-typedef struct {
-    uint64_t offset;  /* into stack_arena                                 */
-    uint64_t seq;     /* first event that used the stack                   */
-    uint32_t depth;   /* 0: not defined                                    */
-} stack_ref_t;
 
 struct prof_analysis {
     prof_decoder_t *decoder;
@@ -45,10 +40,7 @@ struct prof_analysis {
     int have_end;
     prof_end_info_t end;
 
-    stack_ref_t *stacks;       /* indexed by stack id                      */
-    size_t stack_cap;
-    uint64_t *stack_arena;
-    size_t arena_len, arena_cap;
+    prof_stack_store_t stacks;
 
     const prof_rules_t *rules; /* the user's attribution rules, or NULL    */
 
@@ -111,38 +103,10 @@ static void on_event(void *ctx, const prof_event_t *e)
 static void on_stack(void *ctx, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth)
 {
     prof_analysis_t *a = ctx;
-    if (id >= MAX_STACK_IDS || depth == 0)
-        return; /* beyond what a shim defines, or empty: nothing to keep */
-    if (id >= a->stack_cap) {
-        size_t cap = a->stack_cap ? a->stack_cap : 1024;
-        while (cap <= id)
-            cap *= 2;
-        stack_ref_t *ns = realloc(a->stacks, cap * sizeof *ns);
-        if (!ns) {
-            a->failed = 1;
-            return;
-        }
-        memset(ns + a->stack_cap, 0, (cap - a->stack_cap) * sizeof *ns);
-        a->stacks = ns;
-        a->stack_cap = cap;
-    }
-    if (a->arena_len + depth > a->arena_cap) {
-        size_t cap = a->arena_cap ? a->arena_cap : 65536;
-        while (cap < a->arena_len + depth)
-            cap *= 2;
-        uint64_t *na = realloc(a->stack_arena, cap * sizeof *na);
-        if (!na) {
-            a->failed = 1;
-            return;
-        }
-        a->stack_arena = na;
-        a->arena_cap = cap;
-    }
-    memcpy(a->stack_arena + a->arena_len, frames, depth * sizeof *frames);
-    a->stacks[id].offset = a->arena_len;
-    a->stacks[id].depth = depth;
-    a->stacks[id].seq = seq;
-    a->arena_len += depth;
+    if (id >= MAX_STACK_IDS)
+        return; /* beyond what a shim defines: nothing to keep */
+    if (prof_stack_store_put(&a->stacks, id, seq, frames, depth) != 0)
+        a->failed = 1;
 }
 
 static void on_module(void *ctx, const prof_module_t *m)
@@ -197,6 +161,7 @@ prof_analysis_t *prof_analysis_new(void)
         .end = on_end,
         .ctx = a,
     };
+    prof_stack_store_init(&a->stacks);
     a->decoder = prof_decoder_new(&sink);
     a->acct = prof_acct_new(NULL);
     a->symbols = prof_symbols_new();
@@ -218,8 +183,7 @@ void prof_analysis_free(prof_analysis_t *a)
     prof_symbols_free(a->symbols);
     free(a->exe);
     free(a->command);
-    free(a->stacks);
-    free(a->stack_arena);
+    prof_stack_store_destroy(&a->stacks);
     free(a);
 }
 
@@ -287,20 +251,20 @@ uint64_t prof_analysis_events(const prof_analysis_t *a)
 
 static int symbolize_site(prof_analysis_t *a, prof_site_t *site)
 {
-    if (site->stack_id == MLMEM_STACK_NONE || site->stack_id >= a->stack_cap)
-        return 0;
-    const stack_ref_t *ref = &a->stacks[site->stack_id];
-    if (!ref->depth)
+    uint64_t addrs[STACK_STORE_MAX_DEPTH], seq = 0;
+    uint32_t depth = site->stack_id == MLMEM_STACK_NONE
+                         ? 0
+                         : prof_stack_store_get(&a->stacks, site->stack_id, addrs,
+                                                STACK_STORE_MAX_DEPTH, &seq);
+    if (!depth)
         return 0;
     prof_frame_t *frames = calloc(MAX_FRAMES_PER_SITE, sizeof *frames);
     if (!frames)
         return -1;
     size_t n = 0;
-    for (uint32_t i = 0; i < ref->depth && n < MAX_FRAMES_PER_SITE; i++) {
-        uint64_t addr = a->stack_arena[ref->offset + i];
-        n += prof_symbols_resolve(a->symbols, addr, ref->seq, 1, frames + n,
+    for (uint32_t i = 0; i < depth && n < MAX_FRAMES_PER_SITE; i++)
+        n += prof_symbols_resolve(a->symbols, addrs[i], seq, 1, frames + n,
                                   MAX_FRAMES_PER_SITE - n);
-    }
     /* Give back the unused tail: most stacks are far shorter than the
      * room inline frames might need. */
     if (n == 0) {
@@ -319,17 +283,19 @@ static int symbolize_site(prof_analysis_t *a, prof_site_t *site)
 /* Raw frames without symbols: addresses only. */
 static int raw_site(prof_analysis_t *a, prof_site_t *site)
 {
-    if (site->stack_id == MLMEM_STACK_NONE || site->stack_id >= a->stack_cap)
+    uint64_t addrs[STACK_STORE_MAX_DEPTH];
+    uint32_t depth = site->stack_id == MLMEM_STACK_NONE
+                         ? 0
+                         : prof_stack_store_get(&a->stacks, site->stack_id, addrs,
+                                                STACK_STORE_MAX_DEPTH, NULL);
+    if (!depth)
         return 0;
-    const stack_ref_t *ref = &a->stacks[site->stack_id];
-    if (!ref->depth)
-        return 0;
-    site->frames = calloc(ref->depth, sizeof *site->frames);
+    site->frames = calloc(depth, sizeof *site->frames);
     if (!site->frames)
         return -1;
-    for (uint32_t i = 0; i < ref->depth; i++)
-        site->frames[i].address = a->stack_arena[ref->offset + i];
-    site->frame_count = ref->depth;
+    for (uint32_t i = 0; i < depth; i++)
+        site->frames[i].address = addrs[i];
+    site->frame_count = depth;
     return 0;
 }
 

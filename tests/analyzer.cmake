@@ -10,3 +10,5 @@ mlmem_add_test(test_trace_file
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_trace_file.c ${MLMEM_SB} LIBS mlmem_analyzer)
 mlmem_add_test(test_session
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_session.c ${MLMEM_SB} LIBS mlmem_analyzer)
+mlmem_add_test(test_stack_store
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_stack_store.c LIBS mlmem_analyzer)
