@@ -234,6 +234,8 @@ typedef struct {
     size_t out_len;
     uint8_t scratch[SHIM_SCRATCH_CAP];/* one EVENTS payload being built     */
     uint8_t stack_sent[SHIM_STACK_IDS / 8];
+    uintptr_t last_stack[MLMEM_STACK_MAX_DEPTH]; /* the stack sent last    */
+    uint32_t last_stack_depth;
     uint32_t modules_sent;
     uint32_t modules_generation_seen;
     uint8_t unload_sent[SHIM_MAX_MODULES];

@@ -22,7 +22,8 @@ struct prof_decoder {
     unsigned version;        /* of this stream, from its header            */
     int failed;
     char error[256];
-    uint64_t *frames;        /* scratch for STACK records                  */
+    uint64_t *frames;        /* the last STACK record's frames             */
+    uint32_t frames_depth;   /* and how many                               */
     uint64_t class_addr[MLMEM_ADDR_CLASSES]; /* per EVENTS record (v2)     */
 };
 
@@ -295,16 +296,30 @@ static int decode_stack(prof_decoder_t *d, cursor_t *c, uint64_t at)
     uint32_t id = (uint32_t)get_u(c);
     uint64_t seq = get_u(c);
     uint64_t depth = get_u(c);
+    uint64_t shared = d->version >= 3 ? get_u(c) : 0;
     if (c->bad || depth > MAX_DEPTH || id == 0)
         return fail(d, at, "STACK record is malformed (id %u, depth %llu)", id,
                     (unsigned long long)depth);
+    if (shared > depth || shared > d->frames_depth)
+        return fail(d, at,
+                    "STACK record %u shares %llu outer frames, but it has %llu and the stack "
+                    "before it %u",
+                    id, (unsigned long long)shared, (unsigned long long)depth,
+                    d->frames_depth);
+    /* Version 3: the last 'shared' frames are the previous stack's last
+     * ones; they move into place before the new inner frames are read. */
+    uint64_t own = depth - shared;
+    memmove(d->frames + own, d->frames + d->frames_depth - shared, shared * sizeof *d->frames);
+    d->frames_depth = (uint32_t)depth;
     uint64_t prev = 0;
-    for (uint64_t i = 0; i < depth; i++) {
+    for (uint64_t i = 0; i < own; i++) {
         prev += (uint64_t)get_s(c);
         d->frames[i] = prev;
     }
-    if (c->bad)
+    if (c->bad) {
+        d->frames_depth = 0;
         return fail(d, at, "STACK record %u is truncated", id);
+    }
     if (d->sink.stack)
         d->sink.stack(d->sink.ctx, id, seq, d->frames, (uint32_t)depth);
     return 0;

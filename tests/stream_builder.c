@@ -81,6 +81,8 @@ void sb_header_version(sb_t *b, unsigned version)
     h[8] = (uint8_t)(version & 0xff);
     h[9] = (uint8_t)(version >> 8);
     buf_put(&b->out, h, sizeof h);
+    b->version = version;
+    b->last_depth = 0;
 }
 
 void sb_header(sb_t *b)
@@ -249,18 +251,35 @@ void sb_event(sb_t *b, const prof_event_t *e)
     sb_event_t(b, e, (int64_t)e->time_ns);
 }
 
-void sb_stack(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth)
+void sb_stack_shared(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth,
+                     uint32_t shared)
 {
     sb_buf_t p = {0};
     buf_u(&p, id);
     buf_u(&p, seq);
     buf_u(&p, depth);
+    if (b->version >= 3)
+        buf_u(&p, shared);
+    else
+        shared = 0;
     uint64_t prev = 0;
-    for (uint32_t i = 0; i < depth; i++) {
+    for (uint32_t i = 0; shared <= depth && i < depth - shared; i++) {
         buf_s(&p, (int64_t)(frames[i] - prev));
         prev = frames[i];
     }
     put_payload(b, MLMEM_REC_STACK, &p);
+    /* deeper than the shim sends: kept out of the next one's sharing */
+    b->last_depth = depth <= MLMEM_STACK_MAX_DEPTH ? depth : 0;
+    memcpy(b->last_stack, frames, b->last_depth * sizeof *frames);
+}
+
+void sb_stack(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth)
+{
+    uint32_t shared = 0;
+    while (shared < depth && shared < b->last_depth &&
+           frames[depth - 1 - shared] == b->last_stack[b->last_depth - 1 - shared])
+        shared++;
+    sb_stack_shared(b, id, seq, frames, depth, shared);
 }
 
 void sb_module(sb_t *b, uint32_t id, uint64_t bias, uint64_t start, uint64_t end,

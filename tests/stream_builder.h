@@ -36,6 +36,9 @@ typedef struct {
     uint64_t seq, addr;
     uint64_t class_addr[MLMEM_ADDR_CLASSES]; /* as the writer: per batch */
     int64_t time;
+    unsigned version;  /* of the header written; STACK shares from 3 on     */
+    uint64_t last_stack[MLMEM_STACK_MAX_DEPTH]; /* as the writer: the last */
+    uint32_t last_depth;                         /* STACK's frames          */
 } sb_t;
 
 /* Fields of a HELLO record; 'cmdline' holds 'cmdline_len' bytes (argv,
@@ -78,8 +81,12 @@ void sb_event_t(sb_t *b, const prof_event_t *e, int64_t time_ns);
 /* Writes the open batch as an EVENTS record; no operation if empty. */
 void sb_batch_end(sb_t *b);
 
-/* STACK: frames are delta-encoded (zigzag) from 0. */
+/* STACK: frames are delta-encoded (zigzag) from 0. From version 3 on, as
+ * the writer does, the outer frames in common with the previous STACK are
+ * sent as a count (sb_stack_shared chooses the count). */
 void sb_stack(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth);
+void sb_stack_shared(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth,
+                     uint32_t shared);
 void sb_module(sb_t *b, uint32_t id, uint64_t bias, uint64_t start, uint64_t end,
                uint64_t load_seq, const char *path);
 void sb_unload(sb_t *b, uint32_t id, uint64_t seq);

@@ -658,7 +658,9 @@ static void test_decode_wrong_version(void **state)
     size_t len;
     const uint8_t *data = sb_data(&b, &len);
     rec_t r;
-    expect_error(data, len, 8, "version 3 is not supported", &r);
+    char needle[64];
+    snprintf(needle, sizeof needle, "version %d is not supported", MLMEM_STREAM_VERSION + 1);
+    expect_error(data, len, 8, needle, &r);
     assert_int_equal(r.nhello, 0);
     rec_free(&r);
     sb_free(&b);
@@ -984,7 +986,10 @@ static void test_decode_malformed_records(void **state)
         {MLMEM_REC_EVENTS, {0x80}, 1, "EVENTS record header is malformed"},
         {MLMEM_REC_STACK, {0, 1, 0}, 3, "STACK record is malformed (id 0"},
         {MLMEM_REC_STACK, {1, 1, 0x81, 0x08}, 4, "depth 1025"},
-        {MLMEM_REC_STACK, {1, 1, 2, 4}, 4, "STACK record 1 is truncated"},
+        {MLMEM_REC_STACK, {1, 1, 2, 0, 4}, 5, "STACK record 1 is truncated"},
+        /* version 3: outer frames shared with a stack that is not there */
+        {MLMEM_REC_STACK, {1, 1, 2, 1, 4}, 5, "shares 1 outer frames, but it has 2 and the stack before it 0"},
+        {MLMEM_REC_STACK, {1, 1, 2, 3}, 4, "shares 3 outer frames, but it has 2"},
         {MLMEM_REC_MODULE, {0, 0, 9, 8, 0, 0}, 6, "MODULE record is malformed"},
         {MLMEM_REC_MODULE, {0, 0, 1, 8, 0, 5, 'a'}, 7, "MODULE record is malformed"},
         {MLMEM_REC_UNLOAD, {1}, 1, "UNLOAD record is malformed"},
@@ -1072,6 +1077,60 @@ static void test_decode_deep_stack_roundtrip(void **state)
     sb_free(&b);
 }
 
+/* Version 3: consecutive stacks send only their inner frames and the count
+ * of outer frames they share with the stack before; each comes out whole,
+ * whether the one before was deeper, shallower or unrelated. A version 2
+ * stream of the same stacks (no count, every frame) decodes the same. */
+static void test_decode_stacks_share_outer_frames(void **state)
+{
+    (void)state;
+    static const uint64_t outer[6] = {0x7f0000001000, 0x7f0000002000, 0x401000,
+                                      0x402000,       0x403000,       0x404000};
+    enum { N = 5 };
+    uint64_t st[N][12];
+    uint32_t depth[N] = {6, 8, 7, 3, 9};
+    uint32_t want_shared[N] = {0, 6, 6, 0, 0};
+    for (uint32_t k = 0; k < N; k++) {
+        uint32_t inner = depth[k] - (k == 3 ? 0 : 6);
+        for (uint32_t i = 0; i < inner; i++)
+            st[k][i] = 0x500000 + 0x100 * k + i;
+        if (k != 3)
+            memcpy(&st[k][inner], outer, sizeof outer);
+    }
+    for (unsigned version = 2; version <= MLMEM_STREAM_VERSION; version++) {
+        sb_t b;
+        sb_init(&b);
+        sb_header_version(&b, version);
+        size_t cut[N + 1], len;
+        sb_data(&b, &cut[0]);
+        for (uint32_t k = 0; k < N; k++) {
+            size_t before = cut[k];
+            sb_stack(&b, k + 1, 10 + k, st[k], depth[k]);
+            sb_data(&b, &cut[k + 1]);
+            /* the shared frames are not in the record */
+            size_t grew = cut[k + 1] - before;
+            if (version >= 3 && want_shared[k])
+                assert_true(grew < 3 + 8 * (depth[k] - want_shared[k]));
+        }
+        const uint8_t *data = sb_data(&b, &len);
+        rec_t r;
+        prof_decoder_t *d = new_decoder(&r);
+        size_t at = 0;
+        for (uint32_t k = 0; k < N; k++) {
+            assert_int_equal(prof_decoder_feed(d, data + at, cut[k + 1] - at), 0);
+            at = cut[k + 1];
+            assert_int_equal(r.nstack, (int)k + 1);
+            assert_int_equal(r.stack_id, k + 1);
+            assert_int_equal(r.depth, depth[k]);
+            assert_memory_equal(r.frames, st[k], depth[k] * sizeof(uint64_t));
+        }
+        assert_int_equal(prof_decoder_finish(d), 0);
+        prof_decoder_free(d);
+        rec_free(&r);
+        sb_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1096,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_decode_malformed_records),
         cmocka_unit_test(test_decode_errors_are_sticky),
         cmocka_unit_test(test_decode_deep_stack_roundtrip),
+        cmocka_unit_test(test_decode_stacks_share_outer_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

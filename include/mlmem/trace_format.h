@@ -31,7 +31,7 @@
 
 #define MLMEM_STREAM_MAGIC "MLMEMSTR"
 #define MLMEM_STREAM_MAGIC_LEN 8
-#define MLMEM_STREAM_VERSION 2
+#define MLMEM_STREAM_VERSION 3 /* 3: STACK records share outer frames */
 #define MLMEM_STREAM_VERSION_MIN 1 /* the oldest a reader still reads */
 #define MLMEM_STREAM_HEADER_LEN 10 /* magic + u16 version */
 
