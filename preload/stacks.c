@@ -35,11 +35,16 @@ int shim_stacks_init(void)
     if (g_shim.config.stack_mode == MLMEM_STACKS_ALL) {
         /* Every stack is kept: 'import torch' alone writes 600,000 of them
          * (260 MiB of frames), and faulting that in 4 KiB at a time cost
-         * 0.4 s of its 2.4 s under --stacks=all (docs/benchmarks.md). Both
-         * fill from the start, so huge pages waste at most 2 MiB each. The
-         * hash slots are touched at random and keep small pages. */
+         * 0.4 s of its 2.4 s under --stacks=all (docs/benchmarks.md). The
+         * index and arena fill from the start, so huge pages waste at most
+         * 2 MiB each. The hash slots are touched at random: two thirds of
+         * an insert's time was the load of its slot, and huge pages there
+         * took 4% off that import; a program with few stacks pays up to
+         * 8 MiB for them (sampled mode, with few stacks by design, keeps
+         * small pages everywhere). */
         madvise(g_shim.stack_arena, ARENA_WORDS * sizeof(uintptr_t), MADV_HUGEPAGE);
         madvise(g_shim.stack_index, MAX_IDS * sizeof(uint64_t), MADV_HUGEPAGE);
+        madvise(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint64_t), MADV_HUGEPAGE);
     }
     atomic_store(&g_shim.stack_next_id, 1);
     /* For helgrind: the table's atomics are its synchronization. */
