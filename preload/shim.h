@@ -365,10 +365,15 @@ void shim_seq_promote(shim_ring_t *r);
 /* stacks.c */
 int shim_stacks_init(void);
 uint32_t shim_stack_capture(shim_ring_t *r);
-/* Returns the id of this exact frame sequence, adding it if new;
- * MLMEM_STACK_NONE when the table is full. Thread-safe, lock-free. */
-uint32_t shim_stack_intern(const uintptr_t *frames, uint32_t depth);
-int shim_stack_get(uint32_t id, const uintptr_t **frames, uint32_t *depth);
+/* Returns the id of this exact frame sequence (1 to MLMEM_STACK_MAX_DEPTH
+ * frames), adding it if new; MLMEM_STACK_NONE when the table is full.
+ * 'base' (0: none) is a stack id whose frames, 'base_frames'[0, base_depth),
+ * may share outer frames with it (the thread's previous stack): a new stack
+ * stores only the others. Thread-safe, lock-free. */
+uint32_t shim_stack_intern(const uintptr_t *frames, uint32_t depth, uint32_t base,
+                           const uintptr_t *base_frames, uint32_t base_depth);
+/* Copies stack 'id's frames to 'out' (room for MLMEM_STACK_MAX_DEPTH). */
+int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth);
 
 /* unwind.c: call shim_unwind_init once, after shim_modules_init (it needs
  * libunwind's address range) and before anything else calls libunwind.

@@ -3,12 +3,19 @@
  * a lock-free table, so each distinct stack crosses the wire once.
  *
  * Table: open addressing over 64-bit slots holding (hash tag << 32 | id);
- * 0 is empty. Frames live in an append-only arena; index[id] holds
- * (offset << 8 | depth). An insert writes frames and index first and then
- * publishes the slot with a CAS, so whoever finds an id finds its frames.
- * Two threads inserting the same new stack at once may both burn an id;
- * only the one that wins the slot is ever used. When the table or arena is
- * full, the stack is reported as MLMEM_STACK_NONE and counted.
+ * 0 is empty. Frames live in an append-only arena, and a stack keeps there
+ * only the frames it does not share with its base: the stack its thread
+ * captured before it, whose outermost frames are its outermost ones (a
+ * Python program's consecutive stacks differ in a few inner frames; of
+ * 'import torch's 30 M frames, 2.2 M are new). index[id] packs where its
+ * own frames are, its depth, how many are its own, its base and how many
+ * bases a rebuild walks (at most MAX_HOPS: past that a stack is stored
+ * whole). An insert writes frames and index first and then publishes the
+ * slot with a CAS, so whoever finds an id finds its frames, and a base is
+ * always published before the stacks that name it. Two threads inserting
+ * the same new stack at once may both burn an id; only the one that wins
+ * the slot is ever used. When the table or arena is full, the stack is
+ * reported as MLMEM_STACK_NONE and counted.
  */
 #define _GNU_SOURCE
 #define UNW_LOCAL_ONLY
@@ -24,6 +31,21 @@
 #define MAX_IDS TABLE_SLOTS
 #define ARENA_WORDS (32u << 20) /* 256 MiB of address space, touched as used */
 #define MAX_PROBES 64
+#define MAX_HOPS 16u
+
+/* index[id]: offset 25 bits (ARENA_WORDS), depth 7 and own 7 (at most
+ * MLMEM_STACK_MAX_DEPTH, 64), hops 5, base 20 (MAX_IDS); 0: undefined. */
+#define IX_PACK(off, depth, own, hops, base)                                            \
+    ((uint64_t)(off) << 39 | (uint64_t)(depth) << 32 | (uint64_t)(own) << 25 |          \
+     (uint64_t)(hops) << 20 | (uint64_t)(base))
+#define IX_OFF(ix) ((ix) >> 39)
+#define IX_DEPTH(ix) ((uint32_t)((ix) >> 32) & 0x7fu)
+#define IX_OWN(ix) ((uint32_t)((ix) >> 25) & 0x7fu)
+#define IX_HOPS(ix) ((uint32_t)((ix) >> 20) & 0x1fu)
+#define IX_BASE(ix) ((uint32_t)(ix) & 0xfffffu)
+_Static_assert(ARENA_WORDS <= (1u << 25) && MAX_IDS <= (1u << 20) &&
+                   MLMEM_STACK_MAX_DEPTH < 128 && MAX_HOPS < 32,
+               "index fields too narrow");
 
 int shim_stacks_init(void)
 {
@@ -68,21 +90,73 @@ static uint64_t hash_frames(const uintptr_t *f, uint32_t n)
     return h ? h : 1;
 }
 
-int shim_stack_get(uint32_t id, const uintptr_t **frames, uint32_t *depth)
+static uint64_t stack_ix(uint32_t id)
 {
     if (id == 0 || id >= MAX_IDS)
-        return -1;
+        return 0;
     uint64_t ix = atomic_load_explicit(&g_shim.stack_index[id], memory_order_acquire);
-    if (!ix)
-        return -1;
     SHIM_HAPPENS_AFTER(&g_shim.stack_index[id]);
-    *frames = g_shim.stack_arena + (ix >> 8);
-    *depth = (uint32_t)(ix & 0xff);
-    return 0;
+    return ix;
 }
 
-uint32_t shim_stack_intern(const uintptr_t *f, uint32_t n)
+int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth)
 {
+    uint64_t ix = stack_ix(id);
+    if (!ix)
+        return -1;
+    uint32_t n = IX_DEPTH(ix), got = 0, pos = 0;
+    /* Its own frames, then the rest from its base: the same distance from
+     * the end there. insert() bounds the walk by MAX_HOPS; the checks only
+     * keep a broken index from looping or reading astray. */
+    for (uint32_t hop = 0; hop <= MAX_HOPS; hop++) {
+        const uintptr_t *own = g_shim.stack_arena + IX_OFF(ix);
+        while (pos < IX_OWN(ix) && got < n)
+            out[got++] = own[pos++];
+        if (got == n) {
+            *depth = n;
+            return 0;
+        }
+        uint32_t left = IX_DEPTH(ix) - pos;
+        ix = stack_ix(IX_BASE(ix));
+        if (!ix || left > IX_DEPTH(ix))
+            return -1;
+        pos = IX_DEPTH(ix) - left;
+    }
+    return -1;
+}
+
+/* Adds frames 'f' as a new stack: its id, or 0 when the arena or ids are
+ * used up. 'base' (0: none) is a published stack whose frames are
+ * 'bf'[0, bn). */
+static uint32_t insert(const uintptr_t *f, uint32_t n, uint32_t base, const uintptr_t *bf,
+                       uint32_t bn)
+{
+    uint32_t shared = 0, hops = 0;
+    uint64_t bix = stack_ix(base);
+    if (bix && IX_HOPS(bix) < MAX_HOPS) {
+        while (shared < n && shared < bn && f[n - 1 - shared] == bf[bn - 1 - shared])
+            shared++;
+        hops = IX_HOPS(bix) + 1;
+    }
+    if (!shared)
+        base = hops = 0;
+    uint32_t own = n - shared;
+    uint64_t off = atomic_fetch_add(&g_shim.stack_arena_top, own);
+    uint32_t id = atomic_fetch_add(&g_shim.stack_next_id, 1);
+    if (off + own > ARENA_WORDS || id >= MAX_IDS)
+        return 0;
+    memcpy(g_shim.stack_arena + off, f, own * sizeof *f);
+    SHIM_HAPPENS_BEFORE(&g_shim.stack_index[id]);
+    atomic_store_explicit(&g_shim.stack_index[id], IX_PACK(off, n, own, hops, base),
+                          memory_order_release);
+    return id;
+}
+
+uint32_t shim_stack_intern(const uintptr_t *f, uint32_t n, uint32_t base, const uintptr_t *bf,
+                           uint32_t bn)
+{
+    if (n == 0 || n > MLMEM_STACK_MAX_DEPTH)
+        return MLMEM_STACK_NONE;
     uint64_t h = hash_frames(f, n);
     uint32_t tag = (uint32_t)(h >> 32);
     uint32_t i = (uint32_t)h & (TABLE_SLOTS - 1);
@@ -91,17 +165,8 @@ uint32_t shim_stack_intern(const uintptr_t *f, uint32_t n)
     for (int probe = 0; probe < MAX_PROBES; probe++, i = (i + 1) & (TABLE_SLOTS - 1)) {
         uint64_t v = atomic_load_explicit(&g_shim.stack_slots[i], memory_order_acquire);
         if (v == 0) {
-            if (!mine) {
-                uint64_t off = atomic_fetch_add(&g_shim.stack_arena_top, n);
-                uint32_t id = atomic_fetch_add(&g_shim.stack_next_id, 1);
-                if (off + n > ARENA_WORDS || id >= MAX_IDS)
-                    break;
-                memcpy(g_shim.stack_arena + off, f, n * sizeof *f);
-                SHIM_HAPPENS_BEFORE(&g_shim.stack_index[id]);
-                atomic_store_explicit(&g_shim.stack_index[id], (off << 8) | n,
-                                      memory_order_release);
-                mine = id;
-            }
+            if (!mine && !(mine = insert(f, n, base, bf, bn)))
+                break;
             uint64_t want = ((uint64_t)tag << 32) | mine;
             if (atomic_compare_exchange_strong(&g_shim.stack_slots[i], &v, want))
                 return mine;
@@ -109,9 +174,9 @@ uint32_t shim_stack_intern(const uintptr_t *f, uint32_t n)
         }
         if ((uint32_t)(v >> 32) == tag) {
             uint32_t id = (uint32_t)v;
-            const uintptr_t *frames;
+            uintptr_t frames[MLMEM_STACK_MAX_DEPTH];
             uint32_t depth;
-            if (shim_stack_get(id, &frames, &depth) == 0 && depth == n &&
+            if (IX_DEPTH(stack_ix(id)) == n && shim_stack_get(id, frames, &depth) == 0 &&
                 memcmp(frames, f, n * sizeof *f) == 0)
                 return id;
         }
@@ -145,7 +210,8 @@ __attribute__((noinline)) uint32_t shim_stack_capture(shim_ring_t *r)
     if (r->last_stack_id && depth == r->last_depth &&
         memcmp(frames, r->last_frames, depth * sizeof *frames) == 0)
         return r->last_stack_id;
-    uint32_t id = shim_stack_intern(frames, depth);
+    uint32_t id = shim_stack_intern(frames, depth, r->last_stack_id, r->last_frames,
+                                    r->last_depth);
     if (id) {
         memcpy(r->last_frames, frames, depth * sizeof *frames);
         r->last_depth = depth;

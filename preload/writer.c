@@ -250,12 +250,10 @@ static void ensure_stack_sent(uint32_t id, uint64_t seq)
         return;
     if (W.stack_sent[id >> 3] & (1u << (id & 7)))
         return;
-    const uintptr_t *frames;
+    uintptr_t frames[MLMEM_STACK_MAX_DEPTH];
     uint32_t depth;
-    if (shim_stack_get(id, &frames, &depth) != 0)
+    if (shim_stack_get(id, frames, &depth) != 0)
         return;
-    if (depth > MLMEM_STACK_MAX_DEPTH)
-        depth = MLMEM_STACK_MAX_DEPTH;
     /* The outer frames it has in common with the stack sent before it go
      * as a count: consecutive new stacks differ in a few inner frames
      * (of 'import torch's 30 M frames, 2.2 M are new). */

@@ -155,7 +155,7 @@ static int stacks_setup(void **state)
 
 static uint32_t intern(const uintptr_t *frames, uint32_t n)
 {
-    return shim_stack_intern(frames, n);
+    return shim_stack_intern(frames, n, 0, NULL, 0);
 }
 
 static void test_shim_stacks_same_frames_same_id(void **state)
@@ -165,9 +165,9 @@ static void test_shim_stacks_same_frames_same_id(void **state)
     uint32_t ia = intern(a, 3), ib = intern(b, 3);
     assert_true(ia != MLMEM_STACK_NONE);
     assert_int_equal(ia, ib);
-    const uintptr_t *f;
+    uintptr_t f[MLMEM_STACK_MAX_DEPTH];
     uint32_t depth;
-    assert_int_equal(shim_stack_get(ia, &f, &depth), 0);
+    assert_int_equal(shim_stack_get(ia, f, &depth), 0);
     assert_int_equal(depth, 3);
     assert_memory_equal(f, a, sizeof a);
 }
@@ -179,7 +179,39 @@ static void test_shim_stacks_different_frames_different_ids(void **state)
     uintptr_t c[] = {0x1000, 0x2000};
     uint32_t ia = intern(a, 3), ib = intern(b, 3), ic = intern(c, 2);
     assert_true(ia != ib && ib != ic && ia != ic);
-    assert_int_equal(shim_stack_get(0, &(const uintptr_t *){0}, &(uint32_t){0}), -1);
+    uintptr_t f[MLMEM_STACK_MAX_DEPTH];
+    assert_int_equal(shim_stack_get(0, f, &(uint32_t){0}), -1);
+}
+
+/* Stacks interned with the previous one as their base (as a thread does)
+ * keep only their new inner frames, stored whole again each time the chain
+ * of bases reaches 16, and every one reads back exactly. */
+static void test_shim_stacks_share_outer_frames_with_base(void **state)
+{
+    enum { N = 40, DEPTH = 11 };
+    uintptr_t f[N + 1][DEPTH];
+    uint32_t id[N + 1] = {0};
+    for (int k = 1; k <= N; k++) {
+        f[k][0] = 0xdead0000 + (uintptr_t)k; /* the inner frame differs */
+        for (int i = 1; i < DEPTH; i++)
+            f[k][i] = 0xbeef0000 + (uintptr_t)i;
+        uint64_t top = atomic_load(&g_shim.stack_arena_top);
+        id[k] = shim_stack_intern(f[k], DEPTH, id[k - 1], k > 1 ? f[k - 1] : NULL,
+                                  k > 1 ? DEPTH : 0);
+        assert_true(id[k] != MLMEM_STACK_NONE);
+        uint64_t grew = atomic_load(&g_shim.stack_arena_top) - top;
+        assert_int_equal(grew, (k - 1) % 17 == 0 ? DEPTH : 1);
+    }
+    for (int k = 1; k <= N; k++) {
+        uintptr_t got[MLMEM_STACK_MAX_DEPTH];
+        uint32_t depth;
+        assert_int_equal(shim_stack_get(id[k], got, &depth), 0);
+        assert_int_equal(depth, DEPTH);
+        assert_memory_equal(got, f[k], sizeof f[k]);
+    }
+    /* Found again whatever base it is offered. */
+    assert_int_equal(shim_stack_intern(f[5], DEPTH, id[N], f[N], DEPTH), id[5]);
+    assert_int_equal(intern(f[30], DEPTH), id[30]);
 }
 
 typedef struct {
@@ -252,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_shim_pool_alignment_size_and_ownership),
         cmocka_unit_test_setup(test_shim_stacks_same_frames_same_id, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_different_frames_different_ids, stacks_setup),
+        cmocka_unit_test_setup(test_shim_stacks_share_outer_frames_with_base, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_concurrent_interning_agrees, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_capture_reuses_same_call_site, stacks_setup),
     };
