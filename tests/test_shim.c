@@ -222,11 +222,17 @@ typedef struct {
 static void *intern_many(void *arg)
 {
     intern_job_t *j = arg;
+    uintptr_t prev[4];
+    uint32_t prev_id = 0;
     for (int i = 0; i < 200; i++) {
-        /* Every thread interns the same 200 stacks, in its own order. */
+        /* Every thread interns the same 200 stacks, in its own order, each
+         * offering its previous one as the base (all share the outer two
+         * frames), as capture does. */
         int k = (i + j->base) % 200;
-        uintptr_t f[4] = {0x7000, 0x8000 + (uintptr_t)k, 0x9000, 0xa000 + (uintptr_t)k * 3};
-        j->ids[k] = intern(f, 4);
+        uintptr_t f[4] = {0x7000 + (uintptr_t)k, 0x8000 + (uintptr_t)k, 0x9000, 0xa000};
+        j->ids[k] = shim_stack_intern(f, 4, prev_id, prev, 4);
+        memcpy(prev, f, sizeof f);
+        prev_id = j->ids[k];
     }
     return NULL;
 }
@@ -247,6 +253,12 @@ static void test_shim_stacks_concurrent_interning_agrees(void **state)
             assert_int_equal(jobs[i].ids[k], jobs[0].ids[k]);
         for (int k2 = 0; k2 < k; k2++)
             assert_true(jobs[0].ids[k2] != jobs[0].ids[k]);
+        uintptr_t f[4] = {0x7000 + (uintptr_t)k, 0x8000 + (uintptr_t)k, 0x9000, 0xa000};
+        uintptr_t got[MLMEM_STACK_MAX_DEPTH];
+        uint32_t depth;
+        assert_int_equal(shim_stack_get(jobs[0].ids[k], got, &depth), 0);
+        assert_int_equal(depth, 4);
+        assert_memory_equal(got, f, sizeof f);
     }
 }
 
