@@ -249,13 +249,20 @@ uint64_t prof_analysis_events(const prof_analysis_t *a)
 
 /* ---- results ------------------------------------------------------------------ */
 
+/* The frames of 'site's stack into 'addrs' (STACK_STORE_MAX_DEPTH of room)
+ * and its seq into '*seq' (may be NULL): its depth, 0 if it has none. */
+static uint32_t site_stack(const prof_analysis_t *a, const prof_site_t *site, uint64_t *addrs,
+                           uint64_t *seq)
+{
+    if (site->stack_id == MLMEM_STACK_NONE)
+        return 0;
+    return prof_stack_store_get(&a->stacks, site->stack_id, addrs, STACK_STORE_MAX_DEPTH, seq);
+}
+
 static int symbolize_site(prof_analysis_t *a, prof_site_t *site)
 {
     uint64_t addrs[STACK_STORE_MAX_DEPTH], seq = 0;
-    uint32_t depth = site->stack_id == MLMEM_STACK_NONE
-                         ? 0
-                         : prof_stack_store_get(&a->stacks, site->stack_id, addrs,
-                                                STACK_STORE_MAX_DEPTH, &seq);
+    uint32_t depth = site_stack(a, site, addrs, &seq);
     if (!depth)
         return 0;
     prof_frame_t *frames = calloc(MAX_FRAMES_PER_SITE, sizeof *frames);
@@ -284,10 +291,7 @@ static int symbolize_site(prof_analysis_t *a, prof_site_t *site)
 static int raw_site(prof_analysis_t *a, prof_site_t *site)
 {
     uint64_t addrs[STACK_STORE_MAX_DEPTH];
-    uint32_t depth = site->stack_id == MLMEM_STACK_NONE
-                         ? 0
-                         : prof_stack_store_get(&a->stacks, site->stack_id, addrs,
-                                                STACK_STORE_MAX_DEPTH, NULL);
+    uint32_t depth = site_stack(a, site, addrs, NULL);
     if (!depth)
         return 0;
     site->frames = calloc(depth, sizeof *site->frames);
