@@ -375,6 +375,17 @@ uint32_t shim_stack_intern(const uintptr_t *frames, uint32_t depth, uint32_t bas
 /* Copies stack 'id's frames to 'out' (room for MLMEM_STACK_MAX_DEPTH). */
 int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth);
 
+/* How many outermost frames 'a'[0, an) and 'b'[0, bn) have in common: what
+ * the stack table stores once and the writer sends once. */
+static inline uint32_t shim_stack_shared(const uintptr_t *a, uint32_t an, const uintptr_t *b,
+                                         uint32_t bn)
+{
+    uint32_t k = 0;
+    while (k < an && k < bn && a[an - 1 - k] == b[bn - 1 - k])
+        k++;
+    return k;
+}
+
 /* unwind.c: call shim_unwind_init once, after shim_modules_init (it needs
  * libunwind's address range) and before anything else calls libunwind.
  * shim_unwind_read is the read hook's question for a 1-byte read called

@@ -134,8 +134,7 @@ static uint32_t insert(const uintptr_t *f, uint32_t n, uint32_t base, const uint
     uint32_t shared = 0, hops = 0;
     uint64_t bix = stack_ix(base);
     if (bix && IX_HOPS(bix) < MAX_HOPS) {
-        while (shared < n && shared < bn && f[n - 1 - shared] == bf[bn - 1 - shared])
-            shared++;
+        shared = shim_stack_shared(f, n, bf, bn);
         hops = IX_HOPS(bix) + 1;
     }
     if (!shared)

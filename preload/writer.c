@@ -257,10 +257,7 @@ static void ensure_stack_sent(uint32_t id, uint64_t seq)
     /* The outer frames it has in common with the stack sent before it go
      * as a count: consecutive new stacks differ in a few inner frames
      * (of 'import torch's 30 M frames, 2.2 M are new). */
-    uint32_t shared = 0;
-    while (shared < depth && shared < W.last_stack_depth &&
-           frames[depth - 1 - shared] == W.last_stack[W.last_stack_depth - 1 - shared])
-        shared++;
+    uint32_t shared = shim_stack_shared(frames, depth, W.last_stack, W.last_stack_depth);
     uint8_t buf[MLMEM_STACK_MAX_DEPTH * MLMEM_VARINT_MAX + 4 * MLMEM_VARINT_MAX];
     size_t n = 0;
     n += mlmem_varint_put(buf + n, id);

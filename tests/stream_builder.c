@@ -251,9 +251,12 @@ void sb_event(sb_t *b, const prof_event_t *e)
     sb_event_t(b, e, (int64_t)e->time_ns);
 }
 
-void sb_stack_shared(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth,
-                     uint32_t shared)
+void sb_stack(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth)
 {
+    uint32_t shared = 0;
+    while (shared < depth && shared < b->last_depth &&
+           frames[depth - 1 - shared] == b->last_stack[b->last_depth - 1 - shared])
+        shared++;
     sb_buf_t p = {0};
     buf_u(&p, id);
     buf_u(&p, seq);
@@ -263,7 +266,7 @@ void sb_stack_shared(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames,
     else
         shared = 0;
     uint64_t prev = 0;
-    for (uint32_t i = 0; shared <= depth && i < depth - shared; i++) {
+    for (uint32_t i = 0; i < depth - shared; i++) {
         buf_s(&p, (int64_t)(frames[i] - prev));
         prev = frames[i];
     }
@@ -271,15 +274,6 @@ void sb_stack_shared(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames,
     /* deeper than the shim sends: kept out of the next one's sharing */
     b->last_depth = depth <= MLMEM_STACK_MAX_DEPTH ? depth : 0;
     memcpy(b->last_stack, frames, b->last_depth * sizeof *frames);
-}
-
-void sb_stack(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth)
-{
-    uint32_t shared = 0;
-    while (shared < depth && shared < b->last_depth &&
-           frames[depth - 1 - shared] == b->last_stack[b->last_depth - 1 - shared])
-        shared++;
-    sb_stack_shared(b, id, seq, frames, depth, shared);
 }
 
 void sb_module(sb_t *b, uint32_t id, uint64_t bias, uint64_t start, uint64_t end,

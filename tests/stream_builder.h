@@ -83,10 +83,8 @@ void sb_batch_end(sb_t *b);
 
 /* STACK: frames are delta-encoded (zigzag) from 0. From version 3 on, as
  * the writer does, the outer frames in common with the previous STACK are
- * sent as a count (sb_stack_shared chooses the count). */
+ * sent as a count. */
 void sb_stack(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth);
-void sb_stack_shared(sb_t *b, uint32_t id, uint64_t seq, const uint64_t *frames, uint32_t depth,
-                     uint32_t shared);
 void sb_module(sb_t *b, uint32_t id, uint64_t bias, uint64_t start, uint64_t end,
                uint64_t load_seq, const char *path);
 void sb_unload(sb_t *b, uint32_t id, uint64_t seq);
