@@ -64,7 +64,10 @@ json_events() {
 # event counts in $tmp/SIZE.{mlmem,heaptrack}.events.
 record() {
     local size="$1" n="$2"
-    "$mlmem" record -o "$tmp/$size.zst" -- "$storm" "$n" "$threads" >"$tmp/log" 2>&1 \
+    # MLMEM_FOLD=0: the shim sends every event instead of folding the
+    # storm's temporaries into counts (preload/fold.c), so that the reader
+    # is timed on one record per allocation and free, as heaptrack_print is.
+    MLMEM_FOLD=0 "$mlmem" record -o "$tmp/$size.zst" -- "$storm" "$n" "$threads" >"$tmp/log" 2>&1 \
         || { cat "$tmp/log" >&2; die "mlmem record failed"; }
     "$mlmem" report "$tmp/$size.zst" --json "$tmp/$size.json" >/dev/null 2>"$tmp/log" \
         || { cat "$tmp/log" >&2; die "mlmem report --json failed"; }

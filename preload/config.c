@@ -40,6 +40,7 @@ void shim_config_load(shim_config_t *c)
     c->block_ms = 5000;
     c->rss_interval_ms = 10;
     c->exit_timeout_ms = 10000;
+    c->fold_temporaries = 1;
 
     if (getauxval(AT_SECURE))
         return; /* no socket path: the shim stays detached */
@@ -61,5 +62,6 @@ void shim_config_load(shim_config_t *c)
     if (c->rss_interval_ms == 0)
         c->rss_interval_ms = 1;
     c->exit_timeout_ms = (uint32_t)env_size("MLMEM_EXIT_TIMEOUT_MS", c->exit_timeout_ms);
+    c->fold_temporaries = env_size("MLMEM_FOLD", 1) != 0;
     c->debug = (int)env_size("MLMEM_DEBUG", 0);
 }

@@ -157,12 +157,39 @@ static inline void shim_ring_prefetch(shim_ring_t *r, uint64_t slot)
 #endif
 }
 
+/* ---- temporaries folded in the thread (fold.c) --------------------------
+ * The owner brackets every change of its fold state with these: 'fold_gen'
+ * is odd in between. A signal handler that finds it odd leaves the state
+ * alone (and sends its own events as usual); the writer's final read
+ * retries (shim_fold_peek). Each step is one unlocked xadd, atomic against
+ * a handler on this thread: one that runs between the check and the
+ * increment finishes its whole change first, and the state is read only
+ * after the increment. */
+static inline int shim_fold_begin(shim_ring_t *r)
+{
+    if (__atomic_load_n(&r->fold_gen, __ATOMIC_RELAXED) & 1u)
+        return 0;
+    shim_xadd(&r->fold_gen, 1);
+    atomic_thread_fence(memory_order_release);
+    return 1;
+}
+
+static inline void shim_fold_end(shim_ring_t *r)
+{
+    atomic_thread_fence(memory_order_release);
+    shim_xadd(&r->fold_gen, 1);
+}
+
 /* Reserves 'n' (1 or 2) consecutive slots in 'r' for one event, or returns
  * NULL when the event must be dropped (counted). On success the caller
  * fills the slot (and with n == 2 sets SHIM_EVI_EXT and fills
- * shim_event_ext(r, e)) and calls shim_event_commit(r). */
+ * shim_event_ext(r, e)) and calls shim_event_commit(r). What the thread
+ * holds or has folded is sent first: every event keeps its place after
+ * them (fold.c). */
 static inline shim_event_t *shim_event_reserve(shim_ring_t *r, unsigned n)
 {
+    if (SHIM_UNLIKELY(r->held_addr | r->folded_count))
+        shim_fold_flush(r);
     __atomic_store_n(&r->depth, r->depth + 1, __ATOMIC_RELAXED);
     atomic_signal_fence(memory_order_seq_cst);
     uint64_t used = __atomic_load_n(&r->reserve, __ATOMIC_RELAXED) - r->tail_cache;
@@ -206,6 +233,49 @@ static inline void shim_event_commit(shim_ring_t *r)
         __atomic_store_n(&r->depth, 1, __ATOMIC_RELAXED);
         atomic_signal_fence(memory_order_seq_cst);
     }
+}
+
+/* An unsampled small block 'p' the thread just made: held instead of sent
+ * (what it held before is sent first), so that a free of it next can fold
+ * both into a count. Returns 0 when it must be sent now. */
+static inline int shim_fold_hold(shim_ring_t *r, int fn, void *p, size_t size)
+{
+    if (!r->fold_ok || size >= g_shim.config.stack_threshold)
+        return 0;
+    for (;;) {
+        if (!shim_fold_begin(r))
+            return 0;
+        if (!r->held_addr)
+            break;
+        shim_fold_end(r);
+        shim_fold_flush(r);
+    }
+    r->held_addr = (uintptr_t)p;
+    r->held_size = size;
+    r->held_fn = (uint8_t)fn;
+    r->held_after = atomic_load_explicit(&g_shim.seq, memory_order_relaxed);
+    shim_fold_end(r);
+    return 1;
+}
+
+/* free('p'): if 'p' is the block the thread holds, the pair becomes one
+ * more folded temporary and nothing is sent. Returns 1 if folded. */
+static inline int shim_fold_free(shim_ring_t *r, void *p)
+{
+    if ((uintptr_t)p != r->held_addr || !shim_fold_begin(r))
+        return 0;
+    if (SHIM_UNLIKELY((uintptr_t)p != r->held_addr)) { /* a signal handler sent it */
+        shim_fold_end(r);
+        return 0;
+    }
+    uint64_t size = r->held_size;
+    r->folded_count++;
+    r->folded_bytes += size;
+    if (size > r->folded_largest)
+        r->folded_largest = size;
+    r->held_addr = 0;
+    shim_fold_end(r);
+    return 1;
 }
 
 #endif /* SHIM_RECORD_H */

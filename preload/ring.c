@@ -33,6 +33,11 @@ static void ring_take_name(shim_ring_t *r)
 static void ring_thread_exit(void *p)
 {
     shim_ring_t *r = p;
+    /* What it held and folded goes out now; whatever the thread's last
+     * destructors allocate is sent as it happens. */
+    r->fold_ok = 0;
+    if (atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE)
+        shim_fold_flush(r);
     ring_take_name(r); /* threads often name themselves after they start */
     SHIM_HAPPENS_BEFORE(&r->state);
     atomic_store_explicit(&r->state, SHIM_RING_EXITED, memory_order_release);
@@ -52,6 +57,14 @@ static void ring_annotate(shim_ring_t *r)
     SHIM_BENIGN_RACE(&r->dropped, "drop count, read by the writer for reports");
     SHIM_BENIGN_RACE(&r->name, "copied by the writer, validated by name_gen");
     SHIM_BENIGN_RACE(&r->name_sent_gen, "the writer's own; its creator only mapped it");
+    SHIM_BENIGN_RACE(&r->fold_gen, "atomic: seqlock of the fold state (fold.c)");
+    SHIM_BENIGN_RACE(&r->held_addr, "read by the writer's final drain under fold_gen");
+    SHIM_BENIGN_RACE(&r->held_size, "read by the writer's final drain under fold_gen");
+    SHIM_BENIGN_RACE(&r->held_after, "read by the writer's final drain under fold_gen");
+    SHIM_BENIGN_RACE(&r->held_fn, "read by the writer's final drain under fold_gen");
+    SHIM_BENIGN_RACE(&r->folded_count, "read by the writer's final drain under fold_gen");
+    SHIM_BENIGN_RACE(&r->folded_bytes, "read by the writer's final drain under fold_gen");
+    SHIM_BENIGN_RACE(&r->folded_largest, "read by the writer's final drain under fold_gen");
     (void)r;
 }
 
@@ -70,6 +83,7 @@ static void ring_claimed(shim_ring_t *r)
     r->clock_reuse = 0;
     r->seq_run = 0;
     r->seq_last = 0;
+    shim_fold_reset(r);
     /* name_sent_gen stays the writer's: name_gen only grows, so the new
      * owner's name differs from whatever generation was sent last. */
     ring_take_name(r);
@@ -141,6 +155,7 @@ void shim_rings_reset_after_fork(void)
         c->dropped = 0;
         c->depth = 0;
         c->seq_busy = 0; /* a parent thread may have been taking a number */
+        shim_fold_reset(c); /* a held block is the parent's to send */
         c->dropping = 0;
         atomic_store(&c->space_waiting, 0);
         c->name_sent_gen = 0; /* the child's stream has not seen any name */

@@ -2,8 +2,9 @@
  * shim.h - internals of libmlmem_preload.so, the LD_PRELOAD shim.
  *
  * The shim records raw facts about every allocation of the process it is
- * loaded into and streams them to the analyzer; it never symbolizes,
- * aggregates or formats. How it is laid out:
+ * loaded into and streams them to the analyzer; it never symbolizes or
+ * formats, and aggregates one thing only: blocks a thread frees right after
+ * making them, counted instead of sent (fold.c). How it is laid out:
  *
  *   hooks_alloc.c  malloc family forwarders    hooks_os.c  mmap family, dlopen,
  *   record.c       the hot path: event -> ring              fork, exit
@@ -16,6 +17,7 @@
  *   unwind.c       libunwind's memory validation, without descriptors
  *   state.c        the one mutable global, g_shim
  *   seq.c          the global order: unlocked while one thread records
+ *   fold.c         temporaries counted in the thread instead of sent
  *
  * Rules every file keeps (see docs/architecture.md, "The shim"):
  * - No allocation through the hooked functions and no stdio: memory comes
@@ -135,6 +137,21 @@ typedef struct shim_ring {
     int64_t sample_countdown;       /* bytes until the next sampled one   */
     uint64_t rng;
 
+    /* Temporaries folded in the thread (fold.c): the last unsampled small
+     * block it made, not sent yet, and the blocks it freed right after
+     * making them, counted since its last event. The owner changes them
+     * with 'fold_gen' odd (a signal handler that finds it odd leaves them
+     * alone; the writer reads them at the final drain, seqlock-style). */
+    uint64_t fold_gen;              /* unlocked xadd only (record.h)       */
+    uint8_t fold_ok;                /* owner: may fold (off while exiting) */
+    uint8_t held_fn;
+    uintptr_t held_addr;            /* 0: nothing held                     */
+    uint64_t held_size;
+    uint64_t held_after;            /* the seq counter when it was made    */
+    uint64_t folded_count;
+    uint64_t folded_bytes;
+    uint64_t folded_largest;
+
     /* Ordering and clock (seq.c, record.h). 'seq_busy' is non-zero while
      * the owner takes a sequence number; another thread reads it when the
      * process stops being single-threaded. */
@@ -205,6 +222,7 @@ typedef struct {
     uint32_t block_ms;           /* max wait for ring space, then drop    */
     uint32_t rss_interval_ms;
     uint32_t exit_timeout_ms;    /* max wait for the final flush at exit  */
+    int fold_temporaries;        /* fold.c: 0 sends every event           */
     int debug;
 } shim_config_t;
 
@@ -346,6 +364,21 @@ void shim_rings_init(void);
 shim_ring_t *shim_ring_attach(void);
 void shim_rings_reset_after_fork(void);
 uint64_t shim_dropped_total(void);
+
+/* fold.c: temporaries folded in the thread (the inline half is in record.h). */
+typedef struct {
+    uint64_t count, bytes, largest; /* folded temporaries                 */
+    uintptr_t held_addr;            /* 0: none held                       */
+    uint64_t held_size, held_after;
+    unsigned held_fn;
+} shim_fold_state_t;
+/* Sends what 'r' holds and has folded (owner only; see fold.c). */
+void shim_fold_flush(shim_ring_t *r);
+/* Forgets it (a new owner, a fork child). */
+void shim_fold_reset(shim_ring_t *r);
+/* The writer's copy of another thread's fold state at the final drain;
+ * returns 0 if the owner kept changing it (then it is counted as dropped). */
+int shim_fold_peek(shim_ring_t *r, shim_fold_state_t *out);
 
 /* record.c: the hot path (the inline half is in record.h). */
 uint64_t shim_now(void);

@@ -323,6 +323,17 @@ static void batch_end(batch_t *b)
         PUT_U(mlmem_zigzag((int64_t)((a) - addr)));                \
         addr = (a);                                                \
     } while (0)
+/* An ALLOC's or REALLOC's address 'a' of a block of 'sz' bytes, against the
+ * last block of its size class (trace_format.h): an allocator hands back
+ * the block just freed. */
+#define PUT_CLASS_ADDR(sz, a)                                                       \
+    do {                                                                            \
+        unsigned cls_ = mlmem_addr_class(sz);                                       \
+        uint64_t base_ = cls_ && b->class_addr[cls_] ? b->class_addr[cls_] : addr; \
+        PUT_U(mlmem_zigzag((int64_t)((a) - base_)));                                \
+        addr = (a);                                                                 \
+        b->class_addr[cls_] = (a);                                                  \
+    } while (0)
 
 /* Appends one event: 'e' and, for an event with SHIM_EVI_EXT, its second
  * slot 'x' (NULL otherwise). 'freed_next' (ALLOC only): the event that
@@ -374,17 +385,27 @@ static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t 
          * written against (an allocator hands back the block just freed). */
         ensure_stack_sent(stack_id, seq);
         PUT_U(size);
-        unsigned cls = mlmem_addr_class(size);
-        uint64_t base = cls && b->class_addr[cls] ? b->class_addr[cls] : addr;
-        PUT_U(mlmem_zigzag((int64_t)(ev_addr - base)));
-        addr = ev_addr;
-        b->class_addr[cls] = ev_addr;
+        PUT_CLASS_ADDR(size, ev_addr);
         PUT_U(stack_id);
         if (ev_type == MLMEM_EV_REALLOC)
             PUT_U(mlmem_zigzag((int64_t)((x ? x->old_addr : 0) - ev_addr)));
         *p++ = (uint8_t)SHIM_EVI_FN(info);
         break;
     }
+    case MLMEM_EV_ALLOC_LATE: {
+        /* As ALLOC (never a stack: only unsampled blocks are held), then
+         * how far back the counter stood when the block was made. */
+        PUT_U(size);
+        PUT_CLASS_ADDR(size, ev_addr);
+        *p++ = (uint8_t)SHIM_EVI_FN(info);
+        PUT_U(seq - (x ? x->arg : 0));
+        break;
+    }
+    case MLMEM_EV_TEMPORARIES:
+        PUT_U(x ? x->arg : 0);      /* count   */
+        PUT_U(size);                /* bytes   */
+        PUT_U(x ? x->old_addr : 0); /* largest */
+        break;
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:
         ensure_stack_sent(stack_id, seq);
@@ -429,6 +450,7 @@ static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t 
     b->count++;
 }
 
+#undef PUT_CLASS_ADDR
 #undef PUT_ADDR
 #undef PUT_U
 
@@ -600,6 +622,51 @@ static void send_dropped(void)
     W.dropped_sent = d;
 }
 
+/* The final drain: what threads still running hold and have folded, sent
+ * for them (fold.c). The numbers come from the counter directly: the
+ * program's threads are being stopped, and at worst one of them takes the
+ * same number at this moment (the analyzer counts a duplicate). */
+static void send_folds_left(void)
+{
+    uint32_t n = atomic_load(&g_shim.ring_count);
+    for (uint32_t i = 0; i < n; i++) {
+        shim_ring_t *r = atomic_load(&g_shim.rings[i]);
+        if (!r || atomic_load(&r->state) == SHIM_RING_FREE)
+            continue;
+        shim_fold_state_t f;
+        if (!shim_fold_peek(r, &f)) {
+            __atomic_fetch_add(&r->dropped, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (!f.count && !f.held_addr)
+            continue;
+        batch_t b;
+        batch_begin(&b, r->tid);
+        uint64_t ticks = shim_ticks();
+        shim_event_t e = {.time = ticks};
+        shim_event_ext_t x = {.stack_id = MLMEM_STACK_NONE};
+        if (f.count) {
+            e.seq = atomic_fetch_add(&g_shim.seq, 1) + 1;
+            e.info = SHIM_EVI(MLMEM_EV_TEMPORARIES, 0, 0) | SHIM_EVI_EXT;
+            x.size = f.bytes;
+            x.old_addr = f.largest;
+            x.arg = f.count;
+            batch_add(&b, &e, &x, 0);
+        }
+        if (f.held_addr) {
+            e.seq = atomic_fetch_add(&g_shim.seq, 1) + 1;
+            int type = e.seq == f.held_after + 1 ? MLMEM_EV_ALLOC : MLMEM_EV_ALLOC_LATE;
+            e.addr = f.held_addr;
+            e.info = SHIM_EVI(type, f.held_fn, f.held_size) | SHIM_EVI_EXT;
+            x.size = f.held_size;
+            x.old_addr = 0;
+            x.arg = f.held_after;
+            batch_add(&b, &e, &x, 0);
+        }
+        batch_end(&b);
+    }
+}
+
 static void send_end(void)
 {
     uint8_t buf[5 * MLMEM_VARINT_MAX];
@@ -656,6 +723,8 @@ static void *writer_main(void *arg)
         }
         if (stopping) {
             n = drain_all(!atomic_load(&g_shim.connected));
+            if (atomic_load(&g_shim.connected))
+                send_folds_left();
             send_dropped();
             send_end();
             flush_out();
@@ -741,6 +810,13 @@ void shim_writer_finish(int reason, int code_known, int code)
     if (atomic_exchange(&finishing, 1))
         return;
     atomic_store(&g_shim.end_reason, reason);
+    /* This thread's held block and folded temporaries go out with the
+     * final drain, in its own ring (other threads': send_folds_left). */
+    shim_ring_t *r = shim_ring;
+    if (r && atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE) {
+        r->fold_ok = 0;
+        shim_fold_flush(r);
+    }
     if (code_known) {
         atomic_store(&g_shim.end_code, code);
         atomic_store(&g_shim.end_code_known, 1);

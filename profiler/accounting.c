@@ -149,6 +149,16 @@ typedef struct {
  * prof_acct_apply(); bench/acct_throughput measures it. */
 #define ACCT_HOT static inline __attribute__((always_inline))
 
+/* A free that found no live block, kept for a while in case the block's
+ * ALLOC arrives late (an ALLOC_LATE: the shim held the block, and another
+ * thread freed it before the owner sent it; preload/fold.c). */
+#define ACCT_ORPHANS 4096 /* a direct-mapped cache: a collision forgets one */
+typedef struct {
+    uint64_t addr;            /* 0: empty                                  */
+    uint64_t seq;             /* the free's number                         */
+    uint32_t thread;          /* index of the thread that freed it         */
+} acct_orphan_t;
+
 struct prof_acct {
     prof_heap_table_t heap;
     prof_interval_map_t maps;
@@ -212,6 +222,9 @@ struct prof_acct {
     size_t rng_cur;
     uint64_t rng_width;
     uint64_t rng_end;
+
+    uint64_t seq;             /* the number of the event being applied     */
+    acct_orphan_t *orphans;   /* unmatched frees an ALLOC_LATE may claim   */
 };
 
 /* ---- small maps ---------------------------------------------------------- */
@@ -533,11 +546,40 @@ ACCT_HOT void acct_heap_add(prof_acct_t *a, uint64_t addr, uint64_t size, uint32
 /* Frees the block at 'addr' as thread 'ti'. Returns 1 if it was live, 0 if
  * not (counted as unmatched). A temporary is a block freed by the thread
  * that allocated it, with no other alloc/free event of that thread between. */
+static size_t acct_orphan_slot(uint64_t addr)
+{
+    return (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 52) & (ACCT_ORPHANS - 1);
+}
+
+/* Remembers an unmatched free of 'addr' by thread 'ti' (event a->seq). */
+static __attribute__((noinline)) void acct_orphan_note(prof_acct_t *a, uint64_t addr,
+                                                       uint32_t ti)
+{
+    if (!a->orphans && !(a->orphans = calloc(ACCT_ORPHANS, sizeof *a->orphans)))
+        return; /* stays an unmatched free */
+    a->orphans[acct_orphan_slot(addr)] = (acct_orphan_t){addr, a->seq, ti};
+}
+
+/* Takes back the unmatched free of 'addr' that came after seq 'after', if
+ * one is remembered: a free of the block an ALLOC_LATE stands for. */
+static int acct_orphan_take(prof_acct_t *a, uint64_t addr, uint64_t after, uint32_t *freer)
+{
+    if (!a->orphans)
+        return 0;
+    acct_orphan_t *o = &a->orphans[acct_orphan_slot(addr)];
+    if (o->addr != addr || o->seq <= after)
+        return 0;
+    *freer = o->thread;
+    o->addr = 0;
+    return 1;
+}
+
 ACCT_HOT int acct_heap_free(prof_acct_t *a, uint64_t addr, uint32_t ti)
 {
     prof_heap_entry_t *e = prof_heap_table_find(&a->heap, addr);
     if (!e) {
         a->sum.unmatched_frees++;
+        acct_orphan_note(a, addr, ti);
         return 0;
     }
     int temporary = e->thread == ti && a->threads[ti].last_alloc == addr;
@@ -1006,6 +1048,7 @@ void prof_acct_free(prof_acct_t *a)
     free(a->step_peaks);
     free(a->log);
     free(a->rng);
+    free(a->orphans);
     free(a);
 }
 
@@ -1031,6 +1074,23 @@ ACCT_HOT void acct_after_event(prof_acct_t *a, uint64_t seq)
     acct_ranges_note(a, live);
 }
 
+/* Counts a block of 'size' bytes at 'addr' made by thread 'ti' at site 'si'
+ * (in the category of the thread's open region) that never enters the heap
+ * table: the caller lets it go with acct_heap_release(a, &block, ...). */
+static prof_heap_entry_t acct_charge_unlisted(prof_acct_t *a, uint64_t addr, uint64_t size,
+                                              uint32_t si, uint32_t ti)
+{
+    unsigned cat = a->threads[ti].region_cat;
+    unsigned evidence = cat == PROF_CAT_NONE ? PROF_EVID_NONE : PROF_EVID_REGION;
+    prof_heap_entry_t block = {.addr = addr,
+                               .size = size,
+                               .born = PROF_HEAP_PACK(a->now, cat, evidence),
+                               .site = si,
+                               .thread = ti};
+    acct_charge(a, si, ti, size, 0, cat);
+    return block;
+}
+
 /* An ALLOC that stands for its FREE too (freed_next): exactly the figures
  * of acct_on_alloc, then acct_on_free by the same thread with nothing
  * between (so a temporary, of lifetime 0), without the block ever
@@ -1052,14 +1112,7 @@ static int acct_apply_alloc_freed(prof_acct_t *a, const prof_event_t *ev)
         acct_heap_release(a, old, old->thread, 0);
         prof_heap_table_remove(&a->heap, old);
     }
-    unsigned cat = a->threads[ti].region_cat;
-    unsigned evidence = cat == PROF_CAT_NONE ? PROF_EVID_NONE : PROF_EVID_REGION;
-    prof_heap_entry_t block = {.addr = ev->addr,
-                               .size = ev->size,
-                               .born = PROF_HEAP_PACK(a->now, cat, evidence),
-                               .site = si,
-                               .thread = ti};
-    acct_charge(a, si, ti, ev->size, 0, cat);
+    prof_heap_entry_t block = acct_charge_unlisted(a, ev->addr, ev->size, si, ti);
     acct_after_event(a, ev->seq);
     acct_heap_release(a, &block, ti, 1);
     a->threads[ti].last_alloc = 0;
@@ -1067,12 +1120,77 @@ static int acct_apply_alloc_freed(prof_acct_t *a, const prof_event_t *ev)
     return 0;
 }
 
+/* TEMPORARIES: 'count' blocks of 'bytes' in all, each freed by this thread
+ * right after it made it (preload/fold.c). Exactly the figures of that
+ * many freed_next ALLOCs of their sizes: the largest is made and freed as
+ * one (it alone can raise a peak: the others came and went on the same
+ * live bytes), the rest only counted, each with lifetime 0. */
+static int acct_apply_temporaries(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint64_t count = ev->arg, bytes = ev->size, largest = ev->old_size;
+    uint32_t si, ti;
+    if (count == 0)
+        return 0;
+    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, MLMEM_STACK_NONE, &si) < 0) {
+        a->sum.lost_events += 2 * count;
+        return -1;
+    }
+    prof_heap_entry_t block = acct_charge_unlisted(a, 0, largest, si, ti);
+    acct_after_event(a, ev->seq);
+    acct_heap_release(a, &block, ti, 1);
+    a->threads[ti].last_alloc = 0;
+
+    uint64_t rest = count - 1, rest_bytes = bytes - largest;
+    prof_acct_site_t *s = &a->sites[si];
+    prof_acct_thread_t *t = &a->threads[ti];
+    for (uint64_t i = 0; i < rest && a->log_n < PROF_ACCT_LOG_CAP; i++)
+        a->log[a->log_n++] = (prof_acct_logent_t){si, 0, a->now};
+    if (PROF_HEAP_CAT(&block) != PROF_CAT_NONE)
+        a->attr.region_allocations += rest;
+    s->allocations += rest;
+    s->bytes_allocated += rest_bytes;
+    s->frees += rest;
+    s->temporaries += rest;
+    t->allocations += rest;
+    t->bytes_allocated += rest_bytes;
+    t->frees += rest;
+    a->sum.total_allocations += rest;
+    a->sum.total_bytes += rest_bytes;
+    a->sum.total_frees += rest;
+    a->sum.temporary_allocations += rest;
+    /* Events: the largest one's pair counts two, the rest two each. */
+    a->sum.events += 2 * rest;
+    acct_after_event(a, ev->seq);
+    return 0;
+}
+
+/* ALLOC_LATE: an allocation sent after other threads' events (the shim held
+ * it, preload/fold.c); 'arg' is the seq counter when it was made. If a free
+ * of its address came in between, that free was this block's: both are
+ * counted, and the block never lives here. Otherwise it is an ALLOC. */
+static int acct_on_alloc_late(prof_acct_t *a, const prof_event_t *ev)
+{
+    uint32_t freer;
+    if (ev->addr == 0 || !acct_orphan_take(a, ev->addr, ev->arg, &freer))
+        return acct_on_alloc(a, ev);
+    uint32_t si, ti;
+    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0)
+        return -1;
+    a->sum.unmatched_frees--;
+    prof_heap_entry_t block = acct_charge_unlisted(a, ev->addr, ev->size, si, ti);
+    acct_heap_release(a, &block, freer, 0);
+    return 0;
+}
+
 int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
 {
     if (ev->time_ns > a->now)
         a->now = ev->time_ns;
+    a->seq = ev->seq;
     if (ev->freed_next && ev->type == MLMEM_EV_ALLOC)
         return acct_apply_alloc_freed(a, ev);
+    if (ev->type == MLMEM_EV_TEMPORARIES)
+        return acct_apply_temporaries(a, ev);
     int rc = 0;
     switch (ev->type) {
     case MLMEM_EV_ALLOC:
@@ -1080,6 +1198,9 @@ int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
         break;
     case MLMEM_EV_FREE:
         rc = acct_on_free(a, ev);
+        break;
+    case MLMEM_EV_ALLOC_LATE:
+        rc = acct_on_alloc_late(a, ev);
         break;
     case MLMEM_EV_REALLOC:
         rc = acct_on_realloc(a, ev);

@@ -169,6 +169,18 @@ static int decode_hello(prof_decoder_t *d, cursor_t *c, uint64_t at)
     return 0;
 }
 
+/* An ALLOC's or REALLOC's address (version 2 on): a delta against the last
+ * block of its size class in the batch, or against the running address
+ * 'addr' for class 0 and a class with none yet. Returns the address. */
+static uint64_t get_class_addr(cursor_t *c, uint64_t *class_addr, uint64_t size, uint64_t addr)
+{
+    unsigned cls = mlmem_addr_class(size);
+    uint64_t base = cls && class_addr[cls] ? class_addr[cls] : addr;
+    addr = base + (uint64_t)get_s(c);
+    class_addr[cls] = addr;
+    return addr;
+}
+
 static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
 {
     uint32_t tid = (uint32_t)get_u(c);
@@ -199,6 +211,11 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
                         (unsigned long long)i);
         e.seq = seq;
         e.time_ns = time < 0 ? 0 : (uint64_t)time;
+        if ((e.type == MLMEM_EV_ALLOC_LATE || e.type == MLMEM_EV_TEMPORARIES) &&
+            d->version < 4 && !c->bad)
+            return fail(d, at, "event %llu of an EVENTS record has type %u, new in version 4 "
+                        "of the stream (this one is version %u)",
+                        (unsigned long long)i, e.type, d->version);
         switch (e.type) {
         case MLMEM_EV_ALLOC:
         case MLMEM_EV_REALLOC:
@@ -206,10 +223,7 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
                 /* Version 2: size first, the address against the last
                  * block of its size class (trace_format.h). */
                 e.size = get_u(c);
-                unsigned cls = mlmem_addr_class(e.size);
-                uint64_t base = cls && class_addr[cls] ? class_addr[cls] : addr;
-                addr = base + (uint64_t)get_s(c);
-                class_addr[cls] = addr;
+                addr = get_class_addr(c, class_addr, e.size, addr);
             } else {
                 addr += (uint64_t)get_s(c);
                 e.size = get_u(c);
@@ -262,6 +276,37 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
         case MLMEM_EV_FORK:
             e.arg = get_u(c);
             break;
+        case MLMEM_EV_ALLOC_LATE: {
+            /* Version 4: ALLOC's fields without a stack, then how far
+             * back the seq counter stood when the block was made. */
+            e.size = get_u(c);
+            addr = get_class_addr(c, class_addr, e.size, addr);
+            e.addr = addr;
+            e.fn = get_byte(c);
+            uint64_t back = get_u(c);
+            if (!c->bad && (back == 0 || back > seq))
+                return fail(d, at,
+                            "event %llu of an EVENTS record: ALLOC_LATE goes back %llu from "
+                            "sequence number %llu",
+                            (unsigned long long)i, (unsigned long long)back,
+                            (unsigned long long)seq);
+            e.arg = seq - back;
+            break;
+        }
+        case MLMEM_EV_TEMPORARIES: {
+            e.arg = get_u(c);      /* count   */
+            e.size = get_u(c);     /* bytes   */
+            e.old_size = get_u(c); /* largest */
+            uint64_t most;
+            if (!c->bad && (e.arg == 0 || e.old_size > e.size ||
+                            (!__builtin_mul_overflow(e.arg, e.old_size, &most) && most < e.size)))
+                return fail(d, at,
+                            "event %llu of an EVENTS record: TEMPORARIES of %llu blocks, "
+                            "%llu bytes, the largest %llu, cannot be",
+                            (unsigned long long)i, (unsigned long long)e.arg,
+                            (unsigned long long)e.size, (unsigned long long)e.old_size);
+            break;
+        }
         case MLMEM_EV_REGION_END:
         case MLMEM_EV_NOP:
             break;
@@ -284,7 +329,8 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
             e.freed_next = 1;
             d->events++;
         }
-        d->events++;
+        /* Folded temporaries stand for two events each. */
+        d->events += e.type == MLMEM_EV_TEMPORARIES ? 2 * e.arg : 1;
         if (d->sink.event)
             d->sink.event(d->sink.ctx, &e);
     }

@@ -20,6 +20,11 @@
  *   TAG         addr, arg (mlmem_category_t)
  *   FORK        arg (child pid)
  *   FILE_READ   addr (buffer), size (bytes read), arg (fd)
+ *   TEMPORARIES arg (count), size (their bytes), old_size (the largest):
+ *               blocks each freed by the thread right after it made them,
+ *               folded by the shim; stands for 2 * count events
+ *   ALLOC_LATE  addr, size, fn, arg (the seq counter when it was made):
+ *               an ALLOC sent after other threads' events
  */
 #ifndef PROF_EVENT_H
 #define PROF_EVENT_H

@@ -167,6 +167,18 @@ static void put_addr(sb_t *b, uint64_t addr)
     b->addr = addr;
 }
 
+/* An ALLOC's, REALLOC's or ALLOC_LATE's address (version 2 on): against
+ * the last address of its size class in the batch, or the running address
+ * for class 0 and a class with none yet; both move to it. */
+static void put_class_addr(sb_t *b, uint64_t size, uint64_t addr)
+{
+    unsigned cls = mlmem_addr_class(size);
+    uint64_t base = cls && b->class_addr[cls] ? b->class_addr[cls] : b->addr;
+    buf_s(&b->batch, (int64_t)(addr - base));
+    b->addr = addr;
+    b->class_addr[cls] = addr;
+}
+
 void sb_event_t(sb_t *b, const prof_event_t *e, int64_t t)
 {
     if (b->batch_open && (e->tid != b->tid || b->count == SB_BATCH_EVENTS))
@@ -189,20 +201,30 @@ void sb_event_t(sb_t *b, const prof_event_t *e, int64_t t)
 
     switch (e->type) {
     case MLMEM_EV_ALLOC:
-    case MLMEM_EV_REALLOC: {
+    case MLMEM_EV_REALLOC:
         /* Version 2: size, then the address against its size class. */
         buf_u(p, e->size);
-        unsigned cls = mlmem_addr_class(e->size);
-        uint64_t base = cls && b->class_addr[cls] ? b->class_addr[cls] : b->addr;
-        buf_s(p, (int64_t)(e->addr - base));
-        b->addr = e->addr;
-        b->class_addr[cls] = e->addr;
+        put_class_addr(b, e->size, e->addr);
         buf_u(p, e->stack_id);
         if (e->type == MLMEM_EV_REALLOC)
             buf_s(p, (int64_t)(e->old_addr - e->addr));
         buf_byte(p, e->fn);
         break;
-    }
+    case MLMEM_EV_ALLOC_LATE:
+        /* Version 4: ALLOC's size and address (same class state), no
+         * stack, fn, then how far back from its seq the counter stood
+         * when the block was made. */
+        buf_u(p, e->size);
+        put_class_addr(b, e->size, e->addr);
+        buf_byte(p, e->fn);
+        buf_u(p, e->seq - e->arg);
+        break;
+    case MLMEM_EV_TEMPORARIES:
+        /* Version 4: count, bytes, largest. */
+        buf_u(p, e->arg);
+        buf_u(p, e->size);
+        buf_u(p, e->old_size);
+        break;
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:
         put_addr(b, e->addr);
@@ -328,6 +350,22 @@ void sb_alloc(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t addr, ui
 void sb_free_ev(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t addr)
 {
     prof_event_t e = {.type = MLMEM_EV_FREE, .tid = tid, .seq = seq, .time_ns = t, .addr = addr};
+    sb_event(b, &e);
+}
+
+void sb_temporaries(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t count,
+                    uint64_t bytes, uint64_t largest)
+{
+    prof_event_t e = {.type = MLMEM_EV_TEMPORARIES, .tid = tid, .seq = seq, .time_ns = t,
+                      .arg = count, .size = bytes, .old_size = largest};
+    sb_event(b, &e);
+}
+
+void sb_alloc_late(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t addr,
+                   uint64_t size, uint64_t after)
+{
+    prof_event_t e = {.type = MLMEM_EV_ALLOC_LATE, .tid = tid, .seq = seq, .time_ns = t,
+                      .addr = addr, .size = size, .fn = MLMEM_FN_MALLOC, .arg = after};
     sb_event(b, &e);
 }
 

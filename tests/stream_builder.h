@@ -74,7 +74,12 @@ void sb_hello_simple(sb_t *b, uint32_t pid, uint32_t ppid, const char *name);
 /* Adds event 'e' (its tid, seq, time_ns and the fields its type uses) to the
  * open batch, starting one if needed. MREMAP's old_size goes where the
  * writer puts the shim event's 'arg'. time_ns is taken as signed (the
- * writer's times are int64 nanoseconds since the stream started). */
+ * writer's times are int64 nanoseconds since the stream started).
+ * Version 4 events are written as prof_event.h describes them decoded:
+ * TEMPORARIES from arg (count), size (bytes), old_size (largest);
+ * ALLOC_LATE from addr, size, fn and arg (the seq counter when the block
+ * was made: 'seq - arg' is written, wrapping, so any value can be sent).
+ * Nothing checks the header's version: they can go into an older stream. */
 void sb_event(sb_t *b, const prof_event_t *e);
 /* Same, with the time given as a signed value (may be negative). */
 void sb_event_t(sb_t *b, const prof_event_t *e, int64_t time_ns);
@@ -97,6 +102,13 @@ void sb_end(sb_t *b, uint32_t reason, uint32_t code_known, int32_t code, uint64_
 void sb_alloc(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t addr, uint64_t size,
               uint32_t stack);
 void sb_free_ev(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t addr);
+/* Version 4 (sb_header() writes it): 'count' blocks of 'bytes' in all, the
+ * largest 'largest'; and an ALLOC_LATE (malloc) made when the seq counter
+ * stood at 'after' (sent as the distance 'seq - after'). */
+void sb_temporaries(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t count,
+                    uint64_t bytes, uint64_t largest);
+void sb_alloc_late(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t addr,
+                   uint64_t size, uint64_t after);
 
 /* The bytes so far; the open batch is written out first. */
 const uint8_t *sb_data(sb_t *b, size_t *len);

@@ -982,6 +982,204 @@ static void test_accounting_freed_next_same_as_two_events(void **state)
     prof_result_free(&r[1]);
 }
 
+/* ---- version 4 events: TEMPORARIES, ALLOC_LATE ----------------------------- */
+
+/* An unsampled ALLOC that stands for its FREE too (freed_next): takes two
+ * numbers, as the decoder gives them. */
+static void t_alloc_freed(tst_t *s, uint32_t tid, uint64_t addr, uint64_t size)
+{
+    prof_event_t e = {.type = MLMEM_EV_ALLOC, .tid = tid, .stack_id = MLMEM_STACK_NONE,
+                      .addr = addr, .size = size, .freed_next = 1};
+    e.seq = ++s->seq;
+    ++s->seq;
+    s->t += 10;
+    e.time_ns = s->t;
+    assert_int_equal(prof_acct_apply(s->a, &e), 0);
+}
+
+static void t_temporaries(tst_t *s, uint32_t tid, uint64_t count, uint64_t bytes,
+                          uint64_t largest)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_TEMPORARIES, .tid = tid, .arg = count,
+                             .size = bytes, .old_size = largest});
+}
+
+/* An ALLOC_LATE made when the seq counter stood at 'after'. */
+static void t_alloc_late(tst_t *s, uint32_t tid, uint64_t addr, uint64_t size, uint64_t after)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_ALLOC_LATE, .tid = tid, .addr = addr,
+                             .size = size, .fn = MLMEM_FN_MALLOC, .arg = after});
+}
+
+/* One TEMPORARIES event of K blocks gives the same figures as the K
+ * freed_next ALLOC pairs it folds: counts, bytes, temporaries, events, and
+ * the peak (a kept block is live around them, so the largest one raises
+ * it), in the summary, at site 0 and for the thread. */
+static void test_accounting_temporaries_event_same_as_freed_pairs(void **state)
+{
+    (void)state;
+    static const uint64_t sizes[] = {40, 300, 1500, 8, 72};
+    const uint64_t k = sizeof sizes / sizeof sizes[0];
+    uint64_t bytes = 0, largest = 0;
+    for (uint64_t i = 0; i < k; i++) {
+        bytes += sizes[i];
+        if (sizes[i] > largest)
+            largest = sizes[i];
+    }
+    tst_t s[2];
+    prof_result_t r[2];
+    for (int fold = 0; fold < 2; fold++) {
+        tst_init(&s[fold], 0);
+        t_alloc(&s[fold], 3, 1, 0x10000, 1000); /* kept */
+        if (fold)
+            t_temporaries(&s[fold], 3, k, bytes, largest);
+        else
+            for (uint64_t i = 0; i < k; i++)
+                t_alloc_freed(&s[fold], 3, 0x20000 + 64 * i, sizes[i]);
+        t_free(&s[fold], 3, 0x10000);
+        t_result(&s[fold], &r[fold]);
+    }
+    /* The pairs' own figures, so the comparison is not of two zeroes. */
+    assert_int_equal(r[0].summary.total_allocations, 1 + k);
+    assert_int_equal(r[0].summary.temporary_allocations, k);
+    assert_int_equal(r[0].summary.peak_bytes, 1000 + largest);
+    assert_int_equal(r[0].summary.events, 2 + 2 * k);
+
+    const prof_summary_t *p = &r[0].summary, *q = &r[1].summary;
+    assert_int_equal(q->total_allocations, p->total_allocations);
+    assert_int_equal(q->total_frees, p->total_frees);
+    assert_int_equal(q->total_bytes, p->total_bytes);
+    assert_int_equal(q->temporary_allocations, p->temporary_allocations);
+    assert_int_equal(q->peak_bytes, p->peak_bytes);
+    assert_int_equal(q->peak_heap_bytes, p->peak_heap_bytes);
+    assert_int_equal(q->events, p->events);
+
+    const prof_site_t *sp = site_of(&r[0], MLMEM_STACK_NONE),
+                      *sq = site_of(&r[1], MLMEM_STACK_NONE);
+    assert_non_null(sp);
+    assert_non_null(sq);
+    assert_int_equal(sp->allocations, k);
+    assert_int_equal(sq->allocations, sp->allocations);
+    assert_int_equal(sq->bytes_allocated, sp->bytes_allocated);
+    assert_int_equal(sq->largest_allocation, sp->largest_allocation);
+    assert_int_equal(sq->frees, sp->frees);
+    assert_int_equal(sq->temporary_allocations, sp->temporary_allocations);
+
+    const prof_thread_t *tp = thread_of(&r[0], 3), *tq = thread_of(&r[1], 3);
+    assert_non_null(tp);
+    assert_non_null(tq);
+    assert_int_equal(tq->allocations, tp->allocations);
+    assert_int_equal(tq->frees, tp->frees);
+    assert_int_equal(tq->bytes_allocated, tp->bytes_allocated);
+    assert_int_equal(tq->peak_live_bytes, tp->peak_live_bytes);
+    t_done(&s[0], &r[0]);
+    t_done(&s[1], &r[1]);
+}
+
+/* An ALLOC_LATE made before an unmatched free of its address (the free's
+ * seq is above the ALLOC_LATE's arg) claims that free: the block is
+ * counted as allocated by the ALLOC_LATE's thread and freed by the free's
+ * thread, the free is no longer unmatched, and nothing is left live. */
+static void test_accounting_alloc_late_claims_earlier_free(void **state)
+{
+    (void)state;
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    s.seq = 4;
+    t_free(&s, 1, 0xab000); /* seq 5: nothing live there */
+    assert_int_equal(s.seq, 5);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.unmatched_frees, 1);
+    prof_result_free(&r);
+    s.seq = 6;
+    t_alloc_late(&s, 2, 0xab000, 100, 3); /* seq 7, made at 3 */
+    assert_int_equal(s.seq, 7);
+    t_result(&s, &r);
+    assert_int_equal(r.summary.unmatched_frees, 0);
+    assert_int_equal(r.summary.total_allocations, 1);
+    assert_int_equal(r.summary.total_frees, 1);
+    assert_int_equal(r.summary.total_bytes, 100);
+    assert_int_equal(r.summary.live_bytes, 0);
+    assert_int_equal(r.summary.leaked_bytes, 0);
+    assert_int_equal(r.summary.leaked_allocations, 0);
+    assert_int_equal(r.summary.peak_bytes, 0); /* never live */
+    const prof_thread_t *t1 = thread_of(&r, 1), *t2 = thread_of(&r, 2);
+    assert_non_null(t1);
+    assert_non_null(t2);
+    assert_int_equal(t2->allocations, 1);
+    assert_int_equal(t2->bytes_allocated, 100);
+    assert_int_equal(t2->frees, 0);
+    assert_int_equal(t2->live_bytes, 0);
+    assert_int_equal(t1->allocations, 0);
+    assert_int_equal(t1->frees, 1);
+    const prof_site_t *p = site_of(&r, MLMEM_STACK_NONE);
+    assert_non_null(p);
+    assert_int_equal(p->allocations, 1);
+    assert_int_equal(p->frees, 1);
+    assert_int_equal(p->live_allocations, 0);
+    t_done(&s, &r);
+}
+
+/* An ALLOC_LATE whose arg is not below the free's seq was made at or
+ * after that free: the free was of an earlier block, stays unmatched, and
+ * the ALLOC_LATE's block is live. */
+static void test_accounting_alloc_late_after_free_not_claimed(void **state)
+{
+    (void)state;
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    s.seq = 4;
+    t_free(&s, 1, 0xab000); /* seq 5 */
+    s.seq = 6;
+    t_alloc_late(&s, 2, 0xab000, 100, 5); /* seq 7, made at 5 */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.unmatched_frees, 1);
+    assert_int_equal(r.summary.total_allocations, 1);
+    assert_int_equal(r.summary.total_frees, 0);
+    assert_int_equal(r.summary.live_bytes, 100);
+    assert_int_equal(r.summary.leaked_bytes, 100);
+    assert_int_equal(r.summary.leaked_allocations, 1);
+    assert_int_equal(thread_of(&r, 2)->live_bytes, 100);
+    assert_null(thread_of(&r, 1)); /* freed nothing, allocated nothing */
+    t_done(&s, &r);
+}
+
+/* With no earlier free of its address (an unmatched free of another one
+ * does not count), an ALLOC_LATE is an ALLOC: its block is live, and a
+ * later FREE frees it as usual. */
+static void test_accounting_alloc_late_without_free_is_alloc(void **state)
+{
+    (void)state;
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    t_free(&s, 1, 0xcd000);               /* seq 1: unmatched, another address */
+    t_alloc_late(&s, 2, 0xab000, 100, 1); /* seq 2, made at 1 */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.unmatched_frees, 1);
+    assert_int_equal(r.summary.total_allocations, 1);
+    assert_int_equal(r.summary.total_frees, 0);
+    assert_int_equal(r.summary.live_bytes, 100);
+    assert_int_equal(r.summary.leaked_allocations, 1);
+    assert_int_equal(r.summary.peak_bytes, 100);
+    assert_int_equal(site_of(&r, MLMEM_STACK_NONE)->live_allocations, 1);
+    assert_int_equal(thread_of(&r, 2)->allocations, 1);
+    assert_int_equal(thread_of(&r, 2)->live_bytes, 100);
+    prof_result_free(&r);
+    t_free(&s, 3, 0xab000); /* seq 3 */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.unmatched_frees, 1);
+    assert_int_equal(r.summary.total_frees, 1);
+    assert_int_equal(r.summary.live_bytes, 0);
+    assert_int_equal(r.summary.leaked_allocations, 0);
+    assert_int_equal(thread_of(&r, 3)->frees, 1);
+    assert_int_equal(thread_of(&r, 2)->live_bytes, 0);
+    assert_int_equal(site_of(&r, MLMEM_STACK_NONE)->frees, 1);
+    t_done(&s, &r);
+}
+
 static void test_accounting_result_free_zeroes(void **state)
 {
     prof_result_t r;
@@ -1174,6 +1372,10 @@ int main(void)
         cmocka_unit_test(test_accounting_rss_and_annotations),
         cmocka_unit_test(test_accounting_random_matches_reference),
         cmocka_unit_test(test_accounting_freed_next_same_as_two_events),
+        cmocka_unit_test(test_accounting_temporaries_event_same_as_freed_pairs),
+        cmocka_unit_test(test_accounting_alloc_late_claims_earlier_free),
+        cmocka_unit_test(test_accounting_alloc_late_after_free_not_claimed),
+        cmocka_unit_test(test_accounting_alloc_late_without_free_is_alloc),
         cmocka_unit_test(test_accounting_result_free_zeroes),
         cmocka_unit_test(test_accounting_thread_sites_on_demand),
     };

@@ -641,6 +641,250 @@ static void test_decode_addr_by_size_class(void **state)
     sb_free(&w);
 }
 
+/* Version 4: a TEMPORARIES event (count, bytes, largest) and an ALLOC_LATE
+ * (ALLOC's fields without a stack, and how far back the seq counter stood
+ * when the block was made) decode into the prof_event_t fields of
+ * prof_event.h; the decoder counts TEMPORARIES as the 2 * count events it
+ * stands for. */
+static void test_decode_v4_temporaries_and_alloc_late(void **state)
+{
+    (void)state;
+    static const prof_event_t ev[] = {
+        {.type = MLMEM_EV_ALLOC, .tid = 7, .seq = 1, .time_ns = 100, .addr = 0x555500001000ull,
+         .size = 24, .stack_id = 0, .fn = MLMEM_FN_MALLOC},
+        {.type = MLMEM_EV_TEMPORARIES, .tid = 7, .seq = 2, .time_ns = 110, .arg = 5,
+         .size = 300, .old_size = 100},
+        /* made when the counter stood at 4: sent as 'back' 5 */
+        {.type = MLMEM_EV_ALLOC_LATE, .tid = 7, .seq = 9, .time_ns = 120,
+         .addr = 0x555500001020ull, .size = 24, .fn = MLMEM_FN_CALLOC, .arg = 4},
+        /* long varints: a count past 2^32, bytes past 2^40 */
+        {.type = MLMEM_EV_TEMPORARIES, .tid = 7, .seq = 10, .time_ns = 130,
+         .arg = 5000000000ull, .size = 3ull << 40, .old_size = 1024},
+        {.type = MLMEM_EV_ALLOC_LATE, .tid = 7, .seq = 1ull << 40, .time_ns = 140,
+         .addr = 0x7f0000000000ull, .size = 1ull << 30, .fn = MLMEM_FN_MALLOC, .arg = 1},
+    };
+    const size_t n = sizeof ev / sizeof ev[0];
+    sb_t b;
+    sb_init(&b);
+    sb_header(&b); /* MLMEM_STREAM_VERSION: 4 */
+    sb_hello_simple(&b, 1, 0, "x");
+    for (size_t i = 0; i < n; i++)
+        sb_event(&b, &ev[i]);
+    size_t len;
+    const uint8_t *data = sb_data(&b, &len);
+    rec_t r;
+    prof_decoder_t *d = new_decoder(&r);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    assert_null(prof_decoder_error(d));
+    assert_int_equal(r.nev, n);
+    for (size_t i = 0; i < n; i++) {
+        check_event(&r.ev[i], &ev[i]);
+        assert_int_equal(r.ev[i].freed_next, 0);
+    }
+    /* ALLOC 1, TEMPORARIES 2 * 5, ALLOC_LATE 1, TEMPORARIES 2 * 5e9, ALLOC_LATE 1 */
+    assert_int_equal(prof_decoder_events(d), 1 + 10 + 1 + 10000000000ull + 1);
+    prof_decoder_free(d);
+    rec_free(&r);
+    sb_free(&b);
+}
+
+/* An ALLOC_LATE's address is a delta against the last block of its size
+ * class, in the same state as ALLOC's: written after an ALLOC of its
+ * class it is a delta from that ALLOC's address, not the running one, and
+ * the next ALLOC of the class goes from it; in class 0 it goes from the
+ * running address, and moves it. Written byte by byte. */
+static void test_decode_alloc_late_shares_size_class_addr(void **state)
+{
+    (void)state;
+    const uint8_t next = MLMEM_EVF_SEQ_NEXT | MLMEM_EVF_SAME_TIME;
+    const uint8_t payload[] = {
+        7, 6, /* tid 7, 6 events */
+        /* seq 1, time 50: 24 bytes (class 2, new) at running 0 + 0x1000 */
+        MLMEM_EV_ALLOC | MLMEM_EVF_SEQ_NEXT, 100, 24, 0x80, 0x40, 0, 0,
+        /* a FREE moves the running address to 0x1000 + 0x8000 */
+        MLMEM_EV_FREE | next, 0x80, 0x80, 0x04,
+        /* ALLOC_LATE of 24 bytes (class 2): 0x1000 + 32, calloc, back 2 */
+        MLMEM_EV_ALLOC_LATE | next, 24, 64, MLMEM_FN_CALLOC, 2,
+        /* 20 bytes (class 2): a delta of 0 from the ALLOC_LATE's 0x1020 */
+        MLMEM_EV_ALLOC | next, 20, 0, 0, 0,
+        /* ALLOC_LATE of 2000 bytes (class 0): running 0x1020 + 0x10, back 1 */
+        MLMEM_EV_ALLOC_LATE | next, 0xd0, 0x0f, 0x20, MLMEM_FN_MALLOC, 1,
+        /* a FREE: running 0x1030 + 0 */
+        MLMEM_EV_FREE | next, 0,
+    };
+    rec_t r;
+    assert_int_equal(decode_one_events_record(4, payload, sizeof payload, &r), 6);
+    assert_int_equal(r.nev, 6);
+    const struct {
+        uint8_t type, fn;
+        uint64_t addr, size, arg;
+    } want[] = {
+        {MLMEM_EV_ALLOC, MLMEM_FN_MALLOC, 0x1000, 24, 0},
+        {MLMEM_EV_FREE, 0, 0x9000, 0, 0},
+        {MLMEM_EV_ALLOC_LATE, MLMEM_FN_CALLOC, 0x1020, 24, 1},
+        {MLMEM_EV_ALLOC, MLMEM_FN_MALLOC, 0x1020, 20, 0},
+        {MLMEM_EV_ALLOC_LATE, MLMEM_FN_MALLOC, 0x1030, 2000, 4},
+        {MLMEM_EV_FREE, 0, 0x1030, 0, 0},
+    };
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(r.ev[i].type, want[i].type);
+        assert_int_equal(r.ev[i].seq, i + 1);
+        assert_int_equal(r.ev[i].time_ns, 50);
+        assert_int_equal(r.ev[i].addr, want[i].addr);
+        assert_int_equal(r.ev[i].size, want[i].size);
+        assert_int_equal(r.ev[i].fn, want[i].fn);
+        assert_int_equal(r.ev[i].arg, want[i].arg);
+        assert_int_equal(r.ev[i].stack_id, MLMEM_STACK_NONE);
+    }
+    rec_free(&r);
+
+    /* The stream builder writes the same bytes for these events. */
+    sb_t w;
+    sb_init(&w);
+    sb_header(&w);
+    sb_alloc(&w, 7, 1, 50, 0x1000, 24, 0);
+    sb_free_ev(&w, 7, 2, 50, 0x9000);
+    prof_event_t late = {.type = MLMEM_EV_ALLOC_LATE, .tid = 7, .seq = 3, .time_ns = 50,
+                         .addr = 0x1020, .size = 24, .fn = MLMEM_FN_CALLOC, .arg = 1};
+    sb_event(&w, &late);
+    sb_alloc(&w, 7, 4, 50, 0x1020, 20, 0);
+    sb_alloc_late(&w, 7, 5, 50, 0x1030, 2000, 4);
+    sb_free_ev(&w, 7, 6, 50, 0x1030);
+    size_t len;
+    const uint8_t *data = sb_data(&w, &len);
+    rec_t r2;
+    prof_decoder_t *d = new_decoder(&r2);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    assert_int_equal(r2.nev, 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(r2.ev[i].type, want[i].type);
+        assert_int_equal(r2.ev[i].addr, want[i].addr);
+        assert_int_equal(r2.ev[i].arg, want[i].arg);
+    }
+    prof_decoder_free(d);
+    rec_free(&r2);
+    sb_free(&w);
+}
+
+/* Decodes one stream of 'version' holding a HELLO, an ALLOC (event 0) and
+ * 'bad' (event 1), and expects the error 'needle' at the EVENTS record,
+ * with the ALLOC delivered and nothing after it. */
+static void expect_event_error(unsigned version, const prof_event_t *bad, const char *needle)
+{
+    sb_t b;
+    sb_init(&b);
+    sb_header_version(&b, version);
+    sb_hello_simple(&b, 1, 0, "x");
+    size_t at = b.out.len;
+    sb_alloc(&b, bad->tid, bad->seq - 1, bad->time_ns, 0x1000, 16, 0);
+    sb_event(&b, bad);
+    size_t len;
+    const uint8_t *data = sb_data(&b, &len);
+    rec_t r;
+    expect_error(data, len, at, needle, &r);
+    assert_int_equal(r.nev, 1);
+    assert_int_equal(r.ev[0].type, MLMEM_EV_ALLOC);
+    rec_free(&r);
+    sb_free(&b);
+}
+
+/* Decodes the same stream and expects it to be accepted, 'ev' delivered. */
+static void expect_event_ok(unsigned version, const prof_event_t *ev)
+{
+    sb_t b;
+    sb_init(&b);
+    sb_header_version(&b, version);
+    sb_hello_simple(&b, 1, 0, "x");
+    sb_alloc(&b, ev->tid, ev->seq - 1, ev->time_ns, 0x1000, 16, 0);
+    sb_event(&b, ev);
+    size_t len;
+    const uint8_t *data = sb_data(&b, &len);
+    rec_t r;
+    prof_decoder_t *d = new_decoder(&r);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    assert_int_equal(r.nev, 2);
+    check_event(&r.ev[1], ev);
+    prof_decoder_free(d);
+    rec_free(&r);
+    sb_free(&b);
+}
+
+/* TEMPORARIES that cannot be: no blocks, the largest over all their
+ * bytes, more bytes than count blocks of the largest. The limits
+ * themselves are accepted. */
+static void test_decode_temporaries_malformed(void **state)
+{
+    (void)state;
+    prof_event_t e = {.type = MLMEM_EV_TEMPORARIES, .tid = 3, .seq = 5, .time_ns = 10};
+    /* count 0 (bytes and largest 0: nothing else is wrong) */
+    e.arg = 0, e.size = 0, e.old_size = 0;
+    expect_event_error(4, &e,
+                       "event 1 of an EVENTS record: TEMPORARIES of 0 blocks, 0 bytes, "
+                       "the largest 0, cannot be");
+    /* largest > bytes (2 * 20 >= 10) */
+    e.arg = 2, e.size = 10, e.old_size = 20;
+    expect_event_error(4, &e,
+                       "event 1 of an EVENTS record: TEMPORARIES of 2 blocks, 10 bytes, "
+                       "the largest 20, cannot be");
+    /* bytes > count * largest (largest <= bytes) */
+    e.arg = 2, e.size = 41, e.old_size = 20;
+    expect_event_error(4, &e,
+                       "event 1 of an EVENTS record: TEMPORARIES of 2 blocks, 41 bytes, "
+                       "the largest 20, cannot be");
+
+    e.arg = 2, e.size = 40, e.old_size = 20; /* bytes == count * largest */
+    expect_event_ok(4, &e);
+    e.arg = 1, e.size = 7, e.old_size = 7;   /* one block: bytes == largest */
+    expect_event_ok(4, &e);
+}
+
+/* ALLOC_LATE going back 0 (made after its own number) or further back
+ * than its seq (before the counter started) cannot be; back == seq (made
+ * when the counter stood at 0) is accepted. */
+static void test_decode_alloc_late_malformed(void **state)
+{
+    (void)state;
+    prof_event_t e = {.type = MLMEM_EV_ALLOC_LATE, .tid = 3, .seq = 5, .time_ns = 10,
+                      .addr = 0x2000, .size = 48, .fn = MLMEM_FN_MALLOC};
+    e.arg = 5; /* back 0 */
+    expect_event_error(4, &e,
+                       "event 1 of an EVENTS record: ALLOC_LATE goes back 0 from sequence "
+                       "number 5");
+    e.arg = UINT64_MAX; /* back 5 - UINT64_MAX = 6 (wrapping): > seq */
+    expect_event_error(4, &e,
+                       "event 1 of an EVENTS record: ALLOC_LATE goes back 6 from sequence "
+                       "number 5");
+
+    e.arg = 0; /* back 5 == seq */
+    expect_event_ok(4, &e);
+    e.arg = 4; /* back 1 */
+    expect_event_ok(4, &e);
+}
+
+/* TEMPORARIES and ALLOC_LATE are new in version 4: in a version 3 stream
+ * either is an error naming the type and the version, though its fields
+ * are well-formed. */
+static void test_decode_v4_events_rejected_before_v4(void **state)
+{
+    (void)state;
+    prof_event_t t = {.type = MLMEM_EV_TEMPORARIES, .tid = 3, .seq = 5, .time_ns = 10,
+                      .arg = 2, .size = 30, .old_size = 20};
+    prof_event_t l = {.type = MLMEM_EV_ALLOC_LATE, .tid = 3, .seq = 5, .time_ns = 10,
+                      .addr = 0x2000, .size = 48, .fn = MLMEM_FN_MALLOC, .arg = 3};
+    expect_event_error(3, &t,
+                       "event 1 of an EVENTS record has type 17, new in version 4 of the "
+                       "stream (this one is version 3)");
+    expect_event_error(3, &l,
+                       "event 1 of an EVENTS record has type 18, new in version 4 of the "
+                       "stream (this one is version 3)");
+    /* the same events in version 4 */
+    expect_event_ok(4, &t);
+    expect_event_ok(4, &l);
+}
+
 static void test_decode_bad_magic(void **state)
 {
     (void)state;
@@ -1142,6 +1386,11 @@ int main(void)
         cmocka_unit_test(test_decode_bad_magic),
         cmocka_unit_test(test_decode_wrong_version),
         cmocka_unit_test(test_decode_addr_by_size_class),
+        cmocka_unit_test(test_decode_v4_temporaries_and_alloc_late),
+        cmocka_unit_test(test_decode_alloc_late_shares_size_class_addr),
+        cmocka_unit_test(test_decode_temporaries_malformed),
+        cmocka_unit_test(test_decode_alloc_late_malformed),
+        cmocka_unit_test(test_decode_v4_events_rejected_before_v4),
         cmocka_unit_test(test_decode_record_length_over_limit),
         cmocka_unit_test(test_decode_length_not_a_varint),
         cmocka_unit_test(test_decode_truncated_record_at_finish),

@@ -179,6 +179,109 @@ static void test_e2e_capture_seq_counter_handoffs_exact(void **state)
     json_decref(r);
 }
 
+/* The size of the trace `mlmem record` writes of 'cmd' with MLMEM_FOLD
+ * set to 'fold'. */
+static long long trace_bytes(const char *const *cmd, const char *fold)
+{
+    const char *trace = e2e_path(1, e2e_tmpdir(), "fold.zst");
+    const char *argv[16] = {e2e_mlmem(), "record", "-o", trace, "--"};
+    int n = 5;
+    for (int i = 0; cmd[i] && n < 15; i++)
+        argv[n++] = cmd[i];
+    argv[n] = NULL;
+    setenv("MLMEM_FOLD", fold, 1);
+    e2e_result_t res = e2e_exec(argv);
+    unsetenv("MLMEM_FOLD");
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+    struct stat st;
+    assert_int_equal(stat(trace, &st), 0);
+    return (long long)st.st_size;
+}
+
+/* Blocks freed right after they are made are folded into counts in the
+ * shim (preload/fold.c): every figure is what sending each event gives,
+ * checked against the known program and against a run with folding off;
+ * and folding happens: the 15,000 pairs do not reach the trace. */
+static void test_e2e_capture_folded_temporaries_exact(void **state)
+{
+    (void)state;
+    const char *cmd[] = {e2e_prog("e2e_fold"), "temps", NULL};
+    static const char *const fields[] = {
+        "summary.total_allocations", "summary.total_frees", "summary.total_bytes",
+        "summary.temporary_allocations", "summary.peak_heap_bytes", "summary.leaked_bytes",
+        "summary.unmatched_frees"};
+    long long got[2][7];
+    for (int fold = 1; fold >= 0; fold--) {
+        setenv("MLMEM_FOLD", fold ? "1" : "0", 1);
+        json_t *r = e2e_profile(NULL, cmd, 0);
+        for (int k = 0; k < 7; k++)
+            got[fold][k] = e2e_int(r, fields[k]);
+        assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
+        assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+        json_decref(r);
+    }
+    unsetenv("MLMEM_FOLD");
+    /* 5 runs of 3000 temporaries of 16 + (i % 64) * 32 bytes, each run
+     * followed by a kept block of 2000 bytes. */
+    long long run_bytes = 0;
+    for (int i = 0; i < 3000; i++)
+        run_bytes += 16 + (i % 64) * 32;
+    assert_int_equal(got[1][0], 5 * 3000 + 5);
+    assert_int_equal(got[1][1], 5 * 3000 + 5);
+    assert_int_equal(got[1][2], 5 * run_bytes + 5 * 2000);
+    assert_int_equal(got[1][3], 5 * 3000);
+    /* Four kept blocks and the largest temporary of the last run. */
+    assert_int_equal(got[1][4], 4 * 2000 + 16 + 63 * 32);
+    assert_int_equal(got[1][5], 0);
+    assert_int_equal(got[1][6], 0);
+    for (int k = 0; k < 7; k++)
+        assert_int_equal(got[1][k], got[0][k]);
+    long long folded = trace_bytes(cmd, "1"), unfolded = trace_bytes(cmd, "0");
+    if (folded * 4 > unfolded)
+        fail_msg("folding did not shrink the trace: %lld bytes folded, %lld not", folded,
+                 unfolded);
+}
+
+/* A held block (made, not sent yet) handed to another thread that frees it
+ * while its maker waits: the free is sent first, the ALLOC comes late and
+ * claims it. Nothing unmatched, nothing leaked but what the program keeps. */
+static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
+{
+    (void)state;
+    const char *cmd[] = {e2e_prog("e2e_fold"), "handback", NULL};
+    json_t *r = e2e_profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    int seen = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(r, "threads"), i, t) {
+        long long allocs = json_integer_value(json_object_get(t, "allocations"));
+        long long frees = json_integer_value(json_object_get(t, "frees"));
+        long long bytes = json_integer_value(json_object_get(t, "bytes_allocated"));
+        if (allocs == 0 && frees == 500) {
+            seen |= 1; /* the worker freed every handed block */
+        } else if (allocs >= 1000 && frees == 500) {
+            /* main: 500 handed blocks of 200 and 500 temporaries of 48,
+             * plus what pthread_create allocates */
+            assert_true(bytes >= 500 * 200 + 500 * 48);
+            seen |= 2;
+        }
+    }
+    assert_int_equal(seen, 3);
+    /* Leaked: only pthread_create's own blocks (none of 200 or 48 bytes). */
+    json_t *s;
+    json_array_foreach(json_object_get(r, "sites"), i, s) {
+        long long largest = json_integer_value(json_object_get(s, "largest_allocation"));
+        long long leaked = json_integer_value(json_object_get(s, "leaked_allocations"));
+        if (largest == 200 || largest == 48)
+            assert_int_equal(leaked, 0);
+    }
+    json_decref(r);
+}
+
 static json_t *site_with_largest(json_t *r, long long size)
 {
     size_t i;
@@ -704,6 +807,8 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_calloc_overflow_records_nothing),
         cmocka_unit_test(test_e2e_capture_threads_free_across_threads),
         cmocka_unit_test(test_e2e_capture_seq_counter_handoffs_exact),
+        cmocka_unit_test(test_e2e_capture_folded_temporaries_exact),
+        cmocka_unit_test(test_e2e_capture_held_block_freed_by_another_thread),
         cmocka_unit_test(test_e2e_capture_file_reads_marked),
         cmocka_unit_test(test_e2e_capture_inferred_phases),
         cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),

@@ -31,7 +31,7 @@
 
 #define MLMEM_STREAM_MAGIC "MLMEMSTR"
 #define MLMEM_STREAM_MAGIC_LEN 8
-#define MLMEM_STREAM_VERSION 3 /* 3: STACK records share outer frames */
+#define MLMEM_STREAM_VERSION 4 /* 4: TEMPORARIES and ALLOC_LATE events */
 #define MLMEM_STREAM_VERSION_MIN 1 /* the oldest a reader still reads */
 #define MLMEM_STREAM_HEADER_LEN 10 /* magic + u16 version */
 
@@ -65,7 +65,12 @@ enum {
     MLMEM_EV_FORK = 14,      /* arg = child pid                             */
     MLMEM_EV_FILE_READ = 15, /* addr = buffer, size = bytes read, arg = fd  */
     MLMEM_EV_NOP = 16,       /* a seq was taken for an operation that failed */
-    MLMEM_EV_TYPE_MAX = 16,
+    MLMEM_EV_TEMPORARIES = 17, /* count blocks, each freed by its thread right
+                                * after it made it: count, bytes, largest   */
+    MLMEM_EV_ALLOC_LATE = 18,  /* an ALLOC sent after other threads' events:
+                                * ALLOC's fields, and the seq counter when the
+                                * block was made (docs/trace-format.md)      */
+    MLMEM_EV_TYPE_MAX = 18,
 };
 
 /* Flags in the high bits of an event's type byte. They only make the

@@ -1,7 +1,9 @@
 /* A steady allocator for the stalled-analyzer test. Usage:
  *   e2e_stall COUNTS MARKER MS
  * Allocates and frees 64-byte blocks (one malloc and one free per
- * iteration, nothing else allocates: no stdio) for MS milliseconds of wall
+ * iteration, nothing else allocates: no stdio; each block is freed in the
+ * next iteration, after the next one is made, so that the shim sends both
+ * events instead of folding the pair into a count) for MS milliseconds of wall
  * time, creating MARKER once the loop runs. At the end it writes to COUNTS
  * "iterations longest_gap_ns vmhwm_kib": the number of iterations, the
  * longest time one iteration took (how long the shim ever held the program
@@ -45,12 +47,14 @@ int main(int argc, char **argv)
     uint64_t run_ns = (uint64_t)strtoul(argv[3], NULL, 10) * 1000000u;
     uint64_t start = now_ns(), last = start, longest = 0, iterations = 0;
     int marked = 0;
+    void *prev = NULL;
     for (;;) {
         void *volatile p = malloc(64);
         if (!p)
             return 1;
         ((char *)p)[0] = 1;
-        free(p);
+        free(prev);
+        prev = p;
         iterations++;
         uint64_t t = now_ns();
         if (t - last > longest)
@@ -65,6 +69,7 @@ int main(int argc, char **argv)
         if (t - start >= run_ns)
             break;
     }
+    free(prev);
     char out[128];
     int len = snprintf(out, sizeof out, "%llu %llu %ld\n", (unsigned long long)iterations,
                        (unsigned long long)longest, vmhwm_kib());

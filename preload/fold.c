@@ -1,0 +1,121 @@
+/*
+ * fold.c - temporaries counted in the thread instead of sent.
+ *
+ * The commonest allocation there is, a small block freed by the thread that
+ * made it before it makes or frees anything else, cost two events through
+ * the ring, the writer and the analyzer: on an allocation-bound program
+ * most of mlmem's time. A thread now holds its last unsampled small block
+ * (below the stack threshold, no stack) instead of sending it; if the next
+ * thing it does is free that block, the pair becomes one more "folded
+ * temporary" (a count, their bytes and the largest), and nothing is sent.
+ * Anything else the thread sends first sends what it folded (one
+ * TEMPORARIES event) and then the block it holds (an ALLOC), so each event
+ * keeps its place in the thread's order and the analyzer's figures stay
+ * exact: a run of temporaries between two events raises the live bytes by
+ * its largest block at most, which is what TEMPORARIES tells it
+ * (docs/shim.md, "Folded temporaries").
+ *
+ * The held block's ALLOC takes its number when it is sent, later than the
+ * malloc. If another thread was handed the block meanwhile and freed it,
+ * that FREE came first in the order. So the held block remembers the seq
+ * counter as it was made ('held_after'); when other numbers were taken
+ * between that and its own, it travels as ALLOC_LATE with that value, and
+ * the analyzer pairs it with a FREE of the same address it saw in between
+ * (profiler/accounting.c). A thread that blocks keeps its held block and
+ * counts until its next event, its exit, or the final drain, where the
+ * writer reads them (shim_fold_peek).
+ */
+#include "record.h"
+
+/* Sends the folded temporaries as one event (two slots): the dropped count
+ * grows by the events they stand for when there is no room. */
+static void send_folded(shim_ring_t *r, uint64_t count, uint64_t bytes, uint64_t largest)
+{
+    shim_event_t *e = shim_event_reserve(r, 2);
+    if (!e) {
+        r->dropped += 2 * count - 1; /* the reservation counted one */
+        return;
+    }
+    shim_event_stamp(r, e, 0);
+    e->addr = 0;
+    e->info = SHIM_EVI(MLMEM_EV_TEMPORARIES, 0, 0) | SHIM_EVI_EXT;
+    shim_event_ext_t *x = shim_event_ext(r, e);
+    x->size = bytes;
+    x->old_addr = largest;
+    x->arg = count;
+    x->stack_id = MLMEM_STACK_NONE;
+    shim_event_commit(r);
+}
+
+/* Sends the held block. Its number decides its type, so it always takes two
+ * slots: an ALLOC if nobody took a number since the malloc, else an
+ * ALLOC_LATE carrying the counter of then. */
+static void send_held(shim_ring_t *r, unsigned fn, uintptr_t addr, uint64_t size,
+                      uint64_t after)
+{
+    shim_event_t *e = shim_event_reserve(r, 2);
+    if (!e)
+        return;
+    shim_event_stamp(r, e, 0);
+    int type = e->seq == after + 1 ? MLMEM_EV_ALLOC : MLMEM_EV_ALLOC_LATE;
+    e->addr = addr;
+    e->info = SHIM_EVI(type, fn, size) | SHIM_EVI_EXT;
+    shim_event_ext_t *x = shim_event_ext(r, e);
+    x->size = size;
+    x->old_addr = 0;
+    x->arg = after;
+    x->stack_id = MLMEM_STACK_NONE;
+    shim_event_commit(r);
+}
+
+void shim_fold_flush(shim_ring_t *r)
+{
+    if (!shim_fold_begin(r))
+        return; /* a signal handler interrupted a change: the owner sends it */
+    uint64_t count = r->folded_count, bytes = r->folded_bytes, largest = r->folded_largest;
+    uintptr_t held = r->held_addr;
+    uint64_t size = r->held_size, after = r->held_after;
+    unsigned fn = r->held_fn;
+    r->folded_count = 0;
+    r->folded_bytes = 0;
+    r->folded_largest = 0;
+    r->held_addr = 0;
+    shim_fold_end(r);
+    /* The folded pairs all came before the held block was made. */
+    if (count)
+        send_folded(r, count, bytes, largest);
+    if (held)
+        send_held(r, fn, held, size, after);
+}
+
+void shim_fold_reset(shim_ring_t *r)
+{
+    __atomic_store_n(&r->fold_gen, 0, __ATOMIC_RELAXED);
+    r->folded_count = 0;
+    r->folded_bytes = 0;
+    r->folded_largest = 0;
+    r->held_addr = 0;
+    r->fold_ok = g_shim.config.fold_temporaries && g_shim.config.stack_mode != MLMEM_STACKS_ALL;
+}
+
+/* A seqlock read: the owner may be changing the state right now (a thread
+ * still running at exit). A few tries, then the caller counts it lost. */
+int shim_fold_peek(shim_ring_t *r, shim_fold_state_t *out)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        uint64_t g = __atomic_load_n(&r->fold_gen, __ATOMIC_ACQUIRE);
+        if (g & 1u)
+            continue;
+        out->count = r->folded_count;
+        out->bytes = r->folded_bytes;
+        out->largest = r->folded_largest;
+        out->held_addr = r->held_addr;
+        out->held_size = r->held_size;
+        out->held_after = r->held_after;
+        out->held_fn = r->held_fn;
+        atomic_thread_fence(memory_order_acquire);
+        if (__atomic_load_n(&r->fold_gen, __ATOMIC_RELAXED) == g)
+            return 1;
+    }
+    return 0;
+}
