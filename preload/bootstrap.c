@@ -18,9 +18,7 @@
 
 #include "shim.h"
 
-#define POOL_SIZE (256 * 1024)
-
-static _Alignas(64) unsigned char pool[POOL_SIZE];
+_Alignas(64) unsigned char shim_pool[SHIM_POOL_SIZE];
 static _Atomic size_t pool_used;
 
 /* Each pool block is preceded by 16 bytes holding its size, so a realloc of
@@ -29,16 +27,16 @@ void *shim_pool_alloc(size_t size, size_t align)
 {
     if (align < 16)
         align = 16;
-    uintptr_t base = (uintptr_t)pool;
+    uintptr_t base = (uintptr_t)shim_pool;
     size_t old = atomic_load(&pool_used), start;
     do {
         /* Align the address, not the offset: the pool is only 64-aligned. */
         start = (size_t)(((base + old + 16 + align - 1) & ~(uintptr_t)(align - 1)) - base);
-        if (size > POOL_SIZE || start + size > POOL_SIZE)
+        if (size > SHIM_POOL_SIZE || start + size > SHIM_POOL_SIZE)
             return NULL;
     } while (!atomic_compare_exchange_weak(&pool_used, &old, start + size));
-    memcpy(pool + start - 16, &size, sizeof size);
-    return pool + start; /* static storage is zeroed: calloc is satisfied */
+    memcpy(shim_pool + start - 16, &size, sizeof size);
+    return shim_pool + start; /* static storage is zeroed: calloc is satisfied */
 }
 
 size_t shim_pool_size(const void *p)
@@ -46,11 +44,6 @@ size_t shim_pool_size(const void *p)
     size_t size;
     memcpy(&size, (const unsigned char *)p - 16, sizeof size);
     return size;
-}
-
-int shim_pool_owns(const void *p)
-{
-    return (const unsigned char *)p >= pool && (const unsigned char *)p < pool + POOL_SIZE;
 }
 
 void *shim_os_mmap(size_t size)

@@ -45,7 +45,7 @@ SHIM_EXPORT void *malloc(size_t size)
     void *p;
     REAL_CALL(p, malloc(size));
     if (p)
-        shim_record_alloc(MLMEM_FN_MALLOC, p, size);
+        shim_alloc_made(MLMEM_FN_MALLOC, p, size);
     return p;
 }
 
@@ -67,7 +67,7 @@ SHIM_EXPORT void *calloc(size_t n, size_t size)
     void *p;
     REAL_CALL(p, calloc(n, size));
     if (p)
-        shim_record_alloc(MLMEM_FN_CALLOC, p, n * size);
+        shim_alloc_made(MLMEM_FN_CALLOC, p, n * size);
     return p;
 }
 
@@ -209,7 +209,7 @@ SHIM_EXPORT int posix_memalign(void **out, size_t align, size_t size)
     int rc;
     REAL_CALL(rc, posix_memalign(out, align, size));
     if (rc == 0 && *out)
-        shim_record_alloc(MLMEM_FN_POSIX_MEMALIGN, *out, size);
+        shim_alloc_made(MLMEM_FN_POSIX_MEMALIGN, *out, size);
     return rc;
 }
 
@@ -229,7 +229,7 @@ SHIM_EXPORT int posix_memalign(void **out, size_t align, size_t size)
         void *p;                                                       \
         REAL_CALL(p, name args);                                       \
         if (p)                                                         \
-            shim_record_alloc(fn_id, p, size_expr);                    \
+            shim_alloc_made(fn_id, p, size_expr);                      \
         return p;                                                      \
     }
 

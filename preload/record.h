@@ -235,6 +235,17 @@ static inline void shim_event_commit(shim_ring_t *r)
     }
 }
 
+/* Between shim_fold_begin and shim_fold_end, with nothing held: holds 'p'
+ * with the seq counter as it stands (fold.c: a free sent before the block's
+ * ALLOC by another thread took a number after it). */
+static inline void shim_fold_set_held(shim_ring_t *r, int fn, void *p, size_t size)
+{
+    r->held_addr = (uintptr_t)p;
+    r->held_size = size;
+    r->held_fn = (uint8_t)fn;
+    r->held_after = atomic_load_explicit(&g_shim.seq, memory_order_relaxed);
+}
+
 /* An unsampled small block 'p' the thread just made: held instead of sent
  * (what it held before is sent first), so that a free of it next can fold
  * both into a count. Returns 0 when it must be sent now. */
@@ -250,10 +261,7 @@ static inline int shim_fold_hold(shim_ring_t *r, int fn, void *p, size_t size)
         shim_fold_end(r);
         shim_fold_flush(r);
     }
-    r->held_addr = (uintptr_t)p;
-    r->held_size = size;
-    r->held_fn = (uint8_t)fn;
-    r->held_after = atomic_load_explicit(&g_shim.seq, memory_order_relaxed);
+    shim_fold_set_held(r, fn, p, size);
     shim_fold_end(r);
     return 1;
 }
@@ -276,6 +284,26 @@ static inline int shim_fold_free(shim_ring_t *r, void *p)
     r->held_addr = 0;
     shim_fold_end(r);
     return 1;
+}
+
+/* What the allocation hooks call with a block they made. The commonest case
+ * is done here, inline: a small block whose stack the sampler skips, held
+ * while the thread holds nothing (the same steps as shim_stack_for and
+ * shim_fold_hold, in that order). Everything else is shim_record_alloc's. */
+static inline void shim_alloc_made(int fn, void *p, size_t size)
+{
+    shim_ring_t *r = shim_ring;
+    if (SHIM_LIKELY(r != NULL) && r->fold_ok && size < g_shim.config.stack_threshold &&
+        r->sample_countdown > (int64_t)size && !r->held_addr && shim_fold_begin(r)) {
+        if (SHIM_LIKELY(!r->held_addr)) {
+            r->sample_countdown -= (int64_t)size;
+            shim_fold_set_held(r, fn, p, size);
+            shim_fold_end(r);
+            return;
+        }
+        shim_fold_end(r); /* a signal handler held a block meanwhile */
+    }
+    shim_record_alloc(fn, p, size);
 }
 
 #endif /* SHIM_RECORD_H */

@@ -347,7 +347,13 @@ extern SHIM_TLS shim_ring_t *shim_ring;     /* NULL: none yet              */
 /* bootstrap.c */
 void shim_resolve_real(void);
 void *shim_pool_alloc(size_t size, size_t align);
-int shim_pool_owns(const void *p);
+/* The pool itself, for the inline ownership test every free makes. */
+#define SHIM_POOL_SIZE (256 * 1024)
+extern unsigned char shim_pool[SHIM_POOL_SIZE];
+static inline int shim_pool_owns(const void *p)
+{
+    return (const unsigned char *)p >= shim_pool && (const unsigned char *)p < shim_pool + SHIM_POOL_SIZE;
+}
 size_t shim_pool_size(const void *p);
 void *shim_os_mmap(size_t size);
 void shim_os_munmap(void *p, size_t size);
