@@ -25,6 +25,8 @@
  * counts until its next event, its exit, or the final drain, where the
  * writer reads them (shim_fold_peek).
  */
+#include <string.h>
+
 #include "record.h"
 
 /* Sends the folded temporaries as one event (two slots): the dropped count
@@ -90,7 +92,7 @@ void shim_fold_flush(shim_ring_t *r)
 
 void shim_fold_reset(shim_ring_t *r)
 {
-    __atomic_store_n(&r->fold_gen, 0, __ATOMIC_RELAXED);
+    r->fold_busy = 0;
     r->folded_count = 0;
     r->folded_bytes = 0;
     r->folded_largest = 0;
@@ -98,23 +100,32 @@ void shim_fold_reset(shim_ring_t *r)
     r->fold_ok = g_shim.config.fold_temporaries && g_shim.config.stack_mode != MLMEM_STACKS_ALL;
 }
 
-/* A seqlock read: the owner may be changing the state right now (a thread
- * still running at exit). A few tries, then the caller counts it lost. */
+static void fold_copy(const shim_ring_t *r, shim_fold_state_t *out)
+{
+    memset(out, 0, sizeof *out); /* padding too: the copies are compared whole */
+    out->count = __atomic_load_n(&r->folded_count, __ATOMIC_RELAXED);
+    out->bytes = __atomic_load_n(&r->folded_bytes, __ATOMIC_RELAXED);
+    out->largest = __atomic_load_n(&r->folded_largest, __ATOMIC_RELAXED);
+    out->held_addr = __atomic_load_n(&r->held_addr, __ATOMIC_RELAXED);
+    out->held_size = __atomic_load_n(&r->held_size, __ATOMIC_RELAXED);
+    out->held_after = __atomic_load_n(&r->held_after, __ATOMIC_RELAXED);
+    out->held_fn = __atomic_load_n(&r->held_fn, __ATOMIC_RELAXED);
+}
+
+/* The owner may be changing the state right now (a thread still running at
+ * exit): two copies taken while it is not busy must agree. A few tries,
+ * then the caller counts it lost. */
 int shim_fold_peek(shim_ring_t *r, shim_fold_state_t *out)
 {
     for (int tries = 0; tries < 100; tries++) {
-        uint64_t g = __atomic_load_n(&r->fold_gen, __ATOMIC_ACQUIRE);
-        if (g & 1u)
+        shim_fold_state_t again;
+        if (__atomic_load_n(&r->fold_busy, __ATOMIC_ACQUIRE))
             continue;
-        out->count = r->folded_count;
-        out->bytes = r->folded_bytes;
-        out->largest = r->folded_largest;
-        out->held_addr = r->held_addr;
-        out->held_size = r->held_size;
-        out->held_after = r->held_after;
-        out->held_fn = r->held_fn;
+        fold_copy(r, out);
         atomic_thread_fence(memory_order_acquire);
-        if (__atomic_load_n(&r->fold_gen, __ATOMIC_RELAXED) == g)
+        fold_copy(r, &again);
+        if (!__atomic_load_n(&r->fold_busy, __ATOMIC_ACQUIRE) &&
+            memcmp(out, &again, sizeof again) == 0)
             return 1;
     }
     return 0;

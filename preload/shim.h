@@ -140,9 +140,9 @@ typedef struct shim_ring {
     /* Temporaries folded in the thread (fold.c): the last unsampled small
      * block it made, not sent yet, and the blocks it freed right after
      * making them, counted since its last event. The owner changes them
-     * with 'fold_gen' odd (a signal handler that finds it odd leaves them
-     * alone; the writer reads them at the final drain, seqlock-style). */
-    uint64_t fold_gen;              /* unlocked xadd only (record.h)       */
+     * with 'fold_busy' set (a signal handler that finds it set leaves them
+     * alone; the writer reads them twice at the final drain). */
+    uint8_t fold_busy;
     uint8_t fold_ok;                /* owner: may fold (off while exiting) */
     uint8_t held_fn;
     uintptr_t held_addr;            /* 0: nothing held                     */
