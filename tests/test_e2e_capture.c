@@ -282,6 +282,37 @@ static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
     json_decref(r);
 }
 
+/* A thread blocked for good when the process exits still holds its last
+ * small block and its folded temporaries: the writer's final drain sends
+ * them, so its figures are whole. */
+static void test_e2e_capture_blocked_thread_folds_sent_at_exit(void **state)
+{
+    (void)state;
+    const char *cmd[] = {e2e_prog("e2e_fold"), "blocked", NULL};
+    json_t *r = e2e_profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    int seen = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(r, "threads"), i, t) {
+        long long allocs = json_integer_value(json_object_get(t, "allocations"));
+        long long frees = json_integer_value(json_object_get(t, "frees"));
+        long long bytes = json_integer_value(json_object_get(t, "bytes_allocated"));
+        long long leaked = json_integer_value(json_object_get(t, "leaked_bytes"));
+        if (allocs == 3000 + 1) { /* the worker: 3000 temporaries, one kept */
+            assert_int_equal(frees, 3000);
+            assert_int_equal(bytes, 3000 * 72 + 333);
+            assert_int_equal(leaked, 333);
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 1);
+    assert_true(e2e_int(r, "summary.temporary_allocations") >= 3000);
+    json_decref(r);
+}
+
 static json_t *site_with_largest(json_t *r, long long size)
 {
     size_t i;
@@ -809,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_seq_counter_handoffs_exact),
         cmocka_unit_test(test_e2e_capture_folded_temporaries_exact),
         cmocka_unit_test(test_e2e_capture_held_block_freed_by_another_thread),
+        cmocka_unit_test(test_e2e_capture_blocked_thread_folds_sent_at_exit),
         cmocka_unit_test(test_e2e_capture_file_reads_marked),
         cmocka_unit_test(test_e2e_capture_inferred_phases),
         cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),

@@ -11,6 +11,10 @@
  *            the block is still held, unsent, when the worker's free is
  *            sent, so its ALLOC arrives late (ALLOC_LATE). Then the main
  *            thread makes and frees a 48-byte temporary.
+ *   blocked  a worker makes and frees TEMPS temporaries of 72 bytes, makes
+ *            a 333-byte block it keeps, and blocks for good; the main
+ *            thread exits meanwhile. The worker's held block and folded
+ *            counts are sent by the shim's writer at the final drain.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -88,6 +92,38 @@ static int handback(void)
     return pthread_join(t, NULL) != 0;
 }
 
+static int worker_ready;
+
+static void *blocked_worker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < TEMPS; i++) {
+        char *p = malloc(72);
+        p[0] = 1;
+        sink = p;
+        free(p);
+    }
+    sink = malloc(333);
+    pthread_mutex_lock(&lock);
+    worker_ready = 1;
+    pthread_cond_broadcast(&changed);
+    for (;;) /* blocked until the process exits */
+        pthread_cond_wait(&changed, &lock);
+    return NULL;
+}
+
+static int blocked(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, blocked_worker, NULL) != 0)
+        return 1;
+    pthread_mutex_lock(&lock);
+    while (!worker_ready)
+        pthread_cond_wait(&changed, &lock);
+    pthread_mutex_unlock(&lock);
+    exit(0); /* the worker still waits, holding its last block */
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "temps") == 0) {
@@ -96,5 +132,7 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], "handback") == 0)
         return handback();
+    if (argc > 1 && strcmp(argv[1], "blocked") == 0)
+        return blocked();
     return 2;
 }
