@@ -487,9 +487,20 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
     if (taken) {
         const uint32_t mask = SHIM_RING_SLOTS - 1;
         if (discard) {
+            /* Counted as the program's events: folded temporaries as the
+             * allocations and frees they stand for. */
             uint64_t events = 0;
-            for (uint64_t i = tail; i != head; i++, events++)
-                i += (r->slots[i & mask].ev.info & SHIM_EVI_EXT) != 0;
+            for (uint64_t i = tail; i != head; i++) {
+                uint64_t info = r->slots[i & mask].ev.info;
+                if (info & SHIM_EVI_EXT) {
+                    i++;
+                    if (SHIM_EVI_TYPE(info) == MLMEM_EV_TEMPORARIES) {
+                        events += 2 * r->slots[i & mask].ext.arg;
+                        continue;
+                    }
+                }
+                events++;
+            }
             __atomic_fetch_add(&r->dropped, events, __ATOMIC_RELAXED);
         } else {
             batch_t b;
