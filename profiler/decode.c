@@ -181,6 +181,14 @@ static uint64_t get_class_addr(cursor_t *c, uint64_t *class_addr, uint64_t size,
     return addr;
 }
 
+/* Event 'i' has a type that only a version 4 stream may hold. */
+static int fail_newer_type(prof_decoder_t *d, uint64_t at, uint64_t i, unsigned type)
+{
+    return fail(d, at, "event %llu of an EVENTS record has type %u, new in version 4 of the "
+                "stream (this one is version %u)",
+                (unsigned long long)i, type, d->version);
+}
+
 static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
 {
     uint32_t tid = (uint32_t)get_u(c);
@@ -211,11 +219,6 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
                         (unsigned long long)i);
         e.seq = seq;
         e.time_ns = time < 0 ? 0 : (uint64_t)time;
-        if ((e.type == MLMEM_EV_ALLOC_LATE || e.type == MLMEM_EV_TEMPORARIES) &&
-            d->version < 4 && !c->bad)
-            return fail(d, at, "event %llu of an EVENTS record has type %u, new in version 4 "
-                        "of the stream (this one is version %u)",
-                        (unsigned long long)i, e.type, d->version);
         switch (e.type) {
         case MLMEM_EV_ALLOC:
         case MLMEM_EV_REALLOC:
@@ -279,6 +282,8 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
         case MLMEM_EV_ALLOC_LATE: {
             /* Version 4: ALLOC's fields without a stack, then how far
              * back the seq counter stood when the block was made. */
+            if (d->version < 4 && !c->bad)
+                return fail_newer_type(d, at, i, e.type);
             e.size = get_u(c);
             addr = get_class_addr(c, class_addr, e.size, addr);
             e.addr = addr;
@@ -294,6 +299,8 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
             break;
         }
         case MLMEM_EV_TEMPORARIES: {
+            if (d->version < 4 && !c->bad)
+                return fail_newer_type(d, at, i, e.type);
             e.arg = get_u(c);      /* count   */
             e.size = get_u(c);     /* bytes   */
             e.old_size = get_u(c); /* largest */
