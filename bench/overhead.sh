@@ -371,7 +371,7 @@ if [ -s "$tmp/rec.zst" ]; then
     # or free too, heaptrack's unit.
     if rec_af=$(jq -r '.summary | "\(.total_allocations) \(.total_frees) \(.rss_samples)"' "$tmp/rec.json" 2>/dev/null); then
         read -r rec_a rec_f rec_r <<<"$rec_af"
-        notes+=("mlmem-record: its $rec_events events hold $rec_a allocations and $rec_f frees (a realloc is one event counted in both) and $rec_r RSS samples; $(awk -v b="$(fsize "$tmp/rec.zst")" -v n="$((rec_a + rec_f))" 'BEGIN {printf (n > 0) ? "%.2f" : "-", b / n}') B per allocation or free")
+        notes+=("mlmem-record: its $rec_events events hold $rec_a allocations and $rec_f frees (a realloc is one event counted in both) and $rec_r RSS samples; $(awk -v b="$(fsize "$tmp/rec.zst")" -v n="$((rec_a + rec_f))" 'BEGIN {printf (n > 0) ? "%.4f" : "-", b / n}') B per allocation or free (the shim folds a block freed right after it was made into a count: docs/shim.md)")
     fi
     readers+=(mlmem-record)
 fi
@@ -436,7 +436,8 @@ for tool in "${tools[@]}"; do
         rx = (r >= 0 && br > 0) ? sprintf("%.2f", r / br) : "-"
         tmb = (tr[1] != "-") ? sprintf("%.2f", tr[1] / 1e6) : "-"
         ev = (tr[2] != "-" && tr[2] != "") ? tr[2] : "-"
-        bpe = (ev != "-" && ev > 0) ? sprintf("%.2f", tr[1] / ev) : "-"
+        # Folded temporaries make the bytes per event tiny: more digits.
+        bpe = (ev != "-" && ev > 0) ? sprintf(tr[1] / ev < 0.1 ? "%.4f" : "%.2f", tr[1] / ev) : "-"
         rs = (rw != "") ? sprintf("%.2f", rw) : "-"
         eps = (rw != "" && ev != "-" && rw > 0) ? sprintf("%.1f", ev / rw / 1e6) : "-"
         rr = (rm != "") ? sprintf("%.1f", rm / 1024) : "-"
