@@ -19,6 +19,7 @@ packages=(
   clang libclang-rt-14-dev
   libjemalloc-dev libgoogle-perftools-dev   # programs with their own allocator (tests)
   valgrind                                  # the shim under helgrind (tests)
+  time                                      # /usr/bin/time, for bench/ (smoke-tested)
 )
 for arg in "$@"; do
   case "$arg" in

@@ -13,10 +13,10 @@ cmake --build build -j"$(nproc)"
 
 # Sanitizers: the shim is never instrumented (it is preloaded into programs
 # without the runtime), so the tests that run programs under it, the
-# trainer's, the fuzzing run (its own sanitizers) and helgrind's stay in the
-# run above.
+# trainer's, the fuzzing run (its own sanitizers), helgrind's and the benchmark
+# scripts' smoke run stay in the run above.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMLMEM_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)"
 cd build-asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --output-on-failure --timeout 900 -E 'e2e|train|accuracy|fuzz|helgrind'
+    ctest --output-on-failure --timeout 900 -E 'e2e|train|accuracy|fuzz|helgrind|bench'
