@@ -352,7 +352,8 @@ void *shim_pool_alloc(size_t size, size_t align);
 extern unsigned char shim_pool[SHIM_POOL_SIZE];
 static inline int shim_pool_owns(const void *p)
 {
-    return (const unsigned char *)p >= shim_pool && (const unsigned char *)p < shim_pool + SHIM_POOL_SIZE;
+    const unsigned char *c = p;
+    return c >= shim_pool && c < shim_pool + SHIM_POOL_SIZE;
 }
 size_t shim_pool_size(const void *p);
 void *shim_os_mmap(size_t size);
