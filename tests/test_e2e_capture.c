@@ -243,17 +243,25 @@ static void test_e2e_capture_folded_temporaries_exact(void **state)
                  unfolded);
 }
 
+/* `mlmem run` of e2e_fold in 'mode': its report, after checking that no free
+ * went unmatched and no event was lost or dropped. */
+static json_t *profile_fold(const char *mode)
+{
+    const char *cmd[] = {e2e_prog("e2e_fold"), mode, NULL};
+    json_t *r = e2e_profile(NULL, cmd, 0);
+    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
+    assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    return r;
+}
+
 /* A held block (made, not sent yet) handed to another thread that frees it
  * while its maker waits: the free is sent first, the ALLOC comes late and
  * claims it. Nothing unmatched, nothing leaked but what the program keeps. */
 static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
 {
     (void)state;
-    const char *cmd[] = {e2e_prog("e2e_fold"), "handback", NULL};
-    json_t *r = e2e_profile(NULL, cmd, 0);
-    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
-    assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
-    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    json_t *r = profile_fold("handback");
     int seen = 0;
     size_t i;
     json_t *t;
@@ -288,11 +296,7 @@ static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
 static void test_e2e_capture_blocked_thread_folds_sent_at_exit(void **state)
 {
     (void)state;
-    const char *cmd[] = {e2e_prog("e2e_fold"), "blocked", NULL};
-    json_t *r = e2e_profile(NULL, cmd, 0);
-    assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
-    assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
-    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    json_t *r = profile_fold("blocked");
     int seen = 0;
     size_t i;
     json_t *t;
