@@ -29,77 +29,58 @@
 
 #include "record.h"
 
+void shim_fold_temporaries_event(shim_event_t *e, shim_event_ext_t *x,
+                                 const shim_fold_state_t *f)
+{
+    e->addr = 0;
+    e->info = SHIM_EVI(MLMEM_EV_TEMPORARIES, 0, 0) | SHIM_EVI_EXT;
+    x->size = f->bytes;
+    x->old_addr = f->largest;
+    x->arg = f->count;
+    x->stack_id = MLMEM_STACK_NONE;
+}
+
+/* The number decides the type: an ALLOC if nobody took a number since the
+ * malloc, else an ALLOC_LATE carrying the counter of then. */
+void shim_fold_held_event(shim_event_t *e, shim_event_ext_t *x, const shim_fold_state_t *f)
+{
+    int type = e->seq == f->held_after + 1 ? MLMEM_EV_ALLOC : MLMEM_EV_ALLOC_LATE;
+    e->addr = f->held_addr;
+    e->info = SHIM_EVI(type, f->held_fn, f->held_size) | SHIM_EVI_EXT;
+    x->size = f->held_size;
+    x->old_addr = 0;
+    x->arg = f->held_after;
+    x->stack_id = MLMEM_STACK_NONE;
+}
+
 /* Sends the folded temporaries as one event (two slots): the dropped count
  * grows by the events they stand for when there is no room. */
-static void send_folded(shim_ring_t *r, uint64_t count, uint64_t bytes, uint64_t largest)
+static void send_folded(shim_ring_t *r, const shim_fold_state_t *f)
 {
     shim_event_t *e = shim_event_reserve(r, 2);
     if (!e) {
-        r->dropped += 2 * count - 1; /* the reservation counted one */
+        r->dropped += 2 * f->count - 1; /* the reservation counted one */
         return;
     }
     shim_event_stamp(r, e, 0);
-    e->addr = 0;
-    e->info = SHIM_EVI(MLMEM_EV_TEMPORARIES, 0, 0) | SHIM_EVI_EXT;
-    shim_event_ext_t *x = shim_event_ext(r, e);
-    x->size = bytes;
-    x->old_addr = largest;
-    x->arg = count;
-    x->stack_id = MLMEM_STACK_NONE;
+    shim_fold_temporaries_event(e, shim_event_ext(r, e), f);
     shim_event_commit(r);
 }
 
-/* Sends the held block. Its number decides its type, so it always takes two
- * slots: an ALLOC if nobody took a number since the malloc, else an
- * ALLOC_LATE carrying the counter of then. */
-static void send_held(shim_ring_t *r, unsigned fn, uintptr_t addr, uint64_t size,
-                      uint64_t after)
+/* Sends the held block: always two slots, since its type is known only
+ * once it has its number. */
+static void send_held(shim_ring_t *r, const shim_fold_state_t *f)
 {
     shim_event_t *e = shim_event_reserve(r, 2);
     if (!e)
         return;
     shim_event_stamp(r, e, 0);
-    int type = e->seq == after + 1 ? MLMEM_EV_ALLOC : MLMEM_EV_ALLOC_LATE;
-    e->addr = addr;
-    e->info = SHIM_EVI(type, fn, size) | SHIM_EVI_EXT;
-    shim_event_ext_t *x = shim_event_ext(r, e);
-    x->size = size;
-    x->old_addr = 0;
-    x->arg = after;
-    x->stack_id = MLMEM_STACK_NONE;
+    shim_fold_held_event(e, shim_event_ext(r, e), f);
     shim_event_commit(r);
 }
 
-void shim_fold_flush(shim_ring_t *r)
-{
-    if (!shim_fold_begin(r))
-        return; /* a signal handler interrupted a change: the owner sends it */
-    uint64_t count = r->folded_count, bytes = r->folded_bytes, largest = r->folded_largest;
-    uintptr_t held = r->held_addr;
-    uint64_t size = r->held_size, after = r->held_after;
-    unsigned fn = r->held_fn;
-    r->folded_count = 0;
-    r->folded_bytes = 0;
-    r->folded_largest = 0;
-    r->held_addr = 0;
-    shim_fold_end(r);
-    /* The folded pairs all came before the held block was made. */
-    if (count)
-        send_folded(r, count, bytes, largest);
-    if (held)
-        send_held(r, fn, held, size, after);
-}
-
-void shim_fold_reset(shim_ring_t *r)
-{
-    r->fold_busy = 0;
-    r->folded_count = 0;
-    r->folded_bytes = 0;
-    r->folded_largest = 0;
-    r->held_addr = 0;
-    r->fold_ok = g_shim.config.fold_temporaries && g_shim.config.stack_mode != MLMEM_STACKS_ALL;
-}
-
+/* A copy of the fold state (relaxed loads: the writer reads another
+ * thread's). */
 static void fold_copy(const shim_ring_t *r, shim_fold_state_t *out)
 {
     memset(out, 0, sizeof *out); /* padding too: the copies are compared whole */
@@ -110,6 +91,37 @@ static void fold_copy(const shim_ring_t *r, shim_fold_state_t *out)
     out->held_size = __atomic_load_n(&r->held_size, __ATOMIC_RELAXED);
     out->held_after = __atomic_load_n(&r->held_after, __ATOMIC_RELAXED);
     out->held_fn = __atomic_load_n(&r->held_fn, __ATOMIC_RELAXED);
+}
+
+/* Nothing held, nothing folded. */
+static void fold_clear(shim_ring_t *r)
+{
+    r->folded_count = 0;
+    r->folded_bytes = 0;
+    r->folded_largest = 0;
+    r->held_addr = 0;
+}
+
+void shim_fold_flush(shim_ring_t *r)
+{
+    if (!shim_fold_begin(r))
+        return; /* a signal handler interrupted a change: the owner sends it */
+    shim_fold_state_t f;
+    fold_copy(r, &f);
+    fold_clear(r);
+    shim_fold_end(r);
+    /* The folded pairs all came before the held block was made. */
+    if (f.count)
+        send_folded(r, &f);
+    if (f.held_addr)
+        send_held(r, &f);
+}
+
+void shim_fold_reset(shim_ring_t *r)
+{
+    r->fold_busy = 0;
+    fold_clear(r);
+    r->fold_ok = g_shim.config.fold_temporaries && g_shim.config.stack_mode != MLMEM_STACKS_ALL;
 }
 
 /* The owner may be changing the state right now (a thread still running at

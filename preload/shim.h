@@ -379,6 +379,11 @@ typedef struct {
     uint64_t held_size, held_after;
     unsigned held_fn;
 } shim_fold_state_t;
+/* Fill 'e' (its seq taken) and its second slot 'x' as the event that sends
+ * f's folded temporaries, or f's held block. */
+void shim_fold_temporaries_event(shim_event_t *e, shim_event_ext_t *x,
+                                 const shim_fold_state_t *f);
+void shim_fold_held_event(shim_event_t *e, shim_event_ext_t *x, const shim_fold_state_t *f);
 /* Sends what 'r' holds and has folded (owner only; see fold.c). */
 void shim_fold_flush(shim_ring_t *r);
 /* Forgets it (a new owner, a fork child). */

@@ -653,25 +653,16 @@ static void send_folds_left(void)
             continue;
         batch_t b;
         batch_begin(&b, r->tid);
-        uint64_t ticks = shim_ticks();
-        shim_event_t e = {.time = ticks};
-        shim_event_ext_t x = {.stack_id = MLMEM_STACK_NONE};
+        shim_event_t e = {.time = shim_ticks()};
+        shim_event_ext_t x;
         if (f.count) {
             e.seq = atomic_fetch_add(&g_shim.seq, 1) + 1;
-            e.info = SHIM_EVI(MLMEM_EV_TEMPORARIES, 0, 0) | SHIM_EVI_EXT;
-            x.size = f.bytes;
-            x.old_addr = f.largest;
-            x.arg = f.count;
+            shim_fold_temporaries_event(&e, &x, &f);
             batch_add(&b, &e, &x, 0);
         }
         if (f.held_addr) {
             e.seq = atomic_fetch_add(&g_shim.seq, 1) + 1;
-            int type = e.seq == f.held_after + 1 ? MLMEM_EV_ALLOC : MLMEM_EV_ALLOC_LATE;
-            e.addr = f.held_addr;
-            e.info = SHIM_EVI(type, f.held_fn, f.held_size) | SHIM_EVI_EXT;
-            x.size = f.held_size;
-            x.old_addr = 0;
-            x.arg = f.held_after;
+            shim_fold_held_event(&e, &x, &f);
             batch_add(&b, &e, &x, 0);
         }
         batch_end(&b);
