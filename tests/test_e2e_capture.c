@@ -266,9 +266,9 @@ static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(r, "threads"), i, t) {
-        long long allocs = json_integer_value(json_object_get(t, "allocations"));
-        long long frees = json_integer_value(json_object_get(t, "frees"));
-        long long bytes = json_integer_value(json_object_get(t, "bytes_allocated"));
+        long long allocs = e2e_int(t, "allocations");
+        long long frees = e2e_int(t, "frees");
+        long long bytes = e2e_int(t, "bytes_allocated");
         if (allocs == 0 && frees == 500) {
             seen |= 1; /* the worker freed every handed block */
         } else if (allocs >= 1000 && frees == 500) {
@@ -282,8 +282,8 @@ static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
     /* Leaked: only pthread_create's own blocks (none of 200 or 48 bytes). */
     json_t *s;
     json_array_foreach(json_object_get(r, "sites"), i, s) {
-        long long largest = json_integer_value(json_object_get(s, "largest_allocation"));
-        long long leaked = json_integer_value(json_object_get(s, "leaked_allocations"));
+        long long largest = e2e_int(s, "largest_allocation");
+        long long leaked = e2e_int(s, "leaked_allocations");
         if (largest == 200 || largest == 48)
             assert_int_equal(leaked, 0);
     }
@@ -301,10 +301,10 @@ static void test_e2e_capture_blocked_thread_folds_sent_at_exit(void **state)
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(r, "threads"), i, t) {
-        long long allocs = json_integer_value(json_object_get(t, "allocations"));
-        long long frees = json_integer_value(json_object_get(t, "frees"));
-        long long bytes = json_integer_value(json_object_get(t, "bytes_allocated"));
-        long long leaked = json_integer_value(json_object_get(t, "leaked_bytes"));
+        long long allocs = e2e_int(t, "allocations");
+        long long frees = e2e_int(t, "frees");
+        long long bytes = e2e_int(t, "bytes_allocated");
+        long long leaked = e2e_int(t, "leaked_bytes");
         if (allocs == 3000 + 1) { /* the worker: 3000 temporaries, one kept */
             assert_int_equal(frees, 3000);
             assert_int_equal(bytes, 3000 * 72 + 333);
