@@ -1170,12 +1170,14 @@ static int acct_apply_temporaries(prof_acct_t *a, const prof_event_t *ev)
  * counted, and the block never lives here. Otherwise it is an ALLOC. */
 static int acct_on_alloc_late(prof_acct_t *a, const prof_event_t *ev)
 {
-    uint32_t freer;
-    if (ev->addr == 0 || !acct_orphan_take(a, ev->addr, ev->arg, &freer))
+    uint32_t si, ti, freer;
+    if (ev->addr == 0 || !a->orphans)
         return acct_on_alloc(a, ev);
-    uint32_t si, ti;
+    /* Tables first: running out of memory must not lose the free it claims. */
     if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0)
         return -1;
+    if (!acct_orphan_take(a, ev->addr, ev->arg, &freer))
+        return acct_on_alloc(a, ev);
     a->sum.unmatched_frees--;
     prof_heap_entry_t block = acct_charge_unlisted(a, ev->addr, ev->size, si, ti);
     acct_heap_release(a, &block, freer, 0);
