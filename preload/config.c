@@ -63,5 +63,10 @@ void shim_config_load(shim_config_t *c)
         c->rss_interval_ms = 1;
     c->exit_timeout_ms = (uint32_t)env_size("MLMEM_EXIT_TIMEOUT_MS", c->exit_timeout_ms);
     c->fold_temporaries = env_size("MLMEM_FOLD", 1) != 0;
+    const char *unwind = getenv("MLMEM_UNWIND");
+    if (unwind && strcmp(unwind, "libunwind") == 0)
+        c->unwind_mode = SHIM_UNWIND_LIBUNWIND;
+    else if (unwind && strcmp(unwind, "check") == 0)
+        c->unwind_mode = SHIM_UNWIND_CHECK;
     c->debug = (int)env_size("MLMEM_DEBUG", 0);
 }

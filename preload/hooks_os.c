@@ -144,6 +144,8 @@ SHIM_EXPORT int dlclose(void *handle)
     if (SHIM_UNLIKELY(!g_shim.real.dlclose))
         shim_resolve_real();
     int rc = g_shim.real.dlclose(handle);
+    if (rc == 0)
+        shim_cfi_forget();
     if (rc == 0 && atomic_load(&g_shim.mode) == SHIM_ACTIVE)
         shim_modules_refresh(1);
     return rc;

@@ -223,8 +223,14 @@ typedef struct {
     uint32_t rss_interval_ms;
     uint32_t exit_timeout_ms;    /* max wait for the final flush at exit  */
     int fold_temporaries;        /* fold.c: 0 sends every event           */
+    int unwind_mode;             /* SHIM_UNWIND_*                         */
     int debug;
 } shim_config_t;
+
+/* How stacks are walked (MLMEM_UNWIND; cfi.c). */
+#define SHIM_UNWIND_CFI 0       /* cached CFI rules, libunwind where they give up */
+#define SHIM_UNWIND_LIBUNWIND 1 /* libunwind for every stack                */
+#define SHIM_UNWIND_CHECK 2     /* both, and log where they differ          */
 
 #define SHIM_MAX_RINGS 4096
 #define SHIM_MAX_MODULES 2048
@@ -419,6 +425,17 @@ uint32_t shim_stack_intern(const uintptr_t *frames, uint32_t depth, uint32_t bas
                            const uintptr_t *base_frames, uint32_t base_depth);
 /* Copies stack 'id's frames to 'out' (room for MLMEM_STACK_MAX_DEPTH). */
 int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth);
+
+/* cfi.c: walking frames with cached .eh_frame rules. shim_cfi_walk walks
+ * from a frame whose return address is 'ip' and whose caller's stack
+ * pointer and frame pointer are 'sp' and 'bp', writing at most 'max'
+ * return addresses to 'out' as unw_backtrace would: their count, or -1
+ * when a frame is not simple enough (then libunwind must walk). */
+void shim_cfi_init(void);
+void shim_cfi_forget(void); /* after dlclose: rules may name unmapped code */
+int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max);
+void shim_cfi_check(const uintptr_t *fast, int fast_n, const uintptr_t *slow, int slow_n);
+void shim_cfi_report(void);
 
 /* How many outermost frames 'a'[0, an) and 'b'[0, bn) have in common: what
  * the stack table stores once and the writer sends once. */

@@ -832,6 +832,7 @@ void shim_writer_finish(int reason, int code_known, int code)
         nanosleep(&ts, NULL);
     }
     atomic_store(&g_shim.mode, SHIM_DETACHED);
+    shim_cfi_report();
     uint64_t dropped = shim_dropped_total();
     if (dropped)
         shim_log("%llu events could not be recorded (see dropped_events in the report)",

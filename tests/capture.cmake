@@ -33,7 +33,8 @@ add_dependencies(test_e2e_capture mlmem mlmem_preload e2e_peak e2e_realloc e2e_a
 # The shim's pieces that run outside a profiled process (no hooks linked).
 mlmem_add_test(test_shim
   SOURCES test_shim.c ${CMAKE_SOURCE_DIR}/preload/log.c ${CMAKE_SOURCE_DIR}/preload/config.c
-          ${CMAKE_SOURCE_DIR}/preload/stacks.c ${CMAKE_SOURCE_DIR}/preload/state.c
+          ${CMAKE_SOURCE_DIR}/preload/stacks.c ${CMAKE_SOURCE_DIR}/preload/cfi.c
+          ${CMAKE_SOURCE_DIR}/preload/state.c
           ${CMAKE_SOURCE_DIR}/preload/bootstrap.c
   LIBS PkgConfig::UNWIND Threads::Threads ${CMAKE_DL_LIBS})
 

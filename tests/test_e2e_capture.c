@@ -812,6 +812,84 @@ static void test_e2e_capture_static_binary_explained(void **state)
     e2e_result_free(&res);
 }
 
+/* Runs 'cmd' under `mlmem run --stacks=all` with MLMEM_UNWIND=check: the
+ * shim walks every stack both with its cached CFI rules and with libunwind,
+ * and each process logs how many it compared, how many differed and how
+ * many the CFI walk gave to libunwind (preload/cfi.c). Sums them. */
+typedef struct {
+    long long checked, differ, given_up;
+} unwind_check_t;
+
+static unwind_check_t unwind_check(const char *const *cmd)
+{
+    const char *argv[E2E_MAX_ARGS] = {e2e_mlmem(), "run", "-q", "--no-trace", "--stacks=all",
+                                      "--"};
+    int n = 6;
+    for (int i = 0; cmd[i] && n < E2E_MAX_ARGS - 1; i++)
+        argv[n++] = cmd[i];
+    argv[n] = NULL;
+    setenv("MLMEM_UNWIND", "check", 1);
+    e2e_result_t res = e2e_exec(argv);
+    unsetenv("MLMEM_UNWIND");
+    assert_int_equal(res.status, 0);
+    unwind_check_t sum = {0, 0, 0};
+    int lines = 0;
+    for (const char *p = res.err; (p = strstr(p, "unwind: ")); p++) {
+        long long g, c, d;
+        assert_int_equal(sscanf(p, "unwind: %lld stacks given to libunwind by the CFI walk; "
+                                   "%lld checked, %lld differ", &g, &c, &d), 3);
+        sum.given_up += g;
+        sum.checked += c;
+        sum.differ += d;
+        lines++;
+    }
+    assert_true(lines > 0);
+    e2e_result_free(&res);
+    return sum;
+}
+
+/* The shim's own walk (cached .eh_frame rules) finds the frames libunwind
+ * finds, stack for stack, in C with threads, C++, a plugin loaded and
+ * unloaded, and CPython; where it cannot walk (a signal handler's frame)
+ * it gives the stack to libunwind, and the frames still agree. */
+static void test_e2e_capture_cfi_walk_agrees_with_libunwind(void **state)
+{
+    (void)state;
+    const char *threads[] = {e2e_prog("e2e_threads"), NULL};
+    unwind_check_t u = unwind_check(threads);
+    assert_true(u.checked >= 8000); /* the workers' blocks, each with its stack */
+    assert_int_equal(u.differ, 0);
+    assert_int_equal(u.given_up, 0);
+
+    const char *cxx[] = {e2e_prog("e2e_cxx"), NULL};
+    u = unwind_check(cxx);
+    assert_true(u.checked > 0);
+    assert_int_equal(u.differ, 0);
+
+    char plugin[4096];
+    snprintf(plugin, sizeof plugin, "%s", e2e_prog("libe2e_plugin.so"));
+    const char *dl[] = {e2e_prog("e2e_dlopen"), plugin, NULL};
+    u = unwind_check(dl);
+    assert_true(u.checked > 0);
+    assert_int_equal(u.differ, 0);
+
+    const char *counts = e2e_path(2, e2e_tmpdir(), "counts.txt");
+    const char *sig[] = {e2e_prog("e2e_signal_alloc"), counts, NULL};
+    u = unwind_check(sig);
+    assert_true(u.checked >= 300000);
+    assert_int_equal(u.differ, 0);
+    assert_true(u.given_up > 0); /* the handler's allocations, through __restore_rt */
+
+    if (system("python3 -c pass >/dev/null 2>&1") != 0)
+        return;
+    const char *py[] = {"/usr/bin/env", "python3", "-c",
+                        "import json, decimal; json.dumps([str(decimal.Decimal(i) / 7) for i in range(999)])",
+                        NULL};
+    u = unwind_check(py);
+    assert_true(u.checked > 1000);
+    assert_int_equal(u.differ, 0);
+}
+
 /* A Python program: the interpreter is a real, unmodified binary. A 50 MB
  * bytearray is one allocation whose stack goes through CPython. */
 static void test_e2e_capture_python_program(void **state)
@@ -848,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_file_reads_marked),
         cmocka_unit_test(test_e2e_capture_inferred_phases),
         cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),
+        cmocka_unit_test(test_e2e_capture_cfi_walk_agrees_with_libunwind),
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
         cmocka_unit_test(test_e2e_capture_cxx_new_delete),

@@ -1,13 +1,15 @@
 /*
  * test_shim.c - unit tests of the shim's pieces that can run outside a
  * profiled process: the stack-buffer formatter, the configuration parser,
- * the bootstrap pool, and the lock-free stack table. (The hooks themselves
+ * the bootstrap pool, the lock-free stack table and the CFI walk. (The hooks themselves
  * are tested end to end, in test_e2e_capture.c.)
  *
  * The shim's sources are compiled into this test without its hooks, so the
  * test's own malloc is the real one.
  */
 #define _GNU_SOURCE
+#include <alloca.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +20,9 @@
 #include <string.h>
 
 #include "preload/shim.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 
 /* ---- shim_format --------------------------------------------------------- */
 
@@ -284,6 +289,124 @@ static void test_shim_stacks_capture_reuses_same_call_site(void **state)
     free(r);
 }
 
+/* ---- the CFI walk (cfi.c) ----------------------------------------------- */
+
+typedef struct {
+    uintptr_t cfi[MLMEM_STACK_MAX_DEPTH];
+    int cfi_n;
+    uintptr_t unw[MLMEM_STACK_MAX_DEPTH];
+    int unw_n;
+} walks_t;
+
+static volatile int walk_sink; /* work after each call: no tail calls */
+
+/* Both walks of the stack of this function's caller. The CFI walk starts
+ * at this frame's return address with the caller's stack and frame
+ * pointers (hence a frame pointer here, as the shim keeps); libunwind's
+ * first frame is this function's own, dropped. */
+static __attribute__((noinline, optimize("no-omit-frame-pointer"))) void walk_both(walks_t *w)
+{
+    const uintptr_t *fp = __builtin_frame_address(0);
+    w->cfi_n = shim_cfi_walk(fp[1], (uintptr_t)(fp + 2), fp[0], w->cfi, MLMEM_STACK_MAX_DEPTH);
+    void *raw[MLMEM_STACK_MAX_DEPTH + 1];
+    int n = unw_backtrace(raw, MLMEM_STACK_MAX_DEPTH + 1);
+    w->unw_n = n - 1;
+    for (int i = 1; i < n; i++)
+        w->unw[i - 1] = (uintptr_t)raw[i];
+    walk_sink++;
+}
+
+/* 'k' frames whose CFA is RSP plus a constant (this file omits frame
+ * pointers), then the walk. */
+static __attribute__((noinline)) void nest(walks_t *w, int k)
+{
+    if (k == 0)
+        walk_both(w);
+    else
+        nest(w, k - 1);
+    walk_sink++;
+}
+
+/* 'levels' frames whose CFA is RBP plus a constant (alloca needs a frame
+ * pointer), each below the next: the walk must restore each one's RBP
+ * from where the one it called saved it. */
+static __attribute__((noinline)) void with_alloca(walks_t *w, size_t n, int levels)
+{
+    volatile char *buf = alloca(n);
+    buf[0] = 1;
+    buf[n - 1] = 2;
+    if (levels > 1)
+        with_alloca(w, n + 24, levels - 1);
+    else
+        nest(w, 3);
+    walk_sink += buf[n - 1];
+}
+
+/* A frame of 300 KB: its CFA offset does not fit 16 bits. */
+static __attribute__((noinline)) void with_big_frame(walks_t *w)
+{
+    volatile char big[300000];
+    big[0] = 1;
+    big[sizeof big - 1] = 2;
+    nest(w, 2);
+    walk_sink += big[0] + big[sizeof big - 1];
+}
+
+static void assert_walks_agree(const walks_t *w)
+{
+    assert_true(w->cfi_n > 0); /* the CFI walk did not give up */
+    assert_int_equal(w->cfi_n, w->unw_n);
+    assert_memory_equal(w->cfi, w->unw, (size_t)w->cfi_n * sizeof w->cfi[0]);
+}
+
+static void test_shim_cfi_walk_matches_libunwind(void **state)
+{
+#if !defined(__x86_64__)
+    skip(); /* libunwind walks every stack there */
+#endif
+    walks_t w;
+    nest(&w, 0);
+    assert_walks_agree(&w);
+    nest(&w, 7);
+    assert_walks_agree(&w);
+    with_alloca(&w, 1000, 3);
+    assert_walks_agree(&w);
+    with_alloca(&w, 50000, 2);
+    assert_walks_agree(&w);
+    with_big_frame(&w);
+    assert_walks_agree(&w);
+    /* Deeper than a stack keeps: both stop at the same depth. */
+    nest(&w, MLMEM_STACK_MAX_DEPTH + 10);
+    assert_walks_agree(&w);
+    assert_int_equal(w.cfi_n, MLMEM_STACK_MAX_DEPTH);
+}
+
+static walks_t handler_walks;
+
+static void walk_in_handler(int sig)
+{
+    (void)sig;
+    nest(&handler_walks, 2);
+}
+
+/* A signal frame (glibc's __restore_rt) is described by DWARF expressions:
+ * the CFI walk gives up there rather than guess, and libunwind walks it. */
+static void test_shim_cfi_walk_gives_up_at_signal_frame(void **state)
+{
+#if !defined(__x86_64__)
+    skip();
+#endif
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = walk_in_handler;
+    sigaction(SIGUSR1, &sa, &old);
+    handler_walks.cfi_n = 0;
+    raise(SIGUSR1);
+    sigaction(SIGUSR1, &old, NULL);
+    assert_int_equal(handler_walks.cfi_n, -1);
+    assert_true(handler_walks.unw_n > 4); /* libunwind got through, to main */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +422,8 @@ int main(void)
         cmocka_unit_test_setup(test_shim_stacks_share_outer_frames_with_base, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_concurrent_interning_agrees, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_capture_reuses_same_call_site, stacks_setup),
+        cmocka_unit_test_setup(test_shim_cfi_walk_matches_libunwind, stacks_setup),
+        cmocka_unit_test_setup(test_shim_cfi_walk_gives_up_at_signal_frame, stacks_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
