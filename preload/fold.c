@@ -4,12 +4,14 @@
  * The commonest allocation there is, a small block freed by the thread that
  * made it before it makes or frees anything else, cost two events through
  * the ring, the writer and the analyzer: on an allocation-bound program
- * most of mlmem's time. A thread now holds its last unsampled small block
- * (below the stack threshold, no stack) instead of sending it; if the next
- * thing it does is free that block, the pair becomes one more "folded
- * temporary" (a count, their bytes and the largest), and nothing is sent.
- * Anything else the thread sends first sends what it folded (one
- * TEMPORARIES event) and then the block it holds (an ALLOC), so each event
+ * most of mlmem's time. A thread now holds its last small block (below the
+ * stack threshold) instead of sending it; if the next thing it does is free
+ * that block, the pair becomes one more "folded temporary" (a count, their
+ * bytes and the largest), and nothing is sent. The folded blocks share one
+ * stack: none (unsampled), or under --stacks=all the same call site in a
+ * loop; a block of another stack sends them first. Anything else the
+ * thread sends first sends what it folded (one TEMPORARIES event, with
+ * their stack) and then the block it holds (an ALLOC), so each event
  * keeps its place in the thread's order and the analyzer's figures stay
  * exact: a run of temporaries between two events raises the live bytes by
  * its largest block at most, which is what TEMPORARIES tells it
@@ -37,7 +39,7 @@ void shim_fold_temporaries_event(shim_event_t *e, shim_event_ext_t *x,
     x->size = f->bytes;
     x->old_addr = f->largest;
     x->arg = f->count;
-    x->stack_id = MLMEM_STACK_NONE;
+    x->stack_id = f->stack;
 }
 
 /* The number decides the type: an ALLOC if nobody took a number since the
@@ -50,7 +52,7 @@ void shim_fold_held_event(shim_event_t *e, shim_event_ext_t *x, const shim_fold_
     x->size = f->held_size;
     x->old_addr = 0;
     x->arg = f->held_after;
-    x->stack_id = MLMEM_STACK_NONE;
+    x->stack_id = f->held_stack;
 }
 
 /* Sends the folded temporaries as one event (two slots): the dropped count
@@ -87,10 +89,12 @@ static void fold_copy(const shim_ring_t *r, shim_fold_state_t *out)
     out->count = __atomic_load_n(&r->folded_count, __ATOMIC_RELAXED);
     out->bytes = __atomic_load_n(&r->folded_bytes, __ATOMIC_RELAXED);
     out->largest = __atomic_load_n(&r->folded_largest, __ATOMIC_RELAXED);
+    out->stack = __atomic_load_n(&r->folded_stack, __ATOMIC_RELAXED);
     out->held_addr = __atomic_load_n(&r->held_addr, __ATOMIC_RELAXED);
     out->held_size = __atomic_load_n(&r->held_size, __ATOMIC_RELAXED);
     out->held_after = __atomic_load_n(&r->held_after, __ATOMIC_RELAXED);
     out->held_fn = __atomic_load_n(&r->held_fn, __ATOMIC_RELAXED);
+    out->held_stack = __atomic_load_n(&r->held_stack, __ATOMIC_RELAXED);
 }
 
 /* Nothing held, nothing folded. */
@@ -99,6 +103,7 @@ static void fold_clear(shim_ring_t *r)
     r->folded_count = 0;
     r->folded_bytes = 0;
     r->folded_largest = 0;
+    r->folded_stack = MLMEM_STACK_NONE;
     r->held_addr = 0;
 }
 
@@ -121,7 +126,7 @@ void shim_fold_reset(shim_ring_t *r)
 {
     r->fold_busy = 0;
     fold_clear(r);
-    r->fold_ok = g_shim.config.fold_temporaries && g_shim.config.stack_mode != MLMEM_STACKS_ALL;
+    r->fold_ok = g_shim.config.fold_temporaries;
 }
 
 /* The owner may be changing the state right now (a thread still running at

@@ -151,7 +151,7 @@ void shim_record_alloc(int fn, void *p, size_t size)
     if (!r)
         return;
     uint32_t stack = shim_stack_for(r, size, 0);
-    if (stack == MLMEM_STACK_NONE && shim_fold_hold(r, fn, p, size))
+    if (shim_fold_hold(r, fn, p, size, stack))
         return;
     unsigned n = stack != MLMEM_STACK_NONE || size > SHIM_EVI_SIZE_MASK ? 2 : 1;
     shim_event_t *e = shim_event_reserve(r, n);

@@ -235,33 +235,37 @@ static inline void shim_event_commit(shim_ring_t *r)
     }
 }
 
-/* Between shim_fold_begin and shim_fold_end, with nothing held: holds 'p'
- * with the seq counter as it stands (fold.c: a free sent before the block's
- * ALLOC by another thread took a number after it). */
-static inline void shim_fold_set_held(shim_ring_t *r, int fn, void *p, size_t size)
+/* Between shim_fold_begin and shim_fold_end, with nothing held and nothing
+ * folded of another stack: holds 'p' with the seq counter as it stands
+ * (fold.c: a free sent before the block's ALLOC by another thread took a
+ * number after it). */
+static inline void shim_fold_set_held(shim_ring_t *r, int fn, void *p, size_t size,
+                                      uint32_t stack)
 {
     r->held_addr = (uintptr_t)p;
     r->held_size = size;
     r->held_fn = (uint8_t)fn;
+    r->held_stack = stack;
     r->held_after = atomic_load_explicit(&g_shim.seq, memory_order_relaxed);
 }
 
-/* An unsampled small block 'p' the thread just made: held instead of sent
- * (what it held before is sent first), so that a free of it next can fold
- * both into a count. Returns 0 when it must be sent now. */
-static inline int shim_fold_hold(shim_ring_t *r, int fn, void *p, size_t size)
+/* A small block 'p' of stack 'stack' the thread just made: held instead of
+ * sent (what it held before, and temporaries folded of another stack, are
+ * sent first), so that a free of it next can fold both into a count.
+ * Returns 0 when it must be sent now. */
+static inline int shim_fold_hold(shim_ring_t *r, int fn, void *p, size_t size, uint32_t stack)
 {
     if (!r->fold_ok || size >= g_shim.config.stack_threshold)
         return 0;
     for (;;) {
         if (!shim_fold_begin(r))
             return 0;
-        if (!r->held_addr)
+        if (!r->held_addr && (!r->folded_count || r->folded_stack == stack))
             break;
         shim_fold_end(r);
         shim_fold_flush(r);
     }
-    shim_fold_set_held(r, fn, p, size);
+    shim_fold_set_held(r, fn, p, size, stack);
     shim_fold_end(r);
     return 1;
 }
@@ -277,6 +281,7 @@ static inline int shim_fold_free(shim_ring_t *r, void *p)
         return 0;
     }
     uint64_t size = r->held_size;
+    r->folded_stack = r->held_stack; /* the same, or nothing folded yet */
     r->folded_count++;
     r->folded_bytes += size;
     if (size > r->folded_largest)
@@ -288,16 +293,19 @@ static inline int shim_fold_free(shim_ring_t *r, void *p)
 
 /* What the allocation hooks call with a block they made. The commonest case
  * is done here, inline: a small block whose stack the sampler skips, held
- * while the thread holds nothing (the same steps as shim_stack_for and
- * shim_fold_hold, in that order). Everything else is shim_record_alloc's. */
+ * while the thread holds nothing and has folded only blocks without a
+ * stack (the same steps as shim_stack_for and shim_fold_hold, in that
+ * order). Everything else is shim_record_alloc's, and so is every block
+ * under --stacks=all: there the countdown stays 0. */
 static inline void shim_alloc_made(int fn, void *p, size_t size)
 {
     shim_ring_t *r = shim_ring;
     if (SHIM_LIKELY(r != NULL) && r->fold_ok && size < g_shim.config.stack_threshold &&
-        r->sample_countdown > (int64_t)size && !r->held_addr && shim_fold_begin(r)) {
-        if (SHIM_LIKELY(!r->held_addr)) {
+        r->sample_countdown > (int64_t)size && !r->held_addr &&
+        r->folded_stack == MLMEM_STACK_NONE && shim_fold_begin(r)) {
+        if (SHIM_LIKELY(!r->held_addr && r->folded_stack == MLMEM_STACK_NONE)) {
             r->sample_countdown -= (int64_t)size;
-            shim_fold_set_held(r, fn, p, size);
+            shim_fold_set_held(r, fn, p, size, MLMEM_STACK_NONE);
             shim_fold_end(r);
             return;
         }

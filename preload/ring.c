@@ -57,10 +57,10 @@ static void ring_annotate(shim_ring_t *r)
     SHIM_BENIGN_RACE(&r->dropped, "drop count, read by the writer for reports");
     SHIM_BENIGN_RACE(&r->name, "copied by the writer, validated by name_gen");
     SHIM_BENIGN_RACE(&r->name_sent_gen, "the writer's own; its creator only mapped it");
-    /* The fold state, from its 'fold_busy' to 'folded_largest' (fold.c):
+    /* The fold state, from its 'fold_busy' to 'folded_stack' (fold.c):
      * read twice by the writer's final drain. */
     SHIM_BENIGN_RACE_SIZED(&r->fold_busy,
-                           (size_t)((char *)(&r->folded_largest + 1) - (char *)&r->fold_busy),
+                           (size_t)((char *)(&r->folded_stack + 1) - (char *)&r->fold_busy),
                            "the fold state, read twice by the writer's final drain");
     (void)r;
 }

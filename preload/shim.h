@@ -137,20 +137,24 @@ typedef struct shim_ring {
     int64_t sample_countdown;       /* bytes until the next sampled one   */
     uint64_t rng;
 
-    /* Temporaries folded in the thread (fold.c): the last unsampled small
-     * block it made, not sent yet, and the blocks it freed right after
-     * making them, counted since its last event. The owner changes them
+    /* Temporaries folded in the thread (fold.c): the last small block it
+     * made, not sent yet, and the blocks it freed right after making them,
+     * all of one stack (none, or the same with --stacks=all), counted since
+     * its last event. The owner changes them
      * with 'fold_busy' set (a signal handler that finds it set leaves them
      * alone; the writer reads them twice at the final drain). */
     uint8_t fold_busy;
     uint8_t fold_ok;                /* owner: may fold (off while exiting) */
     uint8_t held_fn;
+    uint32_t held_stack;            /* the held block's stack id           */
     uintptr_t held_addr;            /* 0: nothing held                     */
     uint64_t held_size;
     uint64_t held_after;            /* the seq counter when it was made    */
     uint64_t folded_count;
     uint64_t folded_bytes;
     uint64_t folded_largest;
+    uint32_t folded_stack;          /* the folded blocks' stack id (none
+                                       while nothing is folded)            */
 
     /* Ordering and clock (seq.c, record.h). 'seq_busy' is non-zero while
      * the owner takes a sequence number; another thread reads it when the
@@ -381,9 +385,11 @@ uint64_t shim_dropped_total(void);
 /* fold.c: temporaries folded in the thread (the inline half is in record.h). */
 typedef struct {
     uint64_t count, bytes, largest; /* folded temporaries                 */
+    uint32_t stack;                 /* theirs                             */
     uintptr_t held_addr;            /* 0: none held                       */
     uint64_t held_size, held_after;
     unsigned held_fn;
+    uint32_t held_stack;
 } shim_fold_state_t;
 /* Fill 'e' (its seq taken) and its second slot 'x' as the event that sends
  * f's folded temporaries, or f's held block. */

@@ -393,18 +393,22 @@ static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t 
         break;
     }
     case MLMEM_EV_ALLOC_LATE: {
-        /* As ALLOC (never a stack: only unsampled blocks are held), then
-         * how far back the counter stood when the block was made. */
+        /* As ALLOC, then how far back the counter stood when the block
+         * was made. */
+        ensure_stack_sent(stack_id, seq);
         PUT_U(size);
         PUT_CLASS_ADDR(size, ev_addr);
+        PUT_U(stack_id);
         *p++ = (uint8_t)SHIM_EVI_FN(info);
         PUT_U(seq - (x ? x->arg : 0));
         break;
     }
     case MLMEM_EV_TEMPORARIES:
+        ensure_stack_sent(stack_id, seq);
         PUT_U(x ? x->arg : 0);      /* count   */
         PUT_U(size);                /* bytes   */
         PUT_U(x ? x->old_addr : 0); /* largest */
+        PUT_U(stack_id);
         break;
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:

@@ -1120,9 +1120,10 @@ static int acct_apply_alloc_freed(prof_acct_t *a, const prof_event_t *ev)
     return 0;
 }
 
-/* TEMPORARIES: 'count' blocks of 'bytes' in all, each freed by this thread
- * right after it made it (preload/fold.c). Exactly the figures of that
- * many freed_next ALLOCs of their sizes: the largest is made and freed as
+/* TEMPORARIES: 'count' blocks of 'bytes' in all, of one stack, each freed
+ * by this thread right after it made it (preload/fold.c). Exactly the
+ * figures of that many freed_next ALLOCs of their sizes and that stack
+ * (none before version 5): the largest is made and freed as
  * one (it alone can raise a peak: the others came and went on the same
  * live bytes), the rest only counted, each with lifetime 0. */
 static int acct_apply_temporaries(prof_acct_t *a, const prof_event_t *ev)
@@ -1131,7 +1132,7 @@ static int acct_apply_temporaries(prof_acct_t *a, const prof_event_t *ev)
     uint32_t si, ti;
     if (count == 0)
         return 0;
-    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, MLMEM_STACK_NONE, &si) < 0) {
+    if (acct_thread(a, ev->tid, &ti) < 0 || acct_site(a, ev->stack_id, &si) < 0) {
         a->sum.lost_events += 2 * count;
         return -1;
     }

@@ -280,13 +280,15 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
             e.arg = get_u(c);
             break;
         case MLMEM_EV_ALLOC_LATE: {
-            /* Version 4: ALLOC's fields without a stack, then how far
-             * back the seq counter stood when the block was made. */
+            /* Version 4: ALLOC's fields (the stack from version 5), then
+             * how far back the seq counter stood when the block was made. */
             if (d->version < 4 && !c->bad)
                 return fail_newer_type(d, at, i, e.type);
             e.size = get_u(c);
             addr = get_class_addr(c, class_addr, e.size, addr);
             e.addr = addr;
+            if (d->version >= 5)
+                e.stack_id = (uint32_t)get_u(c);
             e.fn = get_byte(c);
             uint64_t back = get_u(c);
             if (!c->bad && (back == 0 || back > seq))
@@ -304,6 +306,8 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
             e.arg = get_u(c);      /* count   */
             e.size = get_u(c);     /* bytes   */
             e.old_size = get_u(c); /* largest */
+            if (d->version >= 5)
+                e.stack_id = (uint32_t)get_u(c);
             uint64_t most;
             if (!c->bad && (e.arg == 0 || e.old_size > e.size ||
                             (!__builtin_mul_overflow(e.arg, e.old_size, &most) && most < e.size)))

@@ -211,19 +211,23 @@ void sb_event_t(sb_t *b, const prof_event_t *e, int64_t t)
         buf_byte(p, e->fn);
         break;
     case MLMEM_EV_ALLOC_LATE:
-        /* Version 4: ALLOC's size and address (same class state), no
-         * stack, fn, then how far back from its seq the counter stood
-         * when the block was made. */
+        /* Version 4: ALLOC's size and address (same class state), the
+         * stack from version 5, fn, then how far back from its seq the
+         * counter stood when the block was made. */
         buf_u(p, e->size);
         put_class_addr(b, e->size, e->addr);
+        if (b->version >= 5)
+            buf_u(p, e->stack_id);
         buf_byte(p, e->fn);
         buf_u(p, e->seq - e->arg);
         break;
     case MLMEM_EV_TEMPORARIES:
-        /* Version 4: count, bytes, largest. */
+        /* Version 4: count, bytes, largest; version 5: their stack. */
         buf_u(p, e->arg);
         buf_u(p, e->size);
         buf_u(p, e->old_size);
+        if (b->version >= 5)
+            buf_u(p, e->stack_id);
         break;
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:

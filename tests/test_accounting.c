@@ -984,11 +984,11 @@ static void test_accounting_freed_next_same_as_two_events(void **state)
 
 /* ---- version 4 events: TEMPORARIES, ALLOC_LATE ----------------------------- */
 
-/* An unsampled ALLOC that stands for its FREE too (freed_next): takes two
+/* An ALLOC of 'stack' that stands for its FREE too (freed_next): takes two
  * numbers, as the decoder gives them. */
-static void t_alloc_freed(tst_t *s, uint32_t tid, uint64_t addr, uint64_t size)
+static void t_alloc_freed(tst_t *s, uint32_t tid, uint32_t stack, uint64_t addr, uint64_t size)
 {
-    prof_event_t e = {.type = MLMEM_EV_ALLOC, .tid = tid, .stack_id = MLMEM_STACK_NONE,
+    prof_event_t e = {.type = MLMEM_EV_ALLOC, .tid = tid, .stack_id = stack,
                       .addr = addr, .size = size, .freed_next = 1};
     e.seq = ++s->seq;
     ++s->seq;
@@ -997,11 +997,11 @@ static void t_alloc_freed(tst_t *s, uint32_t tid, uint64_t addr, uint64_t size)
     assert_int_equal(prof_acct_apply(s->a, &e), 0);
 }
 
-static void t_temporaries(tst_t *s, uint32_t tid, uint64_t count, uint64_t bytes,
-                          uint64_t largest)
+static void t_temporaries(tst_t *s, uint32_t tid, uint32_t stack, uint64_t count,
+                          uint64_t bytes, uint64_t largest)
 {
-    tst_ev(s, (prof_event_t){.type = MLMEM_EV_TEMPORARIES, .tid = tid, .arg = count,
-                             .size = bytes, .old_size = largest});
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_TEMPORARIES, .tid = tid, .stack_id = stack,
+                             .arg = count, .size = bytes, .old_size = largest});
 }
 
 /* An ALLOC_LATE made when the seq counter stood at 'after'. */
@@ -1011,13 +1011,13 @@ static void t_alloc_late(tst_t *s, uint32_t tid, uint64_t addr, uint64_t size, u
                              .size = size, .fn = MLMEM_FN_MALLOC, .arg = after});
 }
 
-/* One TEMPORARIES event of K blocks gives the same figures as the K
- * freed_next ALLOC pairs it folds: counts, bytes, temporaries, events, and
- * the peak (a kept block is live around them, so the largest one raises
- * it), in the summary, at site 0 and for the thread. */
-static void test_accounting_temporaries_event_same_as_freed_pairs(void **state)
+/* One TEMPORARIES event of K blocks of 'stack' gives the same figures as
+ * the K freed_next ALLOC pairs of that stack it folds: counts, bytes,
+ * temporaries, events, and the peak (a kept block is live around them, so
+ * the largest one raises it), in the summary, at the site of 'stack' and
+ * for the thread. */
+static void check_temporaries_same_as_freed_pairs(uint32_t stack)
 {
-    (void)state;
     static const uint64_t sizes[] = {40, 300, 1500, 8, 72};
     const uint64_t k = sizeof sizes / sizeof sizes[0];
     uint64_t bytes = 0, largest = 0;
@@ -1032,10 +1032,10 @@ static void test_accounting_temporaries_event_same_as_freed_pairs(void **state)
         tst_init(&s[fold], 0);
         t_alloc(&s[fold], 3, 1, 0x10000, 1000); /* kept */
         if (fold)
-            t_temporaries(&s[fold], 3, k, bytes, largest);
+            t_temporaries(&s[fold], 3, stack, k, bytes, largest);
         else
             for (uint64_t i = 0; i < k; i++)
-                t_alloc_freed(&s[fold], 3, 0x20000 + 64 * i, sizes[i]);
+                t_alloc_freed(&s[fold], 3, stack, 0x20000 + 64 * i, sizes[i]);
         t_free(&s[fold], 3, 0x10000);
         t_result(&s[fold], &r[fold]);
     }
@@ -1054,8 +1054,7 @@ static void test_accounting_temporaries_event_same_as_freed_pairs(void **state)
     assert_int_equal(q->peak_heap_bytes, p->peak_heap_bytes);
     assert_int_equal(q->events, p->events);
 
-    const prof_site_t *sp = site_of(&r[0], MLMEM_STACK_NONE),
-                      *sq = site_of(&r[1], MLMEM_STACK_NONE);
+    const prof_site_t *sp = site_of(&r[0], stack), *sq = site_of(&r[1], stack);
     assert_non_null(sp);
     assert_non_null(sq);
     assert_int_equal(sp->allocations, k);
@@ -1074,6 +1073,20 @@ static void test_accounting_temporaries_event_same_as_freed_pairs(void **state)
     assert_int_equal(tq->peak_live_bytes, tp->peak_live_bytes);
     t_done(&s[0], &r[0]);
     t_done(&s[1], &r[1]);
+}
+
+static void test_accounting_temporaries_event_same_as_freed_pairs(void **state)
+{
+    (void)state;
+    check_temporaries_same_as_freed_pairs(MLMEM_STACK_NONE);
+}
+
+/* Version 5: with --stacks=all the folded blocks have their stack, and the
+ * figures land at that site. */
+static void test_accounting_temporaries_with_stack_same_as_freed_pairs(void **state)
+{
+    (void)state;
+    check_temporaries_same_as_freed_pairs(7);
 }
 
 /* An ALLOC_LATE made before an unmatched free of its address (the free's
@@ -1373,6 +1386,7 @@ int main(void)
         cmocka_unit_test(test_accounting_random_matches_reference),
         cmocka_unit_test(test_accounting_freed_next_same_as_two_events),
         cmocka_unit_test(test_accounting_temporaries_event_same_as_freed_pairs),
+        cmocka_unit_test(test_accounting_temporaries_with_stack_same_as_freed_pairs),
         cmocka_unit_test(test_accounting_alloc_late_claims_earlier_free),
         cmocka_unit_test(test_accounting_alloc_late_after_free_not_claimed),
         cmocka_unit_test(test_accounting_alloc_late_without_free_is_alloc),

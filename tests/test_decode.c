@@ -641,32 +641,35 @@ static void test_decode_addr_by_size_class(void **state)
     sb_free(&w);
 }
 
-/* Version 4: a TEMPORARIES event (count, bytes, largest) and an ALLOC_LATE
- * (ALLOC's fields without a stack, and how far back the seq counter stood
- * when the block was made) decode into the prof_event_t fields of
- * prof_event.h; the decoder counts TEMPORARIES as the 2 * count events it
- * stands for. */
-static void test_decode_v4_temporaries_and_alloc_late(void **state)
+/* A TEMPORARIES event (count, bytes, largest; their stack from version 5)
+ * and an ALLOC_LATE (ALLOC's fields, the stack from version 5, and how far
+ * back the seq counter stood when the block was made) decode into the
+ * prof_event_t fields of prof_event.h; the decoder counts TEMPORARIES as
+ * the 2 * count events it stands for. A version 4 stream has no stacks in
+ * them ('stack' 0); version 5 carries 'stack' (and a long one). */
+static void decode_temporaries_and_alloc_late(unsigned version, uint32_t stack)
 {
-    (void)state;
-    static const prof_event_t ev[] = {
+    prof_event_t ev[] = {
         {.type = MLMEM_EV_ALLOC, .tid = 7, .seq = 1, .time_ns = 100, .addr = 0x555500001000ull,
          .size = 24, .stack_id = 0, .fn = MLMEM_FN_MALLOC},
         {.type = MLMEM_EV_TEMPORARIES, .tid = 7, .seq = 2, .time_ns = 110, .arg = 5,
-         .size = 300, .old_size = 100},
+         .size = 300, .old_size = 100, .stack_id = stack},
         /* made when the counter stood at 4: sent as 'back' 5 */
         {.type = MLMEM_EV_ALLOC_LATE, .tid = 7, .seq = 9, .time_ns = 120,
-         .addr = 0x555500001020ull, .size = 24, .fn = MLMEM_FN_CALLOC, .arg = 4},
+         .addr = 0x555500001020ull, .size = 24, .fn = MLMEM_FN_CALLOC, .arg = 4,
+         .stack_id = stack ? stack + 1 : 0},
         /* long varints: a count past 2^32, bytes past 2^40 */
         {.type = MLMEM_EV_TEMPORARIES, .tid = 7, .seq = 10, .time_ns = 130,
-         .arg = 5000000000ull, .size = 3ull << 40, .old_size = 1024},
+         .arg = 5000000000ull, .size = 3ull << 40, .old_size = 1024,
+         .stack_id = stack ? 1000000 : 0},
         {.type = MLMEM_EV_ALLOC_LATE, .tid = 7, .seq = 1ull << 40, .time_ns = 140,
-         .addr = 0x7f0000000000ull, .size = 1ull << 30, .fn = MLMEM_FN_MALLOC, .arg = 1},
+         .addr = 0x7f0000000000ull, .size = 1ull << 30, .fn = MLMEM_FN_MALLOC, .arg = 1,
+         .stack_id = stack},
     };
     const size_t n = sizeof ev / sizeof ev[0];
     sb_t b;
     sb_init(&b);
-    sb_header(&b); /* MLMEM_STREAM_VERSION: 4 */
+    sb_header_version(&b, version);
     sb_hello_simple(&b, 1, 0, "x");
     for (size_t i = 0; i < n; i++)
         sb_event(&b, &ev[i]);
@@ -687,6 +690,18 @@ static void test_decode_v4_temporaries_and_alloc_late(void **state)
     prof_decoder_free(d);
     rec_free(&r);
     sb_free(&b);
+}
+
+static void test_decode_v4_temporaries_and_alloc_late(void **state)
+{
+    (void)state;
+    decode_temporaries_and_alloc_late(4, 0);
+}
+
+static void test_decode_v5_temporaries_and_alloc_late_with_stacks(void **state)
+{
+    (void)state;
+    decode_temporaries_and_alloc_late(5, 3);
 }
 
 /* An ALLOC_LATE's address is a delta against the last block of its size
@@ -742,7 +757,7 @@ static void test_decode_alloc_late_shares_size_class_addr(void **state)
     /* The stream builder writes the same bytes for these events. */
     sb_t w;
     sb_init(&w);
-    sb_header(&w);
+    sb_header_version(&w, 4);
     sb_alloc(&w, 7, 1, 50, 0x1000, 24, 0);
     sb_free_ev(&w, 7, 2, 50, 0x9000);
     prof_event_t late = {.type = MLMEM_EV_ALLOC_LATE, .tid = 7, .seq = 3, .time_ns = 50,
@@ -1387,6 +1402,7 @@ int main(void)
         cmocka_unit_test(test_decode_wrong_version),
         cmocka_unit_test(test_decode_addr_by_size_class),
         cmocka_unit_test(test_decode_v4_temporaries_and_alloc_late),
+        cmocka_unit_test(test_decode_v5_temporaries_and_alloc_late_with_stacks),
         cmocka_unit_test(test_decode_alloc_late_shares_size_class_addr),
         cmocka_unit_test(test_decode_temporaries_malformed),
         cmocka_unit_test(test_decode_alloc_late_malformed),

@@ -179,13 +179,16 @@ static void test_e2e_capture_seq_counter_handoffs_exact(void **state)
     json_decref(r);
 }
 
-/* The size of the trace `mlmem record` writes of 'cmd' with MLMEM_FOLD
+/* The size of the trace `mlmem record OPTS` writes of 'cmd' with MLMEM_FOLD
  * set to 'fold'. */
-static long long trace_bytes(const char *const *cmd, const char *fold)
+static long long trace_bytes(const char *const *cmd, const char *const *opts, const char *fold)
 {
     const char *trace = e2e_path(1, e2e_tmpdir(), "fold.zst");
-    const char *argv[16] = {e2e_mlmem(), "record", "-o", trace, "--"};
-    int n = 5;
+    const char *argv[16] = {e2e_mlmem(), "record", "-o", trace};
+    int n = 4;
+    for (int i = 0; opts && opts[i] && n < 14; i++)
+        argv[n++] = opts[i];
+    argv[n++] = "--";
     for (int i = 0; cmd[i] && n < 15; i++)
         argv[n++] = cmd[i];
     argv[n] = NULL;
@@ -199,26 +202,52 @@ static long long trace_bytes(const char *const *cmd, const char *fold)
     return (long long)st.st_size;
 }
 
-/* Blocks freed right after they are made are folded into counts in the
- * shim (preload/fold.c): every figure is what sending each event gives,
- * checked against the known program and against a run with folding off;
- * and folding happens: the 15,000 pairs do not reach the trace. */
-static void test_e2e_capture_folded_temporaries_exact(void **state)
+/* The site of e2e_fold's temporaries: its innermost frame is temps(), and
+ * it made 3000 x 5 of them (the kept blocks' site is in temps() too). */
+static json_t *temps_site(json_t *report)
 {
-    (void)state;
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(report, "sites"), i, s) {
+        json_t *f0 = json_array_get(json_object_get(s, "frames"), 0);
+        const char *fn = json_string_value(json_object_get(f0, "function"));
+        if (fn && strcmp(fn, "temps") == 0 &&
+            json_integer_value(json_object_get(s, "allocations")) == 15000)
+            return s;
+    }
+    fail_msg("no site in temps() with e2e_fold's 15000 temporaries");
+    return NULL;
+}
+
+/* Blocks freed right after they are made are folded into counts in the
+ * shim (preload/fold.c), with 'opts' (NULL, or --stacks=all: then each
+ * block has its stack, and the run of one call site folds): every figure
+ * is what sending each event gives, checked against the known program and
+ * against a run with folding off, and with stacks the temporaries' site
+ * too; and folding happens: the 15,000 pairs do not reach the trace. */
+static void check_folded_temporaries(const char *const *opts)
+{
     const char *cmd[] = {e2e_prog("e2e_fold"), "temps", NULL};
     static const char *const fields[] = {
         "summary.total_allocations", "summary.total_frees", "summary.total_bytes",
         "summary.temporary_allocations", "summary.peak_heap_bytes", "summary.leaked_bytes",
         "summary.unmatched_frees"};
-    long long got[2][7];
+    static const char *const site_fields[] = {
+        "allocations", "frees", "bytes_allocated", "temporary_allocations",
+        "largest_allocation", "peak_live_bytes", "live_bytes_at_peak", "leaked_bytes"};
+    long long got[2][7], site[2][8];
     for (int fold = 1; fold >= 0; fold--) {
         setenv("MLMEM_FOLD", fold ? "1" : "0", 1);
-        json_t *r = e2e_profile(NULL, cmd, 0);
+        json_t *r = e2e_profile(opts, cmd, 0);
         for (int k = 0; k < 7; k++)
             got[fold][k] = e2e_int(r, fields[k]);
         assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
         assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+        if (opts) {
+            json_t *t = temps_site(r);
+            for (int k = 0; k < 8; k++)
+                site[fold][k] = json_integer_value(json_object_get(t, site_fields[k]));
+        }
         json_decref(r);
     }
     unsetenv("MLMEM_FOLD");
@@ -237,18 +266,38 @@ static void test_e2e_capture_folded_temporaries_exact(void **state)
     assert_int_equal(got[1][6], 0);
     for (int k = 0; k < 7; k++)
         assert_int_equal(got[1][k], got[0][k]);
-    long long folded = trace_bytes(cmd, "1"), unfolded = trace_bytes(cmd, "0");
+    if (opts) {
+        assert_int_equal(site[1][2], 5 * run_bytes);
+        assert_int_equal(site[1][3], 5 * 3000);
+        assert_int_equal(site[1][4], 16 + 63 * 32);
+        for (int k = 0; k < 8; k++)
+            assert_int_equal(site[1][k], site[0][k]);
+    }
+    long long folded = trace_bytes(cmd, opts, "1"), unfolded = trace_bytes(cmd, opts, "0");
     if (folded * 4 > unfolded)
         fail_msg("folding did not shrink the trace: %lld bytes folded, %lld not", folded,
                  unfolded);
 }
 
+static void test_e2e_capture_folded_temporaries_exact(void **state)
+{
+    (void)state;
+    check_folded_temporaries(NULL);
+}
+
+static void test_e2e_capture_folded_temporaries_with_stacks_exact(void **state)
+{
+    (void)state;
+    const char *all[] = {"--stacks=all", NULL};
+    check_folded_temporaries(all);
+}
+
 /* `mlmem run` of e2e_fold in 'mode': its report, after checking that no free
  * went unmatched and no event was lost or dropped. */
-static json_t *profile_fold(const char *mode)
+static json_t *profile_fold(const char *mode, const char *const *opts)
 {
     const char *cmd[] = {e2e_prog("e2e_fold"), mode, NULL};
-    json_t *r = e2e_profile(NULL, cmd, 0);
+    json_t *r = e2e_profile(opts, cmd, 0);
     assert_int_equal(e2e_int(r, "summary.unmatched_frees"), 0);
     assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
     assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
@@ -257,11 +306,12 @@ static json_t *profile_fold(const char *mode)
 
 /* A held block (made, not sent yet) handed to another thread that frees it
  * while its maker waits: the free is sent first, the ALLOC comes late and
- * claims it. Nothing unmatched, nothing leaked but what the program keeps. */
-static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
+ * claims it. Nothing unmatched, nothing leaked but what the program keeps.
+ * With --stacks=all ('opts') the late ALLOC brings its stack: the handed
+ * blocks' site has frames. */
+static void check_handback(const char *const *opts)
 {
-    (void)state;
-    json_t *r = profile_fold("handback");
+    json_t *r = profile_fold("handback", opts);
     int seen = 0;
     size_t i;
     json_t *t;
@@ -286,17 +336,32 @@ static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
         long long leaked = e2e_int(s, "leaked_allocations");
         if (largest == 200 || largest == 48)
             assert_int_equal(leaked, 0);
+        json_t *f0 = json_array_get(json_object_get(s, "frames"), 0);
+        const char *fn = json_string_value(json_object_get(f0, "function"));
+        if (opts && largest == 200 && fn && strcmp(fn, "handback") == 0) {
+            assert_int_equal(e2e_int(s, "allocations"), 500);
+            seen |= 4;
+        }
     }
+    assert_int_equal(seen, opts ? 7 : 3);
     json_decref(r);
+}
+
+static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
+{
+    (void)state;
+    check_handback(NULL);
+    const char *all[] = {"--stacks=all", NULL};
+    check_handback(all);
 }
 
 /* A thread blocked for good when the process exits still holds its last
  * small block and its folded temporaries: the writer's final drain sends
- * them, so its figures are whole. */
-static void test_e2e_capture_blocked_thread_folds_sent_at_exit(void **state)
+ * them, so its figures are whole; with --stacks=all ('opts'), with their
+ * stacks. */
+static void check_blocked(const char *const *opts)
 {
-    (void)state;
-    json_t *r = profile_fold("blocked");
+    json_t *r = profile_fold("blocked", opts);
     int seen = 0;
     size_t i;
     json_t *t;
@@ -314,7 +379,27 @@ static void test_e2e_capture_blocked_thread_folds_sent_at_exit(void **state)
     }
     assert_int_equal(seen, 1);
     assert_true(e2e_int(r, "summary.temporary_allocations") >= 3000);
+    if (opts) {
+        json_t *s;
+        json_array_foreach(json_object_get(r, "sites"), i, s) {
+            long long largest = e2e_int(s, "largest_allocation");
+            if (largest == 72 || largest == 333) {
+                assert_int_equal(e2e_int(s, "allocations"), largest == 72 ? 3000 : 1);
+                assert_true(json_array_size(json_object_get(s, "frames")) > 0);
+                seen++;
+            }
+        }
+        assert_int_equal(seen, 3);
+    }
     json_decref(r);
+}
+
+static void test_e2e_capture_blocked_thread_folds_sent_at_exit(void **state)
+{
+    (void)state;
+    check_blocked(NULL);
+    const char *all[] = {"--stacks=all", NULL};
+    check_blocked(all);
 }
 
 static json_t *site_with_largest(json_t *r, long long size)
@@ -921,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_threads_free_across_threads),
         cmocka_unit_test(test_e2e_capture_seq_counter_handoffs_exact),
         cmocka_unit_test(test_e2e_capture_folded_temporaries_exact),
+        cmocka_unit_test(test_e2e_capture_folded_temporaries_with_stacks_exact),
         cmocka_unit_test(test_e2e_capture_held_block_freed_by_another_thread),
         cmocka_unit_test(test_e2e_capture_blocked_thread_folds_sent_at_exit),
         cmocka_unit_test(test_e2e_capture_file_reads_marked),

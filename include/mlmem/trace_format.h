@@ -31,7 +31,7 @@
 
 #define MLMEM_STREAM_MAGIC "MLMEMSTR"
 #define MLMEM_STREAM_MAGIC_LEN 8
-#define MLMEM_STREAM_VERSION 4 /* 4: TEMPORARIES and ALLOC_LATE events */
+#define MLMEM_STREAM_VERSION 5 /* 4: TEMPORARIES and ALLOC_LATE events; 5: with stacks */
 #define MLMEM_STREAM_VERSION_MIN 1 /* the oldest a reader still reads */
 #define MLMEM_STREAM_HEADER_LEN 10 /* magic + u16 version */
 
@@ -66,7 +66,8 @@ enum {
     MLMEM_EV_FILE_READ = 15, /* addr = buffer, size = bytes read, arg = fd  */
     MLMEM_EV_NOP = 16,       /* a seq was taken for an operation that failed */
     MLMEM_EV_TEMPORARIES = 17, /* count blocks, each freed by its thread right
-                                * after it made it: count, bytes, largest   */
+                                * after it made it: count, bytes, largest,
+                                * and (version 5) their stack               */
     MLMEM_EV_ALLOC_LATE = 18,  /* an ALLOC sent after other threads' events:
                                 * ALLOC's fields, and the seq counter when the
                                 * block was made (docs/trace-format.md)      */
