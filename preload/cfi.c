@@ -42,14 +42,17 @@
 #define CFI_INDEX_BITS 16
 #define CFI_SLOTS (1u << CFI_INDEX_BITS)
 #define CFI_TAG_BITS 31 /* return addresses below 2^47: user space without LA57 */
-#define CFI_MAX_FRAME (1u << 20) /* a frame larger than this: give up (no rule packs it) */
+#define CFI_MAX_FRAME (1u << 19) /* a frame larger than this: give up (no rule packs it) */
 
 /* Rule bits, below the tag. */
 #define RULE_KNOWN 1u           /* set in every stored rule                 */
 #define RULE_GIVE_UP 2u         /* not a simple frame: use libunwind        */
 #define RULE_LAST 4u            /* the return address is undefined: outermost */
 #define RULE_CFA_RBP 8u         /* CFA = RBP + offset (else RSP + offset)   */
-#define RULE_CFA_OFF_SHIFT 4    /* 20 bits: the CFA's offset, 0..2^20-1      */
+#define RULE_CFA_OFF_SHIFT 4    /* 19 bits: the CFA's offset, 0..2^19-1      */
+#define RULE_CFA_AT_RBP (1u << 23) /* a realigned frame (GCC's DRAP): CFA is
+                                   the word at RBP - offset, the caller's
+                                   RBP the word at RBP                      */
 #define RULE_RBP_SHIFT 24       /* 9 bits: RBP saved at CFA + 8 x this (signed);
                                    0: RBP keeps its value                    */
 _Static_assert(RULE_RBP_SHIFT + 9 <= 64 - CFI_TAG_BITS, "rule overlaps the tag");
@@ -185,7 +188,7 @@ static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc)
 }
 
 /* A register's rule, of the three registers a walk needs. */
-enum { REG_SAME, REG_UNDEFINED, REG_OFFSET, REG_OTHER };
+enum { REG_SAME, REG_UNDEFINED, REG_OFFSET, REG_AT_RBP, REG_OTHER };
 
 typedef struct {
     uint8_t how;
@@ -195,7 +198,7 @@ typedef struct {
 typedef struct {
     uint64_t cfa_reg;
     int64_t cfa_off;
-    int cfa_expr;   /* the CFA is a DWARF expression */
+    int cfa_expr;   /* CFA_* */
     reg_rule_t rbp, rsp, ra;
 } row_t;
 
@@ -208,6 +211,51 @@ typedef struct {
     int signal_frame;
     const uint8_t *insns, *insns_end;
 } cie_t;
+
+/* How the CFA is given. */
+enum {
+    CFA_REG_OFFSET, /* cfa_reg + cfa_off                                   */
+    CFA_EXPR,       /* another DWARF expression                            */
+    CFA_AT_RBP,     /* the word at RBP + cfa_off: GCC's realigned frames   */
+};
+
+/* DW_CFA_def_cfa_expression's block: GCC's realigned frames (a main that
+ * aligns its stack for AVX, through the DRAP register) give the CFA as
+ * "DW_OP_breg6 OFF; DW_OP_deref", the word at RBP + OFF; libunwind's fast
+ * path takes exactly that one (dwarf_stack_aligned), and so do we. */
+static int cfa_expression(cursor_t *c, row_t *row)
+{
+    uint64_t n = get_uleb(c);
+    if (c->bad || n > (uint64_t)(c->end - c->p)) {
+        c->bad = 1;
+        return -1;
+    }
+    cursor_t e = {c->p, c->p + n, 0};
+    c->p += n;
+    int64_t off = 0;
+    if (get_u(&e, 1) == 0x76 /* DW_OP_breg6 */ && (off = get_sleb(&e), get_u(&e, 1) == 0x06) &&
+        !e.bad && e.p == e.end) {
+        row->cfa_expr = CFA_AT_RBP;
+        row->cfa_off = off;
+    } else {
+        row->cfa_expr = CFA_EXPR;
+    }
+    return 0;
+}
+
+/* DW_CFA_expression's block for RBP: "DW_OP_breg6 0" is the word at RBP
+ * (a realigned frame's saved RBP); anything else is not followed. */
+static int rbp_expression(cursor_t *c)
+{
+    uint64_t n = get_uleb(c);
+    if (c->bad || n > (uint64_t)(c->end - c->p)) {
+        c->bad = 1;
+        return REG_OTHER;
+    }
+    int at_rbp = n == 2 && c->p[0] == 0x76 && c->p[1] == 0;
+    c->p += n;
+    return at_rbp ? REG_AT_RBP : REG_OTHER;
+}
 
 static reg_rule_t *row_reg(row_t *row, uint64_t reg)
 {
@@ -340,20 +388,28 @@ static int run_cfa(cursor_t *c, const cie_t *cie, row_t *row, row_t *initial,
         case 0x0c: /* def_cfa */
             row->cfa_reg = get_uleb(c);
             row->cfa_off = (int64_t)get_uleb(c);
-            row->cfa_expr = 0;
+            row->cfa_expr = CFA_REG_OFFSET;
             break;
         case 0x0d: /* def_cfa_register */
             row->cfa_reg = get_uleb(c);
-            row->cfa_expr = 0;
+            row->cfa_expr = CFA_REG_OFFSET;
             break;
         case 0x0e: /* def_cfa_offset */
             row->cfa_off = (int64_t)get_uleb(c);
             break;
         case 0x0f: /* def_cfa_expression */
-            skip_block(c);
-            row->cfa_expr = 1;
+            cfa_expression(c, row);
             break;
         case 0x10: /* expression */
+            reg = get_uleb(c);
+            if (reg == DW_RBP) {
+                row->rbp.how = (uint8_t)rbp_expression(c);
+                break;
+            }
+            skip_block(c);
+            if ((r = row_reg(row, reg)))
+                r->how = REG_OTHER;
+            break;
         case 0x16: /* val_expression */
             reg = get_uleb(c);
             skip_block(c);
@@ -367,7 +423,7 @@ static int run_cfa(cursor_t *c, const cie_t *cie, row_t *row, row_t *initial,
         case 0x12: /* def_cfa_sf */
             row->cfa_reg = get_uleb(c);
             row->cfa_off = get_sleb(c) * cie->data_align;
-            row->cfa_expr = 0;
+            row->cfa_expr = CFA_REG_OFFSET;
             break;
         case 0x13: /* def_cfa_offset_sf */
             row->cfa_off = get_sleb(c) * cie->data_align;
@@ -457,10 +513,18 @@ static uint64_t learn_rule(uintptr_t pc)
 
     if (row.ra.how == REG_UNDEFINED)
         return RULE_KNOWN | RULE_LAST;
-    /* What libunwind's fast path takes as a standard frame. */
-    if (row.cfa_expr || (row.cfa_reg != DW_RSP && row.cfa_reg != DW_RBP) || row.cfa_off < 0 ||
+    /* What libunwind's fast path takes as an aligned frame. */
+    if (row.cfa_expr == CFA_AT_RBP) {
+        if (row.rbp.how != REG_AT_RBP || row.ra.how != REG_OFFSET || row.ra.off != -8 ||
+            row.rsp.how == REG_OTHER || row.cfa_off >= 0 || -row.cfa_off >= (int64_t)CFI_MAX_FRAME)
+            return RULE_KNOWN | RULE_GIVE_UP;
+        return RULE_KNOWN | RULE_CFA_AT_RBP | (uint64_t)-row.cfa_off << RULE_CFA_OFF_SHIFT;
+    }
+    /* What it takes as a standard frame. */
+    if (row.cfa_expr != CFA_REG_OFFSET || (row.cfa_reg != DW_RSP && row.cfa_reg != DW_RBP) ||
+        row.cfa_off < 0 ||
         row.cfa_off >= (int64_t)CFI_MAX_FRAME || row.ra.how != REG_OFFSET || row.ra.off != -8 ||
-        row.rbp.how == REG_OTHER || row.rsp.how == REG_OTHER)
+        row.rbp.how == REG_OTHER || row.rbp.how == REG_AT_RBP || row.rsp.how == REG_OTHER)
         return RULE_KNOWN | RULE_GIVE_UP;
     uint64_t rule = RULE_KNOWN | (uint64_t)row.cfa_off << RULE_CFA_OFF_SHIFT;
     if (row.cfa_reg == DW_RBP)
@@ -514,6 +578,10 @@ static inline uint64_t rule_for(uintptr_t ra)
     return rule;
 }
 
+/* A frame must lie above the one it called, and not far (the stack's size):
+ * else RBP did not hold what the rule says, and the walk gives up. */
+#define FRAME_SPAN (64u << 20)
+
 int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max)
 {
     if (!rule_table)
@@ -527,23 +595,34 @@ int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int 
                 goto give_up;
             break;
         }
-        uintptr_t cfa = ((rule & RULE_CFA_RBP) ? bp : sp) +
-                        ((rule >> RULE_CFA_OFF_SHIFT) & (CFI_MAX_FRAME - 1));
-        /* A frame must lie above the one it called, and not far (the
-         * stack's size): else RBP did not hold what the rule says. */
-        if (SHIM_UNLIKELY(cfa <= sp || cfa - sp > (64u << 20)))
-            goto give_up;
-        int64_t rbp_slot = (int64_t)(rule << (64 - RULE_RBP_SHIFT - 9)) >> (64 - 9);
+        uintptr_t off = (rule >> RULE_CFA_OFF_SHIFT) & (CFI_MAX_FRAME - 1), cfa;
+        if (SHIM_UNLIKELY(rule & RULE_CFA_AT_RBP)) {
+            /* A realigned frame: RBP points into it, at its saved RBP. */
+            if (bp <= sp || bp - sp > FRAME_SPAN)
+                goto give_up;
+            cfa = ((const uintptr_t *)(bp - off))[0];
+            if (SHIM_UNLIKELY(cfa <= sp || cfa - sp > FRAME_SPAN))
+                goto give_up;
+            bp = ((const uintptr_t *)bp)[0];
+        } else {
+            cfa = ((rule & RULE_CFA_RBP) ? bp : sp) + off;
+            if (SHIM_UNLIKELY(cfa <= sp || cfa - sp > FRAME_SPAN))
+                goto give_up;
+            int64_t rbp_slot = (int64_t)(rule << (64 - RULE_RBP_SHIFT - 9)) >> (64 - 9);
+            if (rbp_slot)
+                bp = ((const uintptr_t *)cfa)[rbp_slot];
+        }
         ip = ((const uintptr_t *)cfa)[-1];
-        if (rbp_slot)
-            bp = ((const uintptr_t *)cfa)[rbp_slot];
         sp = cfa;
         if (ip < 0x4000) /* where libunwind's walk stops too */
             break;
     }
     return n;
 give_up:
-    atomic_fetch_add_explicit(&walks_given_up, 1, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&walks_given_up, 1, memory_order_relaxed) < 10 &&
+        g_shim.config.unwind_mode == SHIM_UNWIND_CHECK)
+        shim_log("unwind check: the CFI walk gives up at frame %d, return address %p", n - 1,
+                 (void *)ip);
     return -1;
 }
 
@@ -558,9 +637,9 @@ void shim_cfi_check(const uintptr_t *fast, int fast_n, const uintptr_t *slow, in
     int i = 0;
     while (i < fast_n && i < slow_n && fast[i] == slow[i])
         i++;
-    shim_log("unwind check: the CFI walk and libunwind differ at frame %d of %d/%d: %#lx vs %#lx",
-             i, fast_n, slow_n, i < fast_n ? (unsigned long)fast[i] : 0ul,
-             i < slow_n ? (unsigned long)slow[i] : 0ul);
+    shim_log("unwind check: the CFI walk and libunwind differ at frame %d of %d/%d: %p vs %p",
+             i, fast_n, slow_n, i < fast_n ? (void *)fast[i] : NULL,
+             i < slow_n ? (void *)slow[i] : NULL);
 }
 
 void shim_cfi_report(void)
@@ -582,6 +661,10 @@ void shim_cfi_init(void)
 void shim_cfi_forget(void)
 {
 }
+
+/* A frame must lie above the one it called, and not far (the stack's size):
+ * else RBP did not hold what the rule says, and the walk gives up. */
+#define FRAME_SPAN (64u << 20)
 
 int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max)
 {

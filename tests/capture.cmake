@@ -28,7 +28,7 @@ mlmem_add_test(test_e2e_capture
 add_dependencies(test_e2e_capture mlmem mlmem_preload e2e_peak e2e_realloc e2e_aligned
   e2e_mmap e2e_calloc_overflow e2e_threads e2e_fork e2e_sigkill e2e_signal_alloc
   e2e_dlopen e2e_exit e2e_annotate e2e_cxx e2e_plugin e2e_closefds e2e_handoff e2e_fileread
-  e2e_phases e2e_fold)
+  e2e_phases e2e_fold mlmem-train)
 
 # The shim's pieces that run outside a profiled process (no hooks linked).
 mlmem_add_test(test_shim

@@ -935,8 +935,9 @@ static unwind_check_t unwind_check(const char *const *cmd)
 
 /* The shim's own walk (cached .eh_frame rules) finds the frames libunwind
  * finds, stack for stack, in C with threads, C++, a plugin loaded and
- * unloaded, and CPython; where it cannot walk (a signal handler's frame)
- * it gives the stack to libunwind, and the frames still agree. */
+ * unloaded, the reference trainer (OpenBLAS; a main that realigns its
+ * stack) and CPython; where it cannot walk (a signal handler's frame) it
+ * gives the stack to libunwind, and the frames still agree. */
 static void test_e2e_capture_cfi_walk_agrees_with_libunwind(void **state)
 {
     (void)state;
@@ -964,6 +965,14 @@ static void test_e2e_capture_cfi_walk_agrees_with_libunwind(void **state)
     assert_true(u.checked >= 300000);
     assert_int_equal(u.differ, 0);
     assert_true(u.given_up > 0); /* the handler's allocations, through __restore_rt */
+
+    char trainer[4096];
+    snprintf(trainer, sizeof trainer, "%s-train", e2e_mlmem());
+    const char *train[] = {trainer, "--epochs", "1", "--limit-train", "256", NULL};
+    u = unwind_check(train);
+    assert_true(u.checked > 100);
+    assert_int_equal(u.differ, 0);
+    assert_int_equal(u.given_up, 0); /* main's realigned frame is walked too */
 
     if (system("python3 -c pass >/dev/null 2>&1") != 0)
         return;

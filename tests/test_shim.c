@@ -352,6 +352,45 @@ static __attribute__((noinline)) void with_big_frame(walks_t *w)
     walk_sink += big[0] + big[sizeof big - 1];
 }
 
+#if defined(__x86_64__)
+/* A frame realigned the way GCC realigns a main that keeps 32-byte aligned
+ * locals (through the DRAP register, r10): its CFA is the word at RBP - 8
+ * and its caller's RBP the word at RBP, both given by DWARF expressions.
+ * Written in assembly so that the layout is that one whatever the compiler
+ * would choose; it calls realigned_inner(w), w in rdi. */
+void realigned_call(walks_t *w);
+__attribute__((noinline, used)) void realigned_inner(walks_t *w)
+{
+    nest(w, 2);
+    walk_sink++;
+}
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".type realigned_call, @function\n"
+        "realigned_call:\n"
+        ".cfi_startproc\n"
+        "  lea 0x8(%rsp), %r10\n"
+        ".cfi_def_cfa %r10, 0\n"
+        "  and $-32, %rsp\n"
+        "  pushq -0x8(%r10)\n"
+        "  push %rbp\n"
+        ".cfi_escape 0x10, 0x06, 0x02, 0x76, 0x00\n" /* RBP: DW_OP_breg6 0 */
+        "  mov %rsp, %rbp\n"
+        "  push %r10\n"
+        ".cfi_escape 0x0f, 0x03, 0x76, 0x78, 0x06\n" /* CFA: DW_OP_breg6 -8; DW_OP_deref */
+        "  sub $8, %rsp\n"
+        "  call realigned_inner\n"
+        "  add $8, %rsp\n"
+        "  pop %r10\n"
+        ".cfi_def_cfa %r10, 0\n"
+        "  pop %rbp\n"
+        "  lea -0x8(%r10), %rsp\n"
+        ".cfi_def_cfa %rsp, 8\n"
+        "  ret\n"
+        ".cfi_endproc\n"
+        ".size realigned_call, .-realigned_call\n");
+#endif
+
 static void assert_walks_agree(const walks_t *w)
 {
     assert_true(w->cfi_n > 0); /* the CFI walk did not give up */
@@ -375,6 +414,10 @@ static void test_shim_cfi_walk_matches_libunwind(void **state)
     assert_walks_agree(&w);
     with_big_frame(&w);
     assert_walks_agree(&w);
+#if defined(__x86_64__)
+    realigned_call(&w);
+    assert_walks_agree(&w);
+#endif
     /* Deeper than a stack keeps: both stop at the same depth. */
     nest(&w, MLMEM_STACK_MAX_DEPTH + 10);
     assert_walks_agree(&w);
