@@ -27,6 +27,7 @@
 
 #include "advice.h"
 #include "attribution.h"
+#include "huge_pages.h"
 #include "launch.h"
 #include "report.h"
 #include "session.h"
@@ -742,6 +743,7 @@ static int cmd_tui(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    prof_huge_pages_exec(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

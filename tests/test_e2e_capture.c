@@ -984,6 +984,38 @@ static void test_e2e_capture_cfi_walk_agrees_with_libunwind(void **state)
     assert_int_equal(u.differ, 0);
 }
 
+/* `mlmem` runs with glibc's malloc on transparent huge pages (it executes
+ * itself again with GLIBC_TUNABLES set; profiler/huge_pages.c), and the
+ * program it launches gets the environment it would have got: no tunable
+ * of ours, the user's own as they were. */
+static void test_e2e_capture_huge_pages_for_analyzer_not_program(void **state)
+{
+    (void)state;
+    const char *env[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--", "/usr/bin/env", NULL};
+    e2e_result_t res = e2e_exec(env);
+    assert_int_equal(res.status, 0);
+    assert_non_null(strstr(res.out, "MLMEM_SOCKET=")); /* it is the program's environment */
+    assert_null(strstr(res.out, "GLIBC_TUNABLES"));
+    e2e_result_free(&res);
+
+    setenv("GLIBC_TUNABLES", "glibc.malloc.check=0", 1);
+    res = e2e_exec(env);
+    unsetenv("GLIBC_TUNABLES");
+    assert_int_equal(res.status, 0);
+    assert_non_null(strstr(res.out, "GLIBC_TUNABLES=glibc.malloc.check=0\n"));
+    assert_null(strstr(res.out, "hugetlb"));
+    assert_null(strstr(res.out, "MLMEM_GLIBC_TUNABLES_WAS"));
+    e2e_result_free(&res);
+
+    /* The analyzer (the program's parent) was started with the tunable. */
+    const char *parent[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--", "/bin/sh", "-c",
+                            "tr '\\0' '\\n' < /proc/$PPID/environ", NULL};
+    res = e2e_exec(parent);
+    assert_int_equal(res.status, 0);
+    assert_non_null(strstr(res.out, "GLIBC_TUNABLES=glibc.malloc.hugetlb=1\n"));
+    e2e_result_free(&res);
+}
+
 /* A Python program: the interpreter is a real, unmodified binary. A 50 MB
  * bytearray is one allocation whose stack goes through CPython. */
 static void test_e2e_capture_python_program(void **state)
@@ -1022,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_inferred_phases),
         cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),
         cmocka_unit_test(test_e2e_capture_cfi_walk_agrees_with_libunwind),
+        cmocka_unit_test(test_e2e_capture_huge_pages_for_analyzer_not_program),
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
         cmocka_unit_test(test_e2e_capture_cxx_new_delete),
