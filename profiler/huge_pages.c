@@ -12,7 +12,7 @@
  * program that `mlmem run` launches gets the environment it would have got,
  * since its allocator is what mlmem measures. Nothing changes where the
  * user set glibc.malloc.hugetlb already, where MLMEM_HUGE_PAGES=0, or where
- * executing /proc/self/exe fails (mlmem goes on as it is).
+ * executing itself again fails (mlmem goes on as it is).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -66,8 +66,15 @@ void prof_huge_pages_exec(char **argv)
     else
         snprintf(tunables, n, "%s", TUNABLE);
     snprintf(saved, n, old ? "set:%s" : "unset", old ? old : "");
-    if (setenv(WAS_VAR, saved, 1) == 0 && setenv("GLIBC_TUNABLES", tunables, 1) == 0)
-        execv("/proc/self/exe", argv);
+    /* The binary by its own path, not /proc/self/exe: the name the process
+     * goes by (comm: ps, pgrep, top) comes from the path executed. */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0 && setenv(WAS_VAR, saved, 1) == 0 &&
+        setenv("GLIBC_TUNABLES", tunables, 1) == 0) {
+        self[len] = '\0';
+        execv(self, argv);
+    }
     /* Not executed: go on untuned, with the environment as it was. */
     restore_tunables(saved);
     free(tunables);
