@@ -419,7 +419,9 @@ void shim_seq_after_fork_child(void);
 void shim_seq_settle(shim_ring_t *r, uintptr_t owner);
 void shim_seq_promote(shim_ring_t *r);
 
-/* stacks.c */
+/* stacks.c. A stack keeps the frames it does not share with its base through
+ * a chain of at most SHIM_STACK_MAX_HOPS bases; past that it is kept whole. */
+#define SHIM_STACK_MAX_HOPS 31u
 int shim_stacks_init(void);
 uint32_t shim_stack_capture(shim_ring_t *r);
 /* Returns the id of this exact frame sequence (1 to MLMEM_STACK_MAX_DEPTH

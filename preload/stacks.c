@@ -31,7 +31,7 @@
 #define MAX_IDS TABLE_SLOTS
 #define ARENA_WORDS (32u << 20) /* 256 MiB of address space, touched as used */
 #define MAX_PROBES 64
-#define MAX_HOPS 16u
+#define MAX_HOPS SHIM_STACK_MAX_HOPS
 
 /* index[id]: offset 25 bits (ARENA_WORDS), depth 7 and own 7 (at most
  * MLMEM_STACK_MAX_DEPTH, 64), hops 5, base 20 (MAX_IDS); 0: undefined. */

@@ -190,10 +190,10 @@ static void test_shim_stacks_different_frames_different_ids(void **state)
 
 /* Stacks interned with the previous one as their base (as a thread does)
  * keep only their new inner frames, stored whole again each time the chain
- * of bases reaches 16, and every one reads back exactly. */
+ * of bases reaches SHIM_STACK_MAX_HOPS, and every one reads back exactly. */
 static void test_shim_stacks_share_outer_frames_with_base(void **state)
 {
-    enum { N = 40, DEPTH = 11 };
+    enum { N = 2 * SHIM_STACK_MAX_HOPS + 10, DEPTH = 11 };
     uintptr_t f[N + 1][DEPTH];
     uint32_t id[N + 1] = {0};
     for (int k = 1; k <= N; k++) {
@@ -205,7 +205,7 @@ static void test_shim_stacks_share_outer_frames_with_base(void **state)
                                   k > 1 ? DEPTH : 0);
         assert_true(id[k] != MLMEM_STACK_NONE);
         uint64_t grew = atomic_load(&g_shim.stack_arena_top) - top;
-        assert_int_equal(grew, (k - 1) % 17 == 0 ? DEPTH : 1);
+        assert_int_equal(grew, (k - 1) % (SHIM_STACK_MAX_HOPS + 1) == 0 ? DEPTH : 1);
     }
     for (int k = 1; k <= N; k++) {
         uintptr_t got[MLMEM_STACK_MAX_DEPTH];
