@@ -65,7 +65,7 @@ static void clear_env(void)
     const char *vars[] = {"MLMEM_SOCKET", "MLMEM_STACKS", "MLMEM_STACK_THRESHOLD",
                           "MLMEM_SAMPLE_RATE", "MLMEM_FOLLOW_FORK", "MLMEM_ROOT_PID",
                           "MLMEM_BLOCK_MS", "MLMEM_RSS_INTERVAL_MS", "MLMEM_EXIT_TIMEOUT_MS",
-                          "MLMEM_DEBUG"};
+                          "MLMEM_FOLD", "MLMEM_UNWIND", "MLMEM_DEBUG"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }
@@ -82,6 +82,8 @@ static void test_shim_config_defaults(void **state)
     assert_int_equal(c.follow_fork, 1);
     assert_int_equal(c.block_ms, 5000);
     assert_int_equal(c.rss_interval_ms, 10);
+    assert_int_equal(c.fold_temporaries, 1);
+    assert_int_equal(c.unwind_mode, SHIM_UNWIND_CFI);
 }
 
 static void test_shim_config_reads_environment(void **state)
@@ -94,6 +96,8 @@ static void test_shim_config_reads_environment(void **state)
     setenv("MLMEM_FOLLOW_FORK", "0", 1);
     setenv("MLMEM_ROOT_PID", "1234", 1);
     setenv("MLMEM_BLOCK_MS", "7", 1);
+    setenv("MLMEM_FOLD", "0", 1);
+    setenv("MLMEM_UNWIND", "check", 1);
     shim_config_t c;
     shim_config_load(&c);
     assert_string_equal(c.socket_path, "/tmp/x/events.sock");
@@ -103,6 +107,11 @@ static void test_shim_config_reads_environment(void **state)
     assert_int_equal(c.follow_fork, 0);
     assert_int_equal(c.root_pid, 1234);
     assert_int_equal(c.block_ms, 7);
+    assert_int_equal(c.fold_temporaries, 0);
+    assert_int_equal(c.unwind_mode, SHIM_UNWIND_CHECK);
+    setenv("MLMEM_UNWIND", "libunwind", 1);
+    shim_config_load(&c);
+    assert_int_equal(c.unwind_mode, SHIM_UNWIND_LIBUNWIND);
     clear_env();
 }
 
@@ -112,6 +121,7 @@ static void test_shim_config_bad_values_keep_defaults(void **state)
     setenv("MLMEM_STACK_THRESHOLD", "lots", 1);
     setenv("MLMEM_SAMPLE_RATE", "12Q", 1);
     setenv("MLMEM_RSS_INTERVAL_MS", "0", 1);
+    setenv("MLMEM_UNWIND", "fast please", 1);
     char longpath[200];
     memset(longpath, 'a', sizeof longpath - 1);
     longpath[sizeof longpath - 1] = '\0';
@@ -121,6 +131,7 @@ static void test_shim_config_bad_values_keep_defaults(void **state)
     assert_int_equal(c.stack_threshold, 4096);
     assert_int_equal(c.sample_rate, 512 * 1024);
     assert_int_equal(c.rss_interval_ms, 1); /* 0 would spin the writer */
+    assert_int_equal(c.unwind_mode, SHIM_UNWIND_CFI);
     assert_string_equal(c.socket_path, "");
     clear_env();
 }
