@@ -372,9 +372,7 @@ static int run_cfa(cursor_t *c, const cie_t *cie, row_t *row, row_t *initial,
         case 0x09: /* register */
             reg = get_uleb(c);
             get_uleb(c);
-            if ((r = row_reg(row, reg)))
-                r->how = REG_OTHER;
-            break;
+            goto set_other;
         case 0x0a: /* remember_state */
             if (depth == CFI_STATE_DEPTH)
                 return -1;
@@ -407,15 +405,11 @@ static int run_cfa(cursor_t *c, const cie_t *cie, row_t *row, row_t *initial,
                 break;
             }
             skip_block(c);
-            if ((r = row_reg(row, reg)))
-                r->how = REG_OTHER;
-            break;
+            goto set_other;
         case 0x16: /* val_expression */
             reg = get_uleb(c);
             skip_block(c);
-            if ((r = row_reg(row, reg)))
-                r->how = REG_OTHER;
-            break;
+            goto set_other;
         case 0x11: /* offset_extended_sf */
             reg = get_uleb(c);
             off = get_sleb(c) * cie->data_align;
@@ -435,9 +429,7 @@ static int run_cfa(cursor_t *c, const cie_t *cie, row_t *row, row_t *initial,
                 get_uleb(c);
             else
                 get_sleb(c);
-            if ((r = row_reg(row, reg)))
-                r->how = REG_OTHER;
-            break;
+            goto set_other;
         case 0x2e: /* GNU_args_size: matters to landing pads, not to walks */
             get_uleb(c);
             break;
@@ -459,6 +451,10 @@ static int run_cfa(cursor_t *c, const cie_t *cie, row_t *row, row_t *initial,
             r->how = REG_OFFSET;
             r->off = off;
         }
+        continue;
+    set_other: /* a rule the walk does not follow */
+        if ((r = row_reg(row, reg)))
+            r->how = REG_OTHER;
         continue;
     restore:
         if (!initial)
