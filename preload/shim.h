@@ -304,8 +304,8 @@ typedef struct {
 
     /* Stack table (stacks.c). */
     _Atomic uint64_t *stack_slots;
-    _Atomic uint64_t *stack_index;    /* id -> offset << 8 | depth         */
-    uintptr_t *stack_arena;
+    _Atomic uint64_t *stack_index;    /* id -> where, depth, base (stacks.c) */
+    uint8_t *stack_arena;             /* own frames, varint deltas          */
     _Atomic uint64_t stack_arena_top;
     _Atomic uint32_t stack_next_id;
     _Atomic uint64_t stack_overflows; /* stacks that found no room          */
@@ -421,7 +421,7 @@ void shim_seq_promote(shim_ring_t *r);
 
 /* stacks.c. A stack keeps the frames it does not share with its base through
  * a chain of at most SHIM_STACK_MAX_HOPS bases; past that it is kept whole. */
-#define SHIM_STACK_MAX_HOPS 31u
+#define SHIM_STACK_MAX_HOPS 16u
 int shim_stacks_init(void);
 uint32_t shim_stack_capture(shim_ring_t *r);
 /* Returns the id of this exact frame sequence (1 to MLMEM_STACK_MAX_DEPTH

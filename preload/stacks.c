@@ -7,10 +7,12 @@
  * only the frames it does not share with its base: the stack its thread
  * captured before it, whose outermost frames are its outermost ones (a
  * Python program's consecutive stacks differ in a few inner frames; of
- * 'import torch's 30 M frames, 2.2 M are new). index[id] packs where its
- * own frames are, its depth, how many are its own, its base and how many
- * bases a rebuild walks (at most MAX_HOPS: past that a stack is stored
- * whole). An insert writes frames and index first and then publishes the
+ * 'import torch's 30 M frames, 2.2 M are new). Its own frames are kept as
+ * the stream sends frames: their count (a byte), then each as the varint of
+ * its zigzagged difference from the one before (from 0 for the first),
+ * about 4 bytes a frame instead of 8. index[id] packs where they are, its
+ * depth, its base and how many bases a rebuild walks (at most MAX_HOPS:
+ * past that a stack is stored whole). An insert writes frames and index first and then publishes the
  * slot with a CAS, so whoever finds an id finds its frames, and a base is
  * always published before the stacks that name it. Two threads inserting
  * the same new stack at once may both burn an id; only the one that wins
@@ -29,29 +31,30 @@
 #define TABLE_BITS 20
 #define TABLE_SLOTS (1u << TABLE_BITS)
 #define MAX_IDS TABLE_SLOTS
-#define ARENA_WORDS (32u << 20) /* 256 MiB of address space, touched as used */
+#define ARENA_BYTES (256u << 20) /* of address space, touched as used */
 #define MAX_PROBES 64
 #define MAX_HOPS SHIM_STACK_MAX_HOPS
 
-/* index[id]: offset 25 bits (ARENA_WORDS), depth 7 and own 7 (at most
- * MLMEM_STACK_MAX_DEPTH, 64), hops 5, base 20 (MAX_IDS); 0: undefined. */
-#define IX_PACK(off, depth, own, hops, base)                                            \
-    ((uint64_t)(off) << 39 | (uint64_t)(depth) << 32 | (uint64_t)(own) << 25 |          \
-     (uint64_t)(hops) << 20 | (uint64_t)(base))
-#define IX_OFF(ix) ((ix) >> 39)
-#define IX_DEPTH(ix) ((uint32_t)((ix) >> 32) & 0x7fu)
-#define IX_OWN(ix) ((uint32_t)((ix) >> 25) & 0x7fu)
+/* index[id]: byte offset 32 bits (ARENA_BYTES), depth 7 (at most
+ * MLMEM_STACK_MAX_DEPTH, 64), hops 5, base 20 (MAX_IDS); 0: undefined (a
+ * stack has a depth). */
+#define IX_PACK(off, depth, hops, base)                                                 \
+    ((uint64_t)(off) << 32 | (uint64_t)(depth) << 25 | (uint64_t)(hops) << 20 |         \
+     (uint64_t)(base))
+#define IX_OFF(ix) ((ix) >> 32)
+#define IX_DEPTH(ix) ((uint32_t)((ix) >> 25) & 0x7fu)
 #define IX_HOPS(ix) ((uint32_t)((ix) >> 20) & 0x1fu)
 #define IX_BASE(ix) ((uint32_t)(ix) & 0xfffffu)
-_Static_assert(ARENA_WORDS <= (1u << 25) && MAX_IDS <= (1u << 20) &&
-                   MLMEM_STACK_MAX_DEPTH < 128 && MAX_HOPS < 32,
+_Static_assert(MAX_IDS <= (1u << 20) && MLMEM_STACK_MAX_DEPTH < 128 && MAX_HOPS < 32,
                "index fields too narrow");
+/* The largest own frames: their count and a varint each. */
+#define BLOB_MAX (1 + MLMEM_STACK_MAX_DEPTH * MLMEM_VARINT_MAX)
 
 int shim_stacks_init(void)
 {
     g_shim.stack_slots = shim_os_mmap(TABLE_SLOTS * sizeof(uint64_t));
     g_shim.stack_index = shim_os_mmap(MAX_IDS * sizeof(uint64_t));
-    g_shim.stack_arena = shim_os_mmap(ARENA_WORDS * sizeof(uintptr_t));
+    g_shim.stack_arena = shim_os_mmap(ARENA_BYTES);
     if (!g_shim.stack_slots || !g_shim.stack_index || !g_shim.stack_arena)
         return -1;
     if (g_shim.config.stack_mode == MLMEM_STACKS_ALL) {
@@ -64,7 +67,7 @@ int shim_stacks_init(void)
          * took 4% off that import; a program with few stacks pays up to
          * 8 MiB for them (sampled mode, with few stacks by design, keeps
          * small pages everywhere). */
-        madvise(g_shim.stack_arena, ARENA_WORDS * sizeof(uintptr_t), MADV_HUGEPAGE);
+        madvise(g_shim.stack_arena, ARENA_BYTES, MADV_HUGEPAGE);
         madvise(g_shim.stack_index, MAX_IDS * sizeof(uint64_t), MADV_HUGEPAGE);
         madvise(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint64_t), MADV_HUGEPAGE);
     }
@@ -106,17 +109,32 @@ int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth)
     if (!ix)
         return -1;
     uint32_t n = IX_DEPTH(ix), got = 0, pos = 0;
-    /* Its own frames, then the rest from its base: the same distance from
-     * the end there. insert() bounds the walk by MAX_HOPS; the checks only
-     * keep a broken index from looping or reading astray. */
+    const uint8_t *end = g_shim.stack_arena + ARENA_BYTES;
+    /* Its own frames from 'pos' on, then the rest from its base: the same
+     * distance from the end there. insert() bounds the walk by MAX_HOPS;
+     * the checks only keep a broken index from looping or reading astray. */
     for (uint32_t hop = 0; hop <= MAX_HOPS; hop++) {
-        const uintptr_t *own = g_shim.stack_arena + IX_OFF(ix);
-        while (pos < IX_OWN(ix) && got < n)
-            out[got++] = own[pos++];
+        if (IX_OFF(ix) >= ARENA_BYTES)
+            return -1;
+        const uint8_t *p = g_shim.stack_arena + IX_OFF(ix);
+        uint32_t own = *p++;
+        uintptr_t frame = 0;
+        for (uint32_t i = 0; i < own && got < n; i++) {
+            uint64_t z;
+            if (mlmem_varint_get(&p, end, &z) != 0)
+                return -1;
+            frame += (uintptr_t)mlmem_unzigzag(z);
+            if (i >= pos)
+                out[got++] = frame;
+        }
         if (got == n) {
             *depth = n;
             return 0;
         }
+        if (own > pos)
+            pos = own;
+        if (pos > IX_DEPTH(ix))
+            return -1;
         uint32_t left = IX_DEPTH(ix) - pos;
         ix = stack_ix(IX_BASE(ix));
         if (!ix || left > IX_DEPTH(ix))
@@ -141,13 +159,18 @@ static uint32_t insert(const uintptr_t *f, uint32_t n, uint32_t base, const uint
     if (!shared)
         base = hops = 0;
     uint32_t own = n - shared;
-    uint64_t off = atomic_fetch_add(&g_shim.stack_arena_top, own);
+    uint8_t blob[BLOB_MAX];
+    size_t len = 0;
+    blob[len++] = (uint8_t)own;
+    for (uint32_t i = 0; i < own; i++)
+        len += mlmem_varint_put(blob + len, mlmem_zigzag((int64_t)(f[i] - (i ? f[i - 1] : 0))));
+    uint64_t off = atomic_fetch_add(&g_shim.stack_arena_top, len);
     uint32_t id = atomic_fetch_add(&g_shim.stack_next_id, 1);
-    if (off + own > ARENA_WORDS || id >= MAX_IDS)
+    if (off + len > ARENA_BYTES || id >= MAX_IDS)
         return 0;
-    memcpy(g_shim.stack_arena + off, f, own * sizeof *f);
+    memcpy(g_shim.stack_arena + off, blob, len);
     SHIM_HAPPENS_BEFORE(&g_shim.stack_index[id]);
-    atomic_store_explicit(&g_shim.stack_index[id], IX_PACK(off, n, own, hops, base),
+    atomic_store_explicit(&g_shim.stack_index[id], IX_PACK(off, n, hops, base),
                           memory_order_release);
     return id;
 }
