@@ -11,20 +11,22 @@
  * the simplest rules almost everywhere, and libunwind's own fast path
  * (tdep_trace) handles only those: the frame's CFA is RSP or RBP plus a
  * constant, the return address is stored just below the CFA, and RBP is
- * either untouched or saved at a constant offset from the CFA. This file
- * keeps exactly that rule for each return address and walks with two
+ * either untouched or saved at a constant offset from the CFA; or, in a
+ * frame GCC realigned through its DRAP register, the CFA is the word at
+ * RBP minus a constant and the caller's RBP the word at RBP. This file
+ * keeps that rule for each return address and walks with two or three
  * loads a frame.
  *
  * A rule is learnt from the module's .eh_frame_hdr, found with glibc's
  * _dl_find_object (lock-free and allocation-free: made for unwinders), by
- * running the FDE's CFA program up to the call. Anything else (no FDE, a
- * CFA or RBP given by a DWARF expression, a signal frame, an encoding or
- * augmentation we do not know, a frame that does not move up the stack)
- * makes the walk give up, and the caller takes libunwind's walk for that
- * stack instead: the same frames, slower. Rules that give up are cached
- * too. MLMEM_UNWIND=check does both walks for every stack and logs any
- * difference (tests/e2e: the walks agree on C, C++ and Python programs);
- * MLMEM_UNWIND=libunwind turns this file off.
+ * running the FDE's CFA program up to the call. Anything else (no FDE,
+ * another DWARF expression, a signal frame, an encoding or augmentation we
+ * do not know, a frame that does not move up the stack) makes the walk
+ * give up, and the caller takes libunwind's walk for that stack instead:
+ * the same frames, slower. Rules that give up are cached too.
+ * MLMEM_UNWIND=check does both walks for every stack and logs any
+ * difference (test_e2e_capture_cfi_walk_agrees_with_libunwind: C, C++, the
+ * trainer and CPython); MLMEM_UNWIND=libunwind turns this file off.
  *
  * The table: 2^16 direct-mapped 64-bit slots indexed by the return
  * address's low 16 bits, each holding the address's high bits and the
