@@ -303,7 +303,7 @@ typedef struct {
     _Atomic uint64_t orphan_dropped;  /* events of threads that got no ring */
 
     /* Stack table (stacks.c). */
-    _Atomic uint64_t *stack_slots;
+    _Atomic uint32_t *stack_slots;     /* tag << 20 | id (stacks.c)          */
     _Atomic uint64_t *stack_index;    /* id -> where, depth, base (stacks.c) */
     uint8_t *stack_arena;             /* own frames, varint deltas          */
     _Atomic uint64_t stack_arena_top;

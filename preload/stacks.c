@@ -2,8 +2,9 @@
  * stacks.c - capturing call stacks with libunwind and deduplicating them in
  * a lock-free table, so each distinct stack crosses the wire once.
  *
- * Table: open addressing over 64-bit slots holding (hash tag << 32 | id);
- * 0 is empty. Frames live in an append-only arena, and a stack keeps there
+ * Table: open addressing over 32-bit slots holding (12 bits of hash tag
+ * << 20 | id); 0 is empty. A tag that matches is checked against the
+ * stack's frames, so the short tag costs a compare in 4096, not a mistake. Frames live in an append-only arena, and a stack keeps there
  * only the frames it does not share with its base: the stack its thread
  * captured before it, whose outermost frames are its outermost ones (a
  * Python program's consecutive stacks differ in a few inner frames; of
@@ -33,6 +34,8 @@
 #define MAX_IDS TABLE_SLOTS
 #define ARENA_BYTES (256u << 20) /* of address space, touched as used */
 #define MAX_PROBES 64
+#define SLOT_ID_BITS 20 /* a slot: tag (12 bits) << 20 | id */
+#define SLOT_ID_MASK ((1u << SLOT_ID_BITS) - 1)
 #define MAX_HOPS SHIM_STACK_MAX_HOPS
 
 /* index[id]: byte offset 32 bits (ARENA_BYTES), depth 7 (at most
@@ -45,35 +48,36 @@
 #define IX_DEPTH(ix) ((uint32_t)((ix) >> 25) & 0x7fu)
 #define IX_HOPS(ix) ((uint32_t)((ix) >> 20) & 0x1fu)
 #define IX_BASE(ix) ((uint32_t)(ix) & 0xfffffu)
-_Static_assert(MAX_IDS <= (1u << 20) && MLMEM_STACK_MAX_DEPTH < 128 && MAX_HOPS < 32,
-               "index fields too narrow");
+_Static_assert(MAX_IDS <= (1u << 20) && MAX_IDS <= (1u << SLOT_ID_BITS) &&
+                   MLMEM_STACK_MAX_DEPTH < 128 && MAX_HOPS < 32,
+               "index or slot fields too narrow");
 /* The largest own frames: their count and a varint each. */
 #define BLOB_MAX (1 + MLMEM_STACK_MAX_DEPTH * MLMEM_VARINT_MAX)
 
 int shim_stacks_init(void)
 {
-    g_shim.stack_slots = shim_os_mmap(TABLE_SLOTS * sizeof(uint64_t));
+    g_shim.stack_slots = shim_os_mmap(TABLE_SLOTS * sizeof(uint32_t));
     g_shim.stack_index = shim_os_mmap(MAX_IDS * sizeof(uint64_t));
     g_shim.stack_arena = shim_os_mmap(ARENA_BYTES);
     if (!g_shim.stack_slots || !g_shim.stack_index || !g_shim.stack_arena)
         return -1;
     if (g_shim.config.stack_mode == MLMEM_STACKS_ALL) {
         /* Every stack is kept: 'import torch' alone writes 600,000 of them
-         * (260 MiB of frames), and faulting that in 4 KiB at a time cost
+         * (30 M frames, 4 M of them kept), and faulting that in 4 KiB at a time cost
          * 0.4 s of its 2.4 s under --stacks=all (docs/benchmarks.md). The
          * index and arena fill from the start, so huge pages waste at most
          * 2 MiB each. The hash slots are touched at random: two thirds of
          * an insert's time was the load of its slot, and huge pages there
          * took 4% off that import; a program with few stacks pays up to
-         * 8 MiB for them (sampled mode, with few stacks by design, keeps
+         * 4 MiB for them (sampled mode, with few stacks by design, keeps
          * small pages everywhere). */
         madvise(g_shim.stack_arena, ARENA_BYTES, MADV_HUGEPAGE);
         madvise(g_shim.stack_index, MAX_IDS * sizeof(uint64_t), MADV_HUGEPAGE);
-        madvise(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint64_t), MADV_HUGEPAGE);
+        madvise(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint32_t), MADV_HUGEPAGE);
     }
     atomic_store(&g_shim.stack_next_id, 1);
     /* For helgrind: the table's atomics are its synchronization. */
-    SHIM_BENIGN_RACE_SIZED(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint64_t), "atomic slots");
+    SHIM_BENIGN_RACE_SIZED(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint32_t), "atomic slots");
     SHIM_BENIGN_RACE_SIZED(g_shim.stack_index, MAX_IDS * sizeof(uint64_t), "atomic index");
     SHIM_BENIGN_RACE(&g_shim.stack_arena_top, "atomic bump allocator");
     SHIM_BENIGN_RACE(&g_shim.stack_next_id, "atomic id counter");
@@ -181,22 +185,21 @@ uint32_t shim_stack_intern(const uintptr_t *f, uint32_t n, uint32_t base, const 
     if (n == 0 || n > MLMEM_STACK_MAX_DEPTH)
         return MLMEM_STACK_NONE;
     uint64_t h = hash_frames(f, n);
-    uint32_t tag = (uint32_t)(h >> 32);
+    uint32_t tag = (uint32_t)(h >> 52) << SLOT_ID_BITS;
     uint32_t i = (uint32_t)h & (TABLE_SLOTS - 1);
     uint32_t mine = 0;
 
     for (int probe = 0; probe < MAX_PROBES; probe++, i = (i + 1) & (TABLE_SLOTS - 1)) {
-        uint64_t v = atomic_load_explicit(&g_shim.stack_slots[i], memory_order_acquire);
+        uint32_t v = atomic_load_explicit(&g_shim.stack_slots[i], memory_order_acquire);
         if (v == 0) {
             if (!mine && !(mine = insert(f, n, base, bf, bn)))
                 break;
-            uint64_t want = ((uint64_t)tag << 32) | mine;
-            if (atomic_compare_exchange_strong(&g_shim.stack_slots[i], &v, want))
+            if (atomic_compare_exchange_strong(&g_shim.stack_slots[i], &v, tag | mine))
                 return mine;
             /* Lost the slot: 'v' now holds the winner; compare with it. */
         }
-        if ((uint32_t)(v >> 32) == tag) {
-            uint32_t id = (uint32_t)v;
+        if ((v & ~SLOT_ID_MASK) == tag) {
+            uint32_t id = v & SLOT_ID_MASK;
             uintptr_t frames[MLMEM_STACK_MAX_DEPTH];
             uint32_t depth;
             if (IX_DEPTH(stack_ix(id)) == n && shim_stack_get(id, frames, &depth) == 0 &&
