@@ -65,7 +65,10 @@ void prof_huge_pages_exec(char **argv)
         snprintf(tunables, n, "%s:%s", old, TUNABLE);
     else
         snprintf(tunables, n, "%s", TUNABLE);
-    snprintf(saved, n, old ? "set:%s" : "unset", old ? old : "");
+    if (old)
+        snprintf(saved, n, "set:%s", old);
+    else
+        snprintf(saved, n, "unset");
     /* The binary by its own path, not /proc/self/exe: the name the process
      * goes by (comm: ps, pgrep, top) comes from the path executed. */
     char self[4096];
