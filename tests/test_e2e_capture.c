@@ -179,6 +179,13 @@ static void test_e2e_capture_seq_counter_handoffs_exact(void **state)
     json_decref(r);
 }
 
+/* The function of a report site's innermost frame, or NULL. */
+static const char *innermost_function(json_t *site)
+{
+    json_t *f0 = json_array_get(json_object_get(site, "frames"), 0);
+    return json_string_value(json_object_get(f0, "function"));
+}
+
 /* The size of the trace `mlmem record OPTS` writes of 'cmd' with MLMEM_FOLD
  * set to 'fold'. */
 static long long trace_bytes(const char *const *cmd, const char *const *opts, const char *fold)
@@ -209,8 +216,7 @@ static json_t *temps_site(json_t *report)
     size_t i;
     json_t *s;
     json_array_foreach(json_object_get(report, "sites"), i, s) {
-        json_t *f0 = json_array_get(json_object_get(s, "frames"), 0);
-        const char *fn = json_string_value(json_object_get(f0, "function"));
+        const char *fn = innermost_function(s);
         if (fn && strcmp(fn, "temps") == 0 &&
             json_integer_value(json_object_get(s, "allocations")) == 15000)
             return s;
@@ -336,8 +342,7 @@ static void check_handback(const char *const *opts)
         long long leaked = e2e_int(s, "leaked_allocations");
         if (largest == 200 || largest == 48)
             assert_int_equal(leaked, 0);
-        json_t *f0 = json_array_get(json_object_get(s, "frames"), 0);
-        const char *fn = json_string_value(json_object_get(f0, "function"));
+        const char *fn = innermost_function(s);
         if (opts && largest == 200 && fn && strcmp(fn, "handback") == 0) {
             assert_int_equal(e2e_int(s, "allocations"), 500);
             seen |= 4;
@@ -546,8 +551,7 @@ static void test_e2e_capture_cxx_new_delete(void **state)
     int big = 0, doubles = 0, vec = 0;
     json_array_foreach(json_object_get(r, "sites"), i, s) {
         long long bytes = json_integer_value(json_object_get(s, "bytes_allocated"));
-        json_t *f0 = json_array_get(json_object_get(s, "frames"), 0);
-        const char *fn = json_string_value(json_object_get(f0, "function"));
+        const char *fn = innermost_function(s);
         if (!fn || !strstr(fn, "operator new"))
             continue;
         big += bytes == 10000;
