@@ -57,6 +57,15 @@ int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites,
 typedef struct prof_rules prof_rules_t;
 void prof_analysis_set_rules(prof_analysis_t *a, const prof_rules_t *rules);
 
+/* Which process's stacks to symbolize ahead (symbols.h,
+ * prof_symbols_prefetch), for a result that will be symbolized: 'pid', or
+ * -1 for whichever process this stream turns out to be; 0 (the default)
+ * for none. Decided when the stream's HELLO arrives. */
+void prof_analysis_prefetch_symbols(prof_analysis_t *a, int32_t pid);
+
+/* Whether this stream's stacks are symbolized ahead (decided at HELLO). */
+int prof_analysis_prefetching(const prof_analysis_t *a);
+
 /* Cheap live figures for displays. */
 uint64_t prof_analysis_live_bytes(const prof_analysis_t *a);
 uint64_t prof_analysis_peak_bytes(const prof_analysis_t *a);

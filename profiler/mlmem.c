@@ -154,6 +154,7 @@ static void trace_result(const char *path, const char *rules_path, int partial, 
         die(1, "out of memory");
     if (rules_path)
         prof_session_set_rules(s, &rules);
+    prof_session_prefetch_symbols(s, pid);
     char err[1024];
     prof_trace_stats_t st;
     if (prof_trace_replay(path, s, partial, &st, err, sizeof err) != 0)
@@ -386,6 +387,7 @@ static int cmd_run(int argc, char **argv, int record_only)
             die(1, "out of memory");
         if (rules_path)
             prof_session_set_rules(ctx.session, &rules);
+        prof_session_prefetch_symbols(ctx.session, 0);
     }
     lo.on_open = on_open;
     lo.on_data = on_data;

@@ -20,6 +20,8 @@ struct prof_session {
     int have_run_info;
     prof_run_info_t run;
     const prof_rules_t *rules; /* attribution rules for every stream       */
+    int prefetch;              /* prof_session_prefetch_symbols() was called */
+    int32_t prefetch_pid;      /* its pid: 0 for the main process          */
     char error[512];
 };
 
@@ -34,6 +36,24 @@ void prof_session_set_rules(prof_session_t *s, const prof_rules_t *rules)
     for (size_t i = 0; i < s->count; i++)
         if (s->streams[i].analysis)
             prof_analysis_set_rules(s->streams[i].analysis, rules);
+}
+
+void prof_session_prefetch_symbols(prof_session_t *s, int32_t pid)
+{
+    s->prefetch = 1;
+    s->prefetch_pid = pid;
+}
+
+/* The main process is the first stream's (the command starts first), or a
+ * later image of it after an exec; its pid is known once that stream said
+ * HELLO. */
+static int32_t prefetch_pid_for_new_stream(const prof_session_t *s)
+{
+    if (!s->prefetch)
+        return 0;
+    if (s->prefetch_pid)
+        return s->prefetch_pid;
+    return s->count == 0 ? -1 : prof_analysis_pid(s->streams[0].analysis);
 }
 
 void prof_session_free(prof_session_t *s)
@@ -81,6 +101,7 @@ int prof_session_open(prof_session_t *s, uint32_t id)
         return -1;
     }
     prof_analysis_set_rules(st->analysis, s->rules);
+    prof_analysis_prefetch_symbols(st->analysis, prefetch_pid_for_new_stream(s));
     s->count++;
     return 0;
 }

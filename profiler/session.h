@@ -39,6 +39,12 @@ void prof_session_free(prof_session_t *s);
  * 'rules' must outlive the session. */
 void prof_session_set_rules(prof_session_t *s, const prof_rules_t *rules);
 
+/* The process whose result will be symbolized ('pid', or 0 for the main
+ * one): the modules its stacks run in are opened on a helper thread while
+ * the stream is still being fed, so the result does not wait for them
+ * (symbols.h). Call before the first stream opens. Off by default. */
+void prof_session_prefetch_symbols(prof_session_t *s, int32_t pid);
+
 /* Starts stream 'id' (ids are unique within a run). Returns 0, or -1 if the
  * id is taken or memory ran out. */
 int prof_session_open(prof_session_t *s, uint32_t id);

@@ -8,6 +8,16 @@
  *
  * Results are cached per (lookup address, opened file) in an open-addressing
  * hash table; the cache owns its strings, and resolve() hands out copies.
+ *
+ * Opening a module is most of what symbolizing a short run costs: libdw
+ * inflates every compressed .debug section of the file (libc6-dbg's: about
+ * 15 MB, 30 ms) and the symbol table is sorted (libtorch's: 100,000+
+ * functions). prof_symbols_prefetch() hands modules to one helper thread as
+ * soon as the analysis sees stacks in them, so they open while the program
+ * still runs (or the rest of a trace is decoded). The helper touches only
+ * its job (a copy of the path and bias in, an opened file out); the
+ * symbolizer adopts the job when it first resolves an address in that
+ * module, running it itself if the helper has not started it yet.
  */
 #define _GNU_SOURCE
 #include "symbols.h"
@@ -15,6 +25,8 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +40,7 @@ extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *st
 
 typedef enum {
     SYM_OPEN_NOT_TRIED = 0,
+    SYM_OPEN_PENDING,  /* handed to the helper thread: see 'job'          */
     SYM_OPEN_OK,
     SYM_OPEN_FAILED,   /* not a regular file, unreadable, not ELF: never retried */
 } sym_open_t;
@@ -40,6 +53,27 @@ typedef struct {
     uint32_t rank;         /* 0 global, 1 weak, 2 local: the first wins    */
 } sym_entry_t;
 
+/* An ELF file opened with libdw at one load bias. */
+typedef struct {
+    Dwfl *dwfl;
+    Dwfl_Module *mod;
+    sym_entry_t *syms;     /* function symbols sorted by address           */
+    size_t sym_count;
+    bool syms_built;
+} sym_file_t;
+
+typedef enum { SYM_JOB_QUEUED, SYM_JOB_RUNNING, SYM_JOB_DONE } sym_job_state_t;
+
+/* One module for the helper thread to open. */
+typedef struct sym_job {
+    struct sym_job *next;  /* in the queue, while QUEUED                   */
+    sym_job_state_t state; /* under the helper's lock                      */
+    char *path;
+    uint64_t bias;
+    sym_file_t file;       /* the outcome, once DONE                       */
+    bool ok;
+} sym_job_t;
+
 typedef struct {
     uint32_t id;
     char *path;
@@ -49,14 +83,23 @@ typedef struct {
     uint64_t load_seq;
     uint64_t unload_seq;   /* UINT64_MAX while loaded */
     sym_open_t state;
-    size_t owner;          /* slot whose Dwfl this one uses (itself, or an
+    size_t owner;          /* slot whose file this one uses (itself, or an
                               earlier slot with the same path and bias) */
-    Dwfl *dwfl;            /* owned only when owner is this slot */
-    Dwfl_Module *mod;
-    sym_entry_t *syms;     /* sorted by address; the owner slot's          */
-    size_t sym_count;
-    bool syms_built;
+    sym_file_t file;       /* owned only when owner is this slot */
+    sym_job_t *job;        /* while PENDING */
 } sym_module_t;
+
+/* The thread that opens modules ahead of time, started by the first
+ * prefetch. */
+typedef struct {
+    bool started;
+    bool stopping;         /* under 'lock' */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* a job queued or done, or stop asked */
+    sym_job_t *head, *tail;
+    size_t opened;         /* jobs the helper ran, under 'lock' */
+} sym_helper_t;
 
 /* A cache slot: 'count' frames from 'first' in the frame pool. */
 typedef struct {
@@ -87,6 +130,10 @@ struct prof_symbols {
     prof_frame_t *pool;    /* frames owned by the cache */
     size_t pool_count;
     size_t pool_cap;
+
+    sym_helper_t helper;
+    uint64_t seen_start;   /* the last module a prefetch found: its range */
+    uint64_t seen_end;
 };
 
 /* Offline callbacks: the file is given to dwfl_report_elf directly, so
@@ -153,27 +200,6 @@ static uint64_t sym_hash(uint64_t address, uint32_t module)
 prof_symbols_t *prof_symbols_new(void)
 {
     return calloc(1, sizeof(prof_symbols_t));
-}
-
-void prof_symbols_free(prof_symbols_t *s)
-{
-    if (s == NULL)
-        return;
-    for (size_t i = 0; i < s->module_count; i++) {
-        if (s->modules[i].dwfl != NULL && s->modules[i].owner == i)
-            dwfl_end(s->modules[i].dwfl);
-        if (s->modules[i].owner == i)
-            free(s->modules[i].syms);
-        free(s->modules[i].path);
-    }
-    for (size_t i = 0; i < s->pool_count; i++)
-        sym_frame_clear(&s->pool[i]);
-    free(s->modules);
-    free(s->by_start);
-    free(s->max_end);
-    free(s->slots);
-    free(s->pool);
-    free(s);
 }
 
 /* A NULL path is stored as "" so the frame still names "some module"; an
@@ -293,31 +319,51 @@ static long sym_find_module(prof_symbols_t *s, uint64_t address, uint64_t seq)
     return best;
 }
 
-/* Opens module slot 'i' with libdw, once. A slot with the same path and
- * bias as one already tried (the shim re-reporting its map after a dlopen)
- * shares that slot's Dwfl and outcome instead of opening the file again.
- * Paths that are not regular files ("linux-vdso.so.1", "[vdso]", deleted
- * files) fail without touching libdw. */
-static bool sym_module_open(prof_symbols_t *s, size_t i)
+static int sym_cmp_entry(const void *x, const void *y)
 {
-    sym_module_t *m = &s->modules[i];
-    if (m->state != SYM_OPEN_NOT_TRIED)
-        return m->state == SYM_OPEN_OK;
-    for (size_t j = 0; j < s->module_count; j++) {
-        const sym_module_t *o = &s->modules[j];
-        if (j != i && o->state != SYM_OPEN_NOT_TRIED && o->owner == j &&
-            o->bias == m->bias && strcmp(o->path, m->path) == 0) {
-            m->state = o->state;
-            m->owner = j;
-            m->dwfl = o->dwfl;
-            m->mod = o->mod;
-            return m->state == SYM_OPEN_OK;
-        }
-    }
-    m->state = SYM_OPEN_FAILED;
+    const sym_entry_t *a = x, *b = y;
+    if (a->addr != b->addr)
+        return a->addr < b->addr ? -1 : 1;
+    return (a->rank > b->rank) - (a->rank < b->rank);
+}
 
+/* The module's function symbols sorted by address, built on first use.
+ * dwfl_module_addrinfo searches the whole symbol table for every address
+ * (elfutils 0.188): with libtorch's 100,000+ symbols, symbolizing a PyTorch
+ * run's stacks took minutes; a binary search takes microseconds. */
+static void sym_build_index(sym_file_t *f)
+{
+    f->syms_built = true;
+    int n = dwfl_module_getsymtab(f->mod);
+    if (n <= 0)
+        return;
+    f->syms = malloc((size_t)n * sizeof(*f->syms));
+    if (f->syms == NULL)
+        return;
+    for (int i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        GElf_Word shndx;
+        const char *name = dwfl_module_getsym_info(f->mod, i, &sym, &addr, &shndx, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (name == NULL || name[0] == '\0' || shndx == SHN_UNDEF || addr == 0 ||
+            (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE))
+            continue;
+        int bind = GELF_ST_BIND(sym.st_info);
+        f->syms[f->sym_count++] = (sym_entry_t){
+            addr, sym.st_size, name, bind == STB_GLOBAL ? 0u : bind == STB_WEAK ? 1u : 2u};
+    }
+    qsort(f->syms, f->sym_count, sizeof(*f->syms), sym_cmp_entry);
+}
+
+/* Opens 'path' at load 'bias' into 'f'. Paths that are not regular files
+ * ("linux-vdso.so.1", "[vdso]", deleted files) fail without touching libdw.
+ * Touches nothing shared, so the helper thread runs it too. */
+static bool sym_file_open(const char *path, uint64_t bias, sym_file_t *f)
+{
+    memset(f, 0, sizeof *f);
     struct stat st;
-    if (m->path[0] == '\0' || stat(m->path, &st) != 0 || !S_ISREG(st.st_mode))
+    if (path[0] == '\0' || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return false;
     Dwfl *dwfl = dwfl_begin(&sym_callbacks);
     if (dwfl == NULL)
@@ -325,15 +371,266 @@ static bool sym_module_open(prof_symbols_t *s, size_t i)
     dwfl_report_begin(dwfl);
     /* add_p_vaddr: 'bias' is dlpi_addr, the difference between run-time
      * addresses and the file's p_vaddr (ignored for ET_EXEC). */
-    Dwfl_Module *mod = dwfl_report_elf(dwfl, m->path, m->path, -1, m->bias, true);
+    Dwfl_Module *mod = dwfl_report_elf(dwfl, path, path, -1, bias, true);
     if (mod == NULL || dwfl_report_end(dwfl, NULL, NULL) != 0) {
         dwfl_end(dwfl);
         return false;
     }
-    m->dwfl = dwfl;
-    m->mod = mod;
-    m->state = SYM_OPEN_OK;
+    f->dwfl = dwfl;
+    f->mod = mod;
     return true;
+}
+
+static void sym_file_close(sym_file_t *f)
+{
+    if (f->dwfl != NULL)
+        dwfl_end(f->dwfl);
+    free(f->syms);
+    memset(f, 0, sizeof *f);
+}
+
+/* ---- the helper thread ---- */
+
+/* Opens the job's file and does the slow part of a first lookup ahead:
+ * finding and inflating the debug info, reading its address ranges (which
+ * CU covers an address: libc6-dbg's 2,000 take 7 ms), sorting the symbol
+ * table. libdw keeps all of it with the Dwfl. */
+static void sym_job_run(sym_job_t *job)
+{
+    job->ok = sym_file_open(job->path, job->bias, &job->file);
+    if (!job->ok)
+        return;
+    Dwarf_Addr bias;
+    Dwarf *dwarf = dwfl_module_getdwarf(job->file.mod, &bias);
+    Dwarf_Aranges *aranges;
+    size_t count;
+    if (dwarf != NULL)
+        dwarf_getaranges(dwarf, &aranges, &count);
+    sym_build_index(&job->file);
+}
+
+static void *sym_helper_main(void *arg)
+{
+    sym_helper_t *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        sym_job_t *job = h->head;
+        if (job == NULL) {
+            pthread_cond_wait(&h->changed, &h->lock);
+            continue;
+        }
+        h->head = job->next;
+        if (h->head == NULL)
+            h->tail = NULL;
+        job->state = SYM_JOB_RUNNING;
+        pthread_mutex_unlock(&h->lock);
+        sym_job_run(job);
+        pthread_mutex_lock(&h->lock);
+        job->state = SYM_JOB_DONE;
+        h->opened++;
+        pthread_cond_broadcast(&h->changed);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+/* Starts the helper once; false if it cannot run. It takes no signals: the
+ * analyzer's own handlers (launch.c) expect them on the main thread. */
+static bool sym_helper_start(sym_helper_t *h)
+{
+    if (h->started)
+        return true;
+    if (pthread_mutex_init(&h->lock, NULL) != 0)
+        return false;
+    if (pthread_cond_init(&h->changed, NULL) != 0) {
+        pthread_mutex_destroy(&h->lock);
+        return false;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&h->thread, NULL, sym_helper_main, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&h->changed);
+        pthread_mutex_destroy(&h->lock);
+        return false;
+    }
+    h->started = true;
+    return true;
+}
+
+/* Stops the helper after the job it is running; queued jobs stay queued. */
+static void sym_helper_stop(sym_helper_t *h)
+{
+    if (!h->started)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->stopping = true;
+    pthread_cond_broadcast(&h->changed);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->changed);
+    pthread_mutex_destroy(&h->lock);
+    h->started = false;
+}
+
+/* Queues slot 'i' for the helper; false when that cannot be done (the slot
+ * then opens when first resolved, as without a helper). */
+static bool sym_module_queue(prof_symbols_t *s, size_t i)
+{
+    sym_module_t *m = &s->modules[i];
+    sym_job_t *job = calloc(1, sizeof *job);
+    if (job == NULL || (job->path = strdup(m->path)) == NULL || !sym_helper_start(&s->helper)) {
+        if (job)
+            free(job->path);
+        free(job);
+        return false;
+    }
+    job->bias = m->bias;
+    job->state = SYM_JOB_QUEUED;
+    m->job = job;
+    m->state = SYM_OPEN_PENDING;
+    sym_helper_t *h = &s->helper;
+    pthread_mutex_lock(&h->lock);
+    if (h->tail)
+        h->tail->next = job;
+    else
+        h->head = job;
+    h->tail = job;
+    pthread_cond_broadcast(&h->changed);
+    pthread_mutex_unlock(&h->lock);
+    return true;
+}
+
+/* Takes pending slot 'i''s job back: runs it here if the helper has not
+ * started it (rather than wait behind the jobs queued before it), or waits
+ * for the helper to finish it. The slot ends OK or FAILED. After
+ * sym_helper_stop(), a job still queued is dropped unrun (the symbolizer is
+ * being freed). */
+static void sym_module_adopt(prof_symbols_t *s, size_t i)
+{
+    sym_module_t *m = &s->modules[i];
+    sym_job_t *job = m->job;
+    sym_helper_t *h = &s->helper;
+    bool run_here = false, dropped = false;
+    if (h->started) {
+        pthread_mutex_lock(&h->lock);
+        if (job->state == SYM_JOB_QUEUED) {
+            sym_job_t **at = &h->head, *prev = NULL;
+            while (*at != job) {
+                prev = *at;
+                at = &(*at)->next;
+            }
+            *at = job->next;
+            if (h->tail == job)
+                h->tail = prev;
+            job->state = SYM_JOB_RUNNING;
+            run_here = true;
+        }
+        while (!run_here && job->state != SYM_JOB_DONE)
+            pthread_cond_wait(&h->changed, &h->lock);
+        pthread_mutex_unlock(&h->lock);
+    } else {
+        dropped = job->state == SYM_JOB_QUEUED;
+    }
+    if (run_here)
+        sym_job_run(job);
+    m->file = job->file;
+    m->state = !dropped && job->ok ? SYM_OPEN_OK : SYM_OPEN_FAILED;
+    m->job = NULL;
+    free(job->path);
+    free(job);
+}
+
+/* An earlier slot with the same path and bias that was opened, tried or
+ * queued (the shim re-reporting its map after a dlopen), whose file slot
+ * 'i' can share; SIZE_MAX if none. */
+static size_t sym_same_file(const prof_symbols_t *s, size_t i)
+{
+    const sym_module_t *m = &s->modules[i];
+    for (size_t j = 0; j < s->module_count; j++) {
+        const sym_module_t *o = &s->modules[j];
+        if (j != i && o->state != SYM_OPEN_NOT_TRIED && o->owner == j && o->bias == m->bias &&
+            strcmp(o->path, m->path) == 0)
+            return j;
+    }
+    return SIZE_MAX;
+}
+
+/* Opens module slot 'i' with libdw, once (or adopts what the helper
+ * opened). A slot with the same path and bias as one already tried shares
+ * that slot's file and outcome instead of opening the file again. */
+static bool sym_module_open(prof_symbols_t *s, size_t i)
+{
+    sym_module_t *m = &s->modules[i];
+    if (m->state == SYM_OPEN_PENDING)
+        sym_module_adopt(s, i);
+    if (m->state != SYM_OPEN_NOT_TRIED)
+        return m->state == SYM_OPEN_OK;
+    size_t j = sym_same_file(s, i);
+    if (j != SIZE_MAX) {
+        if (s->modules[j].state == SYM_OPEN_PENDING)
+            sym_module_adopt(s, j);
+        m->state = s->modules[j].state;
+        m->owner = j;
+        return m->state == SYM_OPEN_OK;
+    }
+    m->state = sym_file_open(m->path, m->bias, &m->file) ? SYM_OPEN_OK : SYM_OPEN_FAILED;
+    return m->state == SYM_OPEN_OK;
+}
+
+size_t prof_symbols_opened_ahead(prof_symbols_t *s)
+{
+    sym_helper_t *h = &s->helper;
+    if (!h->started)
+        return 0;
+    pthread_mutex_lock(&h->lock);
+    size_t n = h->opened;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+/* Return addresses in a run of one module mostly: the module found last is
+ * checked first, which spares the search for most frames. */
+void prof_symbols_prefetch(prof_symbols_t *s, const uint64_t *addresses, size_t count,
+                           uint64_t seq)
+{
+    for (size_t k = 0; k < count; k++) {
+        uint64_t lookup = addresses[k] ? addresses[k] - 1 : 0;
+        if (lookup >= s->seen_start && lookup < s->seen_end)
+            continue;
+        long mi = sym_find_module(s, lookup, seq);
+        if (mi < 0)
+            continue;
+        sym_module_t *m = &s->modules[mi];
+        s->seen_start = m->start;
+        s->seen_end = m->end;
+        if (m->state == SYM_OPEN_NOT_TRIED && sym_same_file(s, (size_t)mi) == SIZE_MAX)
+            sym_module_queue(s, (size_t)mi);
+    }
+}
+
+void prof_symbols_free(prof_symbols_t *s)
+{
+    if (s == NULL)
+        return;
+    sym_helper_stop(&s->helper);
+    for (size_t i = 0; i < s->module_count; i++) {
+        if (s->modules[i].state == SYM_OPEN_PENDING)
+            sym_module_adopt(s, i);
+        if (s->modules[i].owner == i)
+            sym_file_close(&s->modules[i].file);
+        free(s->modules[i].path);
+    }
+    for (size_t i = 0; i < s->pool_count; i++)
+        sym_frame_clear(&s->pool[i]);
+    free(s->modules);
+    free(s->by_start);
+    free(s->max_end);
+    free(s->slots);
+    free(s->pool);
+    free(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -404,50 +701,10 @@ static const char *sym_call_site(Dwarf_Die *cudie, Dwarf_Die *die, uint32_t *lin
     return dwarf_filesrc(files, value, NULL, NULL);
 }
 
-/* Symbolizes 'address' in opened module 'm' into 'fs': the inline chain from
- * the DWARF scopes (innermost first), then the containing function, named
- * from the symbol table (or from DWARF when the symbol table has nothing). */
-static int sym_cmp_entry(const void *x, const void *y)
-{
-    const sym_entry_t *a = x, *b = y;
-    if (a->addr != b->addr)
-        return a->addr < b->addr ? -1 : 1;
-    return (a->rank > b->rank) - (a->rank < b->rank);
-}
-
-/* The module's function symbols sorted by address, built on first use.
- * dwfl_module_addrinfo searches the whole symbol table for every address
- * (elfutils 0.188): with libtorch's 100,000+ symbols, symbolizing a PyTorch
- * run's stacks took minutes; a binary search takes microseconds. */
-static void sym_build_index(sym_module_t *m)
-{
-    m->syms_built = true;
-    int n = dwfl_module_getsymtab(m->mod);
-    if (n <= 0)
-        return;
-    m->syms = malloc((size_t)n * sizeof(*m->syms));
-    if (m->syms == NULL)
-        return;
-    for (int i = 1; i < n; i++) {
-        GElf_Sym sym;
-        GElf_Addr addr;
-        GElf_Word shndx;
-        const char *name = dwfl_module_getsym_info(m->mod, i, &sym, &addr, &shndx, NULL, NULL);
-        int type = GELF_ST_TYPE(sym.st_info);
-        if (name == NULL || name[0] == '\0' || shndx == SHN_UNDEF || addr == 0 ||
-            (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE))
-            continue;
-        int bind = GELF_ST_BIND(sym.st_info);
-        m->syms[m->sym_count++] = (sym_entry_t){
-            addr, sym.st_size, name, bind == STB_GLOBAL ? 0u : bind == STB_WEAK ? 1u : 2u};
-    }
-    qsort(m->syms, m->sym_count, sizeof(*m->syms), sym_cmp_entry);
-}
-
 /* The name of the function symbol covering 'address': the last symbol at
  * or below it whose size covers it; a sizeless one only when no sized
  * symbol starts between it and the address. NULL if none. */
-static const char *sym_lookup(sym_module_t *m, uint64_t address)
+static const char *sym_lookup(sym_file_t *m, uint64_t address)
 {
     if (!m->syms_built)
         sym_build_index(m);
@@ -474,7 +731,10 @@ static const char *sym_lookup(sym_module_t *m, uint64_t address)
     return NULL;
 }
 
-static void sym_symbolize(sym_module_t *m, uint64_t address, sym_frames_t *fs)
+/* Symbolizes 'address' in opened file 'm' into 'fs': the inline chain from
+ * the DWARF scopes (innermost first), then the containing function, named
+ * from the symbol table (or from DWARF when the symbol table has nothing). */
+static void sym_symbolize(sym_file_t *m, uint64_t address, sym_frames_t *fs)
 {
     Dwfl_Module *mod = m->mod;
     const char *file = NULL;
@@ -637,7 +897,7 @@ size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
 
     sym_frames_t fs = {0};
     if (opened)
-        sym_symbolize(&s->modules[m->owner], lookup, &fs); /* the owner keeps the index */
+        sym_symbolize(&s->modules[m->owner].file, lookup, &fs);
     if (fs.n == 0)
         sym_frames_push(&fs, NULL, NULL, 0, 0);
     if (fs.n == 0) {    /* out of memory: module and offset only */

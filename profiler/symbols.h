@@ -12,8 +12,9 @@
  * covered it at the seq the stack was captured, so a library loaded, closed
  * and another loaded at the same place resolve correctly.
  *
- * Lookups are cached per address. ELF files are opened lazily, once each.
- * Not thread-safe.
+ * Lookups are cached per address. ELF files are opened lazily, once each,
+ * or ahead of time on a helper thread (prof_symbols_prefetch). Not
+ * thread-safe: one thread calls these functions.
  */
 #ifndef PROF_SYMBOLS_H
 #define PROF_SYMBOLS_H
@@ -40,6 +41,18 @@ int prof_symbols_add_module(prof_symbols_t *s, uint32_t id, const char *path,
 
 /* Module 'id' was unloaded at 'unload_seq'. Unknown ids are ignored. */
 void prof_symbols_unload_module(prof_symbols_t *s, uint32_t id, uint64_t unload_seq);
+
+/* Starts opening, on a helper thread, the modules that the return
+ * addresses 'addresses[0..count)' of a stack captured at 'seq' fall in,
+ * unless they were opened or queued before: a later resolve there then
+ * finds the file read. Only a hint: without memory or threads, resolve
+ * opens them itself. */
+void prof_symbols_prefetch(prof_symbols_t *s, const uint64_t *addresses, size_t count,
+                           uint64_t seq);
+
+/* How many modules the helper thread has opened so far (not those it was
+ * given but resolve opened first). */
+size_t prof_symbols_opened_ahead(prof_symbols_t *s);
 
 /* Resolves the frame at 'address' of a stack captured at 'seq'.
  * 'is_return_address' is 1 for every frame but the innermost: the lookup then

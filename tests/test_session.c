@@ -120,6 +120,39 @@ static void test_session_main_is_last_root_stream(void **state)
     prof_session_free(s);
 }
 
+/* Stacks are symbolized ahead for the process whose result is wanted: the
+ * main one (the first stream, and what it execs, not its children), or the
+ * pid asked for; for none unless asked. */
+static void test_session_prefetch_symbols_of_wanted_process(void **state)
+{
+    (void)state;
+    sb_t a, b, c;
+    build(&a, 100, 1, "launcher", 2, 10, MLMEM_END_EXIT, 1, 0);
+    build(&b, 101, 100, "worker", 3, 10, MLMEM_END_EXIT, 1, 3);
+    build(&c, 100, 1, "trainer", 4, 10, MLMEM_END_EXIT, 1, 0);
+    const int32_t wants[] = {-1, 0, 101}; /* -1: not asked */
+    for (size_t w = 0; w < 3; w++) {
+        int32_t want = wants[w];
+        prof_session_t *s = prof_session_new();
+        assert_non_null(s);
+        if (want >= 0)
+            prof_session_prefetch_symbols(s, want);
+        feed(s, 1, &a, 0);
+        int first = prof_analysis_prefetching(prof_session_process(s, 100));
+        feed(s, 2, &b, 0);
+        feed(s, 3, &c, 0);
+        int child = prof_analysis_prefetching(prof_session_process(s, 101));
+        int execd = prof_analysis_prefetching(prof_session_process(s, 100));
+        assert_int_equal(first, want == 0);
+        assert_int_equal(execd, want == 0);
+        assert_int_equal(child, want == 101);
+        prof_session_free(s);
+    }
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&c);
+}
+
 static void test_session_main_without_root_is_first(void **state)
 {
     (void)state;
@@ -396,6 +429,7 @@ static void test_session_stream_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_session_prefetch_symbols_of_wanted_process),
         cmocka_unit_test(test_session_main_is_last_root_stream),
         cmocka_unit_test(test_session_main_without_root_is_first),
         cmocka_unit_test(test_session_stream_without_hello_ignored),

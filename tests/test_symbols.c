@@ -203,15 +203,20 @@ static void test_symbols_cxx_demangled(void **state)
     prof_symbols_free(s);
 }
 
-static void test_symbols_libc_malloc(void **state)
+/* libc's own malloc, even when a sanitizer or a preload interposes it. */
+static uint64_t symtest_libc_malloc(void)
 {
-    /* libc's own malloc, even when a sanitizer or a preload interposes it. */
     void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
     assert_non_null(libc);
     void *fn = dlsym(libc, "malloc");
     dlclose(libc);
     assert_non_null(fn);
-    uint64_t addr = (uint64_t)(uintptr_t)fn;
+    return (uint64_t)(uintptr_t)fn;
+}
+
+static void test_symbols_libc_malloc(void **state)
+{
+    uint64_t addr = symtest_libc_malloc();
     symtest_module_t m;
     prof_symbols_t *s = symtest_new_for(addr, &m);
     prof_frame_t f[4];
@@ -473,6 +478,175 @@ static void test_symbols_inline_chain(void **state)
     prof_symbols_free(s);
 }
 
+/* ---- opening ahead (prof_symbols_prefetch) ---- */
+
+/* Waits until the helper thread has opened 'n' modules (10 s at most). */
+static void symtest_wait_opened(prof_symbols_t *s, size_t n)
+{
+    for (int i = 0; i < 10000 && prof_symbols_opened_ahead(s) < n; i++)
+        usleep(1000);
+    assert_int_equal(prof_symbols_opened_ahead(s), n);
+}
+
+static int symtest_same_string(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* 'a' and 'b' resolve each of 'addresses' (return addresses, at 'seq') to
+ * the same frames, field by field. */
+static void symtest_assert_resolve_alike(prof_symbols_t *a, prof_symbols_t *b,
+                                         const uint64_t *addresses, size_t count, uint64_t seq)
+{
+    for (size_t i = 0; i < count; i++) {
+        prof_frame_t fa[8], fb[8];
+        size_t na = prof_symbols_resolve(a, addresses[i], seq, 1, fa, 8);
+        size_t nb = prof_symbols_resolve(b, addresses[i], seq, 1, fb, 8);
+        assert_int_equal(na, nb);
+        for (size_t k = 0; k < na; k++) {
+            assert_int_equal(fa[k].address, fb[k].address);
+            assert_true(symtest_same_string(fa[k].function, fb[k].function));
+            assert_true(symtest_same_string(fa[k].file, fb[k].file));
+            assert_true(symtest_same_string(fa[k].module, fb[k].module));
+            assert_int_equal(fa[k].line, fb[k].line);
+            assert_int_equal(fa[k].inlined, fb[k].inlined);
+            assert_int_equal(fa[k].module_offset, fb[k].module_offset);
+        }
+        symtest_free_frames(fa, na);
+        symtest_free_frames(fb, nb);
+    }
+}
+
+/* A symbolizer knowing the test binary (id 1) and libc (id 2) from seq 0. */
+static prof_symbols_t *symtest_new_binary_and_libc(void)
+{
+    symtest_module_t bin = symtest_find_module((uint64_t)(uintptr_t)&symtest_marker);
+    symtest_module_t libc = symtest_find_module(symtest_libc_malloc());
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    assert_int_equal(prof_symbols_add_module(s, 1, bin.path, bin.bias, bin.start, bin.end, 0), 0);
+    assert_int_equal(prof_symbols_add_module(s, 2, libc.path, libc.bias, libc.start, libc.end, 0),
+                     0);
+    return s;
+}
+
+/* The modules a stack runs in, opened by the helper thread, resolve as
+ * when resolve opens them itself: function, file:line, inline chains. A
+ * stack in modules already queued queues nothing more. */
+static void test_symbols_prefetched_modules_resolve_alike(void **state)
+{
+    uint64_t stack[] = {symtest_inline_outer(), (uint64_t)(uintptr_t)&symtest_marker + 1,
+                        symtest_libc_malloc() + 1};
+    size_t depth = sizeof stack / sizeof stack[0];
+    prof_symbols_t *ahead = symtest_new_binary_and_libc();
+    prof_symbols_t *lazy = symtest_new_binary_and_libc();
+    prof_symbols_prefetch(ahead, stack, depth, 5);
+    symtest_wait_opened(ahead, 2);
+    prof_symbols_prefetch(ahead, stack, depth, 5);
+    symtest_assert_resolve_alike(ahead, lazy, stack, depth, 5);
+    prof_frame_t f[4];
+    size_t n = prof_symbols_resolve(ahead, stack[0], 5, 1, f, 4);
+    assert_int_equal(n, 2);
+    assert_string_equal(f[0].function, "symtest_inline_leaf");
+    assert_string_equal(f[1].function, "symtest_inline_outer");
+    symtest_free_frames(f, n);
+    usleep(50 * 1000);
+    assert_int_equal(prof_symbols_opened_ahead(ahead), 2);
+    prof_symbols_free(ahead);
+    prof_symbols_free(lazy);
+}
+
+/* Resolving at once after a prefetch takes the module from the helper
+ * whether it has not started it, is opening it or is done: the same
+ * frames every time. */
+static void test_symbols_resolve_right_after_prefetch(void **state)
+{
+    uint64_t stack[] = {symtest_libc_malloc() + 1, (uint64_t)(uintptr_t)&symtest_marker + 1};
+    prof_symbols_t *lazy = symtest_new_binary_and_libc();
+    for (int round = 0; round < 20; round++) {
+        prof_symbols_t *ahead = symtest_new_binary_and_libc();
+        prof_symbols_prefetch(ahead, stack, 2, 5);
+        symtest_assert_resolve_alike(ahead, lazy, stack, 2, 5);
+        prof_symbols_free(ahead);
+    }
+    prof_symbols_free(lazy);
+}
+
+/* Files the helper cannot open end as resolve's own failures would: the
+ * module and offset, no function. */
+static void test_symbols_prefetch_unreadable_paths(void **state)
+{
+    const char *paths[] = {"linux-vdso.so.1", "[vdso]", "/tmp", "", "/nonexistent/lib.so"};
+    size_t count = sizeof paths / sizeof paths[0];
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    uint64_t stack[8];
+    for (size_t i = 0; i < count; i++) {
+        uint64_t base = 0x10000000 * (i + 1);
+        assert_int_equal(prof_symbols_add_module(s, (uint32_t)i, paths[i], base, base,
+                                                 base + 0x1000, 0), 0);
+        stack[i] = base + 0x43;
+    }
+    prof_symbols_prefetch(s, stack, count, 1);
+    symtest_wait_opened(s, count);
+    for (size_t i = 0; i < count; i++) {
+        prof_frame_t f[3];
+        size_t n = prof_symbols_resolve(s, stack[i], 1, 1, f, 3);
+        assert_int_equal(n, 1);
+        assert_string_equal(f[0].module, paths[i]);
+        assert_int_equal(f[0].module_offset, 0x42);
+        assert_null(f[0].function);
+        symtest_free_frames(f, n);
+    }
+    prof_symbols_free(s);
+}
+
+/* A module the shim re-reported (same file and bias, another id) is one
+ * file: the helper opens it once (and libc once), and both generations
+ * resolve. */
+static void test_symbols_prefetch_rereported_module(void **state)
+{
+    uint64_t ra = (uint64_t)(uintptr_t)&symtest_marker + 1;
+    symtest_module_t m = symtest_find_module(ra);
+    prof_symbols_t *s = symtest_new_binary_and_libc(); /* ids 1 and 2 */
+    prof_symbols_unload_module(s, 1, 10);
+    assert_int_equal(prof_symbols_add_module(s, 3, m.path, m.bias, m.start, m.end, 10), 0);
+    /* libc between the two: each stack looks the test binary up again. */
+    uint64_t stack[] = {ra, symtest_libc_malloc() + 1};
+    prof_symbols_prefetch(s, stack, 2, 5);
+    prof_symbols_prefetch(s, stack, 2, 15);
+    symtest_wait_opened(s, 2);
+    for (uint64_t seq = 5; seq <= 15; seq += 10) {
+        prof_frame_t f[2];
+        size_t n = prof_symbols_resolve(s, ra, seq, 1, f, 2);
+        assert_int_equal(n, 1);
+        assert_string_equal(f[0].function, "symtest_marker");
+        symtest_free_frames(f, n);
+    }
+    usleep(50 * 1000);
+    assert_int_equal(prof_symbols_opened_ahead(s), 2);
+    prof_symbols_free(s);
+}
+
+/* Freed with modules still queued or opening: the helper stops after the
+ * one it is on, and nothing leaks (the sanitizer build checks). */
+static void test_symbols_free_with_prefetch_pending(void **state)
+{
+    symtest_module_t libc = symtest_find_module(symtest_libc_malloc());
+    prof_symbols_t *s = prof_symbols_new();
+    assert_non_null(s);
+    uint64_t stack[6];
+    for (uint32_t i = 0; i < 6; i++) {
+        /* The same file at six biases: six files to open. */
+        uint64_t shift = (uint64_t)i << 40;
+        assert_int_equal(prof_symbols_add_module(s, i, libc.path, libc.bias + shift,
+                                                 libc.start + shift, libc.end + shift, 0), 0);
+        stack[i] = libc.start + shift + 0x100;
+    }
+    prof_symbols_prefetch(s, stack, 6, 1);
+    prof_symbols_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +661,11 @@ int main(void)
         cmocka_unit_test(test_symbols_module_search_matches_a_scan),
         cmocka_unit_test(test_symbols_return_address_adjustment),
         cmocka_unit_test(test_symbols_inline_chain),
+        cmocka_unit_test(test_symbols_prefetched_modules_resolve_alike),
+        cmocka_unit_test(test_symbols_resolve_right_after_prefetch),
+        cmocka_unit_test(test_symbols_prefetch_unreadable_paths),
+        cmocka_unit_test(test_symbols_prefetch_rereported_module),
+        cmocka_unit_test(test_symbols_free_with_prefetch_pending),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -157,6 +157,8 @@ int ui_replay_load(const char *path, int32_t pid, int allow_partial, ui_replay_f
         piece = MAX_PIECE;
 
     c.session = prof_session_new();
+    if (c.session)
+        prof_session_prefetch_symbols(c.session, pid);
     c.frames = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.frames);
     c.ts = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.ts);
     c.ts_n = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.ts_n);
