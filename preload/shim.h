@@ -264,6 +264,7 @@ typedef struct {
     uint8_t stack_sent[SHIM_STACK_IDS / 8];
     uintptr_t last_stack[MLMEM_STACK_MAX_DEPTH]; /* the stack sent last    */
     uint32_t last_stack_depth;
+    uint32_t last_stack_id;                      /* its id                  */
     uint32_t modules_sent;
     uint32_t modules_generation_seen;
     uint8_t unload_sent[SHIM_MAX_MODULES];
@@ -421,7 +422,7 @@ void shim_seq_promote(shim_ring_t *r);
 
 /* stacks.c. A stack keeps the frames it does not share with its base through
  * a chain of at most SHIM_STACK_MAX_HOPS bases; past that it is kept whole. */
-#define SHIM_STACK_MAX_HOPS 16u
+#define SHIM_STACK_MAX_HOPS 31u
 int shim_stacks_init(void);
 uint32_t shim_stack_capture(shim_ring_t *r);
 /* Returns the id of this exact frame sequence (1 to MLMEM_STACK_MAX_DEPTH
@@ -433,6 +434,12 @@ uint32_t shim_stack_intern(const uintptr_t *frames, uint32_t depth, uint32_t bas
                            const uintptr_t *base_frames, uint32_t base_depth);
 /* Copies stack 'id's frames to 'out' (room for MLMEM_STACK_MAX_DEPTH). */
 int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth);
+/* The same, given a stack the caller already holds ('known', its frames
+ * 'known_frames'[0, known_depth)): when 'id's chain of bases reaches it,
+ * the rest is copied from there instead of walking on. The writer sends a
+ * thread's new stacks one after another, each the base of the next. */
+int shim_stack_get_near(uint32_t id, uint32_t known, const uintptr_t *known_frames,
+                        uint32_t known_depth, uintptr_t *out, uint32_t *depth);
 
 /* cfi.c: walking frames with cached .eh_frame rules. shim_cfi_walk walks
  * from a frame whose return address is 'ip' and whose caller's stack

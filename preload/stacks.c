@@ -107,7 +107,8 @@ static uint64_t stack_ix(uint32_t id)
     return ix;
 }
 
-int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth)
+int shim_stack_get_near(uint32_t id, uint32_t known, const uintptr_t *known_frames,
+                        uint32_t known_depth, uintptr_t *out, uint32_t *depth)
 {
     uint64_t ix = stack_ix(id);
     if (!ix)
@@ -139,13 +140,24 @@ int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth)
             pos = own;
         if (pos > IX_DEPTH(ix))
             return -1;
-        uint32_t left = IX_DEPTH(ix) - pos;
-        ix = stack_ix(IX_BASE(ix));
+        uint32_t left = IX_DEPTH(ix) - pos, base = IX_BASE(ix);
+        if (base != 0 && base == known && left <= known_depth && got + left == n) {
+            /* The rest is the outer end of a stack the caller holds. */
+            memcpy(out + got, known_frames + known_depth - left, left * sizeof *out);
+            *depth = n;
+            return 0;
+        }
+        ix = stack_ix(base);
         if (!ix || left > IX_DEPTH(ix))
             return -1;
         pos = IX_DEPTH(ix) - left;
     }
     return -1;
+}
+
+int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth)
+{
+    return shim_stack_get_near(id, 0, NULL, 0, out, depth);
 }
 
 /* Adds frames 'f' as a new stack: its id, or 0 when the arena or ids are

@@ -252,7 +252,8 @@ static void ensure_stack_sent(uint32_t id, uint64_t seq)
         return;
     uintptr_t frames[MLMEM_STACK_MAX_DEPTH];
     uint32_t depth;
-    if (shim_stack_get(id, frames, &depth) != 0)
+    if (shim_stack_get_near(id, W.last_stack_id, W.last_stack, W.last_stack_depth, frames,
+                            &depth) != 0)
         return;
     /* The outer frames it has in common with the stack sent before it go
      * as a count: consecutive new stacks differ in a few inner frames
@@ -273,6 +274,7 @@ static void ensure_stack_sent(uint32_t id, uint64_t seq)
     W.stack_sent[id >> 3] |= (uint8_t)(1u << (id & 7));
     memcpy(W.last_stack, frames, depth * sizeof *frames);
     W.last_stack_depth = depth;
+    W.last_stack_id = id;
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -881,6 +883,7 @@ void shim_writer_after_fork_child(void)
     W.out_len = 0;
     memset(W.stack_sent, 0, sizeof W.stack_sent);
     W.last_stack_depth = 0;
+    W.last_stack_id = 0;
     memset(W.unload_sent, 0, sizeof W.unload_sent);
     W.modules_sent = 0;
     W.modules_generation_seen = atomic_load(&g_shim.modules_generation) - 1;

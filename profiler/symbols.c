@@ -26,6 +26,7 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -99,6 +100,7 @@ typedef struct {
     pthread_cond_t changed; /* a job queued or done, or stop asked */
     sym_job_t *head, *tail;
     size_t opened;         /* jobs the helper ran, under 'lock' */
+    bool raised;           /* a resolve waited: no longer SCHED_IDLE */
 } sym_helper_t;
 
 /* A cache slot: 'count' frames from 'first' in the frame pool. */
@@ -412,6 +414,11 @@ static void sym_job_run(sym_job_t *job)
 static void *sym_helper_main(void *arg)
 {
     sym_helper_t *h = arg;
+    /* Its work is ahead of need: it takes only CPU time nothing else wants
+     * (on two cores, the program, the shim's writer and the analyzer). A
+     * resolve that has to wait for its job raises it back (adopt). */
+    struct sched_param idle = {0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
         sym_job_t *job = h->head;
@@ -527,6 +534,11 @@ static void sym_module_adopt(prof_symbols_t *s, size_t i)
                 h->tail = prev;
             job->state = SYM_JOB_RUNNING;
             run_here = true;
+        }
+        if (!run_here && job->state != SYM_JOB_DONE && !h->raised) {
+            struct sched_param normal = {0};
+            pthread_setschedparam(h->thread, SCHED_OTHER, &normal);
+            h->raised = true;
         }
         while (!run_here && job->state != SYM_JOB_DONE)
             pthread_cond_wait(&h->changed, &h->lock);

@@ -230,6 +230,29 @@ static void test_shim_stacks_share_outer_frames_with_base(void **state)
         assert_int_equal(depth, DEPTH);
         assert_memory_equal(got, f[k], sizeof f[k]);
     }
+    /* Given its base's frames, a read takes the outer ones from them (the
+     * writer's shortcut): the right frames from the right base; marked
+     * frames show they came from there; a stack that is none of its bases
+     * does not stop the walk. */
+    uintptr_t marked[DEPTH];
+    for (int i = 0; i < DEPTH; i++)
+        marked[i] = 0x7700 + (uintptr_t)i;
+    for (int k = 2; k <= N; k++) {
+        uintptr_t got[MLMEM_STACK_MAX_DEPTH];
+        uint32_t depth;
+        assert_int_equal(shim_stack_get_near(id[k], id[k - 1], f[k - 1], DEPTH, got, &depth), 0);
+        assert_int_equal(depth, DEPTH);
+        assert_memory_equal(got, f[k], sizeof f[k]);
+        if (k < N) { /* id[N] is no base of id[k] */
+            assert_int_equal(shim_stack_get_near(id[k], id[N], marked, DEPTH, got, &depth), 0);
+            assert_memory_equal(got, f[k], sizeof f[k]);
+        }
+        if ((k - 1) % (SHIM_STACK_MAX_HOPS + 1) == 0)
+            continue; /* stored whole: no base */
+        assert_int_equal(shim_stack_get_near(id[k], id[k - 1], marked, DEPTH, got, &depth), 0);
+        assert_int_equal(got[0], f[k][0]);
+        assert_memory_equal(got + 1, marked + 1, (DEPTH - 1) * sizeof *got);
+    }
     /* Found again whatever base it is offered. */
     assert_int_equal(shim_stack_intern(f[5], DEPTH, id[N], f[N], DEPTH), id[5]);
     assert_int_equal(intern(f[30], DEPTH), id[30]);
