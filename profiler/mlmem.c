@@ -287,6 +287,9 @@ static int exit_status_of(const prof_run_info_t *info)
     return 1;
 }
 
+/* main()'s argv, for executing mlmem again (huge_pages.h). */
+static char **main_argv;
+
 static int cmd_run(int argc, char **argv, int record_only)
 {
     enum { OPT_NO_TRACE = 256, OPT_JSON, OPT_STACKS, OPT_THRESHOLD, OPT_RATE, OPT_NO_FOLLOW,
@@ -353,6 +356,11 @@ static int cmd_run(int argc, char **argv, int record_only)
     lo.argv = argv + optind;
     if (record_only && !trace_path)
         die(2, "record: -o TRACE is required");
+    /* Only the analysis of every stack needs the analyzer's heap on huge
+     * pages (hundreds of thousands of sites); record keeps none, and the
+     * sampled mode's few sites would pay an exec for nothing. */
+    if (!record_only && lo.stack_mode == MLMEM_STACKS_ALL)
+        prof_huge_pages_exec(main_argv);
     load_rules(rules_path, &rules);
 
     char *preload = prof_launch_find_preload();
@@ -496,6 +504,7 @@ static int cmd_run(int argc, char **argv, int record_only)
 
 static int cmd_report(int argc, char **argv)
 {
+    prof_huge_pages_exec(main_argv); /* it may replay a trace of any size */
     enum { OPT_JSON = 256, OPT_TEXT, OPT_PID, OPT_PARTIAL, OPT_SITES, OPT_RULES };
     static const struct option opts[] = {
         {"json", required_argument, 0, OPT_JSON},
@@ -627,6 +636,7 @@ static void load_result(const char *who, const char *path, const char *rules_pat
 
 static int cmd_advise(int argc, char **argv)
 {
+    prof_huge_pages_exec(main_argv); /* it may replay a trace of any size */
     enum { OPT_BUDGET = 256, OPT_PID, OPT_RULES };
     static const struct option opts[] = {
         {"budget", required_argument, 0, OPT_BUDGET},
@@ -665,6 +675,7 @@ static int cmd_advise(int argc, char **argv)
 
 static int cmd_diff(int argc, char **argv)
 {
+    prof_huge_pages_exec(main_argv); /* it may replay a trace of any size */
     enum { OPT_JSON = 256, OPT_SITES, OPT_RULES };
     static const struct option opts[] = {
         {"json", required_argument, 0, OPT_JSON},
@@ -712,6 +723,7 @@ static int cmd_diff(int argc, char **argv)
 
 static int cmd_tui(int argc, char **argv)
 {
+    prof_huge_pages_exec(main_argv); /* it may replay a trace of any size */
     enum { OPT_PID = 256, OPT_PARTIAL };
     static const struct option opts[] = {
         {"pid", required_argument, 0, OPT_PID},
@@ -745,7 +757,7 @@ static int cmd_tui(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    prof_huge_pages_exec(argv);
+    main_argv = argv;
     if (argc < 2) {
         usage(stderr);
         return 2;
