@@ -1294,6 +1294,11 @@ uint64_t prof_acct_peak_bytes(const prof_acct_t *a)
     return a->sum.peak_bytes;
 }
 
+uint64_t prof_acct_peak_seq(const prof_acct_t *a)
+{
+    return a->sum.peak_seq;
+}
+
 static int acct_cmp_site(const void *x, const void *y)
 {
     const prof_site_t *p = x, *q = y;

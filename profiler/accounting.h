@@ -110,6 +110,7 @@ size_t prof_acct_live_ranges(const prof_acct_t *a, prof_live_range_t *out, uint6
 /* Current live bytes and peak, cheap, for live displays. */
 uint64_t prof_acct_live_bytes(const prof_acct_t *a);
 uint64_t prof_acct_peak_bytes(const prof_acct_t *a);
+uint64_t prof_acct_peak_seq(const prof_acct_t *a); /* the event that reached it */
 
 /* What one thread holds at one site now (prof_acct_thread_sites()). */
 typedef struct {

@@ -50,6 +50,9 @@ struct prof_analysis {
 
     const prof_rules_t *rules; /* the user's attribution rules, or NULL    */
     int32_t prefetch_pid;      /* prof_analysis_prefetch_symbols()         */
+    uint64_t mark_seq;         /* prof_analysis_set_mark(); hook NULL: none */
+    void (*mark_hook)(void *ctx);
+    void *mark_ctx;
     int prefetch;              /* this stream's modules are prefetched     */
 
     int failed;                /* out of memory inside a callback          */
@@ -93,6 +96,11 @@ static void on_ordered_event(void *ctx, const prof_event_t *e)
         return;
     if (prof_acct_apply(a->acct, e) != 0)
         a->failed = 1;
+    if (a->mark_hook && e->seq == a->mark_seq) {
+        void (*hook)(void *) = a->mark_hook;
+        a->mark_hook = NULL;
+        hook(a->mark_ctx);
+    }
 }
 
 static void on_event(void *ctx, const prof_event_t *e)
@@ -253,6 +261,11 @@ uint64_t prof_analysis_peak_bytes(const prof_analysis_t *a)
     return prof_acct_peak_bytes(a->acct);
 }
 
+uint64_t prof_analysis_peak_seq(const prof_analysis_t *a)
+{
+    return prof_acct_peak_seq(a->acct);
+}
+
 uint64_t prof_analysis_events(const prof_analysis_t *a)
 {
     return prof_decoder_events(a->decoder);
@@ -405,6 +418,14 @@ void prof_analysis_set_rules(prof_analysis_t *a, const prof_rules_t *rules)
 void prof_analysis_prefetch_symbols(prof_analysis_t *a, int32_t pid)
 {
     a->prefetch_pid = pid;
+}
+
+void prof_analysis_set_mark(prof_analysis_t *a, uint64_t seq, void (*hook)(void *ctx),
+                            void *ctx)
+{
+    a->mark_seq = seq;
+    a->mark_hook = hook;
+    a->mark_ctx = ctx;
 }
 
 int prof_analysis_prefetching(const prof_analysis_t *a)

@@ -63,12 +63,20 @@ void prof_analysis_set_rules(prof_analysis_t *a, const prof_rules_t *rules);
  * for none. Decided when the stream's HELLO arrives. */
 void prof_analysis_prefetch_symbols(prof_analysis_t *a, int32_t pid);
 
+/* Calls hook(ctx) once, right after the event numbered 'seq' is applied:
+ * the figures are then those of that moment, and the hook may take a
+ * result (prof_analysis_result(); not feed or finish). A replay uses it to
+ * show the peak as it was, not at the end of a slice of the stream. */
+void prof_analysis_set_mark(prof_analysis_t *a, uint64_t seq, void (*hook)(void *ctx),
+                            void *ctx);
+
 /* Whether this stream's stacks are symbolized ahead (decided at HELLO). */
 int prof_analysis_prefetching(const prof_analysis_t *a);
 
 /* Cheap live figures for displays. */
 uint64_t prof_analysis_live_bytes(const prof_analysis_t *a);
 uint64_t prof_analysis_peak_bytes(const prof_analysis_t *a);
+uint64_t prof_analysis_peak_seq(const prof_analysis_t *a); /* the event that reached it */
 uint64_t prof_analysis_events(const prof_analysis_t *a);
 
 /* The accounting state (accounting.h), for figures the result does not

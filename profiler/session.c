@@ -22,6 +22,10 @@ struct prof_session {
     const prof_rules_t *rules; /* attribution rules for every stream       */
     int prefetch;              /* prof_session_prefetch_symbols() was called */
     int32_t prefetch_pid;      /* its pid: 0 for the main process          */
+    size_t mark_index;         /* prof_session_set_mark(); hook NULL: none */
+    uint64_t mark_seq;
+    void (*mark_hook)(void *ctx);
+    void *mark_ctx;
     char error[512];
 };
 
@@ -102,6 +106,8 @@ int prof_session_open(prof_session_t *s, uint32_t id)
     }
     prof_analysis_set_rules(st->analysis, s->rules);
     prof_analysis_prefetch_symbols(st->analysis, prefetch_pid_for_new_stream(s));
+    if (s->mark_hook && s->count == s->mark_index)
+        prof_analysis_set_mark(st->analysis, s->mark_seq, s->mark_hook, s->mark_ctx);
     s->count++;
     return 0;
 }
@@ -233,6 +239,24 @@ static size_t find_process(prof_session_t *s, int32_t pid)
         if (has_data(&s->streams[i]) && prof_analysis_pid(s->streams[i].analysis) == pid)
             return i;
     return SIZE_MAX;
+}
+
+size_t prof_session_process_index(prof_session_t *s, int32_t pid)
+{
+    return find_process(s, pid);
+}
+
+void prof_session_set_mark(prof_session_t *s, size_t index, uint64_t seq,
+                           void (*hook)(void *ctx), void *ctx)
+{
+    if (index < s->count) {
+        prof_analysis_set_mark(s->streams[index].analysis, seq, hook, ctx);
+        return;
+    }
+    s->mark_index = index;
+    s->mark_seq = seq;
+    s->mark_hook = hook;
+    s->mark_ctx = ctx;
 }
 
 prof_analysis_t *prof_session_process(prof_session_t *s, int32_t pid)

@@ -71,6 +71,16 @@ size_t prof_session_stream_count(const prof_session_t *s);
  * first stream; NULL if there is no stream. */
 prof_analysis_t *prof_session_main(prof_session_t *s);
 
+/* Streams are numbered from 0 in the order they opened, which a replay of
+ * the same trace repeats. The number of process 'pid''s stream (its latest
+ * image with data; 0: the main process), or SIZE_MAX if there is none. */
+size_t prof_session_process_index(prof_session_t *s, int32_t pid);
+
+/* prof_analysis_set_mark() for stream number 'index', now if it is open,
+ * or when it opens. */
+void prof_session_set_mark(prof_session_t *s, size_t index, uint64_t seq,
+                           void (*hook)(void *ctx), void *ctx);
+
 /* The analysis of process 'pid' (its latest image with data; 0: the main
  * process, as prof_session_main), or NULL. */
 prof_analysis_t *prof_session_process(prof_session_t *s, int32_t pid);

@@ -153,6 +153,72 @@ static void test_session_prefetch_symbols_of_wanted_process(void **state)
     sb_free(&c);
 }
 
+typedef struct {
+    prof_session_t *s;
+    int calls;
+    uint64_t live, peak, result_live;
+} mark_seen_t;
+
+static void on_mark(void *ctx)
+{
+    mark_seen_t *m = ctx;
+    m->calls++;
+    prof_analysis_t *a = prof_session_process(m->s, 101);
+    m->live = prof_analysis_live_bytes(a);
+    prof_result_t r; /* a result may be taken there */
+    assert_int_equal(prof_session_result(m->s, 101, 0, 0, &r), 0);
+    m->peak = r.summary.peak_bytes;
+    m->result_live = r.summary.live_bytes;
+    prof_result_free(&r);
+}
+
+/* The event that reached a process's peak, found in one replay, marks the
+ * same moment in the next (streams are numbered as they open): the hook
+ * runs once, right after that event, with the figures of then, and may
+ * take a result; the frees after the peak come later. */
+static void test_session_mark_at_peak(void **state)
+{
+    (void)state;
+    sb_t a, b;
+    build(&a, 100, 1, "launcher", 6, 10, MLMEM_END_EXIT, 1, 0); /* it has a seq 4 too */
+    sb_init(&b);
+    sb_header(&b);
+    sb_hello_simple(&b, 101, 100, "worker");
+    for (uint32_t i = 0; i < 4; i++)
+        sb_alloc(&b, 101, i + 1, 10 * (i + 1), 0x1000 * (i + 1), 100, 0);
+    for (uint32_t i = 0; i < 4; i++)
+        sb_free_ev(&b, 101, 5 + i, 100 + i, 0x1000 * (i + 1));
+    sb_alloc(&b, 101, 9, 200, 0x9000, 50, 0);
+    sb_end(&b, MLMEM_END_EXIT, 1, 0, 9, 0);
+
+    prof_session_t *s = prof_session_new();
+    assert_non_null(s);
+    feed(s, 1, &a, 0);
+    feed(s, 2, &b, 0);
+    size_t index = prof_session_process_index(s, 101);
+    assert_int_equal(index, 1);
+    assert_int_equal(prof_session_process_index(s, 555), SIZE_MAX);
+    uint64_t seq = prof_analysis_peak_seq(prof_session_process(s, 101));
+    assert_int_equal(seq, 4);
+    prof_session_free(s);
+
+    s = prof_session_new();
+    assert_non_null(s);
+    mark_seen_t m = {.s = s};
+    prof_session_set_mark(s, index, seq, on_mark, &m);
+    feed(s, 1, &a, 0);
+    assert_int_equal(m.calls, 0); /* not the launcher's seq 4 */
+    feed(s, 2, &b, 0);
+    assert_int_equal(m.calls, 1);
+    assert_int_equal(m.live, 400);
+    assert_int_equal(m.peak, 400);
+    assert_int_equal(m.result_live, 400);
+    assert_int_equal(prof_analysis_live_bytes(prof_session_process(s, 101)), 50);
+    prof_session_free(s);
+    sb_free(&a);
+    sb_free(&b);
+}
+
 static void test_session_main_without_root_is_first(void **state)
 {
     (void)state;
@@ -430,6 +496,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_session_prefetch_symbols_of_wanted_process),
+        cmocka_unit_test(test_session_mark_at_peak),
         cmocka_unit_test(test_session_main_is_last_root_stream),
         cmocka_unit_test(test_session_main_without_root_is_first),
         cmocka_unit_test(test_session_stream_without_hello_ignored),

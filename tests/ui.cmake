@@ -19,3 +19,7 @@ endif()
 mlmem_add_test(test_ui_view
   SOURCES test_ui_view.c
   LIBS mlmem_ui)
+
+mlmem_add_test(test_ui_replay
+  SOURCES test_ui_replay.c stream_builder.c
+  LIBS mlmem_ui)

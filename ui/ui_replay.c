@@ -26,6 +26,7 @@ typedef struct {
     size_t *ts_n;
     int no_ts;                   /* not the main process: none kept       */
     size_t count;
+    size_t peak_frame;           /* the frame taken at the peak, or SIZE_MAX */
     uint64_t step, last_at;
     int oom;
 } collect_t;
@@ -38,12 +39,15 @@ static void strip_frames(prof_result_t *r)
         prof_site_drop_frames(&r->sites[i]);
 }
 
-/* Halves the frames (keeps the even ones) and doubles the step. */
+/* Halves the frames (keeps the even ones, and the peak's) and doubles the
+ * step. */
 static void thin(collect_t *c)
 {
     size_t k = 0;
     for (size_t i = 0; i < c->count; i++) {
-        if (i % 2 == 0) {
+        if (i % 2 == 0 || i == c->peak_frame) {
+            if (i == c->peak_frame)
+                c->peak_frame = k;
             c->ts[k] = c->ts[i];
             c->ts_n[k] = c->ts_n[i];
             c->frames[k++] = c->frames[i];
@@ -107,6 +111,17 @@ static void take(collect_t *c)
     c->frames[c->count++] = r;
 }
 
+/* Right after the event that reached the peak: a frame of that moment, so
+ * that P shows the peak itself, not the end of the slice of the stream
+ * that holds it (which may end after the frees that follow it). */
+static void on_peak(void *ctx)
+{
+    collect_t *c = ctx;
+    take(c);
+    if (c->count)
+        c->peak_frame = c->count - 1;
+}
+
 static void on_progress(void *ctx, uint64_t bytes)
 {
     collect_t *c = ctx;
@@ -135,9 +150,10 @@ int ui_replay_load(const char *path, int32_t pid, int allow_partial, ui_replay_f
                    char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    collect_t c = {.pid = pid};
+    collect_t c = {.pid = pid, .peak_frame = SIZE_MAX};
     /* First pass: how long the stream is, so the frames can be spaced
-     * evenly (a snapshot costs far more than feeding bytes). */
+     * evenly (a snapshot costs far more than feeding bytes), and which
+     * event reached the peak. */
     prof_trace_stats_t st;
     c.session = prof_session_new();
     if (!c.session) {
@@ -148,6 +164,9 @@ int ui_replay_load(const char *path, int32_t pid, int allow_partial, ui_replay_f
         prof_session_free(c.session);
         return -1;
     }
+    size_t peak_stream = prof_session_process_index(c.session, pid);
+    uint64_t peak_seq =
+        peak_stream == SIZE_MAX ? 0 : prof_analysis_peak_seq(prof_session_process(c.session, pid));
     prof_session_free(c.session);
     c.step = st.stream_bytes / (UI_REPLAY_MAX_FRAMES - 1);
     if (c.step < MIN_PIECE)
@@ -157,8 +176,11 @@ int ui_replay_load(const char *path, int32_t pid, int allow_partial, ui_replay_f
         piece = MAX_PIECE;
 
     c.session = prof_session_new();
-    if (c.session)
+    if (c.session) {
         prof_session_prefetch_symbols(c.session, pid);
+        if (peak_seq)
+            prof_session_set_mark(c.session, peak_stream, peak_seq, on_peak, &c);
+    }
     c.frames = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.frames);
     c.ts = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.ts);
     c.ts_n = calloc(UI_REPLAY_MAX_FRAMES + 1, sizeof *c.ts_n);

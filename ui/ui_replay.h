@@ -3,10 +3,11 @@
  * with the live screens plus play/pause, step, jump to the peak and speed.
  *
  * The trace is read twice before the screen opens: once to learn its
- * length, once taking snapshots ("frames") at evenly spaced points of its
- * stream bytes (at most UI_REPLAY_MAX_FRAMES, the last one the whole run),
- * without symbols; the stacks are symbolized once, at the end, and looked
- * up by stack id.
+ * length and which event reached the peak, once taking snapshots
+ * ("frames") at evenly spaced points of its stream bytes (at most
+ * UI_REPLAY_MAX_FRAMES, the last one the whole run) and one right after
+ * the peak's event (what P shows), without symbols; the stacks are
+ * symbolized once, at the end, and looked up by stack id.
  */
 #ifndef UI_REPLAY_H
 #define UI_REPLAY_H
