@@ -17,7 +17,11 @@
  * still runs (or the rest of a trace is decoded). The helper touches only
  * its job (a copy of the path and bias in, an opened file out); the
  * symbolizer adopts the job when it first resolves an address in that
- * module, running it itself if the helper has not started it yet.
+ * module, running it itself if the helper has not started it yet. Each
+ * Dwfl is used by one thread at a time, handed over under the helper's
+ * lock. The one state of libelf both threads touch is elf_version()'s flag,
+ * which every dwfl_begin() sets to the same 1 (helgrind reports it: elfutils
+ * 0.188 has no lock there).
  */
 #define _GNU_SOURCE
 #include "symbols.h"
@@ -26,7 +30,6 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -100,7 +103,6 @@ typedef struct {
     pthread_cond_t changed; /* a job queued or done, or stop asked */
     sym_job_t *head, *tail;
     size_t opened;         /* jobs the helper ran, under 'lock' */
-    bool raised;           /* a resolve waited: no longer SCHED_IDLE */
 } sym_helper_t;
 
 /* A cache slot: 'count' frames from 'first' in the frame pool. */
@@ -414,11 +416,10 @@ static void sym_job_run(sym_job_t *job)
 static void *sym_helper_main(void *arg)
 {
     sym_helper_t *h = arg;
-    /* Its work is ahead of need: it takes only CPU time nothing else wants
-     * (on two cores, the program, the shim's writer and the analyzer). A
-     * resolve that has to wait for its job raises it back (adopt). */
-    struct sched_param idle = {0};
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+    /* Not SCHED_IDLE, though its work is ahead of need: a resolve may have
+     * to wait for it, and an unprivileged process cannot raise a thread
+     * back from SCHED_IDLE (RLIMIT_NICE), so on a busy machine the
+     * analyzer would wait on a starved thread. */
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
         sym_job_t *job = h->head;
@@ -534,11 +535,6 @@ static void sym_module_adopt(prof_symbols_t *s, size_t i)
                 h->tail = prev;
             job->state = SYM_JOB_RUNNING;
             run_here = true;
-        }
-        if (!run_here && job->state != SYM_JOB_DONE && !h->raised) {
-            struct sched_param normal = {0};
-            pthread_setschedparam(h->thread, SCHED_OTHER, &normal);
-            h->raised = true;
         }
         while (!run_here && job->state != SYM_JOB_DONE)
             pthread_cond_wait(&h->changed, &h->lock);
