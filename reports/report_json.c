@@ -419,8 +419,18 @@ static json_t *rj_recommendation(rj_builder_t *b, const prof_recommendation_t *a
 /* ------------------------------------------------------------------------ */
 /* Public API                                                                */
 
-/* Arrays whose pointer is NULL are written empty whatever their count says. */
-json_t *report_json_build(const prof_result_t *r)
+/* The sites a document shows. */
+static size_t rj_sites_shown(const prof_result_t *r)
+{
+    if (r->sites == NULL)
+        return 0;
+    return r->site_count < REPORT_JSON_MAX_SITES ? r->site_count : REPORT_JSON_MAX_SITES;
+}
+
+/* The document for 'r'; its "sites" array left empty unless 'with_sites'
+ * (rj_write_document() writes them one at a time). Arrays whose pointer is
+ * NULL are written empty whatever their count says. */
+static json_t *rj_build(const prof_result_t *r, bool with_sites)
 {
     rj_builder_t b = {.ok = true};
     json_t *root = json_object();
@@ -430,8 +440,8 @@ json_t *report_json_build(const prof_result_t *r)
     rj_set(&b, root, "timeline", rj_timeline(&b, r));
 
     json_t *sites = json_array();
-    size_t shown = r->site_count < REPORT_JSON_MAX_SITES ? r->site_count : REPORT_JSON_MAX_SITES;
-    for (size_t i = 0; r->sites != NULL && i < shown && b.ok; i++)
+    size_t shown = rj_sites_shown(r);
+    for (size_t i = 0; with_sites && i < shown && b.ok; i++)
         rj_push(&b, sites, rj_site(&b, &r->sites[i]));
     rj_set(&b, root, "sites", sites);
     rj_set(&b, root, "sites_omitted", rj_u64(r->sites != NULL ? r->site_count - shown : 0));
@@ -461,6 +471,11 @@ json_t *report_json_build(const prof_result_t *r)
         return NULL;
     }
     return root;
+}
+
+json_t *report_json_build(const prof_result_t *r)
+{
+    return rj_build(r, true);
 }
 
 /* Writes all of buf to fd, retrying short writes and EINTR. 0 or -1. */
@@ -557,10 +572,65 @@ static int rj_dump_piece(const char *buffer, size_t size, void *data)
     return 0;
 }
 
+#define RJ_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(6))
+/* Where the root's empty "sites" array is, as jansson writes it. */
+#define RJ_SITES_AT "\n  \"sites\": []"
+
+/* Writes 'text' with every line after the first indented 'indent' more
+ * spaces (JSON strings hold no raw newline, so each one is jansson's). */
+static int rj_dump_indented(const char *text, const char *indent, rj_sink_t *sink)
+{
+    for (const char *nl; (nl = strchr(text, '\n')) != NULL; text = nl + 1)
+        if (rj_dump_piece(text, (size_t)(nl - text) + 1, sink) != 0 ||
+            rj_dump_piece(indent, strlen(indent), sink) != 0)
+            return -1;
+    return rj_dump_piece(text, strlen(text), sink);
+}
+
+/* Dumps 'root' (built without its sites) with the sites of 'r' written
+ * into its "sites" array one at a time, each built, dumped and freed in
+ * turn: the same bytes as dumping the whole tree, without holding it (with
+ * 20,000 sites of 40 frames each the tree took 900 MB). -1 on failure. */
+static int rj_dump_streamed(json_t *root, const prof_result_t *r, rj_sink_t *sink)
+{
+    char *shell = json_dumps(root, RJ_FLAGS);
+    if (!shell)
+        return -1;
+    char *at = strstr(shell, RJ_SITES_AT);
+    size_t shown = rj_sites_shown(r);
+    int rc = -1;
+    if (!at)
+        goto done;
+    at += strlen(RJ_SITES_AT) - 2; /* at "[]" */
+    if (rj_dump_piece(shell, (size_t)(at - shell), sink) != 0 ||
+        rj_dump_piece("[", 1, sink) != 0)
+        goto done;
+    for (size_t i = 0; i < shown; i++) {
+        rj_builder_t b = {.ok = true};
+        json_t *site = rj_site(&b, &r->sites[i]);
+        char *text = b.ok ? json_dumps(site, RJ_FLAGS) : NULL;
+        json_decref(site);
+        int failed = !text || rj_dump_piece(i ? ",\n    " : "\n    ", i ? 6 : 5, sink) != 0 ||
+                     rj_dump_indented(text, "    ", sink) != 0;
+        free(text);
+        if (failed)
+            goto done;
+    }
+    rc = rj_dump_piece(shown ? "\n  ]" : "]", shown ? 4 : 1, sink) != 0 ||
+                 rj_dump_piece(at + 2, strlen(at + 2), sink) != 0
+             ? -1
+             : 0;
+done:
+    free(shell);
+    return rc;
+}
+
 /* Writes the document 'root' (its reference is taken) to 'path' through a
- * temporary file renamed over it. On failure the temporary file is removed
- * and 'path' is left untouched. */
-static int rj_write_document(json_t *root, const char *path, char *err, size_t errlen)
+ * temporary file renamed over it; with 'sites_of' (not NULL), root was
+ * built without sites and those of 'sites_of' are streamed into it. On
+ * failure the temporary file is removed and 'path' is left untouched. */
+static int rj_write_document(json_t *root, const prof_result_t *sites_of, const char *path,
+                             char *err, size_t errlen)
 {
     char *tmp = NULL;
     int fd = rj_open_temp(path, &tmp);
@@ -580,8 +650,8 @@ static int rj_write_document(json_t *root, const char *path, char *err, size_t e
     sink->fd = fd;
     sink->errnum = 0;
     sink->len = 0;
-    int dumped = json_dump_callback(root, rj_dump_piece, sink,
-                                    JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    int dumped = sites_of ? rj_dump_streamed(root, sites_of, sink)
+                          : json_dump_callback(root, rj_dump_piece, sink, RJ_FLAGS);
     json_decref(root);
     if (dumped == 0 && (rj_dump_piece("\n", 1, sink) != 0 || rj_sink_flush(sink) != 0))
         dumped = -1;
@@ -615,12 +685,12 @@ fail:
 
 int report_json_write(const prof_result_t *r, const char *path, char *err, size_t errlen)
 {
-    json_t *root = report_json_build(r);
+    json_t *root = rj_build(r, false);
     if (root == NULL) {
         rj_error(err, errlen, "build report for", path, ENOMEM);
         return -1;
     }
-    return rj_write_document(root, path, err, errlen);
+    return rj_write_document(root, r, path, err, errlen);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -746,5 +816,5 @@ int report_diff_json_write(const prof_result_t *base, const prof_result_t *now,
         rj_error(err, errlen, "build diff for", path, ENOMEM);
         return -1;
     }
-    return rj_write_document(root, path, err, errlen);
+    return rj_write_document(root, NULL, path, err, errlen);
 }

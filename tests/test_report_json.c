@@ -477,6 +477,65 @@ static void test_report_json_write_roundtrip(void **state)
     rtest_result_free(r);
 }
 
+/* The file's bytes, malloc'd and NUL-terminated. */
+static char *rjtest_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* The written file streams its sites one at a time, and is byte for byte
+ * the whole tree dumped at once (report_json_build, two-space indents,
+ * then a newline): with sites and frames, with none, and with more than
+ * are shown. */
+static void test_report_json_write_streams_the_same_bytes(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    rjtest_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/report.json", dir);
+    prof_result_t *fixture = rtest_result_new();
+    prof_result_t empty;
+    memset(&empty, 0, sizeof empty);
+    prof_result_t many;
+    memset(&many, 0, sizeof many);
+    many.site_count = REPORT_JSON_MAX_SITES + 3;
+    many.sites = calloc(many.site_count, sizeof *many.sites);
+    assert_non_null(many.sites);
+    for (size_t i = 0; i < many.site_count; i++)
+        many.sites[i].stack_id = (uint32_t)i + 1;
+    const prof_result_t *results[] = {fixture, &empty, &many};
+    for (size_t k = 0; k < 3; k++) {
+        char err[256] = "";
+        assert_int_equal(report_json_write(results[k], path, err, sizeof(err)), 0);
+        char *written = rjtest_read_file(path);
+        json_t *doc = report_json_build(results[k]);
+        assert_non_null(doc);
+        char *whole = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        json_decref(doc);
+        assert_non_null(whole);
+        size_t n = strlen(whole);
+        assert_int_equal(strlen(written), n + 1);
+        assert_memory_equal(written, whole, n);
+        assert_int_equal(written[n], '\n');
+        free(whole);
+        free(written);
+    }
+    unlink(path);
+    rmdir(dir);
+    free(many.sites);
+    rtest_result_free(fixture);
+}
+
 /* What a diff needs comes back from a written report: how the process
  * ended, the summary's figures, each site's stack id and frames (function,
  * file, line, module, offset, address, inlined). */
@@ -623,6 +682,7 @@ int main(void)
         cmocka_unit_test(test_report_json_empty_result),
         cmocka_unit_test(test_report_json_clamps_huge_values),
         cmocka_unit_test(test_report_json_write_roundtrip),
+        cmocka_unit_test(test_report_json_write_streams_the_same_bytes),
         cmocka_unit_test(test_report_json_write_unwritable_path),
         cmocka_unit_test(test_report_json_read_errors),
         cmocka_unit_test(test_report_json_read_back_for_diff),
