@@ -610,16 +610,17 @@ static int rj_dump_streamed(json_t *root, const prof_result_t *r, rj_sink_t *sin
         json_t *site = rj_site(&b, &r->sites[i]);
         char *text = b.ok ? json_dumps(site, RJ_FLAGS) : NULL;
         json_decref(site);
-        int failed = !text || rj_dump_piece(i ? ",\n    " : "\n    ", i ? 6 : 5, sink) != 0 ||
+        const char *before = i ? ",\n    " : "\n    "; /* elements sit 4 spaces in */
+        int failed = !text || rj_dump_piece(before, strlen(before), sink) != 0 ||
                      rj_dump_indented(text, "    ", sink) != 0;
         free(text);
         if (failed)
             goto done;
     }
-    rc = rj_dump_piece(shown ? "\n  ]" : "]", shown ? 4 : 1, sink) != 0 ||
-                 rj_dump_piece(at + 2, strlen(at + 2), sink) != 0
-             ? -1
-             : 0;
+    const char *end = shown ? "\n  ]" : "]";
+    if (rj_dump_piece(end, strlen(end), sink) == 0 &&
+        rj_dump_piece(at + 2, strlen(at + 2), sink) == 0)
+        rc = 0;
 done:
     free(shell);
     return rc;
