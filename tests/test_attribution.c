@@ -769,6 +769,19 @@ static void test_attribution_steps_from_sites(void **state)
     assert_int_equal(r->steps.period_ns, 5900000000ull / 59);
     b_free(r);
 
+    /* A site whose count is a multiple of both N and N + E counts for N
+     * only: here the sites of 8 (3 bytes) and of 10 (2 bytes) with the
+     * one of 40 (10 bytes) hold 15 of 45 bytes, too little for steps of
+     * 8; counted again for 10 it would make 25 of 45, and steps of 8. */
+    static const uint64_t twice[] = {8, 8, 8, 10, 10, 40, 7, 11, 13};
+    static const uint64_t twice_bytes[] = {1, 1, 1, 1, 1, 10, 10, 10, 10};
+    r = b_counted_sites(twice);
+    for (int i = 0; i < 9; i++)
+        r->sites[i].bytes_allocated = twice_bytes[i];
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_int_equal(r->steps.count, 0);
+    b_free(r);
+
     /* Evaluation passes: 8 forward-only batches make the forward sites
      * allocate 68 (or 136) times; they count for 60, and eval is found. */
     static const uint64_t with_eval[] = {60, 60, 60, 68, 68, 136, 68, 7, 45};
