@@ -452,6 +452,18 @@ int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int 
 void shim_cfi_check(const uintptr_t *fast, int fast_n, const uintptr_t *slow, int slow_n);
 void shim_cfi_report(void);
 
+/* Writes frames 'f'[0, n) to 'out' as the stream sends them, each the
+ * varint of its zigzagged difference from the one before (from 0 for the
+ * first), and returns the bytes written (at most n * MLMEM_VARINT_MAX).
+ * The stack table keeps a stack's own frames the same way. */
+static inline size_t shim_frames_put(uint8_t *out, const uintptr_t *f, uint32_t n)
+{
+    size_t len = 0;
+    for (uint32_t i = 0; i < n; i++)
+        len += mlmem_varint_put(out + len, mlmem_zigzag((int64_t)(f[i] - (i ? f[i - 1] : 0))));
+    return len;
+}
+
 /* How many outermost frames 'a'[0, an) and 'b'[0, bn) have in common: what
  * the stack table stores once and the writer sends once. */
 static inline uint32_t shim_stack_shared(const uintptr_t *a, uint32_t an, const uintptr_t *b,

@@ -1,24 +1,25 @@
 /*
- * stacks.c - capturing call stacks with libunwind and deduplicating them in
- * a lock-free table, so each distinct stack crosses the wire once.
+ * stacks.c - capturing call stacks (the CFI walk of cfi.c, or libunwind)
+ * and deduplicating them in a lock-free table, so each distinct stack
+ * crosses the wire once.
  *
  * Table: open addressing over 32-bit slots holding (12 bits of hash tag
  * << 20 | id); 0 is empty. A tag that matches is checked against the
- * stack's frames, so the short tag costs a compare in 4096, not a mistake. Frames live in an append-only arena, and a stack keeps there
+ * stack's frames, so the short tag costs a compare in 4096, not a mistake.
+ * Frames live in an append-only arena, and a stack keeps there
  * only the frames it does not share with its base: the stack its thread
  * captured before it, whose outermost frames are its outermost ones (a
  * Python program's consecutive stacks differ in a few inner frames; of
  * 'import torch's 30 M frames, 2.2 M are new). Its own frames are kept as
- * the stream sends frames: their count (a byte), then each as the varint of
- * its zigzagged difference from the one before (from 0 for the first),
- * about 4 bytes a frame instead of 8. index[id] packs where they are, its
- * depth, its base and how many bases a rebuild walks (at most MAX_HOPS:
- * past that a stack is stored whole). An insert writes frames and index first and then publishes the
- * slot with a CAS, so whoever finds an id finds its frames, and a base is
- * always published before the stacks that name it. Two threads inserting
- * the same new stack at once may both burn an id; only the one that wins
- * the slot is ever used. When the table or arena is full, the stack is
- * reported as MLMEM_STACK_NONE and counted.
+ * the stream sends frames: their count (a byte), then shim_frames_put()'s
+ * varints, about 4 bytes a frame instead of 8. index[id] packs where they
+ * are, its depth, its base and how many bases a rebuild walks (at most
+ * MAX_HOPS: past that a stack is stored whole). An insert writes frames
+ * and index first and then publishes the slot with a CAS, so whoever finds
+ * an id finds its frames, and a base is always published before the stacks
+ * that name it. Two threads inserting the same new stack at once may both
+ * burn an id; only the one that wins the slot is ever used. When the table
+ * or arena is full, the stack is reported as MLMEM_STACK_NONE and counted.
  */
 #define _GNU_SOURCE
 #define UNW_LOCAL_ONLY
@@ -178,8 +179,7 @@ static uint32_t insert(const uintptr_t *f, uint32_t n, uint32_t base, const uint
     uint8_t blob[BLOB_MAX];
     size_t len = 0;
     blob[len++] = (uint8_t)own;
-    for (uint32_t i = 0; i < own; i++)
-        len += mlmem_varint_put(blob + len, mlmem_zigzag((int64_t)(f[i] - (i ? f[i - 1] : 0))));
+    len += shim_frames_put(blob + len, f, own);
     uint64_t off = atomic_fetch_add(&g_shim.stack_arena_top, len);
     uint32_t id = atomic_fetch_add(&g_shim.stack_next_id, 1);
     if (off + len > ARENA_BYTES || id >= MAX_IDS)

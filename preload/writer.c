@@ -265,11 +265,7 @@ static void ensure_stack_sent(uint32_t id, uint64_t seq)
     n += mlmem_varint_put(buf + n, seq);
     n += mlmem_varint_put(buf + n, depth);
     n += mlmem_varint_put(buf + n, shared);
-    uint64_t prev = 0;
-    for (uint32_t i = 0; i < depth - shared; i++) {
-        n += mlmem_varint_put(buf + n, mlmem_zigzag((int64_t)(frames[i] - prev)));
-        prev = frames[i];
-    }
+    n += shim_frames_put(buf + n, frames, depth - shared);
     put_record(MLMEM_REC_STACK, buf, n);
     W.stack_sent[id >> 3] |= (uint8_t)(1u << (id & 7));
     memcpy(W.last_stack, frames, depth * sizeof *frames);
