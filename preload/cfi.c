@@ -584,9 +584,13 @@ int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int 
 {
     if (!rule_table)
         return -1;
+    /* The shim's own frames below the program's (main_wrapper, under main)
+     * are walked through but not kept: they are not the program's code. */
+    const uintptr_t self = g_shim.self_start, self_len = g_shim.self_end - g_shim.self_start;
     int n = 0;
     while (n < max) {
-        out[n++] = ip;
+        out[n] = ip;
+        n += ip - self >= self_len;
         uint64_t rule = rule_for(ip);
         if (SHIM_UNLIKELY(rule & (RULE_GIVE_UP | RULE_LAST))) {
             if (rule & RULE_GIVE_UP)

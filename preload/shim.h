@@ -444,8 +444,9 @@ int shim_stack_get_near(uint32_t id, uint32_t known, const uintptr_t *known_fram
 /* cfi.c: walking frames with cached .eh_frame rules. shim_cfi_walk walks
  * from a frame whose return address is 'ip' and whose caller's stack
  * pointer and frame pointer are 'sp' and 'bp', writing at most 'max'
- * return addresses to 'out' as unw_backtrace would: their count, or -1
- * when a frame is not simple enough (then libunwind must walk). */
+ * return addresses to 'out' as unw_backtrace would, less those in the
+ * shim's own text: their count, or -1 when a frame is not simple enough
+ * (then libunwind must walk). */
 void shim_cfi_init(void);
 void shim_cfi_forget(void); /* after dlclose: rules may name unmapped code */
 int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max);

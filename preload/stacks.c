@@ -242,7 +242,8 @@ static int walk_cfi(uintptr_t *out, int max)
     return -1;
 }
 
-/* The same frames by libunwind's walk, the shim's own skipped by address. */
+/* The same frames by libunwind's walk, the shim's own skipped by address
+ * (the innermost, and main_wrapper under the program's main). */
 static int walk_libunwind(uintptr_t *out, int max)
 {
     void *raw[MLMEM_STACK_MAX_DEPTH + 8];
@@ -252,13 +253,12 @@ static int walk_libunwind(uintptr_t *out, int max)
     shim_guard = saved;
     errno = saved_errno; /* validation leaves EAGAIN there (unwind.c) */
 
-    int skip = 0;
-    while (skip < n && (uintptr_t)raw[skip] >= g_shim.self_start &&
-           (uintptr_t)raw[skip] < g_shim.self_end)
-        skip++;
-    int depth = n - skip < max ? n - skip : max;
-    for (int i = 0; i < depth; i++)
-        out[i] = (uintptr_t)raw[skip + i];
+    int depth = 0;
+    for (int i = 0; i < n && depth < max; i++) {
+        uintptr_t ra = (uintptr_t)raw[i];
+        if (ra < g_shim.self_start || ra >= g_shim.self_end)
+            out[depth++] = ra;
+    }
     return depth;
 }
 

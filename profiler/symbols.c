@@ -26,6 +26,8 @@
 #define _GNU_SOURCE
 #include "symbols.h"
 
+#include "debug_cache.h"
+
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
@@ -74,6 +76,7 @@ typedef struct sym_job {
     sym_job_state_t state; /* under the helper's lock                      */
     char *path;
     uint64_t bias;
+    const char *debug_cache; /* the symbolizer's, which outlives the job */
     sym_file_t file;       /* the outcome, once DONE                       */
     bool ok;
 } sym_job_t;
@@ -135,18 +138,47 @@ struct prof_symbols {
     size_t pool_count;
     size_t pool_cap;
 
+    char *debug_cache;     /* debug_cache.h's directory, or NULL: no cache */
+
     sym_helper_t helper;
     uint64_t seen_start;   /* the last module a prefetch found: its range */
     uint64_t seen_end;
 };
 
+/* Takes the separate debug file from the debug cache (debug_cache.h) when
+ * it holds one for the module's build ID or can make one (a compressed
+ * file under /usr/lib/debug/.build-id), and otherwise finds it the
+ * standard way (.gnu_debuglink, /usr/lib/debug/.build-id, and debuginfod
+ * when the user set DEBUGINFOD_URLS). The cache comes first because the
+ * standard way hands libdw the file it opened to check, which libdw would
+ * then inflate whatever descriptor this returned. '*userdata' is the cache
+ * directory sym_file_open() gave the module, or NULL. */
+static int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                              Dwarf_Addr base, const char *file_name,
+                              const char *debuglink_file, GElf_Word debuglink_crc,
+                              char **debuginfo_file_name)
+{
+    const unsigned char *id;
+    GElf_Addr id_vaddr;
+    int id_len;
+    if (*userdata != NULL && (id_len = dwfl_module_build_id(mod, &id, &id_vaddr)) > 0) {
+        char *cached_path;
+        int fd = prof_debug_cache_open(*userdata, PROF_DEBUG_ROOT, id, (size_t)id_len,
+                                       &cached_path);
+        if (fd >= 0) {
+            *debuginfo_file_name = cached_path;
+            return fd;
+        }
+    }
+    return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
+                                        debuglink_file, debuglink_crc, debuginfo_file_name);
+}
+
 /* Offline callbacks: the file is given to dwfl_report_elf directly, so
- * find_elf is only a formality; separate debug info is looked up the standard
- * way (.gnu_debuglink, /usr/lib/debug/.build-id, and debuginfod when the user
- * set DEBUGINFOD_URLS). */
+ * find_elf is only a formality. */
 static const Dwfl_Callbacks sym_callbacks = {
     .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = sym_find_debuginfo,
     .section_address = dwfl_offline_section_address,
     .debuginfo_path = NULL,    /* the default search path */
 };
@@ -203,7 +235,10 @@ static uint64_t sym_hash(uint64_t address, uint32_t module)
 
 prof_symbols_t *prof_symbols_new(void)
 {
-    return calloc(1, sizeof(prof_symbols_t));
+    prof_symbols_t *s = calloc(1, sizeof(prof_symbols_t));
+    if (s != NULL)
+        s->debug_cache = prof_debug_cache_dir();
+    return s;
 }
 
 /* A NULL path is stored as "" so the frame still names "some module"; an
@@ -360,10 +395,12 @@ static void sym_build_index(sym_file_t *f)
     qsort(f->syms, f->sym_count, sizeof(*f->syms), sym_cmp_entry);
 }
 
-/* Opens 'path' at load 'bias' into 'f'. Paths that are not regular files
+/* Opens 'path' at load 'bias' into 'f', its separate debug file through
+ * the cache in 'debug_cache' (NULL: none). Paths that are not regular files
  * ("linux-vdso.so.1", "[vdso]", deleted files) fail without touching libdw.
  * Touches nothing shared, so the helper thread runs it too. */
-static bool sym_file_open(const char *path, uint64_t bias, sym_file_t *f)
+static bool sym_file_open(const char *path, uint64_t bias, const char *debug_cache,
+                          sym_file_t *f)
 {
     memset(f, 0, sizeof *f);
     struct stat st;
@@ -380,6 +417,9 @@ static bool sym_file_open(const char *path, uint64_t bias, sym_file_t *f)
         dwfl_end(dwfl);
         return false;
     }
+    void **userdata;
+    dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+    *userdata = (void *)debug_cache;    /* for sym_find_debuginfo() */
     f->dwfl = dwfl;
     f->mod = mod;
     return true;
@@ -401,7 +441,7 @@ static void sym_file_close(sym_file_t *f)
  * table. libdw keeps all of it with the Dwfl. */
 static void sym_job_run(sym_job_t *job)
 {
-    job->ok = sym_file_open(job->path, job->bias, &job->file);
+    job->ok = sym_file_open(job->path, job->bias, job->debug_cache, &job->file);
     if (!job->ok)
         return;
     Dwarf_Addr bias;
@@ -496,6 +536,7 @@ static bool sym_module_queue(prof_symbols_t *s, size_t i)
         return false;
     }
     job->bias = m->bias;
+    job->debug_cache = s->debug_cache;
     job->state = SYM_JOB_QUEUED;
     m->job = job;
     m->state = SYM_OPEN_PENDING;
@@ -584,7 +625,8 @@ static bool sym_module_open(prof_symbols_t *s, size_t i)
         m->owner = j;
         return m->state == SYM_OPEN_OK;
     }
-    m->state = sym_file_open(m->path, m->bias, &m->file) ? SYM_OPEN_OK : SYM_OPEN_FAILED;
+    m->state = sym_file_open(m->path, m->bias, s->debug_cache, &m->file) ? SYM_OPEN_OK
+                                                                          : SYM_OPEN_FAILED;
     return m->state == SYM_OPEN_OK;
 }
 
@@ -633,6 +675,7 @@ void prof_symbols_free(prof_symbols_t *s)
     }
     for (size_t i = 0; i < s->pool_count; i++)
         sym_frame_clear(&s->pool[i]);
+    free(s->debug_cache);
     free(s->modules);
     free(s->by_start);
     free(s->max_end);

@@ -14,6 +14,7 @@ packages=(
   build-essential cmake pkg-config
   libunwind-dev libdw-dev libelf-dev libjansson-dev libncurses-dev libcmocka-dev
   libzstd-dev zlib1g-dev libopenblas-dev
+  libc6-dbg                                 # file:line for libc's frames in reports
   dataset-fashion-mnist
   tmux
   clang libclang-rt-14-dev

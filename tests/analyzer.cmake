@@ -12,3 +12,5 @@ mlmem_add_test(test_session
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_session.c ${MLMEM_SB} LIBS mlmem_analyzer)
 mlmem_add_test(test_stack_store
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_stack_store.c LIBS mlmem_analyzer)
+mlmem_add_test(test_debug_cache
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_debug_cache.c LIBS mlmem_analyzer)

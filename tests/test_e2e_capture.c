@@ -44,6 +44,18 @@ static void test_e2e_capture_known_peak(void **state)
     assert_string_equal(json_string_value(json_object_get(f0, "function")), "main");
     assert_non_null(strstr(json_string_value(json_object_get(f0, "file")), "e2e_peak.c"));
     assert_int_equal(json_integer_value(json_object_get(f0, "line")), 10);
+    /* The shim's main_wrapper runs main, but is no frame of the program's:
+     * main's caller is libc's. */
+    json_t *frames = json_object_get(top, "frames");
+    assert_true(json_array_size(frames) >= 2);
+    for (size_t i = 0; i < json_array_size(frames); i++) {
+        const char *module = json_string_value(json_object_get(json_array_get(frames, i), "module"));
+        assert_non_null(module);
+        assert_null(strstr(module, "libmlmem_preload"));
+    }
+    const char *caller = json_string_value(
+        json_object_get(json_array_get(frames, 1), "module"));
+    assert_non_null(strstr(caller, "/libc.so"));
     /* The run is too short for the 10 ms RSS sampler to be sure to see its
      * peak (test_e2e_capture_rss_follows_memory checks that); the final
      * sample is always taken. */

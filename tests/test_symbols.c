@@ -556,6 +556,47 @@ static void test_symbols_prefetched_modules_resolve_alike(void **state)
     prof_symbols_free(lazy);
 }
 
+/* libc's frames resolve the same from libc6-dbg's compressed file and
+ * from its inflated copy in the debug cache (debug_cache.h): made by the
+ * first symbolizer, used by the second, not at all by one without a
+ * cache. Each has file:line (libc6-dbg is installed by install-deps). */
+static void test_symbols_debug_cache_resolves_alike(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mlmem-symtest-cache.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *saved = getenv("MLMEM_CACHE_DIR") ? strdup(getenv("MLMEM_CACHE_DIR")) : NULL;
+    uint64_t stack[] = {symtest_libc_malloc() + 1, (uint64_t)(uintptr_t)&free + 1};
+
+    setenv("MLMEM_CACHE_DIR", "", 1);
+    prof_symbols_t *uncached = symtest_new_binary_and_libc();
+    setenv("MLMEM_CACHE_DIR", dir, 1);
+    prof_symbols_t *making = symtest_new_binary_and_libc();
+    symtest_assert_resolve_alike(uncached, making, stack, 2, 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "test $(ls %s/*.debug | wc -l) = 1", dir);
+    assert_int_equal(system(cmd), 0);
+    prof_symbols_t *using = symtest_new_binary_and_libc();
+    symtest_assert_resolve_alike(uncached, using, stack, 2, 0);
+
+    prof_frame_t f[8];
+    size_t n = prof_symbols_resolve(using, stack[0], 0, 1, f, 8);
+    assert_true(n >= 1);
+    assert_non_null(f[n - 1].file);
+    assert_true(f[n - 1].line > 0);
+    symtest_free_frames(f, n);
+    prof_symbols_free(uncached);
+    prof_symbols_free(making);
+    prof_symbols_free(using);
+    if (saved)
+        setenv("MLMEM_CACHE_DIR", saved, 1);
+    else
+        unsetenv("MLMEM_CACHE_DIR");
+    free(saved);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Resolving at once after a prefetch takes the module from the helper
  * whether it has not started it, is opening it or is done: the same
  * frames every time. */
@@ -666,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_symbols_prefetch_unreadable_paths),
         cmocka_unit_test(test_symbols_prefetch_rereported_module),
         cmocka_unit_test(test_symbols_free_with_prefetch_pending),
+        cmocka_unit_test(test_symbols_debug_cache_resolves_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
