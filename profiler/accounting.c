@@ -125,12 +125,6 @@ typedef struct {
                                            annotated allocation)           */
 } prof_acct_point_t;
 
-/* One allocation in the log kept for step detection. */
-typedef struct {
-    uint32_t site;
-    uint32_t size_log2;
-    uint64_t time_ns;
-} prof_acct_logent_t;
 
 /* u32 -> u32 open-addressing map (tids, and stack ids too large to index
  * directly). UINT32_MAX in 'vals' marks an empty slot. */
@@ -212,7 +206,7 @@ struct prof_acct {
     uint64_t step_max;
     uint64_t step_first_ns, step_last_ns;
 
-    prof_acct_logent_t *log;  /* the first PROF_ACCT_LOG_CAP allocations   */
+    prof_acct_logged_t *log;  /* the first PROF_ACCT_LOG_CAP allocations   */
     size_t log_n;
 
     /* Lowest and highest live bytes per span of the run, finer than the
@@ -461,7 +455,7 @@ ACCT_HOT void acct_charge(prof_acct_t *a, uint32_t si, uint32_t ti, uint64_t siz
         acct_charge_cat(a, s, cat, size);
     s->last_born_ns = a->now;
     if (a->log_n < PROF_ACCT_LOG_CAP)
-        a->log[a->log_n++] = (prof_acct_logent_t){si, 0, a->now};
+        a->log[a->log_n++] = (prof_acct_logged_t){s->stack_id, a->now};
     s->allocations++;
     s->bytes_allocated += size;
     if (size > s->largest)
@@ -1145,7 +1139,7 @@ static int acct_apply_temporaries(prof_acct_t *a, const prof_event_t *ev)
     prof_acct_site_t *s = &a->sites[si];
     prof_acct_thread_t *t = &a->threads[ti];
     for (uint64_t i = 0; i < rest && a->log_n < PROF_ACCT_LOG_CAP; i++)
-        a->log[a->log_n++] = (prof_acct_logent_t){si, 0, a->now};
+        a->log[a->log_n++] = (prof_acct_logged_t){s->stack_id, a->now};
     if (PROF_HEAP_CAT(&block) != PROF_CAT_NONE)
         a->attr.region_allocations += rest;
     s->allocations += rest;
@@ -1464,14 +1458,10 @@ size_t prof_acct_live_ranges(const prof_acct_t *a, prof_live_range_t *out, uint6
     return n;
 }
 
-size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t cap)
+const prof_acct_logged_t *prof_acct_alloc_log(const prof_acct_t *a, size_t *count)
 {
-    size_t n = a->log_n < cap ? a->log_n : cap;
-    for (size_t i = 0; out && i < n; i++) {
-        out[i].stack_id = a->sites[a->log[i].site].stack_id;
-        out[i].time_ns = a->log[i].time_ns;
-    }
-    return a->log_n;
+    *count = a->log_n;
+    return a->log;
 }
 
 /* ---- one thread's sites, on demand ---------------------------------------- */

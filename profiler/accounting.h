@@ -85,9 +85,9 @@ typedef struct {
     uint64_t time_ns;
 } prof_acct_logged_t;
 
-/* Copies up to 'cap' entries of the allocation log to 'out' (may be NULL)
- * and returns how many the log holds. */
-size_t prof_acct_alloc_log(const prof_acct_t *a, prof_acct_logged_t *out, size_t cap);
+/* The allocation log, in order, and in '*count' how many entries it holds.
+ * Owned by 'a': valid until its next event. */
+const prof_acct_logged_t *prof_acct_alloc_log(const prof_acct_t *a, size_t *count);
 
 /* The lowest and highest live bytes after any event in one span of the
  * run (min UINT64_MAX, max 0: no event in it). Span i covers

@@ -363,13 +363,10 @@ static void fill_process(const prof_analysis_t *a, prof_process_t *p)
 static int attribute(prof_analysis_t *a, prof_result_t *out)
 {
     prof_attr_input_t in = {a->rules, NULL, 0, 0, NULL, 0, 0};
-    size_t nl = prof_acct_alloc_log(a->acct, NULL, 0);
-    prof_acct_logged_t *log = malloc((nl + 1) * sizeof *log);
     prof_live_range_t *ranges = malloc(PROF_ACCT_RANGES * sizeof *ranges);
     int rc = -1;
-    if (log && ranges) {
-        in.log = log;
-        in.log_count = prof_acct_alloc_log(a->acct, log, nl);
+    if (ranges) {
+        in.log = prof_acct_alloc_log(a->acct, &in.log_count);
         /* Full: allocations after the log's end were not logged. */
         in.log_truncated = in.log_count >= PROF_ACCT_LOG_CAP;
         in.ranges = ranges;
@@ -377,7 +374,6 @@ static int attribute(prof_analysis_t *a, prof_result_t *out)
         rc = prof_attribute(out, &in);
     }
     free(ranges);
-    free(log);
     return rc;
 }
 
