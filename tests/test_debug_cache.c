@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -324,6 +325,38 @@ static void test_debug_cache_only_caches_compressed_sources_of_the_id(void **sta
     assert_int_equal(access(t->dir, F_OK), -1);
 }
 
+/* Runs that start together make the same entry at once: each writes its
+ * own temporary file and renames it, so every one gets a whole entry and
+ * no temporary file is left behind. */
+static void test_debug_cache_concurrent_runs_make_one_entry(void **state)
+{
+    dctest_t *t = *state;
+    dctest_need_libc_debug(t);
+    enum { RUNS = 4 };
+    pid_t pids[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            char *path;
+            int fd = dctest_open(t, PROF_DEBUG_ROOT, &path);
+            Elf *elf = fd >= 0 ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
+            const void *id;
+            int ok = elf != NULL && dwelf_elf_gnu_build_id(elf, &id) == (ssize_t)t->id_len &&
+                     memcmp(id, t->id, t->id_len) == 0;
+            _exit(ok ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < RUNS; i++) {
+        int status;
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "test \"$(ls -A '%s')\" = '%s.debug'", t->dir, t->hex);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* A directory that cannot be made: no entry, no crash, and the caller
  * falls back to the file itself. */
 static void test_debug_cache_unwritable_dir(void **state)
@@ -442,6 +475,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_debug_cache_rejects_entry_of_other_build_id,
                                         dctest_setup, dctest_teardown),
         cmocka_unit_test_setup_teardown(test_debug_cache_only_caches_compressed_sources_of_the_id,
+                                        dctest_setup, dctest_teardown),
+        cmocka_unit_test_setup_teardown(test_debug_cache_concurrent_runs_make_one_entry,
                                         dctest_setup, dctest_teardown),
         cmocka_unit_test_setup_teardown(test_debug_cache_unwritable_dir, dctest_setup,
                                         dctest_teardown),
