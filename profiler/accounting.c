@@ -125,7 +125,6 @@ typedef struct {
                                            annotated allocation)           */
 } prof_acct_point_t;
 
-
 /* u32 -> u32 open-addressing map (tids, and stack ids too large to index
  * directly). UINT32_MAX in 'vals' marks an empty slot. */
 typedef struct {
