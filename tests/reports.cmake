@@ -1,6 +1,7 @@
 # Tests of the symbolizer and the reports (issue 2).
-# symbols.c (with its debug_cache.c) is compiled in directly so the test does not wait on the profiler
-# library; the test's own files are built -O0 -g so lines are exact.
+# symbols.c (with its debug_cache.c) is compiled in directly so the test does
+# not wait on the profiler library; the test's own files are built -O0 -g so
+# lines are exact.
 
 mlmem_add_test(test_symbols
   SOURCES test_symbols.c test_symbols_cxx.cpp ${CMAKE_SOURCE_DIR}/profiler/symbols.c

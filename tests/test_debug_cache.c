@@ -136,16 +136,23 @@ static int dctest_open(const dctest_t *t, const char *root, char **path)
     return prof_debug_cache_open(t->dir, root, t->id, t->id_len, path);
 }
 
+/* Opens libc's entry through the cache, sources under 'root': a
+ * descriptor of t->entry. */
+static int dctest_open_entry(const dctest_t *t, const char *root)
+{
+    char *path;
+    int fd = dctest_open(t, root, &path);
+    assert_true(fd >= 0);
+    assert_string_equal(path, t->entry);
+    free(path);
+    return fd;
+}
+
 /* Makes libc's cache entry from its libc6-dbg file. */
 static void dctest_make_entry(const dctest_t *t)
 {
     dctest_need_libc_debug(t);
-    char *path;
-    int fd = dctest_open(t, PROF_DEBUG_ROOT, &path);
-    assert_true(fd >= 0);
-    assert_string_equal(path, t->entry);
-    close(fd);
-    free(path);
+    close(dctest_open_entry(t, PROF_DEBUG_ROOT));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -157,10 +164,7 @@ static void test_debug_cache_inflates_libc_debug_file(void **state)
 {
     dctest_t *t = *state;
     dctest_need_libc_debug(t);
-    char *path;
-    int fd = dctest_open(t, PROF_DEBUG_ROOT, &path);
-    assert_true(fd >= 0);
-    assert_string_equal(path, t->entry);
+    int fd = dctest_open_entry(t, PROF_DEBUG_ROOT);
 
     int ofd = open(t->libc_debug, O_RDONLY);
     assert_true(ofd >= 0);
@@ -210,7 +214,6 @@ static void test_debug_cache_inflates_libc_debug_file(void **state)
     elf_end(copy);
     close(ofd);
     close(fd);
-    free(path);
 
     struct stat st;
     assert_int_equal(stat(t->dir, &st), 0);
@@ -222,22 +225,17 @@ static void test_debug_cache_reuses_entry(void **state)
 {
     dctest_t *t = *state;
     dctest_make_entry(t);
-    char *path;
-    int fd;
     struct stat before, after;
     struct timespec long_ago[2] = {{946684800, 0}, {946684800, 0}};
     assert_int_equal(utimensat(AT_FDCWD, t->entry, long_ago, 0), 0);
     assert_int_equal(stat(t->entry, &before), 0);
 
     /* From a root without the source: only the entry can serve it. */
-    fd = dctest_open(t, t->root, &path);
-    assert_true(fd >= 0);
-    assert_string_equal(path, t->entry);
+    int fd = dctest_open_entry(t, t->root);
     assert_int_equal(stat(t->entry, &after), 0);
     assert_int_equal(after.st_ino, before.st_ino);
     assert_true(after.st_mtime > time(NULL) - 600);
     close(fd);
-    free(path);
 }
 
 /* An entry cut short (a crash after the rename, before the data reached
@@ -246,18 +244,15 @@ static void test_debug_cache_replaces_torn_entry(void **state)
 {
     dctest_t *t = *state;
     dctest_make_entry(t);
-    char *path;
-    int fd;
     struct stat good, now;
     assert_int_equal(stat(t->entry, &good), 0);
     assert_int_equal(truncate(t->entry, 100), 0);
 
-    fd = dctest_open(t, PROF_DEBUG_ROOT, &path);
-    assert_true(fd >= 0);
+    int fd = dctest_open_entry(t, PROF_DEBUG_ROOT);
     assert_int_equal(fstat(fd, &now), 0);
     assert_int_equal(now.st_size, good.st_size);
     close(fd);
-    free(path);
+    char *path;
 
     /* Torn, and no source to make it again from: nothing is served. */
     assert_int_equal(truncate(t->entry, 100), 0);
