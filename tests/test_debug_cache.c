@@ -252,9 +252,9 @@ static void test_debug_cache_replaces_torn_entry(void **state)
     assert_int_equal(fstat(fd, &now), 0);
     assert_int_equal(now.st_size, good.st_size);
     close(fd);
-    char *path;
 
     /* Torn, and no source to make it again from: nothing is served. */
+    char *path;
     assert_int_equal(truncate(t->entry, 100), 0);
     assert_int_equal(dctest_open(t, t->root, &path), -1);
     assert_null(path);
