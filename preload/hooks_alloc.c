@@ -91,6 +91,9 @@ static void *realloc_common(void *old, size_t size, int fn, void *(*call)(void *
     shim_ring_t *r = shim_ring_get();
     if (!r)
         return call(old, n, elem);
+    /* The stack first: one defined while the event is in progress would
+     * wait for it (stacks.c). A failed realloc leaves it unused. */
+    uint32_t stack = shim_stack_for(r, size, 0);
     shim_event_t *e = shim_event_reserve(r, 2);
     if (!e)
         return call(old, n, elem);
@@ -107,9 +110,7 @@ static void *realloc_common(void *old, size_t size, int fn, void *(*call)(void *
         e->addr = (uintptr_t)p;
         x->size = size;
         x->old_addr = (uintptr_t)old;
-        /* The stack is taken after the slot: a sampled realloc still gets
-         * one, and the slot's seq already fixes the order. */
-        x->stack_id = shim_stack_for(r, size, 0);
+        x->stack_id = stack;
     } else {
         /* glibc: realloc(p, 0) frees p; otherwise it failed and the old
          * block is untouched. */

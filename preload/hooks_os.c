@@ -98,6 +98,8 @@ SHIM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, .
     if (!shim_recording_os(__builtin_return_address(0)))
         return g_shim.real.mremap(old, old_len, new_len, flags, want);
     shim_ring_t *r = shim_ring_get();
+    /* The stack before the event (stacks.c); a failed mremap leaves it unused. */
+    uint32_t stack = r ? shim_stack_for(r, new_len, 1) : MLMEM_STACK_NONE;
     shim_event_t *e = r ? shim_event_reserve(r, 2) : NULL;
     if (e) {
         shim_event_stamp(r, e, 1);
@@ -115,7 +117,7 @@ SHIM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, .
             x->size = size;
             x->old_addr = (uintptr_t)old;
             x->arg = page_round(old_len);
-            x->stack_id = shim_stack_for(r, new_len, 1);
+            x->stack_id = stack;
         } else {
             e->addr = 0;
             e->info = SHIM_EVI(MLMEM_EV_NOP, 0, 0) | SHIM_EVI_EXT;

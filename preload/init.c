@@ -63,6 +63,7 @@ static void fork_child(void)
     atomic_store(&g_shim.mode, SHIM_DETACHED);
     g_shim.pid = getpid();
     shim_rings_reset_after_fork();
+    shim_stacks_reset_after_fork();
     shim_writer_after_fork_child();
     if (!g_shim.config.follow_fork)
         return;

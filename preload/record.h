@@ -180,6 +180,21 @@ static inline void shim_fold_end(shim_ring_t *r)
     r->fold_busy = 0;
 }
 
+/* Reserves n slots as shim_event_reserve does, without sending what the
+ * thread holds and has folded first: for what is not an event of the
+ * program (a stack definition, stacks.c). */
+static inline shim_event_t *shim_slots_reserve(shim_ring_t *r, unsigned n)
+{
+    __atomic_store_n(&r->depth, r->depth + 1, __ATOMIC_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst);
+    uint64_t used = __atomic_load_n(&r->reserve, __ATOMIC_RELAXED) - r->tail_cache;
+    if (SHIM_UNLIKELY(used + n > SHIM_RING_SLOTS - SHIM_RING_SLACK || r->dropping))
+        return shim_event_slow(r, n);
+    uint64_t slot = shim_xadd(&r->reserve, n);
+    shim_ring_prefetch(r, slot);
+    return &r->slots[slot & (SHIM_RING_SLOTS - 1)].ev;
+}
+
 /* Reserves 'n' (1 or 2) consecutive slots in 'r' for one event, or returns
  * NULL when the event must be dropped (counted). On success the caller
  * fills the slot (and with n == 2 sets SHIM_EVI_EXT and fills
@@ -190,14 +205,7 @@ static inline shim_event_t *shim_event_reserve(shim_ring_t *r, unsigned n)
 {
     if (SHIM_UNLIKELY(r->held_addr | r->folded_count))
         shim_fold_flush(r);
-    __atomic_store_n(&r->depth, r->depth + 1, __ATOMIC_RELAXED);
-    atomic_signal_fence(memory_order_seq_cst);
-    uint64_t used = __atomic_load_n(&r->reserve, __ATOMIC_RELAXED) - r->tail_cache;
-    if (SHIM_UNLIKELY(used + n > SHIM_RING_SLOTS - SHIM_RING_SLACK || r->dropping))
-        return shim_event_slow(r, n);
-    uint64_t slot = shim_xadd(&r->reserve, n);
-    shim_ring_prefetch(r, slot);
-    return &r->slots[slot & (SHIM_RING_SLOTS - 1)].ev;
+    return shim_slots_reserve(r, n);
 }
 
 /* The second slot of an event reserved with n == 2 (it may wrap). */

@@ -57,6 +57,10 @@ static void ring_annotate(shim_ring_t *r)
     SHIM_BENIGN_RACE(&r->dropped, "drop count, read by the writer for reports");
     SHIM_BENIGN_RACE(&r->name, "copied by the writer, validated by name_gen");
     SHIM_BENIGN_RACE(&r->name_sent_gen, "the writer's own; its creator only mapped it");
+    SHIM_BENIGN_RACE_SIZED(&r->defs_read,
+                           (size_t)((char *)(r->wdef_frames + MLMEM_STACK_MAX_DEPTH) -
+                                    (char *)&r->defs_read),
+                           "the writer's own; its creator only mapped it");
     /* The fold state, from its 'fold_busy' to 'folded_stack' (fold.c):
      * read twice by the writer's final drain. */
     SHIM_BENIGN_RACE_SIZED(&r->fold_busy,
@@ -77,6 +81,8 @@ static void ring_claimed(shim_ring_t *r)
         r->rng = 1;
     r->last_stack_id = 0;
     r->last_depth = 0;
+    r->def_depth = 0; /* the writer forgot the last owner's when it freed the ring */
+    r->capturing = 0;
     r->clock_reuse = 0;
     r->seq_run = 0;
     r->seq_last = 0;
@@ -149,6 +155,15 @@ void shim_rings_reset_after_fork(void)
         atomic_store(&c->head, pos);
         atomic_store(&c->tail, pos);
         c->tail_cache = pos;
+        c->defs_read = pos;
+        c->drain_limit = pos;
+        c->drain_gone = 0;
+        /* The child's table is empty (stacks.c): no stack is defined yet. */
+        c->last_stack_id = 0;
+        c->last_depth = 0;
+        c->def_depth = 0;
+        c->wdef_depth = 0;
+        c->capturing = 0;
         c->dropped = 0;
         c->depth = 0;
         c->seq_busy = 0; /* a parent thread may have been taking a number */

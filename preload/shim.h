@@ -171,12 +171,26 @@ typedef struct shim_ring {
     uint32_t last_stack_id;
     uint32_t last_depth;
     uintptr_t last_frames[MLMEM_STACK_MAX_DEPTH];
+    /* The last stack this thread defined in the ring (stacks.c): the next
+     * definition sends only the inner frames that differ from it. */
+    uint32_t def_depth;
+    uint8_t capturing;              /* a capture is in progress (signals)  */
+    uintptr_t def_frames[MLMEM_STACK_MAX_DEPTH];
 
     char pad1[64];
     _Atomic uint64_t tail;          /* writer only (release)              */
     _Atomic uint32_t tail_futex;    /* writer: bumped after a drain        */
     _Atomic uint32_t space_waiting; /* owner: asleep until the writer drains */
-    char pad2[48];
+    /* The writer's own (writer.c): how far it has read stack definitions
+     * (ahead of 'tail'), where this pass's events end, whether the owner
+     * is gone, and the last definition's frames, which the next one's
+     * shared outer frames are taken from. */
+    uint64_t defs_read;
+    uint64_t drain_limit;
+    uint32_t drain_gone;
+    uint32_t wdef_depth;
+    uintptr_t wdef_frames[MLMEM_STACK_MAX_DEPTH];
+    char pad2[64];
     shim_slot_t slots[SHIM_RING_SLOTS];
 } shim_ring_t;
 
@@ -255,16 +269,13 @@ typedef struct {
 #define SHIM_OUT_CAP (1u << 20)
 #define SHIM_SCRATCH_CAP (256u * 1024)
 #define SHIM_BATCH_EVENTS 2048u
-#define SHIM_STACK_IDS (1u << 20)
 
 typedef struct {
     uint8_t out[SHIM_OUT_CAP];        /* records waiting to be sent         */
     size_t out_len;
     uint8_t scratch[SHIM_SCRATCH_CAP];/* one EVENTS payload being built     */
-    uint8_t stack_sent[SHIM_STACK_IDS / 8];
     uintptr_t last_stack[MLMEM_STACK_MAX_DEPTH]; /* the stack sent last    */
     uint32_t last_stack_depth;
-    uint32_t last_stack_id;                      /* its id                  */
     uint32_t modules_sent;
     uint32_t modules_generation_seen;
     uint8_t unload_sent[SHIM_MAX_MODULES];
@@ -304,10 +315,7 @@ typedef struct {
     _Atomic uint64_t orphan_dropped;  /* events of threads that got no ring */
 
     /* Stack table (stacks.c). */
-    _Atomic uint32_t *stack_slots;     /* tag << 20 | id (stacks.c)          */
-    _Atomic uint64_t *stack_index;    /* id -> where, depth, base (stacks.c) */
-    uint8_t *stack_arena;             /* own frames, varint deltas          */
-    _Atomic uint64_t stack_arena_top;
+    _Atomic uint64_t *stack_slots;    /* hash tag | id (stacks.c)           */
     _Atomic uint32_t stack_next_id;
     _Atomic uint64_t stack_overflows; /* stacks that found no room          */
     uintptr_t self_start, self_end;   /* the shim's own text, skipped       */
@@ -420,26 +428,47 @@ void shim_seq_after_fork_child(void);
 void shim_seq_settle(shim_ring_t *r, uintptr_t owner);
 void shim_seq_promote(shim_ring_t *r);
 
-/* stacks.c. A stack keeps the frames it does not share with its base through
- * a chain of at most SHIM_STACK_MAX_HOPS bases; past that it is kept whole. */
-#define SHIM_STACK_MAX_HOPS 31u
+/* stacks.c. The table keeps a 64-bit hash per stack, not its frames: the
+ * thread that adds a stack writes its frames into its own ring as a
+ * definition (SHIM_EV_STACK_DEF) before it publishes the id, and the writer
+ * sends them from there, ahead of any event that names the id. */
 int shim_stacks_init(void);
+void shim_stacks_reset_after_fork(void);
 uint32_t shim_stack_capture(shim_ring_t *r);
 /* Returns the id of this exact frame sequence (1 to MLMEM_STACK_MAX_DEPTH
- * frames), adding it if new; MLMEM_STACK_NONE when the table is full.
- * 'base' (0: none) is a stack id whose frames, 'base_frames'[0, base_depth),
- * may share outer frames with it (the thread's previous stack): a new stack
- * stores only the others. Thread-safe, lock-free. */
-uint32_t shim_stack_intern(const uintptr_t *frames, uint32_t depth, uint32_t base,
-                           const uintptr_t *base_frames, uint32_t base_depth);
-/* Copies stack 'id's frames to 'out' (room for MLMEM_STACK_MAX_DEPTH). */
-int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth);
-/* The same, given a stack the caller already holds ('known', its frames
- * 'known_frames'[0, known_depth)): when 'id's chain of bases reaches it,
- * the rest is copied from there instead of walking on. The writer sends a
- * thread's new stacks one after another, each the base of the next. */
-int shim_stack_get_near(uint32_t id, uint32_t known, const uintptr_t *known_frames,
-                        uint32_t known_depth, uintptr_t *out, uint32_t *depth);
+ * frames), adding it (and its definition to 'r') if new; MLMEM_STACK_NONE
+ * when the table is full or the definition finds no room. Thread-safe,
+ * lock-free; 'r' is the calling thread's ring, with no event in progress. */
+uint32_t shim_stack_intern(shim_ring_t *r, const uintptr_t *frames, uint32_t depth);
+
+/* A stack definition in a ring: one slot whose info has type
+ * SHIM_EV_STACK_DEF and the count of slots after it (its frames, varints as
+ * shim_frames_put writes them), seq the id, time the seq counter the stack
+ * was taken at (for the modules of its frames), addr its depth, the outer
+ * frames it shares with the ring's definition before it, and the frames'
+ * bytes. Only the writer reads it; it is not an event of the stream. */
+#define SHIM_EV_STACK_DEF 0xffu
+#define SHIM_DEF_ADDR(depth, shared, len)                                         \
+    ((uint64_t)(depth) | (uint64_t)(shared) << 8 | (uint64_t)(len) << 16)
+typedef struct {
+    uint32_t id;
+    uint32_t depth;
+    uint64_t seq;
+    uintptr_t frames[MLMEM_STACK_MAX_DEPTH];
+} shim_stack_def_t;
+/* The writer: reads the definition at 'pos' of 'r' (whose first slot says
+ * SHIM_EV_STACK_DEF) into 'out', with the outer frames it shares from the
+ * ring's previous definition (r->wdef_*), which it then replaces. 0, or -1
+ * for a malformed one. */
+int shim_stack_def_read(shim_ring_t *r, uint64_t pos, shim_stack_def_t *out);
+/* How many slots the event or definition at 'pos' of 'r' takes. */
+static inline uint64_t shim_ring_entry_slots(const shim_ring_t *r, uint64_t pos)
+{
+    uint64_t info = r->slots[pos & (SHIM_RING_SLOTS - 1)].ev.info;
+    if (SHIM_EVI_TYPE(info) == SHIM_EV_STACK_DEF)
+        return 1 + (info & SHIM_EVI_SIZE_MASK);
+    return info & SHIM_EVI_EXT ? 2 : 1;
+}
 
 /* cfi.c: walking frames with cached .eh_frame rules. shim_cfi_walk walks
  * from a frame whose return address is 'ip' and whose caller's stack

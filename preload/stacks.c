@@ -3,23 +3,29 @@
  * and deduplicating them in a lock-free table, so each distinct stack
  * crosses the wire once.
  *
- * Table: open addressing over 32-bit slots holding (12 bits of hash tag
- * << 20 | id); 0 is empty. A tag that matches is checked against the
- * stack's frames, so the short tag costs a compare in 4096, not a mistake.
- * Frames live in an append-only arena, and a stack keeps there
- * only the frames it does not share with its base: the stack its thread
- * captured before it, whose outermost frames are its outermost ones (a
- * Python program's consecutive stacks differ in a few inner frames; of
- * 'import torch's 30 M frames, 2.2 M are new). Its own frames are kept as
- * the stream sends frames: their count (a byte), then shim_frames_put()'s
- * varints, about 4 bytes a frame instead of 8. index[id] packs where they
- * are, its depth, its base and how many bases a rebuild walks (at most
- * MAX_HOPS: past that a stack is stored whole). An insert writes frames
- * and index first and then publishes the slot with a CAS, so whoever finds
- * an id finds its frames, and a base is always published before the stacks
- * that name it. Two threads inserting the same new stack at once may both
- * burn an id; only the one that wins the slot is ever used. When the table
- * or arena is full, the stack is reported as MLMEM_STACK_NONE and counted.
+ * Table: open addressing over 64-bit slots, each the high 44 bits of the
+ * stack's 64-bit hash with its id (20 bits) below; 0 is empty. The low bits
+ * of the hash pick where the probe starts, so a slot that matches has
+ * matched the whole hash: a stack is known by its hash, not its frames.
+ * Two different stacks that share a hash (about once in 2^58 lookups of a
+ * table this size) would share an id; keeping every stack's frames to rule
+ * that out cost 'import torch' 20 MB under --stacks=all (docs/benchmarks.md).
+ *
+ * The frames go to the writer through the ring of the thread that adds the
+ * stack: a definition (SHIM_EV_STACK_DEF, shim.h) with the inner frames
+ * that differ from the thread's previous definition, about 4 bytes a frame
+ * (a Python program's consecutive stacks differ in a few inner frames; of
+ * 'import torch's 30 M frames, 2.2 M are new). The definition is published
+ * in the ring before the id is published in the table (a CAS), so a thread
+ * that finds the id publishes its event after the definition, and the
+ * writer, which reads definitions in every ring past the events it sends
+ * (writer.c, drain_all), sends the frames first. Two threads adding the
+ * same new stack at once both define it; the one that loses the slot uses
+ * the winner's id, and its own definition goes out unused. A stack is
+ * defined only when no event is in progress on the thread (an event's
+ * slots would hold the definition back until the event is published), so
+ * hooks take a stack before they reserve their event. When the table or
+ * the ring is full, the stack is reported as MLMEM_STACK_NONE and counted.
  */
 #define _GNU_SOURCE
 #define UNW_LOCAL_ONLY
@@ -28,64 +34,63 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "shim.h"
+#include "record.h"
 
 #define TABLE_BITS 20
 #define TABLE_SLOTS (1u << TABLE_BITS)
+#define TABLE_BYTES (TABLE_SLOTS * sizeof(uint64_t))
 #define MAX_IDS TABLE_SLOTS
-#define ARENA_BYTES (256u << 20) /* of address space, touched as used */
 #define MAX_PROBES 64
-#define SLOT_ID_BITS 20 /* a slot: tag (12 bits) << 20 | id */
-#define SLOT_ID_MASK ((1u << SLOT_ID_BITS) - 1)
-#define MAX_HOPS SHIM_STACK_MAX_HOPS
+#define SLOT_ID_BITS 20 /* a slot: hash's high 44 bits | id */
+#define SLOT_ID_MASK ((UINT64_C(1) << SLOT_ID_BITS) - 1)
+_Static_assert(MAX_IDS <= (1u << SLOT_ID_BITS), "slot id field too narrow");
+/* The largest definition's frames: a varint each. */
+#define DEF_BYTES_MAX (MLMEM_STACK_MAX_DEPTH * MLMEM_VARINT_MAX)
+#define DEF_SLOTS_MAX (1 + (DEF_BYTES_MAX + sizeof(shim_slot_t) - 1) / sizeof(shim_slot_t))
 
-/* index[id]: byte offset 32 bits (ARENA_BYTES), depth 7 (at most
- * MLMEM_STACK_MAX_DEPTH, 64), hops 5, base 20 (MAX_IDS); 0: undefined (a
- * stack has a depth). */
-#define IX_PACK(off, depth, hops, base)                                                 \
-    ((uint64_t)(off) << 32 | (uint64_t)(depth) << 25 | (uint64_t)(hops) << 20 |         \
-     (uint64_t)(base))
-#define IX_OFF(ix) ((ix) >> 32)
-#define IX_DEPTH(ix) ((uint32_t)((ix) >> 25) & 0x7fu)
-#define IX_HOPS(ix) ((uint32_t)((ix) >> 20) & 0x1fu)
-#define IX_BASE(ix) ((uint32_t)(ix) & 0xfffffu)
-_Static_assert(MAX_IDS <= (1u << 20) && MAX_IDS <= (1u << SLOT_ID_BITS) &&
-                   MLMEM_STACK_MAX_DEPTH < 128 && MAX_HOPS < 32,
-               "index or slot fields too narrow");
-/* The largest own frames: their count and a varint each. */
-#define BLOB_MAX (1 + MLMEM_STACK_MAX_DEPTH * MLMEM_VARINT_MAX)
+/* The table's pages are touched at random, so a program with many stacks
+ * touches all of them; one with few, a page per stack. Under --stacks=all
+ * huge pages take the TLB misses out of the lookups of a program with many
+ * (4% of 'import torch's time with the earlier table), and cost a program
+ * with few stacks the table's whole 8 MiB; sampled mode, with few stacks by
+ * design, keeps small pages. */
+static int table_map(void)
+{
+    g_shim.stack_slots = shim_os_mmap(TABLE_BYTES);
+    if (!g_shim.stack_slots)
+        return -1;
+    if (g_shim.config.stack_mode == MLMEM_STACKS_ALL)
+        madvise(g_shim.stack_slots, TABLE_BYTES, MADV_HUGEPAGE);
+    /* For helgrind: the table's atomics are its synchronization. */
+    SHIM_BENIGN_RACE_SIZED(g_shim.stack_slots, TABLE_BYTES, "atomic slots");
+    return 0;
+}
 
 int shim_stacks_init(void)
 {
-    g_shim.stack_slots = shim_os_mmap(TABLE_SLOTS * sizeof(uint32_t));
-    g_shim.stack_index = shim_os_mmap(MAX_IDS * sizeof(uint64_t));
-    g_shim.stack_arena = shim_os_mmap(ARENA_BYTES);
-    if (!g_shim.stack_slots || !g_shim.stack_index || !g_shim.stack_arena)
+    if (table_map() != 0)
         return -1;
-    if (g_shim.config.stack_mode == MLMEM_STACKS_ALL) {
-        /* Every stack is kept: 'import torch' alone writes 600,000 of them
-         * (30 M frames, 4 M of them kept), and faulting that in 4 KiB at a time cost
-         * 0.4 s of its 2.4 s under --stacks=all (docs/benchmarks.md). The
-         * index and arena fill from the start, so huge pages waste at most
-         * 2 MiB each. The hash slots are touched at random: two thirds of
-         * an insert's time was the load of its slot, and huge pages there
-         * took 4% off that import; a program with few stacks pays up to
-         * 4 MiB for them (sampled mode, with few stacks by design, keeps
-         * small pages everywhere). */
-        madvise(g_shim.stack_arena, ARENA_BYTES, MADV_HUGEPAGE);
-        madvise(g_shim.stack_index, MAX_IDS * sizeof(uint64_t), MADV_HUGEPAGE);
-        madvise(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint32_t), MADV_HUGEPAGE);
-    }
     atomic_store(&g_shim.stack_next_id, 1);
-    /* For helgrind: the table's atomics are its synchronization. */
-    SHIM_BENIGN_RACE_SIZED(g_shim.stack_slots, TABLE_SLOTS * sizeof(uint32_t), "atomic slots");
-    SHIM_BENIGN_RACE_SIZED(g_shim.stack_index, MAX_IDS * sizeof(uint64_t), "atomic index");
-    SHIM_BENIGN_RACE(&g_shim.stack_arena_top, "atomic bump allocator");
     SHIM_BENIGN_RACE(&g_shim.stack_next_id, "atomic id counter");
     SHIM_BENIGN_RACE(&g_shim.stack_overflows, "atomic counter");
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     shim_cfi_init();
     return 0;
+}
+
+/* In the child of fork: the parent's stacks were defined in the parent's
+ * stream, so the child's starts with an empty table. Fresh zero pages are
+ * mapped over the old ones (no copy of the parent's). */
+void shim_stacks_reset_after_fork(void)
+{
+    void *p = mmap(g_shim.stack_slots, TABLE_BYTES, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED)
+        memset(g_shim.stack_slots, 0, TABLE_BYTES);
+    else if (g_shim.config.stack_mode == MLMEM_STACKS_ALL)
+        madvise(g_shim.stack_slots, TABLE_BYTES, MADV_HUGEPAGE);
+    atomic_store(&g_shim.stack_next_id, 1);
+    atomic_store(&g_shim.stack_overflows, 0);
 }
 
 static uint64_t hash_frames(const uintptr_t *f, uint32_t n)
@@ -96,127 +101,114 @@ static uint64_t hash_frames(const uintptr_t *f, uint32_t n)
         h *= 0xff51afd7ed558ccdull;
         h ^= h >> 32;
     }
-    return h ? h : 1;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h;
 }
 
-static uint64_t stack_ix(uint32_t id)
+/* Copies 'len' bytes into the ring's slots from slot 'pos' on (they may
+ * wrap), and back. */
+static void ring_put_bytes(shim_ring_t *r, uint64_t pos, const uint8_t *b, size_t len)
 {
-    if (id == 0 || id >= MAX_IDS)
-        return 0;
-    uint64_t ix = atomic_load_explicit(&g_shim.stack_index[id], memory_order_acquire);
-    SHIM_HAPPENS_AFTER(&g_shim.stack_index[id]);
-    return ix;
+    for (size_t done = 0; done < len; done += sizeof(shim_slot_t), pos++) {
+        size_t n = len - done < sizeof(shim_slot_t) ? len - done : sizeof(shim_slot_t);
+        memcpy(&r->slots[pos & (SHIM_RING_SLOTS - 1)], b + done, n);
+    }
 }
 
-int shim_stack_get_near(uint32_t id, uint32_t known, const uintptr_t *known_frames,
-                        uint32_t known_depth, uintptr_t *out, uint32_t *depth)
+static void ring_get_bytes(const shim_ring_t *r, uint64_t pos, uint8_t *b, size_t len)
 {
-    uint64_t ix = stack_ix(id);
-    if (!ix)
+    for (size_t done = 0; done < len; done += sizeof(shim_slot_t), pos++) {
+        size_t n = len - done < sizeof(shim_slot_t) ? len - done : sizeof(shim_slot_t);
+        memcpy(b + done, &r->slots[pos & (SHIM_RING_SLOTS - 1)], n);
+    }
+}
+
+/* Writes stack 'id's definition into r and publishes it: 0, or -1 when the
+ * ring has no room (the thread's previous definition stays the base). */
+static int define(shim_ring_t *r, uint32_t id, const uintptr_t *f, uint32_t n)
+{
+    uint32_t shared = shim_stack_shared(f, n, r->def_frames, r->def_depth);
+    uint8_t bytes[DEF_BYTES_MAX];
+    size_t len = shim_frames_put(bytes, f, n - shared);
+    uint32_t extra = (uint32_t)((len + sizeof(shim_slot_t) - 1) / sizeof(shim_slot_t));
+    shim_event_t *e = shim_slots_reserve(r, 1 + extra);
+    if (!e) {
+        r->dropped--; /* counted as a dropped event: it is a lost stack */
         return -1;
-    uint32_t n = IX_DEPTH(ix), got = 0, pos = 0;
-    const uint8_t *end = g_shim.stack_arena + ARENA_BYTES;
-    /* Its own frames from 'pos' on, then the rest from its base: the same
-     * distance from the end there. insert() bounds the walk by MAX_HOPS;
-     * the checks only keep a broken index from looping or reading astray. */
-    for (uint32_t hop = 0; hop <= MAX_HOPS; hop++) {
-        if (IX_OFF(ix) >= ARENA_BYTES)
-            return -1;
-        const uint8_t *p = g_shim.stack_arena + IX_OFF(ix);
-        uint32_t own = *p++;
-        uintptr_t frame = 0;
-        for (uint32_t i = 0; i < own && got < n; i++) {
-            uint64_t z;
-            if (mlmem_varint_get(&p, end, &z) != 0)
-                return -1;
-            frame += (uintptr_t)mlmem_unzigzag(z);
-            if (i >= pos)
-                out[got++] = frame;
-        }
-        if (got == n) {
-            *depth = n;
-            return 0;
-        }
-        if (own > pos)
-            pos = own;
-        if (pos > IX_DEPTH(ix))
-            return -1;
-        uint32_t left = IX_DEPTH(ix) - pos, base = IX_BASE(ix);
-        if (base != 0 && base == known && left <= known_depth && got + left == n) {
-            /* The rest is the outer end of a stack the caller holds. */
-            memcpy(out + got, known_frames + known_depth - left, left * sizeof *out);
-            *depth = n;
-            return 0;
-        }
-        ix = stack_ix(base);
-        if (!ix || left > IX_DEPTH(ix))
-            return -1;
-        pos = IX_DEPTH(ix) - left;
     }
-    return -1;
+    uint64_t pos = (uint64_t)((shim_slot_t *)e - r->slots);
+    e->seq = id;
+    e->time = atomic_load_explicit(&g_shim.seq, memory_order_relaxed) + 1;
+    e->addr = SHIM_DEF_ADDR(n, shared, len);
+    e->info = SHIM_EVI(SHIM_EV_STACK_DEF, 0, extra);
+    ring_put_bytes(r, pos + 1, bytes, len);
+    shim_event_commit(r);
+    memcpy(r->def_frames, f, n * sizeof *f);
+    r->def_depth = n;
+    return 0;
 }
 
-int shim_stack_get(uint32_t id, uintptr_t *out, uint32_t *depth)
+int shim_stack_def_read(shim_ring_t *r, uint64_t pos, shim_stack_def_t *out)
 {
-    return shim_stack_get_near(id, 0, NULL, 0, out, depth);
-}
-
-/* Adds frames 'f' as a new stack: its id, or 0 when the arena or ids are
- * used up. 'base' (0: none) is a published stack whose frames are
- * 'bf'[0, bn). */
-static uint32_t insert(const uintptr_t *f, uint32_t n, uint32_t base, const uintptr_t *bf,
-                       uint32_t bn)
-{
-    uint32_t shared = 0, hops = 0;
-    uint64_t bix = stack_ix(base);
-    if (bix && IX_HOPS(bix) < MAX_HOPS) {
-        shared = shim_stack_shared(f, n, bf, bn);
-        hops = IX_HOPS(bix) + 1;
+    const shim_event_t *e = &r->slots[pos & (SHIM_RING_SLOTS - 1)].ev;
+    uint32_t extra = (uint32_t)(e->info & SHIM_EVI_SIZE_MASK);
+    uint32_t depth = (uint32_t)(e->addr & 0xff), shared = (uint32_t)(e->addr >> 8 & 0xff);
+    size_t len = (size_t)(e->addr >> 16);
+    if (SHIM_EVI_TYPE(e->info) != SHIM_EV_STACK_DEF || depth == 0 ||
+        depth > MLMEM_STACK_MAX_DEPTH || shared > depth || shared > r->wdef_depth ||
+        len > DEF_BYTES_MAX || extra != (len + sizeof(shim_slot_t) - 1) / sizeof(shim_slot_t))
+        return -1;
+    uint8_t bytes[DEF_BYTES_MAX];
+    ring_get_bytes(r, pos + 1, bytes, len);
+    const uint8_t *p = bytes;
+    uint32_t own = depth - shared;
+    uintptr_t frame = 0;
+    for (uint32_t i = 0; i < own; i++) {
+        uint64_t z;
+        if (mlmem_varint_get(&p, bytes + len, &z) != 0)
+            return -1;
+        frame += (uintptr_t)mlmem_unzigzag(z);
+        out->frames[i] = frame;
     }
-    if (!shared)
-        base = hops = 0;
-    uint32_t own = n - shared;
-    uint8_t blob[BLOB_MAX];
-    size_t len = 0;
-    blob[len++] = (uint8_t)own;
-    len += shim_frames_put(blob + len, f, own);
-    uint64_t off = atomic_fetch_add(&g_shim.stack_arena_top, len);
-    uint32_t id = atomic_fetch_add(&g_shim.stack_next_id, 1);
-    if (off + len > ARENA_BYTES || id >= MAX_IDS)
-        return 0;
-    memcpy(g_shim.stack_arena + off, blob, len);
-    SHIM_HAPPENS_BEFORE(&g_shim.stack_index[id]);
-    atomic_store_explicit(&g_shim.stack_index[id], IX_PACK(off, n, hops, base),
-                          memory_order_release);
-    return id;
+    memcpy(out->frames + own, r->wdef_frames + r->wdef_depth - shared, shared * sizeof frame);
+    out->id = (uint32_t)e->seq;
+    out->seq = e->time;
+    out->depth = depth;
+    memcpy(r->wdef_frames, out->frames, depth * sizeof frame);
+    r->wdef_depth = depth;
+    return 0;
 }
 
-uint32_t shim_stack_intern(const uintptr_t *f, uint32_t n, uint32_t base, const uintptr_t *bf,
-                           uint32_t bn)
+uint32_t shim_stack_intern(shim_ring_t *r, const uintptr_t *f, uint32_t n)
 {
     if (n == 0 || n > MLMEM_STACK_MAX_DEPTH)
         return MLMEM_STACK_NONE;
     uint64_t h = hash_frames(f, n);
-    uint32_t tag = (uint32_t)(h >> 52) << SLOT_ID_BITS;
+    uint64_t tag = h & ~SLOT_ID_MASK;
     uint32_t i = (uint32_t)h & (TABLE_SLOTS - 1);
     uint32_t mine = 0;
 
     for (int probe = 0; probe < MAX_PROBES; probe++, i = (i + 1) & (TABLE_SLOTS - 1)) {
-        uint32_t v = atomic_load_explicit(&g_shim.stack_slots[i], memory_order_acquire);
+        uint64_t v = atomic_load_explicit(&g_shim.stack_slots[i], memory_order_acquire);
         if (v == 0) {
-            if (!mine && !(mine = insert(f, n, base, bf, bn)))
-                break;
+            if (!mine) {
+                /* New: an id, and its definition published before the id. */
+                if (r->depth != 0)
+                    break;
+                mine = atomic_fetch_add(&g_shim.stack_next_id, 1);
+                if (mine >= MAX_IDS || define(r, mine, f, n) != 0)
+                    break;
+            }
+            SHIM_HAPPENS_BEFORE(&g_shim.stack_slots[i]);
             if (atomic_compare_exchange_strong(&g_shim.stack_slots[i], &v, tag | mine))
                 return mine;
             /* Lost the slot: 'v' now holds the winner; compare with it. */
         }
         if ((v & ~SLOT_ID_MASK) == tag) {
-            uint32_t id = v & SLOT_ID_MASK;
-            uintptr_t frames[MLMEM_STACK_MAX_DEPTH];
-            uint32_t depth;
-            if (IX_DEPTH(stack_ix(id)) == n && shim_stack_get(id, frames, &depth) == 0 &&
-                memcmp(frames, f, n * sizeof *f) == 0)
-                return id;
+            SHIM_HAPPENS_AFTER(&g_shim.stack_slots[i]);
+            return (uint32_t)(v & SLOT_ID_MASK);
         }
     }
     atomic_fetch_add_explicit(&g_shim.stack_overflows, 1, memory_order_relaxed);
@@ -289,14 +281,22 @@ __attribute__((noinline)) uint32_t shim_stack_capture(shim_ring_t *r)
         return MLMEM_STACK_NONE;
     uint32_t depth = (uint32_t)n;
 
-    if (r->last_stack_id && depth == r->last_depth && same_frames(frames, r->last_frames, depth))
-        return r->last_stack_id;
-    uint32_t id = shim_stack_intern(frames, depth, r->last_stack_id, r->last_frames,
-                                    r->last_depth);
-    if (id) {
-        memcpy(r->last_frames, frames, depth * sizeof *frames);
-        r->last_depth = depth;
-        r->last_stack_id = id;
+    /* The thread's last stack and last definition are changed below; a
+     * signal handler that interrupts that and allocates gets no stack. */
+    if (r->capturing)
+        return MLMEM_STACK_NONE;
+    r->capturing = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    uint32_t id = r->last_stack_id;
+    if (!id || depth != r->last_depth || !same_frames(frames, r->last_frames, depth)) {
+        id = shim_stack_intern(r, frames, depth);
+        if (id) {
+            memcpy(r->last_frames, frames, depth * sizeof *frames);
+            r->last_depth = depth;
+            r->last_stack_id = id;
+        }
     }
+    atomic_signal_fence(memory_order_seq_cst);
+    r->capturing = 0;
     return id;
 }

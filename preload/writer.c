@@ -242,35 +242,23 @@ static void send_modules(void)
     pthread_mutex_unlock(&g_shim.modules_lock);
 }
 
-/* Sends stack 'id' if it has not crossed the wire yet. 'seq' is the first
- * event that uses it: modules are matched to the stack at that point. */
-static void ensure_stack_sent(uint32_t id, uint64_t seq)
+/* Sends a stack a thread defined in its ring (stacks.c). The outer frames
+ * it has in common with the stack sent before it go as a count:
+ * consecutive new stacks differ in a few inner frames (of 'import torch's
+ * 30 M frames, 2.2 M are new). */
+static void send_stack(const shim_stack_def_t *d)
 {
-    if (id == MLMEM_STACK_NONE || id >= SHIM_STACK_IDS)
-        return;
-    if (W.stack_sent[id >> 3] & (1u << (id & 7)))
-        return;
-    uintptr_t frames[MLMEM_STACK_MAX_DEPTH];
-    uint32_t depth;
-    if (shim_stack_get_near(id, W.last_stack_id, W.last_stack, W.last_stack_depth, frames,
-                            &depth) != 0)
-        return;
-    /* The outer frames it has in common with the stack sent before it go
-     * as a count: consecutive new stacks differ in a few inner frames
-     * (of 'import torch's 30 M frames, 2.2 M are new). */
-    uint32_t shared = shim_stack_shared(frames, depth, W.last_stack, W.last_stack_depth);
+    uint32_t shared = shim_stack_shared(d->frames, d->depth, W.last_stack, W.last_stack_depth);
     uint8_t buf[MLMEM_STACK_MAX_DEPTH * MLMEM_VARINT_MAX + 4 * MLMEM_VARINT_MAX];
     size_t n = 0;
-    n += mlmem_varint_put(buf + n, id);
-    n += mlmem_varint_put(buf + n, seq);
-    n += mlmem_varint_put(buf + n, depth);
+    n += mlmem_varint_put(buf + n, d->id);
+    n += mlmem_varint_put(buf + n, d->seq);
+    n += mlmem_varint_put(buf + n, d->depth);
     n += mlmem_varint_put(buf + n, shared);
-    n += shim_frames_put(buf + n, frames, depth - shared);
+    n += shim_frames_put(buf + n, d->frames, d->depth - shared);
     put_record(MLMEM_REC_STACK, buf, n);
-    W.stack_sent[id >> 3] |= (uint8_t)(1u << (id & 7));
-    memcpy(W.last_stack, frames, depth * sizeof *frames);
-    W.last_stack_depth = depth;
-    W.last_stack_id = id;
+    memcpy(W.last_stack, d->frames, d->depth * sizeof *d->frames);
+    W.last_stack_depth = d->depth;
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -381,7 +369,6 @@ static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t 
     case MLMEM_EV_REALLOC: {
         /* Size first: it names the class whose last block the address is
          * written against (an allocator hands back the block just freed). */
-        ensure_stack_sent(stack_id, seq);
         PUT_U(size);
         PUT_CLASS_ADDR(size, ev_addr);
         PUT_U(stack_id);
@@ -393,7 +380,6 @@ static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t 
     case MLMEM_EV_ALLOC_LATE: {
         /* As ALLOC, then how far back the counter stood when the block
          * was made. */
-        ensure_stack_sent(stack_id, seq);
         PUT_U(size);
         PUT_CLASS_ADDR(size, ev_addr);
         PUT_U(stack_id);
@@ -402,7 +388,6 @@ static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t 
         break;
     }
     case MLMEM_EV_TEMPORARIES:
-        ensure_stack_sent(stack_id, seq);
         PUT_U(x ? x->arg : 0);      /* count   */
         PUT_U(size);                /* bytes   */
         PUT_U(x ? x->old_addr : 0); /* largest */
@@ -410,14 +395,12 @@ static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t 
         break;
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:
-        ensure_stack_sent(stack_id, seq);
         PUT_ADDR(ev_addr);
         PUT_U(size);
         PUT_U(stack_id);
         PUT_U(x ? x->arg : 0);
         break;
     case MLMEM_EV_MREMAP:
-        ensure_stack_sent(stack_id, seq);
         PUT_ADDR(ev_addr);
         PUT_U(size);
         PUT_U(stack_id);
@@ -477,14 +460,40 @@ static void send_thread_name(shim_ring_t *r)
     r->name_sent_gen = gen;
 }
 
-/* Takes the published events of one ring; returns how many slots. With
- * 'discard' they are counted as dropped instead of sent (the analyzer is
- * gone). */
+/* Reads the stack definitions 'r' has published past those read before,
+ * ahead of its events (drain_all says why), and sends them, or with
+ * 'discard' only follows them. A malformed one (a bug) ends the reading
+ * of this ring's definitions for good, counted as a lost stack. */
+static void read_defs(shim_ring_t *r, int discard)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    SHIM_HAPPENS_AFTER(&r->head);
+    uint64_t pos = r->defs_read;
+    while (pos < head) {
+        uint64_t info = r->slots[pos & (SHIM_RING_SLOTS - 1)].ev.info;
+        if (SHIM_EVI_TYPE(info) == SHIM_EV_STACK_DEF) {
+            shim_stack_def_t d;
+            if (shim_stack_def_read(r, pos, &d) != 0) {
+                shim_log("a stack definition in the ring of thread %u is malformed",
+                         (unsigned)r->tid);
+                atomic_fetch_add_explicit(&g_shim.stack_overflows, 1, memory_order_relaxed);
+                r->wdef_depth = 0;
+            } else if (!discard) {
+                send_stack(&d);
+            }
+        }
+        pos += shim_ring_entry_slots(r, pos);
+    }
+    r->defs_read = pos;
+}
+
+/* Takes the events of one ring up to this pass's limit; returns how many
+ * slots. With 'discard' they are counted as dropped instead of sent (the
+ * analyzer is gone). Stack definitions among them were read already. */
 static size_t drain_ring_events(shim_ring_t *r, int discard)
 {
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-    SHIM_HAPPENS_AFTER(&r->head);
+    uint64_t head = r->drain_limit;
     size_t taken = (size_t)(head - tail);
     if (taken) {
         const uint32_t mask = SHIM_RING_SLOTS - 1;
@@ -492,31 +501,33 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
             /* Counted as the program's events: folded temporaries as the
              * allocations and frees they stand for. */
             uint64_t events = 0;
-            for (uint64_t i = tail; i != head; i++) {
+            for (uint64_t i = tail; i < head; i += shim_ring_entry_slots(r, i)) {
                 uint64_t info = r->slots[i & mask].ev.info;
-                if (info & SHIM_EVI_EXT) {
-                    i++;
-                    if (SHIM_EVI_TYPE(info) == MLMEM_EV_TEMPORARIES) {
-                        events += 2 * r->slots[i & mask].ext.arg;
-                        continue;
-                    }
-                }
-                events++;
+                if (SHIM_EVI_TYPE(info) == SHIM_EV_STACK_DEF)
+                    continue;
+                if (SHIM_EVI_TYPE(info) == MLMEM_EV_TEMPORARIES && (info & SHIM_EVI_EXT))
+                    events += 2 * r->slots[(i + 1) & mask].ext.arg;
+                else
+                    events++;
             }
             __atomic_fetch_add(&r->dropped, events, __ATOMIC_RELAXED);
         } else {
             batch_t b;
             /* The owner wrote its tid before it published its first event. */
             batch_begin(&b, r->tid);
-            for (uint64_t i = tail; i != head; i++) {
+            for (uint64_t i = tail; i < head; i++) {
                 const shim_event_t *e = &r->slots[i & mask].ev;
+                if (SHIM_EVI_TYPE(e->info) == SHIM_EV_STACK_DEF) {
+                    i += e->info & SHIM_EVI_SIZE_MASK;
+                    continue;
+                }
                 const shim_event_ext_t *x = NULL;
                 if (e->info & SHIM_EVI_EXT)
                     x = &r->slots[++i & mask].ext;
                 /* A block freed right after it was made (the commonest
                  * pattern there is: a temporary) travels as one event. */
                 const shim_event_t *next = &r->slots[(i + 1) & mask].ev;
-                int freed_next = i + 1 != head &&
+                int freed_next = i + 1 < head &&
                                  SHIM_EVI_TYPE(e->info) == MLMEM_EV_ALLOC &&
                                  SHIM_EVI_TYPE(next->info) == MLMEM_EV_FREE &&
                                  next->addr == e->addr && next->seq == e->seq + 1 &&
@@ -535,33 +546,49 @@ static size_t drain_ring_events(shim_ring_t *r, int discard)
     return taken;
 }
 
-static size_t drain_ring(shim_ring_t *r, int discard)
-{
-    int state = atomic_load_explicit(&r->state, memory_order_acquire);
-    SHIM_HAPPENS_AFTER(&r->state);
-    if (!discard && state != SHIM_RING_FREE)
-        send_thread_name(r);
-    size_t taken = drain_ring_events(r, discard);
-    /* An exiting thread's ring is recycled only when the kernel says the
-     * thread is gone: then nothing can be written to it any more, and one
-     * last drain takes what it wrote since. */
-    if (state == SHIM_RING_EXITED && syscall(SYS_tgkill, g_shim.pid, r->tid, 0) != 0 &&
-        errno == ESRCH) {
-        taken += drain_ring_events(r, discard);
-        SHIM_HAPPENS_BEFORE(&r->state);
-        atomic_store_explicit(&r->state, SHIM_RING_FREE, memory_order_release);
-    }
-    return taken;
-}
-
+/* One pass over every ring, in three steps:
+ * 1. Where each ring's events end this pass: its head now. An exiting
+ *    thread's ring is recycled only once the kernel says the thread is
+ *    gone (checked first): then its head is final, and this pass empties it.
+ * 2. The stack definitions of every ring, up to its head read after all of
+ *    step 1. An event below a limit of step 1 names a stack whose
+ *    definition was published before that event (stacks.c), in whichever
+ *    ring: so it is read here, and its STACK record goes out before the
+ *    EVENTS record that names it.
+ * 3. The events, up to the limits of step 1. */
 static size_t drain_all(int discard)
 {
     size_t total = 0;
     uint32_t n = atomic_load(&g_shim.ring_count);
     for (uint32_t i = 0; i < n; i++) {
         shim_ring_t *r = atomic_load(&g_shim.rings[i]);
+        if (!r)
+            continue;
+        int state = atomic_load_explicit(&r->state, memory_order_acquire);
+        SHIM_HAPPENS_AFTER(&r->state);
+        r->drain_gone = state == SHIM_RING_EXITED &&
+                        syscall(SYS_tgkill, g_shim.pid, r->tid, 0) != 0 && errno == ESRCH;
+        r->drain_limit = atomic_load_explicit(&r->head, memory_order_acquire);
+        SHIM_HAPPENS_AFTER(&r->head);
+        if (!discard && state != SHIM_RING_FREE)
+            send_thread_name(r);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        shim_ring_t *r = atomic_load(&g_shim.rings[i]);
         if (r)
-            total += drain_ring(r, discard);
+            read_defs(r, discard);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        shim_ring_t *r = atomic_load(&g_shim.rings[i]);
+        if (!r)
+            continue;
+        total += drain_ring_events(r, discard);
+        if (r->drain_gone) {
+            r->drain_gone = 0;
+            r->wdef_depth = 0;
+            SHIM_HAPPENS_BEFORE(&r->state);
+            atomic_store_explicit(&r->state, SHIM_RING_FREE, memory_order_release);
+        }
     }
     return total;
 }
@@ -877,9 +904,7 @@ void shim_writer_after_fork_child(void)
     atomic_store(&g_shim.end_code, 0);
     atomic_store(&g_shim.end_code_known, 0);
     W.out_len = 0;
-    memset(W.stack_sent, 0, sizeof W.stack_sent);
     W.last_stack_depth = 0;
-    W.last_stack_id = 0;
     memset(W.unload_sent, 0, sizeof W.unload_sent);
     W.modules_sent = 0;
     W.modules_generation_seen = atomic_load(&g_shim.modules_generation) - 1;

@@ -36,7 +36,10 @@ mlmem_add_test(test_shim
           ${CMAKE_SOURCE_DIR}/preload/stacks.c ${CMAKE_SOURCE_DIR}/preload/cfi.c
           ${CMAKE_SOURCE_DIR}/preload/state.c
           ${CMAKE_SOURCE_DIR}/preload/bootstrap.c
-  LIBS PkgConfig::UNWIND Threads::Threads ${CMAKE_DL_LIBS})
+          ${CMAKE_SOURCE_DIR}/preload/record.c ${CMAKE_SOURCE_DIR}/preload/fold.c
+          ${CMAKE_SOURCE_DIR}/preload/seq.c ${CMAKE_SOURCE_DIR}/preload/ring.c
+          ${CMAKE_SOURCE_DIR}/preload/writer.c
+  LIBS PkgConfig::UNWIND Threads::Threads m ${CMAKE_DL_LIBS})
 
 # A statically linked program, which no LD_PRELOAD shim can see into.
 include(CheckCSourceCompiles)

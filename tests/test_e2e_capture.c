@@ -553,6 +553,52 @@ static void test_e2e_capture_no_follow_fork(void **state)
     json_decref(r);
 }
 
+/* Under --stacks=all a forked child starts its own table of stacks (its
+ * parent's were defined in the parent's stream): the child's one block,
+ * 2000 bytes leaked by e2e_fork's leak() from the call site of the
+ * parent's 1000, has that stack in the child's report too. */
+static void test_e2e_capture_fork_child_defines_its_stacks(void **state)
+{
+    const char *trace = e2e_path(0, e2e_tmpdir(), "fork.zst");
+    const char *json = e2e_path(1, e2e_tmpdir(), "fork.json");
+    const char *rec[] = {e2e_mlmem(), "record", "-o", trace, "--stacks=all", "--",
+                         e2e_prog("e2e_fork"), e2e_prog("e2e_peak"), NULL};
+    e2e_result_t res = e2e_exec(rec);
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+    const char *rep[] = {e2e_mlmem(), "report", trace, "--json", json, NULL};
+    res = e2e_exec(rep);
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+    json_t *parent = e2e_load_json(json);
+    json_t *site = e2e_site_with_function(parent, "leak");
+    assert_non_null(site);
+    assert_non_null(e2e_site_with_function(parent, "main"));
+    assert_int_equal(json_integer_value(json_object_get(site, "leaked_bytes")), 1000);
+    char pid[32] = "";
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(parent, "children"), i, c) {
+        if (json_integer_value(json_object_get(c, "leaked_bytes")) == 2000)
+            snprintf(pid, sizeof pid, "%lld", json_integer_value(json_object_get(c, "pid")));
+    }
+    assert_true(pid[0] != '\0');
+    json_decref(parent);
+
+    const char *rep_child[] = {e2e_mlmem(), "report", trace, "--json", json, "--pid", pid, NULL};
+    res = e2e_exec(rep_child);
+    assert_int_equal(res.status, 0);
+    e2e_result_free(&res);
+    json_t *child = e2e_load_json(json);
+    assert_int_equal(json_array_size(json_object_get(child, "sites")), 1);
+    site = json_array_get(json_object_get(child, "sites"), 0);
+    assert_string_equal(innermost_function(site), "leak");
+    json_t *outer = json_array_get(json_object_get(site, "frames"), 1);
+    assert_string_equal(json_string_value(json_object_get(outer, "function")), "main");
+    assert_int_equal(json_integer_value(json_object_get(site, "leaked_bytes")), 2000);
+    json_decref(child);
+}
+
 static void test_e2e_capture_cxx_new_delete(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_cxx"), NULL};
@@ -1083,6 +1129,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_huge_pages_for_analyzer_not_program),
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
+        cmocka_unit_test(test_e2e_capture_fork_child_defines_its_stacks),
         cmocka_unit_test(test_e2e_capture_cxx_new_delete),
         cmocka_unit_test(test_e2e_capture_sigkill_keeps_trace),
         cmocka_unit_test(test_e2e_capture_segv_keeps_figures),

@@ -169,141 +169,189 @@ static int stacks_setup(void **state)
     return 0;
 }
 
-static uint32_t intern(const uintptr_t *frames, uint32_t n)
+/* A ring of the test's own (the table is global, the rings are not), and
+ * the stack definitions written to it, read as the writer reads them. */
+static shim_ring_t *test_ring(void)
 {
-    return shim_stack_intern(frames, n, 0, NULL, 0);
+    shim_ring_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    return r;
+}
+
+typedef struct {
+    uint32_t count;
+    uint32_t slots[256];    /* each definition's slots */
+    shim_stack_def_t defs[256];
+} ring_defs_t;
+
+static void read_ring_defs(shim_ring_t *r, ring_defs_t *out)
+{
+    out->count = 0;
+    uint64_t head = atomic_load(&r->head);
+    for (uint64_t pos = 0; pos < head; pos += shim_ring_entry_slots(r, pos)) {
+        assert_int_equal(SHIM_EVI_TYPE(r->slots[pos].ev.info), SHIM_EV_STACK_DEF);
+        assert_true(out->count < 256);
+        assert_int_equal(shim_stack_def_read(r, pos, &out->defs[out->count]), 0);
+        out->slots[out->count++] = (uint32_t)shim_ring_entry_slots(r, pos);
+    }
 }
 
 static void test_shim_stacks_same_frames_same_id(void **state)
 {
     uintptr_t a[] = {0x1000, 0x2000, 0x3000};
     uintptr_t b[] = {0x1000, 0x2000, 0x3000};
-    uint32_t ia = intern(a, 3), ib = intern(b, 3);
+    shim_ring_t *r = test_ring();
+    uint32_t ia = shim_stack_intern(r, a, 3), ib = shim_stack_intern(r, b, 3);
     assert_true(ia != MLMEM_STACK_NONE);
     assert_int_equal(ia, ib);
-    uintptr_t f[MLMEM_STACK_MAX_DEPTH];
-    uint32_t depth;
-    assert_int_equal(shim_stack_get(ia, f, &depth), 0);
-    assert_int_equal(depth, 3);
-    assert_memory_equal(f, a, sizeof a);
+    /* Defined once, in the ring of the thread that added it. */
+    ring_defs_t *d = calloc(1, sizeof *d);
+    read_ring_defs(r, d);
+    assert_int_equal(d->count, 1);
+    assert_int_equal(d->defs[0].id, ia);
+    assert_int_equal(d->defs[0].depth, 3);
+    assert_memory_equal(d->defs[0].frames, a, sizeof a);
+    /* Another thread finds it without defining it again. */
+    shim_ring_t *other = test_ring();
+    assert_int_equal(shim_stack_intern(other, a, 3), ia);
+    assert_int_equal(atomic_load(&other->head), 0);
+    free(d);
+    free(other);
+    free(r);
 }
 
 static void test_shim_stacks_different_frames_different_ids(void **state)
 {
-    uintptr_t a[] = {0x1000, 0x2000, 0x3000};
-    uintptr_t b[] = {0x1000, 0x2000, 0x3001};
-    uintptr_t c[] = {0x1000, 0x2000};
-    uint32_t ia = intern(a, 3), ib = intern(b, 3), ic = intern(c, 2);
+    uintptr_t a[] = {0x1100, 0x2000, 0x3000};
+    uintptr_t b[] = {0x1100, 0x2000, 0x3001};
+    uintptr_t c[] = {0x1100, 0x2000};
+    shim_ring_t *r = test_ring();
+    uint32_t ia = shim_stack_intern(r, a, 3), ib = shim_stack_intern(r, b, 3);
+    uint32_t ic = shim_stack_intern(r, c, 2);
     assert_true(ia != ib && ib != ic && ia != ic);
-    uintptr_t f[MLMEM_STACK_MAX_DEPTH];
-    assert_int_equal(shim_stack_get(0, f, &(uint32_t){0}), -1);
+    assert_true(ia && ib && ic);
+    ring_defs_t *d = calloc(1, sizeof *d);
+    read_ring_defs(r, d);
+    assert_int_equal(d->count, 3);
+    assert_memory_equal(d->defs[1].frames, b, sizeof b);
+    assert_int_equal(d->defs[2].depth, 2);
+    assert_memory_equal(d->defs[2].frames, c, sizeof c);
+    /* No frames, or more than a stack keeps: no id. */
+    assert_int_equal(shim_stack_intern(r, a, 0), MLMEM_STACK_NONE);
+    assert_int_equal(shim_stack_intern(r, a, MLMEM_STACK_MAX_DEPTH + 1), MLMEM_STACK_NONE);
+    free(d);
+    free(r);
 }
 
-/* Stacks interned with the previous one as their base (as a thread does)
- * keep only their new inner frames, stored whole again each time the chain
- * of bases reaches SHIM_STACK_MAX_HOPS, and every one reads back exactly. */
-static void test_shim_stacks_share_outer_frames_with_base(void **state)
+/* Each definition carries only the inner frames that differ from the
+ * ring's previous one, and reads back whole. */
+static void test_shim_stacks_definitions_share_outer_frames(void **state)
 {
-    enum { N = 2 * SHIM_STACK_MAX_HOPS + 10, DEPTH = 11 };
-    uintptr_t f[N + 1][DEPTH];
-    uint32_t id[N + 1] = {0};
-    uint64_t grew[N + 1];
-    for (int k = 1; k <= N; k++) {
+    enum { N = 40, DEPTH = 11 };
+    uintptr_t f[N][DEPTH];
+    uint32_t id[N];
+    shim_ring_t *r = test_ring();
+    for (int k = 0; k < N; k++) {
         f[k][0] = 0xdead0000 + (uintptr_t)k; /* the inner frame differs */
         for (int i = 1; i < DEPTH; i++)
             f[k][i] = 0xbeef0000 + (uintptr_t)i;
-        uint64_t top = atomic_load(&g_shim.stack_arena_top);
-        id[k] = shim_stack_intern(f[k], DEPTH, id[k - 1], k > 1 ? f[k - 1] : NULL,
-                                  k > 1 ? DEPTH : 0);
+        id[k] = shim_stack_intern(r, f[k], DEPTH);
         assert_true(id[k] != MLMEM_STACK_NONE);
-        grew[k] = atomic_load(&g_shim.stack_arena_top) - top;
     }
-    /* Whole: a count byte, the first frame (5 bytes), the jump to the
-     * outer frames (5) and 9 deltas of 1 (a byte each); sharing: the count
-     * and the inner frame alone. */
-    for (int k = 1; k <= N; k++)
-        assert_int_equal(grew[k], (k - 1) % (SHIM_STACK_MAX_HOPS + 1) == 0 ? 1 + 5 + 5 + 9 : 1 + 5);
-    for (int k = 1; k <= N; k++) {
-        uintptr_t got[MLMEM_STACK_MAX_DEPTH];
-        uint32_t depth;
-        assert_int_equal(shim_stack_get(id[k], got, &depth), 0);
-        assert_int_equal(depth, DEPTH);
-        assert_memory_equal(got, f[k], sizeof f[k]);
+    ring_defs_t *d = calloc(1, sizeof *d);
+    read_ring_defs(r, d);
+    assert_int_equal(d->count, N);
+    for (int k = 0; k < N; k++) {
+        assert_int_equal(d->defs[k].id, id[k]);
+        assert_int_equal(d->defs[k].depth, DEPTH);
+        assert_memory_equal(d->defs[k].frames, f[k], sizeof f[k]);
+        /* Whole: the first frame (5 bytes), the jump to the outer frames (5)
+         * and 9 deltas of 1 (a byte each), in one slot after the header;
+         * sharing: the inner frame alone, in one slot too. The ring's
+         * header says how many frames came from the previous one. */
+        uint64_t addr = r->slots[k == 0 ? 0 : 2 * k].ev.addr;
+        assert_int_equal(addr >> 16, k == 0 ? 5 + 5 + 9 : 5);
+        assert_int_equal(addr >> 8 & 0xff, k == 0 ? 0 : DEPTH - 1);
+        assert_int_equal(d->slots[k], 2);
     }
-    /* Given its base's frames, a read takes the outer ones from them (the
-     * writer's shortcut): the right frames from the right base; marked
-     * frames show they came from there; a stack that is none of its bases
-     * does not stop the walk. */
-    uintptr_t marked[DEPTH];
-    for (int i = 0; i < DEPTH; i++)
-        marked[i] = 0x7700 + (uintptr_t)i;
-    for (int k = 2; k <= N; k++) {
-        uintptr_t got[MLMEM_STACK_MAX_DEPTH];
-        uint32_t depth;
-        assert_int_equal(shim_stack_get_near(id[k], id[k - 1], f[k - 1], DEPTH, got, &depth), 0);
-        assert_int_equal(depth, DEPTH);
-        assert_memory_equal(got, f[k], sizeof f[k]);
-        if (k < N) { /* id[N] is no base of id[k] */
-            assert_int_equal(shim_stack_get_near(id[k], id[N], marked, DEPTH, got, &depth), 0);
-            assert_memory_equal(got, f[k], sizeof f[k]);
-        }
-        if ((k - 1) % (SHIM_STACK_MAX_HOPS + 1) == 0)
-            continue; /* stored whole: no base */
-        assert_int_equal(shim_stack_get_near(id[k], id[k - 1], marked, DEPTH, got, &depth), 0);
-        assert_int_equal(got[0], f[k][0]);
-        assert_memory_equal(got + 1, marked + 1, (DEPTH - 1) * sizeof *got);
-    }
-    /* Found again whatever base it is offered. */
-    assert_int_equal(shim_stack_intern(f[5], DEPTH, id[N], f[N], DEPTH), id[5]);
-    assert_int_equal(intern(f[30], DEPTH), id[30]);
+    free(d);
+    free(r);
+}
+
+/* No stack is defined while an event of the thread is in progress (its
+ * definition would wait for that event); a known one is still found. */
+static void test_shim_stacks_not_defined_inside_an_event(void **state)
+{
+    uintptr_t known[] = {0x4100, 0x4200}, fresh[] = {0x4300, 0x4200};
+    shim_ring_t *r = test_ring();
+    uint32_t id = shim_stack_intern(r, known, 2);
+    assert_true(id != MLMEM_STACK_NONE);
+    uint64_t head = atomic_load(&r->head);
+    r->depth = 1;
+    assert_int_equal(shim_stack_intern(r, fresh, 2), MLMEM_STACK_NONE);
+    assert_int_equal(shim_stack_intern(r, known, 2), id);
+    assert_int_equal(atomic_load(&r->head), head);
+    r->depth = 0;
+    assert_true(shim_stack_intern(r, fresh, 2) != MLMEM_STACK_NONE);
+    free(r);
 }
 
 typedef struct {
     int base;
+    shim_ring_t *ring;
     uint32_t ids[200];
 } intern_job_t;
 
 static void *intern_many(void *arg)
 {
     intern_job_t *j = arg;
-    uintptr_t prev[4];
-    uint32_t prev_id = 0;
     for (int i = 0; i < 200; i++) {
-        /* Every thread interns the same 200 stacks, in its own order, each
-         * offering its previous one as the base (all share the outer two
-         * frames), as capture does. */
+        /* Every thread interns the same 200 stacks, in its own order (all
+         * share the outer two frames), each in its own ring. */
         int k = (i + j->base) % 200;
         uintptr_t f[4] = {0x7000 + (uintptr_t)k, 0x8000 + (uintptr_t)k, 0x9000, 0xa000};
-        j->ids[k] = shim_stack_intern(f, 4, prev_id, prev, 4);
-        memcpy(prev, f, sizeof f);
-        prev_id = j->ids[k];
+        j->ids[k] = shim_stack_intern(j->ring, f, 4);
     }
     return NULL;
 }
 
+/* Threads that add the same stacks at once agree on their ids, and every
+ * id they use is defined, with its frames, in one of their rings. */
 static void test_shim_stacks_concurrent_interning_agrees(void **state)
 {
     pthread_t t[4];
     intern_job_t jobs[4];
     for (int i = 0; i < 4; i++) {
         jobs[i].base = i * 37;
+        jobs[i].ring = test_ring();
         pthread_create(&t[i], NULL, intern_many, &jobs[i]);
     }
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
+    ring_defs_t *d = calloc(4, sizeof *d);
+    for (int i = 0; i < 4; i++)
+        read_ring_defs(jobs[i].ring, &d[i]);
     for (int k = 0; k < 200; k++) {
-        assert_true(jobs[0].ids[k] != MLMEM_STACK_NONE);
+        uint32_t id = jobs[0].ids[k];
+        assert_true(id != MLMEM_STACK_NONE);
         for (int i = 1; i < 4; i++)
-            assert_int_equal(jobs[i].ids[k], jobs[0].ids[k]);
+            assert_int_equal(jobs[i].ids[k], id);
         for (int k2 = 0; k2 < k; k2++)
-            assert_true(jobs[0].ids[k2] != jobs[0].ids[k]);
+            assert_true(jobs[0].ids[k2] != id);
         uintptr_t f[4] = {0x7000 + (uintptr_t)k, 0x8000 + (uintptr_t)k, 0x9000, 0xa000};
-        uintptr_t got[MLMEM_STACK_MAX_DEPTH];
-        uint32_t depth;
-        assert_int_equal(shim_stack_get(jobs[0].ids[k], got, &depth), 0);
-        assert_int_equal(depth, 4);
-        assert_memory_equal(got, f, sizeof f);
+        int defined = 0;
+        for (int i = 0; i < 4; i++)
+            for (uint32_t n = 0; n < d[i].count; n++)
+                if (d[i].defs[n].id == id) {
+                    assert_int_equal(d[i].defs[n].depth, 4);
+                    assert_memory_equal(d[i].defs[n].frames, f, sizeof f);
+                    defined++;
+                }
+        assert_int_equal(defined, 1);
     }
+    for (int i = 0; i < 4; i++)
+        free(jobs[i].ring);
+    free(d);
 }
 
 static __attribute__((noinline)) uint32_t capture_here(shim_ring_t *r)
@@ -313,8 +361,7 @@ static __attribute__((noinline)) uint32_t capture_here(shim_ring_t *r)
 
 static void test_shim_stacks_capture_reuses_same_call_site(void **state)
 {
-    shim_ring_t *r = calloc(1, sizeof *r);
-    assert_non_null(r);
+    shim_ring_t *r = test_ring();
     uint32_t ids[3];
     /* A volatile bound: an unrolled loop would be three call sites. */
     volatile int rounds = 3;
@@ -501,7 +548,8 @@ int main(void)
         cmocka_unit_test(test_shim_pool_alignment_size_and_ownership),
         cmocka_unit_test_setup(test_shim_stacks_same_frames_same_id, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_different_frames_different_ids, stacks_setup),
-        cmocka_unit_test_setup(test_shim_stacks_share_outer_frames_with_base, stacks_setup),
+        cmocka_unit_test_setup(test_shim_stacks_definitions_share_outer_frames, stacks_setup),
+        cmocka_unit_test_setup(test_shim_stacks_not_defined_inside_an_event, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_concurrent_interning_agrees, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_capture_reuses_same_call_site, stacks_setup),
         cmocka_unit_test_setup(test_shim_cfi_walk_matches_libunwind, stacks_setup),
