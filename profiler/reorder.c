@@ -36,6 +36,12 @@ static uint64_t last_seq(const prof_event_t *e)
     return e->seq + (e->freed_next ? 1 : 0);
 }
 
+/* Broken input only: a pair whose second number would wrap to 0. */
+static int last_seq_wraps(const prof_event_t *e)
+{
+    return e->freed_next && e->seq == UINT64_MAX;
+}
+
 static void release_run(prof_reorder_t *r)
 {
     size_t mask = r->cap - 1;
@@ -78,10 +84,13 @@ static int grow(prof_reorder_t *r, size_t need)
     prof_event_t *ns = calloc(cap, sizeof *ns);
     if (!ns)
         return -1;
-    for (uint64_t s = r->next; s <= r->highest; s++) {
-        prof_event_t *old = &r->slots[s & (r->cap - 1)];
-        if (old->seq == s)
-            ns[s & (cap - 1)] = *old;
+    /* The held events are the old slots' seqs in [next, next + old cap):
+     * a walk over the slots, not over [next, highest], which broken input
+     * can make as long as it likes. */
+    for (size_t i = 0; i < r->cap; i++) {
+        const prof_event_t *old = &r->slots[i];
+        if (old->seq >= r->next && old->seq - r->next < r->cap)
+            ns[old->seq & (cap - 1)] = *old;
     }
     free(r->slots);
     r->slots = ns;
@@ -91,6 +100,10 @@ static int grow(prof_reorder_t *r, size_t need)
 
 int prof_reorder_push(prof_reorder_t *r, const prof_event_t *e)
 {
+    if (last_seq_wraps(e)) {
+        r->lost++;
+        return 0;
+    }
     if (e->seq == r->next && !r->held) {
         /* In order with nothing waiting: the common case of one thread. */
         r->next = last_seq(e) + 1;

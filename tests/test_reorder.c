@@ -295,6 +295,34 @@ static void test_reorder_freed_next_spans_two(void **state)
     out_free(&o);
 }
 
+/* Broken input (the fuzzer's): a pair at the last seq, whose second number
+ * would wrap to 0, is counted as lost instead of sending the stage back to
+ * seq 1 with the highest seq at the top, where the next growth walked from
+ * one to the other. */
+static void test_reorder_pair_at_last_seq_is_lost(void **state)
+{
+    (void)state;
+    out_t o = {0};
+    prof_reorder_t r;
+    assert_int_equal(prof_reorder_init(&r, 0, on_emit, &o), 0);
+    push(&r, 1, 1);
+    prof_event_t fused = {.seq = UINT64_MAX, .tid = 1, .type = MLMEM_EV_ALLOC, .addr = 16,
+                          .size = 8, .freed_next = 1};
+    assert_int_equal(prof_reorder_push(&r, &fused), 0);
+    assert_int_equal(r.lost, 1);
+    assert_int_equal(r.next, 2);
+    push(&r, 3, 2); /* held, then a growth far ahead: both stay quick */
+    push(&r, 2 + 100000, 2);
+    push(&r, 2, 1);
+    assert_int_equal(o.n, 3);
+    assert_int_equal(o.seq[2], 3);
+    prof_reorder_flush(&r);
+    assert_int_equal(o.n, 4);
+    assert_int_equal(o.seq[3], 100002);
+    prof_reorder_destroy(&r);
+    out_free(&o);
+}
+
 static void test_reorder_random_shuffle_matches_sorted(void **state)
 {
     (void)state;
@@ -367,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_reorder_growth_keeps_order),
         cmocka_unit_test(test_reorder_growth_with_wrapped_ring),
         cmocka_unit_test(test_reorder_freed_next_spans_two),
+        cmocka_unit_test(test_reorder_pair_at_last_seq_is_lost),
         cmocka_unit_test(test_reorder_random_shuffle_matches_sorted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
