@@ -511,6 +511,7 @@ static inline uint32_t shim_stack_shared(const uintptr_t *a, uint32_t an, const 
  * from 'caller': non-zero (errno set) when it is libunwind validating
  * memory for the shim, and must return -1 without reading. */
 void shim_unwind_init(void);
+void shim_unwind_warm_up(void); /* the writer thread, at its start */
 int shim_unwind_read(const void *caller);
 
 /* modules.c */

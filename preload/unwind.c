@@ -130,6 +130,17 @@ int shim_unwind_read(const void *caller)
     return 1;
 }
 
+/* libunwind's first unwind initializes it (its pipe, its caches): about
+ * 1 ms. */
+static void warm_up(void)
+{
+    void *frames[4];
+    int saved = shim_guard;
+    shim_guard = SHIM_GUARD_UNWIND;
+    unw_backtrace(frames, 4);
+    shim_guard = saved;
+}
+
 void shim_unwind_init(void)
 {
     char probe = 1;
@@ -138,15 +149,20 @@ void shim_unwind_init(void)
         if (g_shim.config.debug)
             shim_log("process_vm_readv is refused (errno %d): libunwind keeps its own pipe "
                      "to validate memory", errno);
-        return;
+        /* It opens that pipe on its first unwind: now, before the program
+         * can own any number. */
+        warm_up();
     }
-    /* libunwind opens its pipe on its first unwind: make that one ours,
-     * now, before the program can own any number. */
-    void *frames[4];
-    int saved = shim_guard;
-    shim_guard = SHIM_GUARD_UNWIND;
-    unw_backtrace(frames, 4);
-    shim_guard = saved;
+}
+
+void shim_unwind_warm_up(void)
+{
+    /* With validation ours, libunwind opens nothing, and its start-up can
+     * leave the program's: the writer thread calls this while the program
+     * runs (it cost 1 ms before main). A program thread that unwinds
+     * first initializes it itself, under libunwind's own lock. */
+    if (g_shim.unwind_validate)
+        warm_up();
 }
 
 #else /* !__x86_64__: libunwind validates differently there; left as it is */
@@ -158,6 +174,10 @@ int shim_unwind_read(const void *caller)
 }
 
 void shim_unwind_init(void)
+{
+}
+
+void shim_unwind_warm_up(void)
 {
 }
 

@@ -734,6 +734,7 @@ static void *writer_main(void *arg)
 {
     shim_guard = SHIM_GUARD_PASS;
     W.tid = (uint32_t)syscall(SYS_gettid);
+    shim_unwind_warm_up();
     /* Let the clock calibration see at least a millisecond before the
      * first event is converted. */
     while (shim_now() < W.base_ns + 1100000)

@@ -287,6 +287,9 @@ static int exit_status_of(const prof_run_info_t *info)
     return 1;
 }
 
+/* cmd_run's analysis, which the process's end frees (see there). */
+static prof_session_t *session_left_to_exit;
+
 /* main()'s argv, for executing mlmem again (huge_pages.h). */
 static char **main_argv;
 
@@ -487,7 +490,12 @@ static int cmd_run(int argc, char **argv, int record_only)
                 print_text(&r, sites);
             prof_result_free(&r);
         }
-        prof_session_free(ctx.session);
+        /* Not freed: the process ends now, and the kernel takes the
+         * analysis back at once, where freeing it piece by piece (libdw's
+         * trees, the accounting's tables) cost 1.5 ms after every run
+         * (docs/benchmarks.md, ninth round). Kept reachable for leak
+         * checkers. */
+        session_left_to_exit = ctx.session;
     } else {
         free(info.command);
     }

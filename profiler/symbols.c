@@ -33,6 +33,7 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -40,8 +41,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* From libstdc++ (the Itanium C++ ABI); declared here so this file stays C. */
-extern char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
+/* libstdc++'s __cxa_demangle (the Itanium C++ ABI), loaded at the first C++
+ * name: linking libstdc++ cost every mlmem start 1.1 ms (its load and
+ * static initialization), most of what a C program's short run pays before
+ * it starts (docs/benchmarks.md, ninth round). NULL when it cannot be
+ * loaded: names are then kept as they are. */
+typedef char *(*sym_demangle_fn)(const char *mangled, char *out, size_t *len, int *status);
+static sym_demangle_fn sym_cxa_demangle;
+static pthread_once_t sym_cxa_once = PTHREAD_ONCE_INIT;
+
+static void sym_load_demangler(void)
+{
+    void *lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+    if (lib != NULL)
+        sym_cxa_demangle = (sym_demangle_fn)dlsym(lib, "__cxa_demangle");
+}
 
 /* ------------------------------------------------------------------------ */
 /* Types                                                                     */
@@ -210,9 +224,10 @@ static char *sym_demangle(const char *name)
 {
     if (name == NULL)
         return NULL;
-    if (name[0] == '_' && name[1] == 'Z') {
+    if (name[0] == '_' && name[1] == 'Z' && pthread_once(&sym_cxa_once, sym_load_demangler) == 0 &&
+        sym_cxa_demangle != NULL) {
         int status = 0;
-        char *d = __cxa_demangle(name, NULL, NULL, &status);
+        char *d = sym_cxa_demangle(name, NULL, NULL, &status);
         if (d != NULL && status == 0)
             return d;
         free(d);

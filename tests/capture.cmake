@@ -30,7 +30,9 @@ add_dependencies(test_e2e_capture mlmem mlmem_preload e2e_peak e2e_realloc e2e_a
   e2e_dlopen e2e_exit e2e_annotate e2e_cxx e2e_plugin e2e_closefds e2e_handoff e2e_fileread
   e2e_phases e2e_fold mlmem-train)
 
-# The shim's pieces that run outside a profiled process (no hooks linked).
+# The shim's pieces that run outside a profiled process: no allocation hooks
+# linked (the stack table writes definitions into rings, so the ring, record
+# and writer code come along, and unwind.c's syscall and pipe2 with them).
 mlmem_add_test(test_shim
   SOURCES test_shim.c ${CMAKE_SOURCE_DIR}/preload/log.c ${CMAKE_SOURCE_DIR}/preload/config.c
           ${CMAKE_SOURCE_DIR}/preload/stacks.c ${CMAKE_SOURCE_DIR}/preload/cfi.c
@@ -38,7 +40,7 @@ mlmem_add_test(test_shim
           ${CMAKE_SOURCE_DIR}/preload/bootstrap.c
           ${CMAKE_SOURCE_DIR}/preload/record.c ${CMAKE_SOURCE_DIR}/preload/fold.c
           ${CMAKE_SOURCE_DIR}/preload/seq.c ${CMAKE_SOURCE_DIR}/preload/ring.c
-          ${CMAKE_SOURCE_DIR}/preload/writer.c
+          ${CMAKE_SOURCE_DIR}/preload/writer.c ${CMAKE_SOURCE_DIR}/preload/unwind.c
   LIBS PkgConfig::UNWIND Threads::Threads m ${CMAKE_DL_LIBS})
 
 # A statically linked program, which no LD_PRELOAD shim can see into.
