@@ -92,6 +92,15 @@ __attribute__((constructor(101))) static void shim_init(void)
         atomic_store(&g_shim.mode, SHIM_DETACHED);
         return;
     }
+    if (!g_shim.config.follow_fork && !g_shim.config.root_pid) {
+        /* The command, started by mlmem before its pid was known: it names
+         * itself, so that an image it execs keeps recording and the
+         * programs its children exec do not. */
+        char pid[24];
+        shim_format(pid, sizeof pid, "%d", (int)g_shim.pid);
+        setenv("MLMEM_ROOT_PID", pid, 1);
+        g_shim.config.root_pid = g_shim.pid;
+    }
     base_clocks();
     detect_cpu();
     shim_rings_init();

@@ -1447,14 +1447,13 @@ int prof_acct_result(const prof_acct_t *a, prof_result_t *out)
     return 0;
 }
 
-size_t prof_acct_live_ranges(const prof_acct_t *a, prof_live_range_t *out, uint64_t *width_ns)
+const prof_live_range_t *prof_acct_live_ranges(const prof_acct_t *a, size_t *count,
+                                               uint64_t *width_ns)
 {
-    size_t n = a->rng_end ? a->rng_cur + 1 : 0;
-    if (out)
-        memcpy(out, a->rng, n * sizeof(*out));
+    *count = a->rng_end ? a->rng_cur + 1 : 0;
     if (width_ns)
         *width_ns = a->rng_width;
-    return n;
+    return a->rng;
 }
 
 const prof_acct_logged_t *prof_acct_alloc_log(const prof_acct_t *a, size_t *count)

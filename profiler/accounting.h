@@ -102,10 +102,11 @@ typedef struct {
     uint64_t max;
 } prof_live_range_t;
 
-/* Copies the spans up to the current one to 'out' (may be NULL; room for
- * PROF_ACCT_RANGES), stores the span width in *width_ns (may be NULL) and
- * returns how many spans there are. */
-size_t prof_acct_live_ranges(const prof_acct_t *a, prof_live_range_t *out, uint64_t *width_ns);
+/* The spans up to the current one, in place (valid until the next event
+ * is applied): stores how many in *count and the span width in *width_ns
+ * (may be NULL). */
+const prof_live_range_t *prof_acct_live_ranges(const prof_acct_t *a, size_t *count,
+                                               uint64_t *width_ns);
 
 /* Current live bytes and peak, cheap, for live displays. */
 uint64_t prof_acct_live_bytes(const prof_acct_t *a);

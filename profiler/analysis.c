@@ -363,18 +363,11 @@ static void fill_process(const prof_analysis_t *a, prof_process_t *p)
 static int attribute(prof_analysis_t *a, prof_result_t *out)
 {
     prof_attr_input_t in = {a->rules, NULL, 0, 0, NULL, 0, 0};
-    prof_live_range_t *ranges = malloc(PROF_ACCT_RANGES * sizeof *ranges);
-    int rc = -1;
-    if (ranges) {
-        in.log = prof_acct_alloc_log(a->acct, &in.log_count);
-        /* Full: allocations after the log's end were not logged. */
-        in.log_truncated = in.log_count >= PROF_ACCT_LOG_CAP;
-        in.ranges = ranges;
-        in.range_count = prof_acct_live_ranges(a->acct, ranges, &in.range_width_ns);
-        rc = prof_attribute(out, &in);
-    }
-    free(ranges);
-    return rc;
+    in.log = prof_acct_alloc_log(a->acct, &in.log_count);
+    /* Full: allocations after the log's end were not logged. */
+    in.log_truncated = in.log_count >= PROF_ACCT_LOG_CAP;
+    in.ranges = prof_acct_live_ranges(a->acct, &in.range_count, &in.range_width_ns);
+    return prof_attribute(out, &in);
 }
 
 int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, prof_result_t *out)

@@ -553,6 +553,28 @@ static void test_e2e_capture_no_follow_fork(void **state)
     json_decref(r);
 }
 
+/* The command names itself the one process to record when it starts (it
+ * is spawned before its pid is known): an image it execs in its place is
+ * still recorded, the program its forked child execs is not. */
+static void test_e2e_capture_no_follow_fork_records_the_commands_exec(void **state)
+{
+    char script[1024];
+    snprintf(script, sizeof script, "%s %s; exec %s", e2e_prog("e2e_fork"), e2e_prog("e2e_peak"),
+             e2e_prog("e2e_peak"));
+    const char *cmd[] = {"/bin/sh", "-c", script, NULL};
+    const char *opts[] = {"--no-follow-fork", NULL};
+    json_t *r = e2e_profile(opts, cmd, 3);
+    assert_int_equal(e2e_int(r, "summary.peak_heap_bytes"), 3000000);
+    /* Besides it, only the shell's image before the exec: the same pid. */
+    long long pid = e2e_int(r, "process.pid");
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(r, "children"), i, c)
+        assert_int_equal(json_integer_value(json_object_get(c, "pid")), pid);
+    assert_int_equal(json_array_size(json_object_get(r, "children")), 1);
+    json_decref(r);
+}
+
 /* Under --stacks=all a forked child starts its own table of stacks (its
  * parent's were defined in the parent's stream): the child's one block,
  * 2000 bytes leaked by e2e_fork's leak() from the call site of the
@@ -1130,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
         cmocka_unit_test(test_e2e_capture_fork_child_defines_its_stacks),
+        cmocka_unit_test(test_e2e_capture_no_follow_fork_records_the_commands_exec),
         cmocka_unit_test(test_e2e_capture_cxx_new_delete),
         cmocka_unit_test(test_e2e_capture_sigkill_keeps_trace),
         cmocka_unit_test(test_e2e_capture_segv_keeps_figures),
