@@ -65,11 +65,25 @@ static int write_all(prof_trace_writer_t *w, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Compresses 'len' bytes with the given zstd directive. */
+/* Compresses 'len' bytes with the given zstd directive, in the frame that
+ * follows the header's, whose context is made on first use: its level-3
+ * tables took 3 ms to set up, which a run paid before its command started
+ * (docs/benchmarks.md, ninth round). */
 static int compress(prof_trace_writer_t *w, const void *data, size_t len, ZSTD_EndDirective mode)
 {
     if (w->failed)
         return -1;
+    if (!w->cctx) {
+        if (len == 0 && mode != ZSTD_e_end)
+            return 0; /* nothing written yet: nothing to flush */
+        w->cctx = ZSTD_createCCtx();
+        if (!w->cctx)
+            return wfail(w, "out of memory");
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, 3);
+        /* A content checksum: a flipped byte can otherwise decompress to
+         * other well-formed records and give wrong figures without an error. */
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+    }
     ZSTD_inBuffer in = {data, len, 0};
     for (;;) {
         ZSTD_outBuffer out = {w->out, w->out_cap, 0};
@@ -96,26 +110,25 @@ prof_trace_writer_t *prof_trace_writer_open(const char *path, char *err, size_t 
         free(w);
         return NULL;
     }
-    w->cctx = ZSTD_createCCtx();
     w->out_cap = ZSTD_CStreamOutSize();
     w->out = malloc(w->out_cap);
-    if (!w->cctx || !w->out) {
+    if (!w->out) {
         snprintf(err, errlen, "out of memory");
         prof_trace_writer_abort(w);
         return NULL;
     }
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, 3);
-    /* A content checksum: a flipped byte can otherwise decompress to other
-     * well-formed records and give wrong figures without an error. */
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     uint8_t head[MLMEM_TRACE_HEADER_LEN];
     memcpy(head, MLMEM_TRACE_MAGIC, MLMEM_TRACE_MAGIC_LEN);
     head[8] = MLMEM_TRACE_VERSION & 0xff;
     head[9] = MLMEM_TRACE_VERSION >> 8;
-    /* Flushed at once: a device or file system with no room (/dev/full, a
-     * full disk) fails here, before the command starts, not minutes in. */
-    if (compress(w, head, sizeof head, ZSTD_e_continue) != 0 ||
-        compress(w, NULL, 0, ZSTD_e_flush) != 0) {
+    /* The header is a zstd frame of its own (a context sized for 10 bytes
+     * is quick to make), written at once: a device or file system with no
+     * room (/dev/full, a full disk) fails here, before the command starts,
+     * not minutes in. */
+    size_t n = ZSTD_compress(w->out, w->out_cap, head, sizeof head, 3);
+    if (ZSTD_isError(n))
+        wfail(w, "zstd: %s", ZSTD_getErrorName(n));
+    if (w->failed || write_all(w, w->out, n) != 0) {
         snprintf(err, errlen, "%s: %s", path, w->error);
         prof_trace_writer_abort(w);
         return NULL;
