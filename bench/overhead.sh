@@ -25,8 +25,8 @@
 # Columns: wall s; cpu s = user+sys of the whole process tree (mlmem's
 # analyzer and writer thread, heaptrack_interpret included); target RSS =
 # peak RSS (VmHWM, sampled every 20 ms) of the process running the workload's
-# executable, the profiler's part in it included; tree RSS = /usr/bin/time's
-# %M, the largest peak RSS of any one process of the run (for mlmem run, the
+# executable, the profiler's part in it included; tree RSS = the largest
+# peak RSS of any one process of the run (/usr/bin/time's %M; for mlmem run, the
 # analyzer's when it is larger than the program's). Trace columns, from the
 # last run: mlmem-record's trace size over its report's summary.events, and
 # heaptrack's .zst/.gz over its allocations + frees; read s, M events/s and
@@ -71,7 +71,6 @@ done
 [ -n "$read_runs" ] || read_runs=$((runs < 3 ? runs : 3))
 mlmem="$build/bin/mlmem"
 [ -x "$mlmem" ] || die "$mlmem not built (cmake -S . -B $build && cmake --build $build)"
-[ -x /usr/bin/time ] || die "/usr/bin/time missing (bash bench/install-bench-deps.sh)"
 command -v "$1" >/dev/null || die "workload not found: $1"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/mlmem-overhead.XXXXXX")"
@@ -109,7 +108,7 @@ tools=("${have[@]}")
 # read every 20 ms (-1 if none matched). If any process of the tree has more
 # than CAP_KB resident (0: no cap), it kills the tree and adds a line "killed"
 # to OUT. It is a child subreaper, so processes orphaned inside the tree stay
-# in it. It sits outside /usr/bin/time: its own polling is not in the
+# in it. It sits outside the run timer: its own polling is not in the
 # measured CPU time. Exits with CMD's status.
 cat >"$tmp/rsswatch.c" <<'EOF'
 #define _GNU_SOURCE
@@ -265,6 +264,56 @@ int main(int argc, char **argv)
     return 128 + WTERMSIG(status);
 }
 EOF
+# runtimer OUT -- CMD...: runs CMD and writes to OUT, as /usr/bin/time -f "%e
+# %U %S %M" would, its wall time, user and system CPU time (of CMD and what
+# it waited for) and largest resident set, but to the microsecond: time's
+# 10 ms steps were 6% of a 0.16 s run. Exits with CMD's status.
+cat >"$tmp/runtimer.c" <<'EOF'
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double secs(struct timeval t) { return (double)t.tv_sec + t.tv_usec / 1e6; }
+
+int main(int argc, char **argv)
+{
+    if (argc < 4 || strcmp(argv[2], "--") != 0) {
+        fprintf(stderr, "usage: runtimer OUT -- CMD...\n");
+        return 2;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t child = fork();
+    if (child < 0)
+        return 126;
+    if (child == 0) {
+        execvp(argv[3], argv + 3);
+        perror(argv[3]);
+        _exit(127);
+    }
+    int status = 0;
+    struct rusage ru;
+    while (wait4(child, &status, 0, &ru) < 0)
+        ;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    FILE *f = fopen(argv[1], "w");
+    if (f) {
+        fprintf(f, "%.6f %.6f %.6f %ld\n",
+                (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+                secs(ru.ru_utime), secs(ru.ru_stime), ru.ru_maxrss);
+        fclose(f);
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+EOF
+cc -O2 -o "$tmp/runtimer" "$tmp/runtimer.c" 2>"$tmp/cc.log" ||
+    die "cannot build the run timer: $(head -1 "$tmp/cc.log")"
+
 rsswatch=""
 if cc -O2 -o "$tmp/rsswatch" "$tmp/rsswatch.c" 2>"$tmp/cc.log"; then
     rsswatch="$tmp/rsswatch"
@@ -286,7 +335,7 @@ fi
 # --- one run --------------------------------------------------------------------
 # run TOOL CMD...: runs the workload once under TOOL and appends
 # "wall cpu tree_rss_kb target_rss_kb" to $tmp/TOOL.times; marks the tool
-# timed out in $tmp/TOOL.timeout. /usr/bin/time measures the whole process
+# timed out in $tmp/TOOL.timeout. The run timer measures the whole process
 # tree (for mlmem: the analyzer and the program).
 run() {
     local tool="$1" pat="$target_exe" rc=0
@@ -301,7 +350,7 @@ run() {
     massif) rm -f "$tmp/ms"; pat="*/massif-*-linux"
         cmd=(valgrind --tool=massif --massif-out-file="$tmp/ms" "$@") ;;
     esac
-    cmd=(/usr/bin/time -f "%e %U %S %M" -o "$tmp/one" "${cmd[@]}")
+    cmd=("$tmp/runtimer" "$tmp/one" -- "${cmd[@]}")
     [ "$timeout_s" -gt 0 ] && cmd=(timeout -k 10 "$timeout_s" "${cmd[@]}")
     [ -n "$rsswatch" ] && cmd=("$rsswatch" "$pat" "$tmp/rss" $((max_rss_mib * 1024)) -- "${cmd[@]}")
     : >"$tmp/one"
@@ -330,8 +379,6 @@ run() {
         done
         cp "$tmp/log" "$tmp/heaptrack.log" ;;
     esac
-    # /usr/bin/time writes "Command exited with non-zero status" lines first
-    # when the status is not 0; the figures are on the last line.
     tail -1 "$tmp/one" | awk -v r="$(head -1 "$tmp/rss")" '{print $1, $2 + $3, $4, r}' >>"$tmp/$tool.times"
 }
 
@@ -347,13 +394,13 @@ done
 timed_read() {
     local name="$1" rc=0
     shift
-    /usr/bin/time -f "%e %M" -o "$tmp/one" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
+    "$tmp/runtimer" "$tmp/one" -- "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
     if [ "$rc" != 0 ]; then
         echo "overhead: reading the trace failed (exit $rc): $*" >&2
         tail -20 "$tmp/$name.err" >&2
         exit 1
     fi
-    tail -1 "$tmp/one" >>"$tmp/$name.read"
+    awk '{print $1, $4}' "$tmp/one" >>"$tmp/$name.read"
 }
 fsize() { stat -c %s "$1"; }
 
@@ -415,11 +462,11 @@ base_cpu=$(times_col plain 2)
 base_rss=$(times_col plain 4)
 echo "${title:-workload: $*}  ($runs runs each, medians; $(nproc) cores; $(date -u +%Y-%m-%d))"
 echo
-echo "| tool | wall s | x plain | cpu s | x plain | target RSS MiB | x plain | tree RSS MiB | trace MB | events | B/event | read s | M events/s | read RSS MiB |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| tool | wall s | x plain | x plain, rounds | cpu s | x plain | target RSS MiB | x plain | tree RSS MiB | trace MB | events | B/event | read s | M events/s | read RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for tool in "${tools[@]}"; do
     if [ ! -s "$tmp/$tool.times" ]; then
-        echo "| $tool | $(cat "$tmp/$tool.timeout") | | | | | | | | | | | | |"
+        echo "| $tool | $(cat "$tmp/$tool.timeout") | | | | | | | | | | | | | |"
         continue
     fi
     w=$(times_col "$tool" 1); c=$(times_col "$tool" 2); m=$(times_col "$tool" 3); r=$(times_col "$tool" 4)
@@ -429,8 +476,14 @@ for tool in "${tools[@]}"; do
     trace="- - "
     [ -s "$tmp/$tool.trace" ] && trace="$(cat "$tmp/$tool.trace")"
     rd_w=$(col x "$tmp/$tool.read" 1 || true); rd_m=$(col x "$tmp/$tool.read" 2 || true)
+    # Each run against the plain run of its own round (the runs alternate):
+    # the machine drifts between fast and slow spells, which the medians of
+    # the columns before do not pair up.
+    rounds=$(paste -d ' ' "$tmp/plain.times" "$tmp/$tool.times" |
+        awk -v k="$(awk '{print NF; exit}' "$tmp/plain.times")" '$1 > 0 && NF > k {print $(k + 1) / $1}' |
+        median)
     awk -v t="$label" -v w="$w" -v c="$c" -v m="$m" -v r="$r" -v bw="$base_wall" -v bc="$base_cpu" \
-        -v br="$base_rss" -v trace="$trace" -v rw="${rd_w:-}" -v rm="${rd_m:-}" 'BEGIN {
+        -v br="$base_rss" -v trace="$trace" -v rw="${rd_w:-}" -v rm="${rd_m:-}" -v wr="${rounds:-}" 'BEGIN {
         split(trace, tr, " ")
         rss = (r >= 0) ? sprintf("%.1f", r / 1024) : "-"
         rx = (r >= 0 && br > 0) ? sprintf("%.2f", r / br) : "-"
@@ -443,13 +496,15 @@ for tool in "${tools[@]}"; do
         rr = (rm != "") ? sprintf("%.1f", rm / 1024) : "-"
         wx = (bw > 0) ? sprintf("%.2f", w / bw) : "-"
         cx = (bc > 0) ? sprintf("%.2f", c / bc) : "-"
-        printf "| %s | %.2f | %s | %.2f | %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s |\n",
-            t, w, wx, c, cx, rss, rx, m / 1024, tmb, ev, bpe, rs, eps, rr
+        wrx = (wr != "") ? sprintf("%.2f", wr) : "-"
+        printf "| %s | %.3f | %s | %s | %.3f | %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s |\n",
+            t, w, wx, wrx, c, cx, rss, rx, m / 1024, tmb, ev, bpe, rs, eps, rr
     }'
 done
 echo
+echo "x plain, rounds: the median over rounds of each run's wall time over the plain run of its round."
 echo "Target RSS: peak RSS (VmHWM, sampled every 20 ms) of the process running \`$(basename "$target_exe")\`, the"
-echo "profiler's part in it included (under massif: Valgrind's process). Tree RSS: /usr/bin/time's %M, the"
+echo "profiler's part in it included (under massif: Valgrind's process). Tree RSS: the timer's (as /usr/bin/time's %M), the"
 echo "largest peak RSS of any one process of the run (mlmem's analyzer, heaptrack_interpret)."
 if [ ${#readers[@]} -gt 0 ]; then
     echo "Trace columns, from the last run: mlmem-record = \`mlmem record\` file over its report's summary.events,"
