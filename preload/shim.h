@@ -317,7 +317,7 @@ typedef struct {
     /* Stack table (stacks.c). */
     _Atomic uint64_t *stack_slots;    /* hash tag | id (stacks.c)           */
     _Atomic uint32_t stack_next_id;
-    _Atomic uint64_t stack_overflows; /* stacks that found no room          */
+    _Atomic uint64_t stack_overflows; /* allocations that got no stack id   */
     uintptr_t self_start, self_end;   /* the shim's own text, skipped       */
     uintptr_t unwind_start, unwind_end; /* libunwind: its mappings are ours */
     int unwind_validate;              /* unwind.c: its validation is ours   */

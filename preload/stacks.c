@@ -283,8 +283,10 @@ __attribute__((noinline)) uint32_t shim_stack_capture(shim_ring_t *r)
 
     /* The thread's last stack and last definition are changed below; a
      * signal handler that interrupts that and allocates gets no stack. */
-    if (r->capturing)
+    if (r->capturing) {
+        atomic_fetch_add_explicit(&g_shim.stack_overflows, 1, memory_order_relaxed);
         return MLMEM_STACK_NONE;
+    }
     r->capturing = 1;
     atomic_signal_fence(memory_order_seq_cst);
     uint32_t id = r->last_stack_id;

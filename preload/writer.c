@@ -462,8 +462,8 @@ static void send_thread_name(shim_ring_t *r)
 
 /* Reads the stack definitions 'r' has published past those read before,
  * ahead of its events (drain_all says why), and sends them, or with
- * 'discard' only follows them. A malformed one (a bug) ends the reading
- * of this ring's definitions for good, counted as a lost stack. */
+ * 'discard' only follows them. A malformed one (a bug) is counted as a
+ * lost stack, and said once. */
 static void read_defs(shim_ring_t *r, int discard)
 {
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
@@ -474,8 +474,10 @@ static void read_defs(shim_ring_t *r, int discard)
         if (SHIM_EVI_TYPE(info) == SHIM_EV_STACK_DEF) {
             shim_stack_def_t d;
             if (shim_stack_def_read(r, pos, &d) != 0) {
-                shim_log("a stack definition in the ring of thread %u is malformed",
-                         (unsigned)r->tid);
+                static int said;
+                if (!said++)
+                    shim_log("a stack definition in the ring of thread %u is malformed",
+                             (unsigned)r->tid);
                 atomic_fetch_add_explicit(&g_shim.stack_overflows, 1, memory_order_relaxed);
                 r->wdef_depth = 0;
             } else if (!discard) {
@@ -867,6 +869,11 @@ void shim_writer_finish(int reason, int code_known, int code)
     if (dropped)
         shim_log("%llu events could not be recorded (see dropped_events in the report)",
                  (unsigned long long)dropped);
+    uint64_t lost_stacks = atomic_load(&g_shim.stack_overflows);
+    if (lost_stacks)
+        shim_log("%llu allocations got no stack (the stack table or a thread's ring was full, "
+                 "or a signal handler allocated while its thread was taking one)",
+                 (unsigned long long)lost_stacks);
     atomic_store(&finishing, 0);
 }
 
