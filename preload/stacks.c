@@ -194,8 +194,11 @@ uint32_t shim_stack_intern(shim_ring_t *r, const uintptr_t *f, uint32_t n)
         uint64_t v = atomic_load_explicit(&g_shim.stack_slots[i], memory_order_acquire);
         if (v == 0) {
             if (!mine) {
-                /* New: an id, and its definition published before the id. */
-                if (r->depth != 0)
+                /* New: an id, and its definition published before the id.
+                 * Once the ids are used up the counter is left alone: each
+                 * new stack taking one anyway would wrap it in an hour. */
+                if (r->depth != 0 ||
+                    atomic_load_explicit(&g_shim.stack_next_id, memory_order_relaxed) >= MAX_IDS)
                     break;
                 mine = atomic_fetch_add(&g_shim.stack_next_id, 1);
                 if (mine >= MAX_IDS || define(r, mine, f, n) != 0)

@@ -296,6 +296,27 @@ static void test_shim_stacks_not_defined_inside_an_event(void **state)
     free(r);
 }
 
+/* With every id used, a new stack gets none (and is counted), the id
+ * counter stays where it is (taking one each time would wrap it), and the
+ * stacks already known keep theirs. */
+static void test_shim_stacks_ids_used_up(void **state)
+{
+    uintptr_t known[] = {0x5100, 0x5200}, fresh[] = {0x5300, 0x5200};
+    shim_ring_t *r = test_ring();
+    uint32_t id = shim_stack_intern(r, known, 2);
+    assert_true(id != MLMEM_STACK_NONE);
+    uint32_t next = atomic_load(&g_shim.stack_next_id);
+    uint64_t lost = atomic_load(&g_shim.stack_overflows);
+    atomic_store(&g_shim.stack_next_id, 1u << 20);
+    assert_int_equal(shim_stack_intern(r, fresh, 2), MLMEM_STACK_NONE);
+    assert_int_equal(shim_stack_intern(r, fresh, 2), MLMEM_STACK_NONE);
+    assert_int_equal(atomic_load(&g_shim.stack_next_id), 1u << 20);
+    assert_int_equal(atomic_load(&g_shim.stack_overflows), lost + 2);
+    assert_int_equal(shim_stack_intern(r, known, 2), id);
+    atomic_store(&g_shim.stack_next_id, next);
+    free(r);
+}
+
 typedef struct {
     int base;
     shim_ring_t *ring;
@@ -550,6 +571,7 @@ int main(void)
         cmocka_unit_test_setup(test_shim_stacks_different_frames_different_ids, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_definitions_share_outer_frames, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_not_defined_inside_an_event, stacks_setup),
+        cmocka_unit_test_setup(test_shim_stacks_ids_used_up, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_concurrent_interning_agrees, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_capture_reuses_same_call_site, stacks_setup),
         cmocka_unit_test_setup(test_shim_cfi_walk_matches_libunwind, stacks_setup),
