@@ -387,6 +387,8 @@ int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, pr
             return -1;
         }
     }
+    if (symbolize)
+        prof_symbols_save(a->symbols);
     if (attribute(a, out) != 0 || prof_advise(out) != 0) {
         prof_result_free(out);
         return -1;

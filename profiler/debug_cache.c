@@ -44,8 +44,7 @@ char *prof_debug_cache_dir(void)
     return n < 0 ? NULL : dir;
 }
 
-/* mkdir -p with mode 0700 for what it creates. 0, or -1 with errno. */
-static int dc_make_dirs(const char *dir)
+int prof_debug_cache_make_dirs(const char *dir)
 {
     char *path = strdup(dir);
     if (path == NULL)
@@ -162,7 +161,7 @@ static int dc_create(const char *dir, const char *path, const char *source,
     char *tmp = NULL;
     uint64_t inflated = dc_elf_has_build_id(src, id, len) ? dc_inflated_size(src) : 0;
     if (inflated < PROF_DEBUG_CACHE_MIN_INFLATED || inflated > PROF_DEBUG_CACHE_MAX_BYTES / 2 ||
-        dc_make_dirs(dir) != 0 || asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+        prof_debug_cache_make_dirs(dir) != 0 || asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
         tmp = NULL;
         goto done;
     }
@@ -255,8 +254,10 @@ size_t prof_debug_cache_trim(const char *dir, uint64_t max_bytes)
     time_t now = time(NULL);
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         struct stat st;
-        bool temp = strstr(e->d_name, ".debug.tmp.") != NULL;
-        if ((!temp && !dc_ends_with(e->d_name, ".debug")) ||
+        /* The kept frames (frame_cache.h) live and go with the debug files. */
+        bool temp = strstr(e->d_name, ".debug.tmp.") != NULL ||
+                    strstr(e->d_name, ".frames.tmp.") != NULL;
+        if ((!temp && !dc_ends_with(e->d_name, ".debug") && !dc_ends_with(e->d_name, ".frames")) ||
             fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
             continue;
         if (temp) {

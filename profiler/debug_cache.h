@@ -52,9 +52,14 @@ char *prof_debug_cache_dir(void);
 int prof_debug_cache_open(const char *dir, const char *debug_root,
                           const unsigned char *build_id, size_t len, char **cached_path);
 
-/* Removes the least recently used entries of 'dir' until the rest hold at
- * most 'max_bytes', and temporary files that a killed run left over an
- * hour ago. Returns how many entries it removed. */
+/* Removes the least recently used entries of 'dir' (debug files and kept
+ * frames, frame_cache.h) until the rest hold at most 'max_bytes', and
+ * temporary files that a killed run left over an hour ago. Returns how many
+ * entries it removed. */
 size_t prof_debug_cache_trim(const char *dir, uint64_t max_bytes);
+
+/* mkdir -p 'dir', with mode 0700 for what it creates (frame_cache.c keeps
+ * its files there too). 0, or -1 with errno. */
+int prof_debug_cache_make_dirs(const char *dir);
 
 #endif /* PROF_DEBUG_CACHE_H */

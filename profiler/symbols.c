@@ -29,6 +29,7 @@
 #include "symbols.h"
 
 #include "debug_cache.h"
+#include "frame_cache.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -82,6 +83,8 @@ typedef struct {
     sym_entry_t *syms;     /* function symbols sorted by address           */
     size_t sym_count;
     bool syms_built;
+    prof_frame_cache_t *kept; /* its frames from earlier runs (frame_cache.h) */
+    bool kept_tried;
 } sym_file_t;
 
 typedef enum { SYM_JOB_QUEUED, SYM_JOB_RUNNING, SYM_JOB_DONE } sym_job_state_t;
@@ -446,6 +449,7 @@ static void sym_file_close(sym_file_t *f)
 {
     if (f->dwfl != NULL)
         dwfl_end(f->dwfl);
+    prof_frame_cache_free(f->kept);
     free(f->syms);
     memset(f, 0, sizeof *f);
 }
@@ -941,6 +945,51 @@ static size_t sym_copy_out(const prof_frame_t *src, size_t n, const sym_module_t
  * 0), and that is the address reported in the frames. With no module
  * covering it, one frame holds only the address. If the module cannot be
  * read, one frame holds address, module and offset. */
+/* The frames kept from earlier runs for 'f''s build (NULL: no cache
+ * directory, no build ID, or no memory), read on first use. */
+static prof_frame_cache_t *sym_kept_frames(const prof_symbols_t *s, sym_file_t *f)
+{
+    if (!f->kept_tried) {
+        f->kept_tried = true;
+        const unsigned char *id;
+        GElf_Addr id_vaddr;
+        int len = s->debug_cache ? dwfl_module_build_id(f->mod, &id, &id_vaddr) : 0;
+        if (len > 0)
+            f->kept = prof_frame_cache_open(s->debug_cache, id, (size_t)len);
+    }
+    return f->kept;
+}
+
+/* Symbolizes 'lookup' in module slot 'owner' into 'fs': from the frames kept
+ * by an earlier run when there are some, else with libdw, keeping what it
+ * finds when it had debug information (file and line: a result without them
+ * is cheap to redo, and may improve once debug symbols are installed). */
+static void sym_symbolize_kept(prof_symbols_t *s, size_t owner, uint64_t lookup,
+                               sym_frames_t *fs)
+{
+    sym_module_t *o = &s->modules[owner];
+    prof_frame_cache_t *kept = sym_kept_frames(s, &o->file);
+    uint64_t offset = lookup - o->bias;
+    const prof_frame_t *frames;
+    size_t n = kept ? prof_frame_cache_get(kept, offset, &frames) : 0;
+    if (n) {
+        for (size_t i = 0; i < n; i++)
+            sym_frames_push(fs, sym_strdup(frames[i].function), frames[i].file, frames[i].line,
+                            frames[i].inlined);
+        return;
+    }
+    sym_symbolize(&o->file, lookup, fs);
+    if (kept && fs->n && !fs->oom && fs->v[fs->n - 1].file != NULL)
+        prof_frame_cache_put(kept, offset, fs->v, fs->n);
+}
+
+void prof_symbols_save(prof_symbols_t *s)
+{
+    for (size_t i = 0; i < s->module_count; i++)
+        if (s->modules[i].owner == i && s->modules[i].file.kept)
+            prof_frame_cache_save(s->modules[i].file.kept);
+}
+
 size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
                             int is_return_address, prof_frame_t *out, size_t max)
 {
@@ -965,7 +1014,7 @@ size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
 
     sym_frames_t fs = {0};
     if (opened)
-        sym_symbolize(&s->modules[m->owner].file, lookup, &fs);
+        sym_symbolize_kept(s, m->owner, lookup, &fs);
     if (fs.n == 0)
         sym_frames_push(&fs, NULL, NULL, 0, 0);
     if (fs.n == 0) {    /* out of memory: module and offset only */

@@ -65,4 +65,8 @@ size_t prof_symbols_opened_ahead(prof_symbols_t *s);
 size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
                             int is_return_address, prof_frame_t *out, size_t max);
 
+/* Writes the frames resolved since they were read to the frame cache
+ * (frame_cache.h), for the next run of the same builds. Best effort. */
+void prof_symbols_save(prof_symbols_t *s);
+
 #endif /* PROF_SYMBOLS_H */

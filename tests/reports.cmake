@@ -1,11 +1,11 @@
 # Tests of the symbolizer and the reports (issue 2).
-# symbols.c (with its debug_cache.c) is compiled in directly so the test does
-# not wait on the profiler library; the test's own files are built -O0 -g so
-# lines are exact.
+# symbols.c (with its debug_cache.c and frame_cache.c) is compiled in
+# directly so the test does not wait on the profiler library; the test's own
+# files are built -O0 -g so lines are exact.
 
 mlmem_add_test(test_symbols
   SOURCES test_symbols.c test_symbols_cxx.cpp ${CMAKE_SOURCE_DIR}/profiler/symbols.c
-    ${CMAKE_SOURCE_DIR}/profiler/debug_cache.c
+    ${CMAKE_SOURCE_DIR}/profiler/debug_cache.c ${CMAKE_SOURCE_DIR}/profiler/frame_cache.c
   LIBS PkgConfig::LIBDW stdc++ ${CMAKE_DL_LIBS})
 set_source_files_properties(test_symbols.c test_symbols_cxx.cpp
   PROPERTIES COMPILE_OPTIONS "-O0;-g")

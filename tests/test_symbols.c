@@ -6,6 +6,7 @@
  * dl_iterate_phdr exactly as the shim finds them.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "profiler/frame_cache.h"
 #include "profiler/symbols.h"
 
 uint64_t symtest_widget_grow_address(void);
@@ -597,6 +599,109 @@ static void test_symbols_debug_cache_resolves_alike(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The one '<build id>.frames' file in 'dir', opened as a frame cache. */
+static prof_frame_cache_t *symtest_open_kept(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    uint8_t id[64];
+    size_t len = 0;
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *dot = strrchr(e->d_name, '.');
+        if (!dot || strcmp(dot, ".frames") != 0)
+            continue;
+        files++;
+        len = (size_t)(dot - e->d_name) / 2;
+        assert_true(len > 0 && len <= sizeof id);
+        for (size_t i = 0; i < len; i++)
+            assert_int_equal(sscanf(e->d_name + 2 * i, "%2hhx", &id[i]), 1);
+    }
+    closedir(d);
+    assert_int_equal(files, 1);
+    prof_frame_cache_t *c = prof_frame_cache_open(dir, id, len);
+    assert_non_null(c);
+    return c;
+}
+
+/* Frames resolved with debug information are kept for the next run of the
+ * same build (frame_cache.h): saved by the first symbolizer, read back by
+ * the cache, and what the next symbolizer answers, as a planted entry
+ * shows; a torn file is ignored (the frames are resolved again) and written
+ * whole at the next save. */
+static void test_symbols_kept_frames_used_and_saved(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mlmem-symtest-kept.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *saved = getenv("MLMEM_CACHE_DIR") ? strdup(getenv("MLMEM_CACHE_DIR")) : NULL;
+    setenv("MLMEM_CACHE_DIR", dir, 1);
+    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
+    symtest_module_t m;
+
+    prof_symbols_t *s = symtest_new_for(addr, &m);
+    prof_frame_t f[4];
+    size_t n = prof_symbols_resolve(s, addr, 1, 0, f, 4);
+    assert_int_equal(n, 1);
+    symtest_free_frames(f, n);
+    prof_symbols_save(s);
+    prof_symbols_free(s);
+
+    prof_frame_cache_t *c = symtest_open_kept(dir);
+    const prof_frame_t *kept;
+    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept), 1);
+    assert_string_equal(kept[0].function, "symtest_marker");
+    assert_int_equal(kept[0].line, symtest_marker_line);
+    assert_true(symtest_ends_with(kept[0].file, "test_symbols.c"));
+    /* An offset nothing resolved yet, planted with other frames. */
+    prof_frame_t planted[2] = {{.function = "planted_inline", .file = "kept.c", .line = 7,
+                                .inlined = 1},
+                               {.function = NULL, .file = "kept.c", .line = 9}};
+    assert_int_equal(prof_frame_cache_put(c, addr + 1 - m.bias, planted, 2), 0);
+    assert_int_equal(prof_frame_cache_save(c), 0);
+    prof_frame_cache_free(c);
+
+    s = symtest_new_for(addr, &m);
+    n = prof_symbols_resolve(s, addr + 1, 1, 0, f, 4);
+    assert_int_equal(n, 2);
+    assert_string_equal(f[0].function, "planted_inline");
+    assert_string_equal(f[0].file, "kept.c");
+    assert_int_equal(f[0].line, 7);
+    assert_int_equal(f[0].inlined, 1);
+    assert_null(f[1].function);
+    assert_int_equal(f[1].line, 9);
+    assert_string_equal(f[1].module, m.path);
+    assert_int_equal(f[1].module_offset, addr + 1 - m.bias);
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
+
+    /* Torn: cut to half. Resolved as without it, then written whole. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "f=$(ls %s/*.frames) && truncate -s $(( $(stat -c %%s $f) / 2 )) $f", dir);
+    assert_int_equal(system(cmd), 0);
+    s = symtest_new_for(addr, &m);
+    n = prof_symbols_resolve(s, addr + 1, 1, 0, f, 4);
+    assert_true(n >= 1);
+    assert_string_equal(f[n - 1].function, "symtest_marker");
+    symtest_free_frames(f, n);
+    prof_symbols_save(s);
+    prof_symbols_free(s);
+    c = symtest_open_kept(dir);
+    assert_int_equal(prof_frame_cache_count(c), 1);
+    assert_int_equal(prof_frame_cache_get(c, addr + 1 - m.bias, &kept), 1);
+    assert_string_equal(kept[0].function, "symtest_marker");
+    prof_frame_cache_free(c);
+
+    if (saved)
+        setenv("MLMEM_CACHE_DIR", saved, 1);
+    else
+        unsetenv("MLMEM_CACHE_DIR");
+    free(saved);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Resolving at once after a prefetch takes the module from the helper
  * whether it has not started it, is opening it or is done: the same
  * frames every time. */
@@ -692,6 +797,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_symbols_function_file_line),
+        cmocka_unit_test(test_symbols_kept_frames_used_and_saved),
         cmocka_unit_test(test_symbols_strings_outlive_symbolizer),
         cmocka_unit_test(test_symbols_cxx_demangled),
         cmocka_unit_test(test_symbols_libc_malloc),
