@@ -558,6 +558,29 @@ static void test_symbols_prefetched_modules_resolve_alike(void **state)
     prof_symbols_free(lazy);
 }
 
+/* A fresh cache directory 'dir' (a mkdtemp template) as MLMEM_CACHE_DIR;
+ * returns what that was before (malloc'd, or NULL: unset). */
+static char *symtest_cache_dir_begin(char *dir)
+{
+    assert_non_null(mkdtemp(dir));
+    char *saved = getenv("MLMEM_CACHE_DIR") ? strdup(getenv("MLMEM_CACHE_DIR")) : NULL;
+    setenv("MLMEM_CACHE_DIR", dir, 1);
+    return saved;
+}
+
+/* Puts MLMEM_CACHE_DIR back as it was and removes 'dir'. */
+static void symtest_cache_dir_end(const char *dir, char *saved)
+{
+    if (saved)
+        setenv("MLMEM_CACHE_DIR", saved, 1);
+    else
+        unsetenv("MLMEM_CACHE_DIR");
+    free(saved);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* libc's frames resolve the same from libc6-dbg's compressed file and
  * from its inflated copy in the debug cache (debug_cache.h): made by the
  * first symbolizer, used by the second, not at all by one without a
@@ -566,8 +589,7 @@ static void test_symbols_debug_cache_resolves_alike(void **state)
 {
     (void)state;
     char dir[] = "/tmp/mlmem-symtest-cache.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char *saved = getenv("MLMEM_CACHE_DIR") ? strdup(getenv("MLMEM_CACHE_DIR")) : NULL;
+    char *saved = symtest_cache_dir_begin(dir);
     uint64_t stack[] = {symtest_libc_malloc() + 1, (uint64_t)(uintptr_t)&free + 1};
 
     setenv("MLMEM_CACHE_DIR", "", 1);
@@ -590,13 +612,7 @@ static void test_symbols_debug_cache_resolves_alike(void **state)
     prof_symbols_free(uncached);
     prof_symbols_free(making);
     prof_symbols_free(using);
-    if (saved)
-        setenv("MLMEM_CACHE_DIR", saved, 1);
-    else
-        unsetenv("MLMEM_CACHE_DIR");
-    free(saved);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    symtest_cache_dir_end(dir, saved);
 }
 
 /* The one '<build id>.frames' file in 'dir', opened as a frame cache. */
@@ -633,9 +649,7 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
 {
     (void)state;
     char dir[] = "/tmp/mlmem-symtest-kept.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char *saved = getenv("MLMEM_CACHE_DIR") ? strdup(getenv("MLMEM_CACHE_DIR")) : NULL;
-    setenv("MLMEM_CACHE_DIR", dir, 1);
+    char *saved = symtest_cache_dir_begin(dir);
     uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
     symtest_module_t m;
 
@@ -693,13 +707,7 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
     assert_string_equal(kept[0].function, "symtest_marker");
     prof_frame_cache_free(c);
 
-    if (saved)
-        setenv("MLMEM_CACHE_DIR", saved, 1);
-    else
-        unsetenv("MLMEM_CACHE_DIR");
-    free(saved);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    symtest_cache_dir_end(dir, saved);
 }
 
 /* Resolving at once after a prefetch takes the module from the helper
