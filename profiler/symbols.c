@@ -941,10 +941,6 @@ static size_t sym_copy_out(const prof_frame_t *src, size_t n, const sym_module_t
     return n;
 }
 
-/* The lookup address is address - 1 for return addresses (address 0 stays
- * 0), and that is the address reported in the frames. With no module
- * covering it, one frame holds only the address. If the module cannot be
- * read, one frame holds address, module and offset. */
 /* The frames kept from earlier runs for 'f''s build (NULL: no cache
  * directory, no build ID, or no memory), read on first use. */
 static prof_frame_cache_t *sym_kept_frames(const prof_symbols_t *s, sym_file_t *f)
@@ -990,6 +986,10 @@ void prof_symbols_save(prof_symbols_t *s)
             prof_frame_cache_save(s->modules[i].file.kept);
 }
 
+/* The lookup address is address - 1 for return addresses (address 0 stays
+ * 0), and that is the address reported in the frames. With no module
+ * covering it, one frame holds only the address. If the module cannot be
+ * read, one frame holds address, module and offset. */
 size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
                             int is_return_address, prof_frame_t *out, size_t max)
 {
