@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,49 +92,62 @@ static char *join_argv(char *const *argv)
 }
 
 /* The command's environment: ours, with the shim preloaded (ahead of any
- * LD_PRELOAD already set) and its options. NULL if out of memory; the
- * strings and the array are one allocation each, freed by env_free. */
+ * LD_PRELOAD already set) and its options in place of any the environment
+ * holds. 'vars' points into ours; env_free releases both. */
 #define ENV_OURS 7
 typedef struct {
     char **vars;
     char *ours[ENV_OURS];
+    int n;
 } spawn_env_t;
 
 static void env_free(spawn_env_t *e)
 {
-    for (int i = 0; i < ENV_OURS; i++)
+    for (int i = 0; i < e->n; i++)
         free(e->ours[i]);
     free(e->vars);
+}
+
+/* Adds one NAME=value of ours. 0, or -1 when out of memory. */
+__attribute__((format(printf, 2, 3))) static int env_put(spawn_env_t *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&e->ours[e->n], fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    e->n++;
+    return 0;
+}
+
+/* Whether 'var' (NAME=value) names one of ours. */
+static int env_is_ours(const spawn_env_t *e, const char *var)
+{
+    for (int j = 0; j < e->n; j++) {
+        size_t name = (size_t)(strchr(e->ours[j], '=') - e->ours[j]) + 1;
+        if (strncmp(var, e->ours[j], name) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 static int env_build(spawn_env_t *e, const prof_launch_options_t *o, const char *sock_path)
 {
     memset(e, 0, sizeof *e);
     const char *old = getenv("LD_PRELOAD");
-    int n = 0;
-    if (old && *old)
-        n = asprintf(&e->ours[0], "LD_PRELOAD=%s:%s", o->preload, old);
-    else
-        n = asprintf(&e->ours[0], "LD_PRELOAD=%s", o->preload);
-    if (n < 0)
-        e->ours[0] = NULL;
-    if (asprintf(&e->ours[1], "MLMEM_SOCKET=%s", sock_path) < 0)
-        e->ours[1] = NULL;
-    e->ours[2] = strdup(o->stack_mode == MLMEM_STACKS_ALL ? "MLMEM_STACKS=all"
-                                                          : "MLMEM_STACKS=sampled");
-    e->ours[3] = strdup(o->follow_fork ? "MLMEM_FOLLOW_FORK=1" : "MLMEM_FOLLOW_FORK=0");
-    if (o->stack_threshold &&
-        asprintf(&e->ours[4], "MLMEM_STACK_THRESHOLD=%llu",
-                 (unsigned long long)o->stack_threshold) < 0)
-        e->ours[4] = NULL;
-    if (o->sample_rate &&
-        asprintf(&e->ours[5], "MLMEM_SAMPLE_RATE=%llu", (unsigned long long)o->sample_rate) < 0)
-        e->ours[5] = NULL;
+    int has_old = old && *old;
     /* The command names itself the root process when it starts (the shim,
      * init.c): it is spawned, so its pid is not known here. */
-    e->ours[6] = strdup("MLMEM_ROOT_PID=0");
-    if (!e->ours[0] || !e->ours[1] || !e->ours[2] || !e->ours[3] || !e->ours[6] ||
-        (o->stack_threshold && !e->ours[4]) || (o->sample_rate && !e->ours[5])) {
+    if (env_put(e, "LD_PRELOAD=%s%s%s", o->preload, has_old ? ":" : "", has_old ? old : "") ||
+        env_put(e, "MLMEM_SOCKET=%s", sock_path) ||
+        env_put(e, "MLMEM_STACKS=%s", o->stack_mode == MLMEM_STACKS_ALL ? "all" : "sampled") ||
+        env_put(e, "MLMEM_FOLLOW_FORK=%d", o->follow_fork ? 1 : 0) ||
+        env_put(e, "MLMEM_ROOT_PID=0") ||
+        (o->stack_threshold && env_put(e, "MLMEM_STACK_THRESHOLD=%llu",
+                                       (unsigned long long)o->stack_threshold)) ||
+        (o->sample_rate &&
+         env_put(e, "MLMEM_SAMPLE_RATE=%llu", (unsigned long long)o->sample_rate))) {
         env_free(e);
         return -1;
     }
@@ -146,19 +160,11 @@ static int env_build(spawn_env_t *e, const prof_launch_options_t *o, const char 
         return -1;
     }
     size_t k = 0;
-    for (size_t i = 0; i < count; i++) {
-        int replaced = 0;
-        for (int j = 0; j < ENV_OURS && !replaced; j++) {
-            const char *eq = e->ours[j] ? strchr(e->ours[j], '=') : NULL;
-            replaced = eq && strncmp(environ[i], e->ours[j], (size_t)(eq - e->ours[j]) + 1) == 0;
-        }
-        if (!replaced)
+    for (size_t i = 0; i < count; i++)
+        if (!env_is_ours(e, environ[i]))
             e->vars[k++] = environ[i];
-    }
-    for (int j = 0; j < ENV_OURS; j++)
-        if (e->ours[j])
-            e->vars[k++] = e->ours[j];
-    e->vars[k] = NULL;
+    for (int j = 0; j < e->n; j++)
+        e->vars[k++] = e->ours[j];
     return 0;
 }
 
