@@ -192,6 +192,11 @@ prof_analysis_t *prof_analysis_new(void)
     return a;
 }
 
+void prof_analysis_finish_symbols(prof_analysis_t *a)
+{
+    prof_symbols_finish(a->symbols);
+}
+
 void prof_analysis_free(prof_analysis_t *a)
 {
     if (!a)
@@ -387,8 +392,6 @@ int prof_analysis_result(prof_analysis_t *a, int symbolize, size_t max_sites, pr
             return -1;
         }
     }
-    if (symbolize)
-        prof_symbols_save(a->symbols);
     if (attribute(a, out) != 0 || prof_advise(out) != 0) {
         prof_result_free(out);
         return -1;

@@ -70,6 +70,10 @@ void prof_analysis_prefetch_symbols(prof_analysis_t *a, int32_t pid);
 void prof_analysis_set_mark(prof_analysis_t *a, uint64_t seq, void (*hook)(void *ctx),
                             void *ctx);
 
+/* prof_symbols_finish() for its symbolizer; prof_analysis_free() does it
+ * too. */
+void prof_analysis_finish_symbols(prof_analysis_t *a);
+
 /* Whether this stream's stacks are symbolized ahead (decided at HELLO). */
 int prof_analysis_prefetching(const prof_analysis_t *a);
 

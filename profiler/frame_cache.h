@@ -10,7 +10,8 @@
  * resolved before, by its offset from the module's load bias, with the
  * function, file, line and inline flag of each frame it resolved to. The
  * file is read when the module's first address is resolved and rewritten
- * (to a temporary file, then renamed) when new addresses were added. A file
+ * (to a temporary file, then renamed) when the symbolizer is done, if new
+ * addresses were added. A file
  * that does not parse, or names another build, is ignored and replaced.
  */
 #ifndef PROF_FRAME_CACHE_H

@@ -494,7 +494,10 @@ static int cmd_run(int argc, char **argv, int record_only)
          * analysis back at once, where freeing it piece by piece (libdw's
          * trees, the accounting's tables) cost 1.5 ms after every run
          * (docs/benchmarks.md, ninth round). Kept reachable for leak
-         * checkers. */
+         * checkers. Its symbol helper threads are stopped first: one still
+         * inside libdw when the process exits crashed it (one run in many
+         * under load), and the frames are saved for the next run. */
+        prof_session_finish_symbols(ctx.session);
         session_left_to_exit = ctx.session;
     } else {
         free(info.command);

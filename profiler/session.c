@@ -60,6 +60,12 @@ static int32_t prefetch_pid_for_new_stream(const prof_session_t *s)
     return s->count == 0 ? -1 : prof_analysis_pid(s->streams[0].analysis);
 }
 
+void prof_session_finish_symbols(prof_session_t *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        prof_analysis_finish_symbols(s->streams[i].analysis);
+}
+
 void prof_session_free(prof_session_t *s)
 {
     if (!s)

@@ -45,6 +45,11 @@ void prof_session_set_rules(prof_session_t *s, const prof_rules_t *rules);
  * (symbols.h). Call before the first stream opens. Off by default. */
 void prof_session_prefetch_symbols(prof_session_t *s, int32_t pid);
 
+/* prof_symbols_finish() for every stream's symbolizer (their helper threads
+ * stopped, their frames saved for the next run), for a process that ends
+ * without prof_session_free(), which does it. */
+void prof_session_finish_symbols(prof_session_t *s);
+
 /* Starts stream 'id' (ids are unique within a run). Returns 0, or -1 if the
  * id is taken or memory ran out. */
 int prof_session_open(prof_session_t *s, uint32_t id);

@@ -686,7 +686,7 @@ void prof_symbols_free(prof_symbols_t *s)
 {
     if (s == NULL)
         return;
-    sym_helper_stop(&s->helper);
+    prof_symbols_finish(s);
     for (size_t i = 0; i < s->module_count; i++) {
         if (s->modules[i].state == SYM_OPEN_PENDING)
             sym_module_adopt(s, i);
@@ -979,8 +979,9 @@ static void sym_symbolize_kept(prof_symbols_t *s, size_t owner, uint64_t lookup,
         prof_frame_cache_put(kept, offset, fs->v, fs->n);
 }
 
-void prof_symbols_save(prof_symbols_t *s)
+void prof_symbols_finish(prof_symbols_t *s)
 {
+    sym_helper_stop(&s->helper);
     for (size_t i = 0; i < s->module_count; i++)
         if (s->modules[i].owner == i && s->modules[i].file.kept)
             prof_frame_cache_save(s->modules[i].file.kept);

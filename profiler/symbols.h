@@ -29,7 +29,7 @@ typedef struct prof_symbols prof_symbols_t;
 /* Returns a new symbolizer, or NULL if out of memory. */
 prof_symbols_t *prof_symbols_new(void);
 
-/* Releases everything the symbolizer owns (not the strings it handed out,
+/* Finishes (prof_symbols_finish), then releases everything the symbolizer owns (not the strings it handed out,
  * which belong to the caller). No operation if NULL. */
 void prof_symbols_free(prof_symbols_t *s);
 
@@ -65,8 +65,13 @@ size_t prof_symbols_opened_ahead(prof_symbols_t *s);
 size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
                             int is_return_address, prof_frame_t *out, size_t max);
 
-/* Writes the frames resolved since they were read to the frame cache
- * (frame_cache.h), for the next run of the same builds. Best effort. */
-void prof_symbols_save(prof_symbols_t *s);
+/* Stops the helper thread (after the module it is opening; what it had
+ * not started is opened by a later resolve) and writes the frames resolved
+ * since they were read to the frame cache (frame_cache.h), for the next run
+ * of the same builds: once, when the results are done, not after each of a
+ * live display's snapshots. The writing is best effort. A process that
+ * ends without prof_symbols_free(), which does this, must call it: the
+ * helper must not be inside libdw when the process exits. */
+void prof_symbols_finish(prof_symbols_t *s);
 
 #endif /* PROF_SYMBOLS_H */

@@ -658,7 +658,7 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
     size_t n = prof_symbols_resolve(s, addr, 1, 0, f, 4);
     assert_int_equal(n, 1);
     symtest_free_frames(f, n);
-    prof_symbols_save(s);
+    prof_symbols_finish(s);
     prof_symbols_free(s);
 
     prof_frame_cache_t *c = symtest_open_kept(dir);
@@ -699,7 +699,7 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
     assert_true(n >= 1);
     assert_string_equal(f[n - 1].function, "symtest_marker");
     symtest_free_frames(f, n);
-    prof_symbols_save(s);
+    prof_symbols_finish(s);
     prof_symbols_free(s);
     c = symtest_open_kept(dir);
     assert_int_equal(prof_frame_cache_count(c), 1);
