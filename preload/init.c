@@ -78,6 +78,8 @@ static void fork_child(void)
 
 __attribute__((constructor(101))) static void shim_init(void)
 {
+    g_shim.sock = -1;
+    g_shim.w.rss_fd = -1;
     shim_resolve_real();
     shim_config_load(&g_shim.config);
     g_shim.pid = getpid();

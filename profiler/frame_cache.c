@@ -86,6 +86,31 @@ static int fc_grow_slots(prof_frame_cache_t *c)
     return 0;
 }
 
+static void fc_clear_frames(prof_frame_t *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].function);
+        free(f[i].file);
+        f[i].function = f[i].file = NULL;
+    }
+}
+
+/* Room for 'n' more frames. */
+static int fc_reserve_frames(prof_frame_cache_t *c, size_t n)
+{
+    if (c->frame_count + n <= c->frame_cap)
+        return 0;
+    size_t cap = c->frame_cap ? 2 * c->frame_cap : 1024;
+    while (cap < c->frame_count + n)
+        cap *= 2;
+    prof_frame_t *f = realloc(c->frames, cap * sizeof *f);
+    if (!f)
+        return -1;
+    c->frames = f;
+    c->frame_cap = cap;
+    return 0;
+}
+
 /* Adds an entry taking frames[0, n) as they are (their strings owned by the
  * cache from now on, freed by the caller on failure). */
 static int fc_add(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *frames, size_t n)
@@ -100,16 +125,8 @@ static int fc_add(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *fr
         c->entries = e;
         c->cap = cap;
     }
-    if (c->frame_count + n > c->frame_cap) {
-        size_t cap = c->frame_cap ? 2 * c->frame_cap : 1024;
-        while (cap < c->frame_count + n)
-            cap *= 2;
-        prof_frame_t *f = realloc(c->frames, cap * sizeof *f);
-        if (!f)
-            return -1;
-        c->frames = f;
-        c->frame_cap = cap;
-    }
+    if (fc_reserve_frames(c, n) != 0)
+        return -1;
     memcpy(c->frames + c->frame_count, frames, n * sizeof *frames);
     c->entries[c->count] = (fc_entry_t){offset, (uint32_t)n, c->frame_count};
     c->frame_count += n;
@@ -117,6 +134,20 @@ static int fc_add(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *fr
     while (c->slots[i])
         i = (i + 1) & (c->slot_cap - 1);
     c->slots[i] = ++c->count;
+    return 0;
+}
+
+/* Gives entry 'e' frames[0, n) instead of its own (freed; their slots in
+ * 'frames' stay unused until the file is read again). */
+static int fc_replace(prof_frame_cache_t *c, fc_entry_t *e, const prof_frame_t *frames, size_t n)
+{
+    if (fc_reserve_frames(c, n) != 0)
+        return -1;
+    fc_clear_frames(c->frames + e->first, e->count);
+    memcpy(c->frames + c->frame_count, frames, n * sizeof *frames);
+    e->first = c->frame_count;
+    e->count = (uint32_t)n;
+    c->frame_count += n;
     return 0;
 }
 
@@ -151,14 +182,6 @@ static char *fc_take_string(fc_cursor_t *r, uint32_t len)
         r->bad = true;
     r->p += len;
     return s;
-}
-
-static void fc_clear_frames(prof_frame_t *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(f[i].function);
-        free(f[i].file);
-    }
 }
 
 /* Reads what the file holds into 'c'; a file that does not parse, or is of
@@ -275,7 +298,7 @@ size_t prof_frame_cache_get(const prof_frame_cache_t *c, uint64_t offset,
 int prof_frame_cache_put(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *frames,
                          size_t n)
 {
-    if (n == 0 || n > FC_MAX_FRAMES || fc_find(c, offset) != NULL)
+    if (n == 0 || n > FC_MAX_FRAMES)
         return 0;
     prof_frame_t copy[FC_MAX_FRAMES];
     memset(copy, 0, n * sizeof copy[0]);
@@ -288,7 +311,8 @@ int prof_frame_cache_put(prof_frame_cache_t *c, uint64_t offset, const prof_fram
         if (frames[i].file && !(copy[i].file = strdup(frames[i].file)))
             oom = true;
     }
-    if (oom || fc_add(c, offset, copy, n) != 0) {
+    fc_entry_t *old = (fc_entry_t *)fc_find(c, offset);
+    if (oom || (old ? fc_replace(c, old, copy, n) : fc_add(c, offset, copy, n)) != 0) {
         fc_clear_frames(copy, n);
         return -1;
     }

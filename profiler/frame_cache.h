@@ -8,7 +8,9 @@
  * on the file, so they are kept in the debug cache's directory
  * (debug_cache.h) as <build id>.frames: every address of that build
  * resolved before, by its offset from the module's load bias, with the
- * function, file, line and inline flag of each frame it resolved to. The
+ * function, file, line and inline flag of each frame it resolved to (a
+ * frame without a file, from the symbol table alone, is used by the
+ * symbolizer only while the module has no debug information). The
  * file is read when the module's first address is resolved and rewritten
  * (to a temporary file, then renamed) when the symbolizer is done, if new
  * addresses were added. A file
@@ -33,8 +35,8 @@ prof_frame_cache_t *prof_frame_cache_open(const char *dir, const uint8_t *id, si
 size_t prof_frame_cache_get(const prof_frame_cache_t *c, uint64_t offset,
                             const prof_frame_t **frames);
 
-/* Keeps copies of frames[0, n) for 'offset' (an offset kept already is left
- * as it is). 0, or -1 when out of memory. */
+/* Keeps copies of frames[0, n) for 'offset', in place of those kept for it
+ * before. 0, or -1 when out of memory. */
 int prof_frame_cache_put(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *frames,
                          size_t n);
 

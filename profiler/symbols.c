@@ -76,6 +76,8 @@ typedef struct {
     uint32_t rank;         /* 0 global, 1 weak, 2 local: the first wins    */
 } sym_entry_t;
 
+typedef enum { SYM_DWARF_UNKNOWN = 0, SYM_DWARF_FOUND, SYM_DWARF_NONE } sym_dwarf_t;
+
 /* An ELF file opened with libdw at one load bias. */
 typedef struct {
     Dwfl *dwfl;
@@ -85,6 +87,7 @@ typedef struct {
     bool syms_built;
     prof_frame_cache_t *kept; /* its frames from earlier runs (frame_cache.h) */
     bool kept_tried;
+    sym_dwarf_t dwarf;     /* whether libdw found debug information for it */
 } sym_file_t;
 
 typedef enum { SYM_JOB_QUEUED, SYM_JOB_RUNNING, SYM_JOB_DONE } sym_job_state_t;
@@ -454,16 +457,48 @@ static void sym_file_close(sym_file_t *f)
     memset(f, 0, sizeof *f);
 }
 
+/* The frames kept from earlier runs for 'f''s build in 'debug_cache'
+ * (NULL: no cache directory, no build ID, or no memory), read on first use. */
+static prof_frame_cache_t *sym_file_kept(sym_file_t *f, const char *debug_cache)
+{
+    if (!f->kept_tried) {
+        f->kept_tried = true;
+        const unsigned char *id;
+        GElf_Addr id_vaddr;
+        int len = debug_cache ? dwfl_module_build_id(f->mod, &id, &id_vaddr) : 0;
+        if (len > 0)
+            f->kept = prof_frame_cache_open(debug_cache, id, (size_t)len);
+    }
+    return f->kept;
+}
+
+/* Whether libdw finds debug information for 'f' (in the file, a separate
+ * debug file or the debug cache), asked once. */
+static bool sym_file_has_dwarf(sym_file_t *f)
+{
+    if (f->dwarf == SYM_DWARF_UNKNOWN) {
+        Dwarf_Addr bias;
+        f->dwarf = dwfl_module_getdwarf(f->mod, &bias) ? SYM_DWARF_FOUND : SYM_DWARF_NONE;
+    }
+    return f->dwarf == SYM_DWARF_FOUND;
+}
+
 /* ---- the helper thread ---- */
 
 /* Opens the job's file and does the slow part of a first lookup ahead:
  * finding and inflating the debug info, reading its address ranges (which
  * CU covers an address: libc6-dbg's 2,000 take 7 ms), sorting the symbol
- * table. libdw keeps all of it with the Dwfl. */
+ * table. libdw keeps all of it with the Dwfl. A build whose frames an
+ * earlier run kept is only opened: a rerun's addresses are mostly among
+ * them, and libdw's work waits for the first one that is not (it took 20 ms
+ * of the other core on every run of the storm). */
 static void sym_job_run(sym_job_t *job)
 {
     job->ok = sym_file_open(job->path, job->bias, job->debug_cache, &job->file);
     if (!job->ok)
+        return;
+    prof_frame_cache_t *kept = sym_file_kept(&job->file, job->debug_cache);
+    if (kept && prof_frame_cache_count(kept) > 0)
         return;
     Dwarf_Addr bias;
     Dwarf *dwarf = dwfl_module_getdwarf(job->file.mod, &bias);
@@ -941,33 +976,21 @@ static size_t sym_copy_out(const prof_frame_t *src, size_t n, const sym_module_t
     return n;
 }
 
-/* The frames kept from earlier runs for 'f''s build (NULL: no cache
- * directory, no build ID, or no memory), read on first use. */
-static prof_frame_cache_t *sym_kept_frames(const prof_symbols_t *s, sym_file_t *f)
-{
-    if (!f->kept_tried) {
-        f->kept_tried = true;
-        const unsigned char *id;
-        GElf_Addr id_vaddr;
-        int len = s->debug_cache ? dwfl_module_build_id(f->mod, &id, &id_vaddr) : 0;
-        if (len > 0)
-            f->kept = prof_frame_cache_open(s->debug_cache, id, (size_t)len);
-    }
-    return f->kept;
-}
-
 /* Symbolizes 'lookup' in module slot 'owner' into 'fs': from the frames kept
  * by an earlier run when there are some, else with libdw, keeping what it
- * finds when it had debug information (file and line: a result without them
- * is cheap to redo, and may improve once debug symbols are installed). */
+ * finds. A result without a file (symbol table only) is kept and used only
+ * while the module has no debug information: once a debug package brings
+ * it, the address is resolved again, and the better frames replace it. */
 static void sym_symbolize_kept(prof_symbols_t *s, size_t owner, uint64_t lookup,
                                sym_frames_t *fs)
 {
     sym_module_t *o = &s->modules[owner];
-    prof_frame_cache_t *kept = sym_kept_frames(s, &o->file);
+    prof_frame_cache_t *kept = sym_file_kept(&o->file, s->debug_cache);
     uint64_t offset = lookup - o->bias;
     const prof_frame_t *frames;
     size_t n = kept ? prof_frame_cache_get(kept, offset, &frames) : 0;
+    if (n && frames[n - 1].file == NULL && sym_file_has_dwarf(&o->file))
+        n = 0;
     if (n) {
         for (size_t i = 0; i < n; i++)
             sym_frames_push(fs, sym_strdup(frames[i].function), frames[i].file, frames[i].line,
@@ -975,7 +998,8 @@ static void sym_symbolize_kept(prof_symbols_t *s, size_t owner, uint64_t lookup,
         return;
     }
     sym_symbolize(&o->file, lookup, fs);
-    if (kept && fs->n && !fs->oom && fs->v[fs->n - 1].file != NULL)
+    if (kept && fs->n && !fs->oom &&
+        (fs->v[fs->n - 1].file != NULL || !sym_file_has_dwarf(&o->file)))
         prof_frame_cache_put(kept, offset, fs->v, fs->n);
 }
 

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <link.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -710,6 +711,72 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
     symtest_cache_dir_end(dir, saved);
 }
 
+/* A module without debug information resolves from its symbol table alone:
+ * those frames are kept too, and used while the build still has no debug
+ * information; once it has (here: the same build, unstripped), the address
+ * is resolved again and the frames with file and line replace them. */
+static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mlmem-symtest-nodebug.XXXXXX";
+    char *saved = symtest_cache_dir_begin(dir);
+    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
+    symtest_module_t m = symtest_find_module(addr);
+    char exe[PATH_MAX], stripped[sizeof dir + 32], cmd[PATH_MAX + 2 * sizeof stripped + 64];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    assert_true(len > 0);
+    exe[len] = '\0';
+    snprintf(stripped, sizeof stripped, "%s/stripped", dir);
+    snprintf(cmd, sizeof cmd, "objcopy --strip-debug '%s' '%s'", exe, stripped);
+    assert_int_equal(system(cmd), 0);
+
+    prof_symbols_t *s = prof_symbols_new();
+    assert_int_equal(prof_symbols_add_module(s, 1, stripped, m.bias, m.start, m.end, 0), 0);
+    prof_frame_t f[4];
+    size_t n = prof_symbols_resolve(s, addr, 1, 0, f, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "symtest_marker");
+    assert_null(f[0].file);
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
+
+    prof_frame_cache_t *c = symtest_open_kept(dir);
+    const prof_frame_t *kept;
+    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept), 1);
+    assert_string_equal(kept[0].function, "symtest_marker");
+    assert_null(kept[0].file);
+    prof_frame_t planted = {.function = "planted_symbol"};
+    assert_int_equal(prof_frame_cache_put(c, addr + 1 - m.bias, &planted, 1), 0);
+    assert_int_equal(prof_frame_cache_save(c), 0);
+    prof_frame_cache_free(c);
+
+    /* Still without debug information: the kept frames answer. */
+    s = prof_symbols_new();
+    assert_int_equal(prof_symbols_add_module(s, 1, stripped, m.bias, m.start, m.end, 0), 0);
+    n = prof_symbols_resolve(s, addr + 1, 1, 0, f, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "planted_symbol");
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
+
+    /* With it: resolved again, file and line, and kept in their place. */
+    s = symtest_new_for(addr, &m);
+    n = prof_symbols_resolve(s, addr, 1, 0, f, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "symtest_marker");
+    assert_true(symtest_ends_with(f[0].file, "test_symbols.c"));
+    assert_int_equal(f[0].line, symtest_marker_line);
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
+    c = symtest_open_kept(dir);
+    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept), 1);
+    assert_true(symtest_ends_with(kept[0].file, "test_symbols.c"));
+    assert_int_equal(kept[0].line, symtest_marker_line);
+    prof_frame_cache_free(c);
+
+    symtest_cache_dir_end(dir, saved);
+}
+
 /* Resolving at once after a prefetch takes the module from the helper
  * whether it has not started it, is opening it or is done: the same
  * frames every time. */
@@ -806,6 +873,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_symbols_function_file_line),
         cmocka_unit_test(test_symbols_kept_frames_used_and_saved),
+        cmocka_unit_test(test_symbols_kept_symbol_table_frames_until_debug_info),
         cmocka_unit_test(test_symbols_strings_outlive_symbolizer),
         cmocka_unit_test(test_symbols_cxx_demangled),
         cmocka_unit_test(test_symbols_libc_malloc),
