@@ -702,13 +702,14 @@ static void send_folds_left(void)
 
 static void send_end(void)
 {
-    uint8_t buf[5 * MLMEM_VARINT_MAX];
+    uint8_t buf[6 * MLMEM_VARINT_MAX];
     size_t n = 0;
     n += mlmem_varint_put(buf + n, (uint64_t)atomic_load(&g_shim.end_reason));
     n += mlmem_varint_put(buf + n, (uint64_t)atomic_load(&g_shim.end_code_known));
     n += mlmem_varint_put(buf + n, mlmem_zigzag(atomic_load(&g_shim.end_code)));
     n += mlmem_varint_put(buf + n, atomic_load(&g_shim.seq));
     n += mlmem_varint_put(buf + n, shim_dropped_total());
+    n += mlmem_varint_put(buf + n, atomic_load(&g_shim.stack_overflows));
     put_record(MLMEM_REC_END, buf, n);
 }
 
@@ -762,6 +763,11 @@ static void *writer_main(void *arg)
             send_dropped();
             send_end();
             flush_out();
+            /* Nothing follows END: the analyzer sees the stream's end now,
+             * not when the process's teardown closes the socket, after its
+             * memory is unmapped (a millisecond and more). */
+            if (atomic_load(&g_shim.connected))
+                shutdown(g_shim.sock, SHUT_WR);
             break;
         }
         flush_out();

@@ -1260,6 +1260,11 @@ void prof_acct_set_dropped(prof_acct_t *a, uint64_t dropped)
     a->sum.dropped_events = dropped;
 }
 
+void prof_acct_set_stacks_lost(prof_acct_t *a, uint64_t stacks_lost)
+{
+    a->sum.stacks_lost = stacks_lost;
+}
+
 void prof_acct_add_lost(prof_acct_t *a, uint64_t lost)
 {
     a->sum.lost_events += lost;

@@ -64,6 +64,10 @@ int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev);
  * gaps the reorder stage gave up on; both go to the summary. */
 void prof_acct_set_dropped(prof_acct_t *a, uint64_t dropped);
 void prof_acct_add_lost(prof_acct_t *a, uint64_t lost);
+/* Records how many allocations the shim sent without the stack they
+ * should have had (its stack table or a ring full, or a signal handler
+ * allocating while its thread took a stack). */
+void prof_acct_set_stacks_lost(prof_acct_t *a, uint64_t stacks_lost);
 
 /* Records a thread's name (from a THREAD record). */
 void prof_acct_thread_name(prof_acct_t *a, uint32_t tid, const char *name);

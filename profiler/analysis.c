@@ -160,6 +160,7 @@ static void on_end(void *ctx, const prof_end_info_t *e)
     a->have_end = 1;
     a->end = *e;
     prof_acct_set_dropped(a->acct, e->dropped);
+    prof_acct_set_stacks_lost(a->acct, e->stacks_lost);
 }
 
 /* ---- life cycle -------------------------------------------------------------- */

@@ -452,6 +452,7 @@ static int decode_record(prof_decoder_t *d, uint8_t tag, cursor_t *c, uint64_t a
         e.code = (int32_t)get_s(c);
         e.last_seq = get_u(c);
         e.dropped = get_u(c);
+        e.stacks_lost = c->p < c->end ? get_u(c) : 0; /* appended in 0.1.0 */
         if (c->bad)
             return fail(d, at, "END record is malformed");
         if (d->sink.end)

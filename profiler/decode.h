@@ -46,6 +46,8 @@ typedef struct {
     int32_t code;
     uint64_t last_seq;
     uint64_t dropped;
+    uint64_t stacks_lost;     /* allocations that got no stack; 0 from
+                                 shims that did not send it               */
 } prof_end_info_t;
 
 typedef struct {

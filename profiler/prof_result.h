@@ -191,6 +191,7 @@ typedef struct {
     uint64_t rss_samples;
     uint64_t dropped_events;         /* the shim could not send them       */
     uint64_t lost_events;            /* gaps in seq: cut off mid-flight    */
+    uint64_t stacks_lost;            /* allocations sent without their stack */
     uint64_t unmatched_frees;        /* free of an address not live        */
     uint64_t duration_ns;            /* time of the last event             */
     uint64_t steps_annotated;        /* STEP annotations seen              */

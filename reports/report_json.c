@@ -193,6 +193,7 @@ static json_t *rj_summary(rj_builder_t *b, const prof_summary_t *s)
     rj_set(b, o, "events", rj_u64(s->events));
     rj_set(b, o, "dropped_events", rj_u64(s->dropped_events));
     rj_set(b, o, "lost_events", rj_u64(s->lost_events));
+    rj_set(b, o, "stacks_lost", rj_u64(s->stacks_lost));
     rj_set(b, o, "unmatched_frees", rj_u64(s->unmatched_frees));
     rj_set(b, o, "approximate", json_boolean(s->dropped_events + s->lost_events > 0));
     rj_set(b, o, "duration_ns", rj_u64(s->duration_ns));

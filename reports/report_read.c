@@ -345,6 +345,7 @@ static int rr_summary(rr_ctx_t *c, json_t *sum, prof_summary_t *s)
         {"events", offsetof(prof_summary_t, events)},
         {"dropped_events", offsetof(prof_summary_t, dropped_events)},
         {"lost_events", offsetof(prof_summary_t, lost_events)},
+        {"stacks_lost", offsetof(prof_summary_t, stacks_lost)},
         {"duration_ns", offsetof(prof_summary_t, duration_ns)},
     };
     if (rr_u64(c, sum, "summary", "peak_bytes", &s->peak_bytes, 0) != 0)

@@ -252,6 +252,14 @@ static void rt_totals(rt_ctx_t *c, const prof_result_t *r)
                 " lost in transit;", s->dropped_events, s->lost_events);
         rt_line(c, RT_WARNING, "the figures in this report are approximate.");
     }
+    if (s->stacks_lost > 0) {
+        rt_line(c, RT_PLAIN, "%s", "");
+        rt_line(c, RT_WARNING, "Warning: %" PRIu64 " allocations were recorded without their "
+                "stack (the shim's stack table was full, or a signal handler allocated while its thread "
+                "took one);", s->stacks_lost);
+        rt_line(c, RT_WARNING, "their bytes are counted, with those whose stack was not "
+                "sampled.");
+    }
 }
 
 /* ------------------------------------------------------------------------ */

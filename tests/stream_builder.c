@@ -331,7 +331,7 @@ void sb_dropped(sb_t *b, uint64_t total)
 }
 
 void sb_end(sb_t *b, uint32_t reason, uint32_t code_known, int32_t code, uint64_t last_seq,
-            uint64_t dropped)
+            uint64_t dropped, uint64_t stacks_lost)
 {
     sb_batch_end(b);
     sb_buf_t p = {0};
@@ -340,6 +340,8 @@ void sb_end(sb_t *b, uint32_t reason, uint32_t code_known, int32_t code, uint64_
     buf_s(&p, code);
     buf_u(&p, last_seq);
     buf_u(&p, dropped);
+    if (stacks_lost != SB_ABSENT)
+        buf_u(&p, stacks_lost);
     put_payload(b, MLMEM_REC_END, &p);
 }
 

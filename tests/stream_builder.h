@@ -94,9 +94,11 @@ void sb_module(sb_t *b, uint32_t id, uint64_t bias, uint64_t start, uint64_t end
                uint64_t load_seq, const char *path);
 void sb_unload(sb_t *b, uint32_t id, uint64_t seq);
 void sb_dropped(sb_t *b, uint64_t total);
-/* END; closes the open batch first, as send_end() follows the last drain. */
+/* END; closes the open batch first, as send_end() follows the last drain.
+ * 'stacks_lost' SB_ABSENT leaves that field out, as shims before it did. */
+#define SB_ABSENT UINT64_MAX
 void sb_end(sb_t *b, uint32_t reason, uint32_t code_known, int32_t code, uint64_t last_seq,
-            uint64_t dropped);
+            uint64_t dropped, uint64_t stacks_lost);
 
 /* Convenience events (one per line in a test). */
 void sb_alloc(sb_t *b, uint32_t tid, uint64_t seq, uint64_t t, uint64_t addr, uint64_t size,

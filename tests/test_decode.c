@@ -252,7 +252,7 @@ static void build_full(sb_t *b, size_t *end_at)
     sb_unload(b, 0, 18);
     sb_dropped(b, 3);
     *end_at = b->out.len;
-    sb_end(b, MLMEM_END_EXIT, 1, -2, 17, 5);
+    sb_end(b, MLMEM_END_EXIT, 1, -2, 17, 5, 4);
 }
 
 static void check_event(const prof_event_t *got, const prof_event_t *want)
@@ -330,6 +330,7 @@ static void test_decode_full_stream_every_field(void **state)
     assert_int_equal(r.end.code, -2);
     assert_int_equal(r.end.last_seq, 17);
     assert_int_equal(r.end.dropped, 5);
+    assert_int_equal(r.end.stacks_lost, 4);
 
     /* Stream order: hello, module, stack (before the events that use it),
      * the events, unload, dropped, end. */
@@ -1232,6 +1233,41 @@ static void test_decode_events_count_over_bytes(void **state)
 }
 
 /* Records whose payload does not hold what their tag needs. */
+/* END grew a field (stacks_lost): a shim that did not send it reads as 0,
+ * and a field appended after it by a later shim is skipped. */
+static void test_decode_end_fields_appended(void **state)
+{
+    (void)state;
+    static const struct {
+        uint8_t payload[8];
+        size_t len;
+        uint64_t stacks_lost;
+    } cases[] = {
+        {{1, 1, 0, 5, 2}, 5, 0},
+        {{1, 1, 0, 5, 2, 7}, 6, 7},
+        {{1, 1, 0, 5, 2, 7, 9}, 7, 7},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sb_t b;
+        sb_init(&b);
+        sb_header(&b);
+        sb_record(&b, MLMEM_REC_END, cases[i].payload, cases[i].len);
+        size_t len;
+        const uint8_t *data = sb_data(&b, &len);
+        rec_t r;
+        prof_decoder_t *d = new_decoder(&r);
+        assert_int_equal(prof_decoder_feed(d, data, len), 0);
+        assert_int_equal(prof_decoder_finish(d), 0);
+        assert_int_equal(r.nend, 1);
+        assert_int_equal(r.end.last_seq, 5);
+        assert_int_equal(r.end.dropped, 2);
+        assert_int_equal(r.end.stacks_lost, cases[i].stacks_lost);
+        prof_decoder_free(d);
+        rec_free(&r);
+        sb_free(&b);
+    }
+}
+
 static void test_decode_malformed_records(void **state)
 {
     (void)state;
@@ -1394,6 +1430,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_full_stream_every_field),
+        cmocka_unit_test(test_decode_end_fields_appended),
         cmocka_unit_test(test_decode_negative_time_reads_as_zero),
         cmocka_unit_test(test_decode_any_split_point_same_callbacks),
         cmocka_unit_test(test_decode_one_byte_chunks_same_callbacks),

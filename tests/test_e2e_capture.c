@@ -34,6 +34,7 @@ static void test_e2e_capture_known_peak(void **state)
     assert_int_equal(e2e_int(r, "summary.leaked_bytes"), 12345);
     assert_int_equal(e2e_int(r, "summary.leaked_allocations"), 1);
     assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    assert_int_equal(e2e_int(r, "summary.stacks_lost"), 0);
     assert_string_equal(e2e_str_at(r, "process", "end"), "exited");
     assert_int_equal(e2e_int(r, "process.exit_code"), 3);
     /* The biggest contributor to the peak is the 2,000,000-byte block,

@@ -119,6 +119,7 @@ static void test_report_json_summary_values(void **state)
     r->summary.dropped_events = 7;
     r->summary.lost_events = 3;
     r->summary.unmatched_frees = 2;
+    r->summary.stacks_lost = 4;
     json_t *j = rjtest_roundtrip(r);
     json_t *s = json_object_get(j, "summary");
     assert_int_equal(rjtest_int(s, "peak_bytes"), 1572864);
@@ -142,6 +143,7 @@ static void test_report_json_summary_values(void **state)
     assert_int_equal(rjtest_int(s, "dropped_events"), 7);
     assert_int_equal(rjtest_int(s, "lost_events"), 3);
     assert_int_equal(rjtest_int(s, "unmatched_frees"), 2);
+    assert_int_equal(rjtest_int(s, "stacks_lost"), 4);
     assert_true(json_is_true(json_object_get(s, "approximate")));
     assert_int_equal(rjtest_int(s, "duration_ns"), 5000000000LL);
     assert_int_equal(rjtest_int(s, "steps_annotated"), 2);

@@ -151,6 +151,14 @@ static void test_report_text_dropped_warning_only_when_dropped(void **state)
     r->summary.lost_events = 2;
     t = rttest_render(r, NULL);
     rttest_find(t, "0 events dropped by the shim and 2 lost");
+    assert_null(strstr(t, "without their stack"));
+    free(t);
+
+    r->summary.lost_events = 0;
+    r->summary.stacks_lost = 3;
+    t = rttest_render(r, NULL);
+    rttest_find(t, "Warning: 3 allocations were recorded without their stack");
+    assert_null(strstr(t, "approximate"));
     free(t);
     rtest_result_free(r);
 }

@@ -31,7 +31,7 @@ static void build(sb_t *b, uint32_t pid, uint32_t ppid, const char *name, uint32
     for (uint32_t i = 0; i < n; i++)
         sb_alloc(b, pid, i + 1, 10 * (i + 1), 0x100000 + 0x1000 * i, size, 0);
     if (reason != NO_END)
-        sb_end(b, reason, code_known, code, n, 0);
+        sb_end(b, reason, code_known, code, n, 0, 0);
     else
         sb_batch_end(b);
 }
@@ -189,7 +189,7 @@ static void test_session_mark_at_peak(void **state)
     for (uint32_t i = 0; i < 4; i++)
         sb_free_ev(&b, 101, 5 + i, 100 + i, 0x1000 * (i + 1));
     sb_alloc(&b, 101, 9, 200, 0x9000, 50, 0);
-    sb_end(&b, MLMEM_END_EXIT, 1, 0, 9, 0);
+    sb_end(&b, MLMEM_END_EXIT, 1, 0, 9, 0, 0);
 
     prof_session_t *s = prof_session_new();
     assert_non_null(s);
@@ -492,11 +492,36 @@ static void test_session_stream_errors(void **state)
     prof_session_free(s);
 }
 
+/* The count of allocations the shim sent without their stack, from its END
+ * record, reaches the process's summary. */
+static void test_session_stacks_lost_reach_the_summary(void **state)
+{
+    (void)state;
+    sb_t b;
+    sb_init(&b);
+    sb_header(&b);
+    sb_hello_simple(&b, 100, 1, "trainer");
+    sb_alloc(&b, 100, 1, 10, 0x1000, 100, 0);
+    sb_alloc(&b, 100, 2, 20, 0x2000, 100, 0);
+    sb_end(&b, MLMEM_END_EXIT, 1, 0, 2, 0, 6);
+    prof_session_t *s = prof_session_new();
+    assert_non_null(s);
+    feed(s, 1, &b, 0);
+    prof_result_t r;
+    assert_int_equal(prof_session_result(s, 0, 0, 0, &r), 0);
+    assert_int_equal(r.summary.stacks_lost, 6);
+    assert_int_equal(r.summary.total_allocations, 2);
+    prof_result_free(&r);
+    prof_session_free(s);
+    sb_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_session_prefetch_symbols_of_wanted_process),
         cmocka_unit_test(test_session_mark_at_peak),
+        cmocka_unit_test(test_session_stacks_lost_reach_the_summary),
         cmocka_unit_test(test_session_main_is_last_root_stream),
         cmocka_unit_test(test_session_main_without_root_is_first),
         cmocka_unit_test(test_session_stream_without_hello_ignored),

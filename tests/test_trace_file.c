@@ -93,7 +93,7 @@ static void build_process(sb_t *b, uint32_t pid, uint32_t ppid, const char *name
         }
     }
     if (with_end)
-        sb_end(b, MLMEM_END_EXIT, 1, code, seq, 0);
+        sb_end(b, MLMEM_END_EXIT, 1, code, seq, 0, 0);
     else
         sb_batch_end(b);
 }

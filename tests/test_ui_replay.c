@@ -35,7 +35,7 @@ static void write_trace(const char *path)
         sb_alloc(&b, 4242, i + 1, 1000 * (i + 1), 0x100000 + 0x1000 * i, BLOCK_BYTES, 0);
     for (uint32_t i = 0; i + 1 < BLOCKS; i++)
         sb_free_ev(&b, 4242, BLOCKS + 1 + i, 200000 + i, 0x100000 + 0x1000 * i);
-    sb_end(&b, MLMEM_END_EXIT, 1, 0, 2 * BLOCKS - 1, 0);
+    sb_end(&b, MLMEM_END_EXIT, 1, 0, 2 * BLOCKS - 1, 0, 0);
 
     char err[512] = "";
     prof_trace_writer_t *w = prof_trace_writer_open(path, err, sizeof err);
