@@ -36,6 +36,10 @@
 
 #define MLMEM_VERSION "0.1.0"
 
+/* The analysis in progress, whose symbol helper threads die() stops before
+ * the process exits: one still inside libdw then can crash mlmem. */
+static prof_session_t *session_in_progress;
+
 static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const char *fmt, ...)
 {
     va_list ap;
@@ -44,6 +48,8 @@ static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const 
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (session_in_progress)
+        prof_session_finish_symbols(session_in_progress);
     exit(code);
 }
 
@@ -152,6 +158,7 @@ static void trace_result(const char *path, const char *rules_path, int partial, 
     prof_session_t *s = prof_session_new();
     if (!s)
         die(1, "out of memory");
+    session_in_progress = s;
     if (rules_path)
         prof_session_set_rules(s, &rules);
     prof_session_prefetch_symbols(s, pid);
@@ -170,6 +177,7 @@ static void trace_result(const char *path, const char *rules_path, int partial, 
             path, (int)pid);
     if (rc != 0)
         die(1, "out of memory building the report");
+    session_in_progress = NULL;
     prof_session_free(s);
     prof_rules_free(&rules);
 }
@@ -396,6 +404,7 @@ static int cmd_run(int argc, char **argv, int record_only)
         ctx.session = prof_session_new();
         if (!ctx.session)
             die(1, "out of memory");
+        session_in_progress = ctx.session;
         if (rules_path)
             prof_session_set_rules(ctx.session, &rules);
         prof_session_prefetch_symbols(ctx.session, 0);
