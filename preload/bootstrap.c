@@ -6,7 +6,8 @@
  * those requests are served from a static pool (like heaptrack does) and
  * never reach the real free. The shim's own large structures (rings, the
  * stack table) come from raw mmap syscalls so they never pass through the
- * hooks and never count as the program's memory.
+ * hooks and never count as the program's memory, inside one region the
+ * shim reserves before the program starts (see shim_os_region_init).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -46,18 +47,69 @@ size_t shim_pool_size(const void *p)
     return size;
 }
 
-void *shim_os_mmap(size_t size)
+/* The shim's own mappings (rings, the stack table, the stack walker's rule
+ * table, and libunwind's memory: hooks_os.c) are cut from one region of
+ * address space reserved before the program's main. Placed by the kernel
+ * instead, a mapping made while the program runs can land in a hole the
+ * program made inside a range of its own (mmap 10 pages, munmap 3 in the
+ * middle), and the program's munmap of its whole range then takes it away:
+ * a test program did exactly that, and the writer thread crashed in
+ * libunwind one run in 20. Pieces are never reused: freed, they go back to
+ * reserved address space. When the region is used up (some 900 threads'
+ * rings) mappings come from anywhere, as before. */
+#define OWN_REGION_SIZE ((size_t)256 << 20)
+#define OWN_REGION_ALIGN ((size_t)2 << 20) /* huge pages for the stack table */
+
+static uintptr_t own_start, own_end;
+static _Atomic uintptr_t own_next;
+
+static void *raw_mmap(void *addr, size_t size, int prot, int flags)
 {
-    long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    long r = syscall(SYS_mmap, addr, size, prot, flags, -1, 0);
     if (r < 0 && r > -4096)
         return NULL;
     return (void *)r;
 }
 
+void shim_os_region_init(void)
+{
+    if (own_start)
+        return;
+    uint8_t *p = raw_mmap(NULL, OWN_REGION_SIZE + OWN_REGION_ALIGN, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+    if (!p)
+        return; /* everything then maps anywhere */
+    uintptr_t start = ((uintptr_t)p + OWN_REGION_ALIGN - 1) & ~(uintptr_t)(OWN_REGION_ALIGN - 1);
+    own_start = own_next = start;
+    own_end = start + OWN_REGION_SIZE;
+}
+
+int shim_os_owns(const void *p, size_t size)
+{
+    uintptr_t a = (uintptr_t)p;
+    return own_start && a >= own_start && a < own_end && size <= own_end - a;
+}
+
+void *shim_os_mmap(size_t size)
+{
+    size_t page = (size_t)getpagesize();
+    size = (size + page - 1) & ~(page - 1);
+    uintptr_t at = atomic_fetch_add(&own_next, size);
+    if (own_start && at < own_end && size <= own_end - at) {
+        void *p = raw_mmap((void *)at, size, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED);
+        if (p)
+            return p;
+    }
+    return raw_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+}
+
 void shim_os_munmap(void *p, size_t size)
 {
-    syscall(SYS_munmap, p, size);
+    if (shim_os_owns(p, size))
+        raw_mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED);
+    else
+        syscall(SYS_munmap, p, size);
 }
 
 #define RESOLVE(field, name)                                   \

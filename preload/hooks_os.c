@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,16 @@ static uint64_t page_round(uint64_t n)
 static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), const void *caller,
                          void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
+    /* libunwind's memory (its caches, while it unwinds for us) is the
+     * shim's: it goes in the shim's region (bootstrap.c), where no munmap
+     * of the program's can take it away. */
+    if (SHIM_UNLIKELY(shim_called_by_libunwind(caller)) && !addr && fd < 0 && !off &&
+        flags == (MAP_PRIVATE | MAP_ANONYMOUS) && prot == (PROT_READ | PROT_WRITE) && len) {
+        void *p = shim_os_mmap(len);
+        if (!p)
+            errno = ENOMEM;
+        return p ? p : MAP_FAILED;
+    }
     if (!shim_recording_os(caller))
         return real(addr, len, prot, flags, fd, off);
     void *p;
@@ -59,6 +70,10 @@ SHIM_EXPORT int munmap(void *addr, size_t len)
 {
     if (SHIM_UNLIKELY(!g_shim.real.munmap))
         shim_resolve_real();
+    if (SHIM_UNLIKELY(shim_os_owns(addr, len) && len)) { /* libunwind freeing its memory */
+        shim_os_munmap(addr, len);
+        return 0;
+    }
     if (!shim_recording_os(__builtin_return_address(0)))
         return g_shim.real.munmap(addr, len);
     shim_ring_t *r = shim_ring_get();

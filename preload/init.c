@@ -105,6 +105,7 @@ __attribute__((constructor(101))) static void shim_init(void)
     }
     base_clocks();
     detect_cpu();
+    shim_os_region_init(); /* before anything of ours is mapped */
     shim_rings_init();
     shim_seq_init();
     shim_modules_init();

@@ -115,12 +115,16 @@ static inline int shim_recording(void)
 /* For mmap, munmap and mremap called from 'caller': libunwind's are its
  * own memory pools, made while unwinding or freed by its thread-exit
  * destructor; only the program's are recorded. */
-static inline int shim_recording_os(const void *caller)
+static inline int shim_called_by_libunwind(const void *caller)
 {
     uintptr_t c = (uintptr_t)caller;
+    return c >= g_shim.unwind_start && c < g_shim.unwind_end;
+}
+
+static inline int shim_recording_os(const void *caller)
+{
     return atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE &&
-           shim_guard == SHIM_GUARD_NONE &&
-           !(c >= g_shim.unwind_start && c < g_shim.unwind_end);
+           shim_guard == SHIM_GUARD_NONE && !shim_called_by_libunwind(caller);
 }
 
 static inline shim_ring_t *shim_ring_get(void)

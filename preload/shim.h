@@ -375,8 +375,12 @@ static inline int shim_pool_owns(const void *p)
     return c >= shim_pool && c < shim_pool + SHIM_POOL_SIZE;
 }
 size_t shim_pool_size(const void *p);
+/* The shim's own memory: reserved once at start, then mapped and unmapped
+ * in page-rounded pieces (bootstrap.c). shim_os_owns: within the region. */
+void shim_os_region_init(void);
 void *shim_os_mmap(size_t size);
 void shim_os_munmap(void *p, size_t size);
+int shim_os_owns(const void *p, size_t size);
 
 /* config.c */
 void shim_config_load(shim_config_t *c);

@@ -771,10 +771,16 @@ static void *writer_main(void *arg)
             break;
         }
         flush_out();
+        /* A busy pass goes straight on. Otherwise 5 ms, events or not: a
+         * ring holds 5 ms of 1.6 M events a second, a thread whose ring
+         * fills meanwhile wakes the writer itself (record.c), and waking
+         * every millisecond for a few events put a context switch on a core
+         * of a program that keeps both busy each time (the 2-thread storm:
+         * 1,050 -> 280 a run; docs/benchmarks.md, tenth round). */
         if (!connected && n == 0)
             wait_for_work(50);
         else if (n < SHIM_RING_SLOTS / 8)
-            wait_for_work(n ? 1 : 5);
+            wait_for_work(5);
     }
     atomic_store(&g_shim.writer_done, 1);
     return NULL;

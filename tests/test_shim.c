@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <alloca.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "preload/shim.h"
 
@@ -557,10 +560,39 @@ static void test_shim_cfi_walk_gives_up_at_signal_frame(void **state)
     assert_true(handler_walks.unw_n > 4); /* libunwind got through, to main */
 }
 
+/* The shim's own memory comes from the region it reserved at start: a
+ * piece made after the program cut a hole in a range of its own is not in
+ * the hole, so the program's munmap of the whole range leaves it alone; a
+ * piece given back stays reserved (nothing else can be mapped there). */
+static void test_shim_own_memory_out_of_program_holes(void **state)
+{
+    (void)state;
+    const size_t page = (size_t)getpagesize();
+    shim_os_region_init();
+    char *range = mmap(NULL, 10 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+    assert_true(range != MAP_FAILED);
+    assert_int_equal(munmap(range + 2 * page, 3 * page), 0);
+    char *mine = shim_os_mmap(3 * page);
+    assert_non_null(mine);
+    assert_true(shim_os_owns(mine, 3 * page));
+    assert_true(mine + 3 * page <= range || mine >= range + 10 * page);
+    assert_int_equal(munmap(range, 10 * page), 0);
+    memset(mine, 7, 3 * page); /* still mapped */
+
+    shim_os_munmap(mine, 3 * page);
+    void *again = mmap(mine, page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    assert_true(again == MAP_FAILED);
+    assert_int_equal(errno, EEXIST);
+    assert_false(shim_os_owns(range, page));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shim_format_conversions),
+        cmocka_unit_test(test_shim_own_memory_out_of_program_holes),
         cmocka_unit_test(test_shim_format_truncates_within_buffer),
         cmocka_unit_test(test_shim_format_null_string_and_unknown_conversion),
         cmocka_unit_test(test_shim_config_defaults),
