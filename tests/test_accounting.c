@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "profiler/accounting.h"
+#include "profiler/heap_table.h"
 #include "profiler/prof_result.h"
 #include "acct_stream.h"
 
@@ -1365,10 +1366,43 @@ static void test_accounting_thread_sites_on_demand(void **state)
     prof_acct_free(s.a);
 }
 
+/* The live-heap table past the size where its slots are mapped in huge
+ * pages (heap_table.c): 300,000 blocks in (a 32 MiB table), each found with
+ * its size, half removed, the rest still found, the removed ones not. */
+static void test_accounting_heap_table_large(void **state)
+{
+    (void)state;
+    enum { N = 300000 };
+    prof_heap_table_t t;
+    assert_int_equal(prof_heap_table_init(&t), 0);
+    for (uint64_t k = 1; k <= N; k++) {
+        assert_int_equal(prof_heap_table_reserve1(&t), 0);
+        int existed;
+        prof_heap_entry_t *e = prof_heap_table_insert(&t, k * 48, &existed);
+        assert_false(existed);
+        e->size = k;
+    }
+    assert_int_equal(t.count, N);
+    assert_true((t.mask + 1) * sizeof(prof_heap_entry_t) >= (size_t)4 << 20);
+    for (uint64_t k = 1; k <= N; k += 2)
+        prof_heap_table_remove(&t, prof_heap_table_find(&t, k * 48));
+    for (uint64_t k = 1; k <= N; k++) {
+        prof_heap_entry_t *e = prof_heap_table_find(&t, k * 48);
+        if (k % 2) {
+            assert_null(e);
+        } else {
+            assert_non_null(e);
+            assert_int_equal(e->size, k);
+        }
+    }
+    prof_heap_table_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accounting_simple_peak_exact),
+        cmocka_unit_test(test_accounting_heap_table_large),
         cmocka_unit_test(test_accounting_peak_per_site_epoch),
         cmocka_unit_test(test_accounting_realloc_no_false_peak),
         cmocka_unit_test(test_accounting_munmap_partial_splits_mapping),
