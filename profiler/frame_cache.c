@@ -3,7 +3,8 @@
  *
  * File (native byte order, written and read on one machine):
  *   "MLMEMFRC", u32 version, u32 build ID length, the build ID,
- *   u64 entries; each entry: u64 offset, u32 frames; each frame: u32 line,
+ *   u64 entries; each entry: u64 offset, u32 frames, u32 flags
+ *   (PROF_FRAME_CACHE_*); each frame: u32 line,
  *   u32 inlined, u32 function length, u32 file length (UINT32_MAX: none),
  *   then those bytes.
  * In memory: the entries in arrays, found by offset through an
@@ -22,7 +23,7 @@
 #include "frame_cache.h"
 
 #define FC_MAGIC "MLMEMFRC"
-#define FC_VERSION 1u
+#define FC_VERSION 2u /* 2: entries have flags */
 #define FC_NONE UINT32_MAX
 #define FC_MAX_FRAMES 64u       /* per offset (inlined ones included)     */
 #define FC_MAX_STRING (1u << 16)
@@ -30,6 +31,7 @@
 typedef struct {
     uint64_t offset;
     uint32_t count;
+    uint32_t flags;             /* PROF_FRAME_CACHE_* */
     size_t first;               /* into 'frames' */
 } fc_entry_t;
 
@@ -113,7 +115,8 @@ static int fc_reserve_frames(prof_frame_cache_t *c, size_t n)
 
 /* Adds an entry taking frames[0, n) as they are (their strings owned by the
  * cache from now on, freed by the caller on failure). */
-static int fc_add(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *frames, size_t n)
+static int fc_add(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *frames, size_t n,
+                  uint32_t flags)
 {
     if (fc_grow_slots(c) != 0)
         return -1;
@@ -128,7 +131,7 @@ static int fc_add(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *fr
     if (fc_reserve_frames(c, n) != 0)
         return -1;
     memcpy(c->frames + c->frame_count, frames, n * sizeof *frames);
-    c->entries[c->count] = (fc_entry_t){offset, (uint32_t)n, c->frame_count};
+    c->entries[c->count] = (fc_entry_t){offset, (uint32_t)n, flags, c->frame_count};
     c->frame_count += n;
     size_t i = fc_hash(offset) & (c->slot_cap - 1);
     while (c->slots[i])
@@ -139,7 +142,8 @@ static int fc_add(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *fr
 
 /* Gives entry 'e' frames[0, n) instead of its own (freed; their slots in
  * 'frames' stay unused until the file is read again). */
-static int fc_replace(prof_frame_cache_t *c, fc_entry_t *e, const prof_frame_t *frames, size_t n)
+static int fc_replace(prof_frame_cache_t *c, fc_entry_t *e, const prof_frame_t *frames, size_t n,
+                      uint32_t flags)
 {
     if (fc_reserve_frames(c, n) != 0)
         return -1;
@@ -147,6 +151,7 @@ static int fc_replace(prof_frame_cache_t *c, fc_entry_t *e, const prof_frame_t *
     memcpy(c->frames + c->frame_count, frames, n * sizeof *frames);
     e->first = c->frame_count;
     e->count = (uint32_t)n;
+    e->flags = flags;
     c->frame_count += n;
     return 0;
 }
@@ -229,9 +234,10 @@ static void fc_load(prof_frame_cache_t *c)
     prof_frame_t frames[FC_MAX_FRAMES];
     for (uint64_t e = 0; e < entries && !r.bad; e++) {
         uint64_t offset;
-        uint32_t n;
+        uint32_t n, flags;
         fc_take(&r, &offset, sizeof offset);
         fc_take(&r, &n, sizeof n);
+        fc_take(&r, &flags, sizeof flags);
         if (r.bad || n == 0 || n > FC_MAX_FRAMES) {
             r.bad = true;
             break;
@@ -250,7 +256,7 @@ static void fc_load(prof_frame_cache_t *c)
             fc_clear_frames(frames, n);
             continue;
         }
-        if (fc_add(c, offset, frames, n) != 0) {
+        if (fc_add(c, offset, frames, n, flags) != 0) {
             fc_clear_frames(frames, n);
             r.bad = true;
         }
@@ -286,17 +292,19 @@ prof_frame_cache_t *prof_frame_cache_open(const char *dir, const uint8_t *id, si
 }
 
 size_t prof_frame_cache_get(const prof_frame_cache_t *c, uint64_t offset,
-                            const prof_frame_t **frames)
+                            const prof_frame_t **frames, uint32_t *flags)
 {
     const fc_entry_t *e = fc_find(c, offset);
     if (!e)
         return 0;
     *frames = c->frames + e->first;
+    if (flags)
+        *flags = e->flags;
     return e->count;
 }
 
 int prof_frame_cache_put(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *frames,
-                         size_t n)
+                         size_t n, uint32_t flags)
 {
     if (n == 0 || n > FC_MAX_FRAMES)
         return 0;
@@ -312,7 +320,8 @@ int prof_frame_cache_put(prof_frame_cache_t *c, uint64_t offset, const prof_fram
             oom = true;
     }
     fc_entry_t *old = (fc_entry_t *)fc_find(c, offset);
-    if (oom || (old ? fc_replace(c, old, copy, n) : fc_add(c, offset, copy, n)) != 0) {
+    if (oom ||
+        (old ? fc_replace(c, old, copy, n, flags) : fc_add(c, offset, copy, n, flags)) != 0) {
         fc_clear_frames(copy, n);
         return -1;
     }
@@ -357,7 +366,8 @@ int prof_frame_cache_save(prof_frame_cache_t *c)
               fwrite(&entries, 8, 1, f) == 1;
     for (size_t e = 0; ok && e < c->count; e++) {
         const fc_entry_t *x = &c->entries[e];
-        ok = fwrite(&x->offset, 8, 1, f) == 1 && fwrite(&x->count, 4, 1, f) == 1;
+        ok = fwrite(&x->offset, 8, 1, f) == 1 && fwrite(&x->count, 4, 1, f) == 1 &&
+             fwrite(&x->flags, 4, 1, f) == 1;
         for (uint32_t i = 0; ok && i < x->count; i++) {
             const prof_frame_t *fr = &c->frames[x->first + i];
             uint32_t fn_len = fc_len(fr->function), file_len = fc_len(fr->file);

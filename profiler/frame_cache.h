@@ -8,9 +8,10 @@
  * on the file, so they are kept in the debug cache's directory
  * (debug_cache.h) as <build id>.frames: every address of that build
  * resolved before, by its offset from the module's load bias, with the
- * function, file, line and inline flag of each frame it resolved to (a
- * frame without a file, from the symbol table alone, is used by the
- * symbolizer only while the module has no debug information). The
+ * function, file, line and inline flag of each frame it resolved to, and
+ * whether the module had debug information then (frames without a file,
+ * from the symbol table alone, resolved before the module had any, are
+ * resolved again once it has). The
  * file is read when the module's first address is resolved and rewritten
  * (to a temporary file, then renamed) when the symbolizer is done, if new
  * addresses were added. A file
@@ -30,15 +31,19 @@ typedef struct prof_frame_cache prof_frame_cache_t;
  * or none yet. NULL when out of memory or the build ID is empty. */
 prof_frame_cache_t *prof_frame_cache_open(const char *dir, const uint8_t *id, size_t len);
 
-/* The frames kept for 'offset' (their function, file, line and inlined
- * fields; the cache owns them): their count, or 0 when none are kept. */
-size_t prof_frame_cache_get(const prof_frame_cache_t *c, uint64_t offset,
-                            const prof_frame_t **frames);
+/* An entry's flags. */
+#define PROF_FRAME_CACHE_DEBUG_INFO 1u /* resolved while the module had debug information */
 
-/* Keeps copies of frames[0, n) for 'offset', in place of those kept for it
- * before. 0, or -1 when out of memory. */
+/* The frames kept for 'offset' (their function, file, line and inlined
+ * fields; the cache owns them): their count, or 0 when none are kept. Their
+ * flags in '*flags' unless it is NULL. */
+size_t prof_frame_cache_get(const prof_frame_cache_t *c, uint64_t offset,
+                            const prof_frame_t **frames, uint32_t *flags);
+
+/* Keeps copies of frames[0, n) for 'offset' with 'flags', in place of what
+ * was kept for it before. 0, or -1 when out of memory. */
 int prof_frame_cache_put(prof_frame_cache_t *c, uint64_t offset, const prof_frame_t *frames,
-                         size_t n);
+                         size_t n, uint32_t flags);
 
 /* Writes the file again if frames were put since it was read. 0, or -1
  * (the file is then left as it was). */

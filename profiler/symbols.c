@@ -978,9 +978,11 @@ static size_t sym_copy_out(const prof_frame_t *src, size_t n, const sym_module_t
 
 /* Symbolizes 'lookup' in module slot 'owner' into 'fs': from the frames kept
  * by an earlier run when there are some, else with libdw, keeping what it
- * finds. A result without a file (symbol table only) is kept and used only
- * while the module has no debug information: once a debug package brings
- * it, the address is resolved again, and the better frames replace it. */
+ * finds. A result without a file (the symbol table's name only: assembly,
+ * or a module without debug information) resolved while the module had no
+ * debug information is used only while it still has none: once a debug
+ * package brings it, the address is resolved again, and the better frames
+ * replace it. */
 static void sym_symbolize_kept(prof_symbols_t *s, size_t owner, uint64_t lookup,
                                sym_frames_t *fs)
 {
@@ -988,8 +990,10 @@ static void sym_symbolize_kept(prof_symbols_t *s, size_t owner, uint64_t lookup,
     prof_frame_cache_t *kept = sym_file_kept(&o->file, s->debug_cache);
     uint64_t offset = lookup - o->bias;
     const prof_frame_t *frames;
-    size_t n = kept ? prof_frame_cache_get(kept, offset, &frames) : 0;
-    if (n && frames[n - 1].file == NULL && sym_file_has_dwarf(&o->file))
+    uint32_t flags = 0;
+    size_t n = kept ? prof_frame_cache_get(kept, offset, &frames, &flags) : 0;
+    if (n && frames[n - 1].file == NULL && !(flags & PROF_FRAME_CACHE_DEBUG_INFO) &&
+        sym_file_has_dwarf(&o->file))
         n = 0;
     if (n) {
         for (size_t i = 0; i < n; i++)
@@ -998,9 +1002,9 @@ static void sym_symbolize_kept(prof_symbols_t *s, size_t owner, uint64_t lookup,
         return;
     }
     sym_symbolize(&o->file, lookup, fs);
-    if (kept && fs->n && !fs->oom &&
-        (fs->v[fs->n - 1].file != NULL || !sym_file_has_dwarf(&o->file)))
-        prof_frame_cache_put(kept, offset, fs->v, fs->n);
+    if (kept && fs->n && !fs->oom)
+        prof_frame_cache_put(kept, offset, fs->v, fs->n,
+                             sym_file_has_dwarf(&o->file) ? PROF_FRAME_CACHE_DEBUG_INFO : 0);
 }
 
 void prof_symbols_finish(prof_symbols_t *s)

@@ -664,7 +664,9 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
 
     prof_frame_cache_t *c = symtest_open_kept(dir);
     const prof_frame_t *kept;
-    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept), 1);
+    uint32_t flags;
+    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept, &flags), 1);
+    assert_int_equal(flags, PROF_FRAME_CACHE_DEBUG_INFO);
     assert_string_equal(kept[0].function, "symtest_marker");
     assert_int_equal(kept[0].line, symtest_marker_line);
     assert_true(symtest_ends_with(kept[0].file, "test_symbols.c"));
@@ -672,7 +674,8 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
     prof_frame_t planted[2] = {{.function = "planted_inline", .file = "kept.c", .line = 7,
                                 .inlined = 1},
                                {.function = NULL, .file = "kept.c", .line = 9}};
-    assert_int_equal(prof_frame_cache_put(c, addr + 1 - m.bias, planted, 2), 0);
+    assert_int_equal(
+        prof_frame_cache_put(c, addr + 1 - m.bias, planted, 2, PROF_FRAME_CACHE_DEBUG_INFO), 0);
     assert_int_equal(prof_frame_cache_save(c), 0);
     prof_frame_cache_free(c);
 
@@ -704,7 +707,7 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
     prof_symbols_free(s);
     c = symtest_open_kept(dir);
     assert_int_equal(prof_frame_cache_count(c), 1);
-    assert_int_equal(prof_frame_cache_get(c, addr + 1 - m.bias, &kept), 1);
+    assert_int_equal(prof_frame_cache_get(c, addr + 1 - m.bias, &kept, NULL), 1);
     assert_string_equal(kept[0].function, "symtest_marker");
     prof_frame_cache_free(c);
 
@@ -714,7 +717,8 @@ static void test_symbols_kept_frames_used_and_saved(void **state)
 /* A module without debug information resolves from its symbol table alone:
  * those frames are kept too, and used while the build still has no debug
  * information; once it has (here: the same build, unstripped), the address
- * is resolved again and the frames with file and line replace them. */
+ * is resolved again and the frames with file and line replace them. Frames
+ * without a file kept while it had debug information are used as they are. */
 static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
 {
     (void)state;
@@ -742,11 +746,13 @@ static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
 
     prof_frame_cache_t *c = symtest_open_kept(dir);
     const prof_frame_t *kept;
-    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept), 1);
+    uint32_t flags;
+    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept, &flags), 1);
+    assert_int_equal(flags, 0);
     assert_string_equal(kept[0].function, "symtest_marker");
     assert_null(kept[0].file);
     prof_frame_t planted = {.function = "planted_symbol"};
-    assert_int_equal(prof_frame_cache_put(c, addr + 1 - m.bias, &planted, 1), 0);
+    assert_int_equal(prof_frame_cache_put(c, addr + 1 - m.bias, &planted, 1, 0), 0);
     assert_int_equal(prof_frame_cache_save(c), 0);
     prof_frame_cache_free(c);
 
@@ -769,10 +775,24 @@ static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
     symtest_free_frames(f, n);
     prof_symbols_free(s);
     c = symtest_open_kept(dir);
-    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept), 1);
+    assert_int_equal(prof_frame_cache_get(c, addr - m.bias, &kept, &flags), 1);
+    assert_int_equal(flags, PROF_FRAME_CACHE_DEBUG_INFO);
     assert_true(symtest_ends_with(kept[0].file, "test_symbols.c"));
     assert_int_equal(kept[0].line, symtest_marker_line);
+    /* A name without a file found while the module had debug information
+     * (assembly, say) is as good as it gets: used as it is. */
+    planted.function = "planted_assembly";
+    assert_int_equal(
+        prof_frame_cache_put(c, addr + 2 - m.bias, &planted, 1, PROF_FRAME_CACHE_DEBUG_INFO), 0);
+    assert_int_equal(prof_frame_cache_save(c), 0);
     prof_frame_cache_free(c);
+    s = symtest_new_for(addr, &m);
+    n = prof_symbols_resolve(s, addr + 2, 1, 0, f, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].function, "planted_assembly");
+    assert_null(f[0].file);
+    symtest_free_frames(f, n);
+    prof_symbols_free(s);
 
     symtest_cache_dir_end(dir, saved);
 }
