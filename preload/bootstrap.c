@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -55,9 +56,11 @@ size_t shim_pool_size(const void *p)
  * middle), and the program's munmap of its whole range then takes it away:
  * a test program did exactly that, and the writer thread crashed in
  * libunwind one run in 20. Pieces are never reused: freed, they go back to
- * reserved address space. When the region is used up (some 900 threads'
- * rings) mappings come from anywhere, as before. */
-#define OWN_REGION_SIZE ((size_t)256 << 20)
+ * reserved address space. When the region is used up (some 200 threads'
+ * rings), or the program runs under an address-space limit (RLIMIT_AS: the
+ * reservation would count against it), mappings come from anywhere, as
+ * before. */
+#define OWN_REGION_SIZE ((size_t)64 << 20)
 #define OWN_REGION_ALIGN ((size_t)2 << 20) /* huge pages for the stack table */
 
 static uintptr_t own_start, own_end;
@@ -73,7 +76,8 @@ static void *raw_mmap(void *addr, size_t size, int prot, int flags)
 
 void shim_os_region_init(void)
 {
-    if (own_start)
+    struct rlimit as;
+    if (own_start || getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur != RLIM_INFINITY)
         return;
     uint8_t *p = raw_mmap(NULL, OWN_REGION_SIZE + OWN_REGION_ALIGN, PROT_NONE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
