@@ -176,6 +176,17 @@ static void rec_free(rec_t *r)
     r->log = NULL;
 }
 
+/* Decodes all of 'b' into 'r', which must succeed; free 'r' with rec_free. */
+static void decode_whole(sb_t *b, rec_t *r)
+{
+    size_t len;
+    const uint8_t *data = sb_data(b, &len);
+    prof_decoder_t *d = new_decoder(r);
+    assert_int_equal(prof_decoder_feed(d, data, len), 0);
+    assert_int_equal(prof_decoder_finish(d), 0);
+    prof_decoder_free(d);
+}
+
 static const char *rec_log(const rec_t *r)
 {
     return r->log ? r->log : "";
@@ -626,18 +637,13 @@ static void test_decode_addr_by_size_class(void **state)
         if (s == 30)
             sb_batch_end(&w);
     }
-    size_t len;
-    const uint8_t *data = sb_data(&w, &len);
-    prof_decoder_t *d = new_decoder(&r);
-    assert_int_equal(prof_decoder_feed(d, data, len), 0);
-    assert_int_equal(prof_decoder_finish(d), 0);
+    decode_whole(&w, &r);
     assert_int_equal(r.nev, 60);
     for (uint64_t s = 1; s <= 60; s++) {
         uint64_t sz = s % 7 ? 8 + (s * 37) % 200 : 5000;
         assert_int_equal(r.ev[s - 1].size, sz);
         assert_int_equal(r.ev[s - 1].addr, 0x400000 + ((sz + 15) / 16) * 0x1000 + (s % 3) * 16);
     }
-    prof_decoder_free(d);
     rec_free(&r);
     sb_free(&w);
 }
@@ -767,19 +773,14 @@ static void test_decode_alloc_late_shares_size_class_addr(void **state)
     sb_alloc(&w, 7, 4, 50, 0x1020, 20, 0);
     sb_alloc_late(&w, 7, 5, 50, 0x1030, 2000, 4);
     sb_free_ev(&w, 7, 6, 50, 0x1030);
-    size_t len;
-    const uint8_t *data = sb_data(&w, &len);
     rec_t r2;
-    prof_decoder_t *d = new_decoder(&r2);
-    assert_int_equal(prof_decoder_feed(d, data, len), 0);
-    assert_int_equal(prof_decoder_finish(d), 0);
+    decode_whole(&w, &r2);
     assert_int_equal(r2.nev, 6);
     for (size_t i = 0; i < 6; i++) {
         assert_int_equal(r2.ev[i].type, want[i].type);
         assert_int_equal(r2.ev[i].addr, want[i].addr);
         assert_int_equal(r2.ev[i].arg, want[i].arg);
     }
-    prof_decoder_free(d);
     rec_free(&r2);
     sb_free(&w);
 }
@@ -815,15 +816,10 @@ static void expect_event_ok(unsigned version, const prof_event_t *ev)
     sb_hello_simple(&b, 1, 0, "x");
     sb_alloc(&b, ev->tid, ev->seq - 1, ev->time_ns, 0x1000, 16, 0);
     sb_event(&b, ev);
-    size_t len;
-    const uint8_t *data = sb_data(&b, &len);
     rec_t r;
-    prof_decoder_t *d = new_decoder(&r);
-    assert_int_equal(prof_decoder_feed(d, data, len), 0);
-    assert_int_equal(prof_decoder_finish(d), 0);
+    decode_whole(&b, &r);
     assert_int_equal(r.nev, 2);
     check_event(&r.ev[1], ev);
-    prof_decoder_free(d);
     rec_free(&r);
     sb_free(&b);
 }
@@ -1054,13 +1050,8 @@ static void test_decode_empty_stream_is_clean(void **state)
     sb_t b;
     sb_init(&b);
     sb_header(&b);
-    size_t len;
-    const uint8_t *data = sb_data(&b, &len);
-    d = new_decoder(&r);
-    assert_int_equal(prof_decoder_feed(d, data, len), 0);
-    assert_int_equal(prof_decoder_finish(d), 0);
+    decode_whole(&b, &r);
     assert_int_equal(r.calls, 0);
-    prof_decoder_free(d);
     rec_free(&r);
     sb_free(&b);
 }
@@ -1252,17 +1243,12 @@ static void test_decode_end_fields_appended(void **state)
         sb_init(&b);
         sb_header(&b);
         sb_record(&b, MLMEM_REC_END, cases[i].payload, cases[i].len);
-        size_t len;
-        const uint8_t *data = sb_data(&b, &len);
         rec_t r;
-        prof_decoder_t *d = new_decoder(&r);
-        assert_int_equal(prof_decoder_feed(d, data, len), 0);
-        assert_int_equal(prof_decoder_finish(d), 0);
+        decode_whole(&b, &r);
         assert_int_equal(r.nend, 1);
         assert_int_equal(r.end.last_seq, 5);
         assert_int_equal(r.end.dropped, 2);
         assert_int_equal(r.end.stacks_lost, cases[i].stacks_lost);
-        prof_decoder_free(d);
         rec_free(&r);
         sb_free(&b);
     }
