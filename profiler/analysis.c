@@ -295,24 +295,24 @@ static int symbolize_site(prof_analysis_t *a, prof_site_t *site)
     uint32_t depth = site_stack(a, site, addrs, &seq);
     if (!depth)
         return 0;
-    prof_frame_t *frames = calloc(MAX_FRAMES_PER_SITE, sizeof *frames);
-    if (!frames)
-        return -1;
+    /* Resolved here, then copied to a block of the size they take: a
+     * block of the room inline frames might need (12 KiB), zeroed for each
+     * site, was a page fault or three per site (11 us each in the VMs
+     * these runs are measured on; docs/benchmarks.md, eleventh round). */
+    prof_frame_t frames[MAX_FRAMES_PER_SITE];
     size_t n = 0;
     for (uint32_t i = 0; i < depth && n < MAX_FRAMES_PER_SITE; i++)
         n += prof_symbols_resolve(a->symbols, addrs[i], seq, 1, frames + n,
                                   MAX_FRAMES_PER_SITE - n);
-    /* Give back the unused tail: most stacks are far shorter than the
-     * room inline frames might need. */
-    if (n == 0) {
-        free(frames);
-        frames = NULL;
-    } else {
-        prof_frame_t *fit = realloc(frames, n * sizeof *frames);
-        if (fit) /* a shrink that fails leaves the block as it was */
-            frames = fit;
+    if (n == 0)
+        return 0;
+    site->frames = malloc(n * sizeof *site->frames);
+    if (!site->frames) {
+        for (size_t i = 0; i < n; i++)
+            prof_frame_release(&frames[i]);
+        return -1;
     }
-    site->frames = frames;
+    memcpy(site->frames, frames, n * sizeof *frames);
     site->frame_count = (uint32_t)n;
     return 0;
 }

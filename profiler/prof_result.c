@@ -6,13 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+void prof_frame_release(prof_frame_t *f)
+{
+    free(f->function);
+    free(f->file);
+    free(f->module);
+    f->function = f->file = f->module = NULL;
+}
+
 void prof_site_drop_frames(prof_site_t *s)
 {
-    for (uint32_t i = 0; s->frames && i < s->frame_count; i++) {
-        free(s->frames[i].function);
-        free(s->frames[i].file);
-        free(s->frames[i].module);
-    }
+    for (uint32_t i = 0; s->frames && i < s->frame_count; i++)
+        prof_frame_release(&s->frames[i]);
     free(s->frames);
     s->frames = NULL;
     s->frame_count = 0;
