@@ -167,6 +167,37 @@ struct prof_symbols {
     uint64_t seen_end;
 };
 
+/* Whether libdw's search by .gnu_debuglink name could find anything in its
+ * default path (":.debug:/usr/lib/debug": the file's own directory, its
+ * .debug subdirectory, and that directory under /usr/lib/debug), by the
+ * name the link gives or, without one, the file's name and ".debug". Only
+ * whether a file is there: libdw checks what it opens. A link with a
+ * directory in it is left to libdw (true). */
+static bool sym_debuglink_candidate(const char *file_name, const char *debuglink_file)
+{
+    if (file_name == NULL || file_name[0] != '/')
+        return true;
+    const char *base = strrchr(file_name, '/') + 1;
+    int dir_len = (int)(base - file_name - 1);
+    char name[4096], path[4096];
+    if (debuglink_file == NULL)
+        snprintf(name, sizeof name, "%s.debug", base);
+    else if (strchr(debuglink_file, '/') == NULL)
+        snprintf(name, sizeof name, "%s", debuglink_file);
+    else
+        return true;
+    static const char *const formats[] = {"%.*s/%s", "%.*s/.debug/%s", "/usr/lib/debug%.*s/%s"};
+    struct stat st;
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        int n = snprintf(path, sizeof path, formats[i], dir_len, file_name, name);
+        if (n < 0 || (size_t)n >= sizeof path)
+            return true;
+        if (strcmp(path, file_name) != 0 && stat(path, &st) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Takes the separate debug file from the debug cache (debug_cache.h) when
  * it holds one for the module's build ID or can make one (a compressed
  * file under /usr/lib/debug/.build-id), and otherwise finds it the
@@ -174,7 +205,13 @@ struct prof_symbols {
  * when the user set DEBUGINFOD_URLS). The cache comes first because the
  * standard way hands libdw the file it opened to check, which libdw would
  * then inflate whatever descriptor this returned. '*userdata' is the cache
- * directory sym_file_open() gave the module, or NULL. */
+ * directory sym_file_open() gave the module, or NULL.
+ *
+ * Without DEBUGINFOD_URLS, a module with no file where the standard way
+ * looks is not handed to it: libdw 0.188 loads libdebuginfod (and libcurl,
+ * gnutls, krb5: 25 libraries) the first time its search finds nothing,
+ * whether or not a server is set, and the first PyTorch library without
+ * debug information cost the report 7 to 13 ms that way (eleventh round). */
 static int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
                               Dwarf_Addr base, const char *file_name,
                               const char *debuglink_file, GElf_Word debuglink_crc,
@@ -182,8 +219,8 @@ static int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *mod
 {
     const unsigned char *id;
     GElf_Addr id_vaddr;
-    int id_len;
-    if (*userdata != NULL && (id_len = dwfl_module_build_id(mod, &id, &id_vaddr)) > 0) {
+    int id_len = dwfl_module_build_id(mod, &id, &id_vaddr);
+    if (*userdata != NULL && id_len > 0) {
         char *cached_path;
         int fd = prof_debug_cache_open(*userdata, PROF_DEBUG_ROOT, id, (size_t)id_len,
                                        &cached_path);
@@ -191,6 +228,14 @@ static int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *mod
             *debuginfo_file_name = cached_path;
             return fd;
         }
+    }
+    const char *servers = getenv("DEBUGINFOD_URLS");
+    if ((servers == NULL || servers[0] == '\0') && id_len > 0) {
+        int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
+                                              debuglink_file, debuglink_crc,
+                                              debuginfo_file_name);
+        if (fd >= 0 || !sym_debuglink_candidate(file_name, debuglink_file))
+            return fd;
     }
     return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
                                         debuglink_file, debuglink_crc, debuginfo_file_name);
