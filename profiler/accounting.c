@@ -1255,6 +1255,22 @@ int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev)
     return 0;
 }
 
+void prof_acct_prefetch(const prof_acct_t *a, const prof_event_t *ev)
+{
+    switch (ev->type) {
+    case MLMEM_EV_REALLOC:
+        prof_heap_table_prefetch(&a->heap, ev->old_addr);
+        /* fall through */
+    case MLMEM_EV_ALLOC:
+    case MLMEM_EV_ALLOC_LATE:
+    case MLMEM_EV_FREE:
+        prof_heap_table_prefetch(&a->heap, ev->addr);
+        break;
+    default:
+        break;
+    }
+}
+
 void prof_acct_set_dropped(prof_acct_t *a, uint64_t dropped)
 {
     a->sum.dropped_events = dropped;

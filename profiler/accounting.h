@@ -60,6 +60,11 @@ void prof_acct_free(prof_acct_t *a);
  * counted as lost and 'a' stays usable). */
 int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev);
 
+/* Starts loading the live-heap slots that prof_acct_apply() of 'ev' will
+ * look at first, so that a caller who applies events a few behind the one
+ * it prefetches for does not wait on each one's cache miss. */
+void prof_acct_prefetch(const prof_acct_t *a, const prof_event_t *ev);
+
 /* Records the shim's cumulative dropped-event count and the number of seq
  * gaps the reorder stage gave up on; both go to the summary. */
 void prof_acct_set_dropped(prof_acct_t *a, uint64_t dropped);

@@ -71,6 +71,13 @@ static inline size_t prof_heap_table_home(const prof_heap_table_t *t, uint64_t a
     return (size_t)((addr * 0x9E3779B97F4A7C15ull) >> t->shift);
 }
 
+/* Starts loading the cache line of 'addr''s home slot, for a find or an
+ * insert of it a few events later (analysis.c's pipeline). */
+static inline void prof_heap_table_prefetch(const prof_heap_table_t *t, uint64_t addr)
+{
+    __builtin_prefetch(&t->slots[prof_heap_table_home(t, addr)], 1, 3);
+}
+
 /* Returns 0 if one more insert needs no growth, else grows (see _grow). */
 static inline int prof_heap_table_reserve1(prof_heap_table_t *t)
 {
