@@ -7,7 +7,7 @@
  * fault path and clear_page; docs/benchmarks.md, sixth round). glibc (2.35
  * on) asks for transparent huge pages on its heap and its large blocks when
  * the tunable glibc.malloc.hugetlb is 1, and reads tunables once, at
- * start-up, from GLIBC_TUNABLES. So mlmem (where it analyzes anything:
+ * start-up, from GLIBC_TUNABLES. So mlmem (where its analysis may be large:
  * mlmem.c says where) executes itself again, once, with
  * the tunable added, and then puts the variable back as it found it: the
  * program that `mlmem run` launches gets the environment it would have got,

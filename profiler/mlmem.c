@@ -367,13 +367,10 @@ static int cmd_run(int argc, char **argv, int record_only)
     lo.argv = argv + optind;
     if (record_only && !trace_path)
         die(2, "record: -o TRACE is required");
-    /* The analyzer's heap on huge pages: under --stacks=all for its
-     * hundreds of thousands of sites, and in the sampled mode too, where
-     * the report's frames alone (100,000 of 'import torch''s, their
-     * strings) took 3,000 page faults of 11 us each in the VMs these runs
-     * are measured on, against 2 ms for the exec (docs/benchmarks.md,
-     * eleventh round). record analyzes nothing. */
-    if (!record_only)
+    /* Only the analysis of every stack needs the analyzer's heap on huge
+     * pages (hundreds of thousands of sites); record keeps none, and the
+     * sampled mode's few sites would pay an exec for nothing. */
+    if (!record_only && lo.stack_mode == MLMEM_STACKS_ALL)
         prof_huge_pages_exec(main_argv);
     load_rules(rules_path, &rules);
 
