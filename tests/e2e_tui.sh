@@ -115,16 +115,18 @@ start() {
     tm kill-server 2>/dev/null
     NCASE=$((NCASE + 1))
     tm -f /dev/null new-session -d -s t -x 80 -y 24 \
-        "cd $WORK; $1; echo MLMEM-EXIT=\$?; printf 'STTY:'; stty -a | tr ' ;' '\n\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\n' ' '; echo; sleep 600"
+        "cd $WORK; $1; echo MLMEM-EXIT=\$?; printf 'STTY:'; stty -a | tr ' ;' '\n\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\n' ' '; echo ':STTY-END'; sleep 600"
     tm set-option -g status off >/dev/null
 }
 # ended CODE: the command exited with CODE and the terminal is sane again.
 ended() {
     expect "MLMEM-EXIT=$1" 15
-    if wait_for "STTY:" 5 && screen | grep -q "STTY:icanon echo"; then
+    # The modes are read once their line's end shows: as soon as "STTY:"
+    # showed, stty's output could still be on its way (a busy machine).
+    if wait_for ":STTY-END" 5 && screen | grep -q "STTY:icanon echo :STTY-END"; then
         ok "terminal restored (icanon echo)"
     else
-        fail "terminal modes not restored"
+        fail "terminal modes not restored (the pane: '$(screen | grep -F STTY: | head -1)')"
     fi
     if [ "$(tm display-message -p -t t '#{alternate_on}')" = "0" ]; then
         ok "alternate screen left"
