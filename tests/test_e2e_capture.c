@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "e2e_harness.h"
@@ -1111,6 +1112,43 @@ static void test_e2e_capture_huge_pages_for_analyzer_not_program(void **state)
     e2e_result_free(&res);
 }
 
+/* The analyzer lowers its priority by MLMEM_ANALYZER_NICE (default 10)
+ * once the command runs, so the command keeps the priority it was given;
+ * 0 leaves it as it is, and a value that is not 0 to 19 stops mlmem
+ * before it starts anything. */
+static void test_e2e_capture_analyzer_yields_to_program(void **state)
+{
+    (void)state;
+    unsetenv("MLMEM_ANALYZER_NICE");
+    int base = getpriority(PRIO_PROCESS, 0);
+    int niced = base + 10 > 19 ? 19 : base + 10;
+    char want[64];
+    const char *cmd[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--", "/bin/sh", "-c",
+                         "echo program $(cut -d' ' -f19 /proc/self/stat) "
+                         "analyzer $(cut -d' ' -f19 /proc/$PPID/stat)",
+                         NULL};
+    e2e_result_t res = e2e_exec(cmd);
+    assert_int_equal(res.status, 0);
+    snprintf(want, sizeof want, "program %d analyzer %d\n", base, niced);
+    assert_string_equal(res.out, want);
+    e2e_result_free(&res);
+
+    setenv("MLMEM_ANALYZER_NICE", "0", 1);
+    res = e2e_exec(cmd);
+    assert_int_equal(res.status, 0);
+    snprintf(want, sizeof want, "program %d analyzer %d\n", base, base);
+    assert_string_equal(res.out, want);
+    e2e_result_free(&res);
+
+    setenv("MLMEM_ANALYZER_NICE", "20", 1);
+    res = e2e_exec(cmd);
+    unsetenv("MLMEM_ANALYZER_NICE");
+    assert_int_not_equal(res.status, 0);
+    assert_string_equal(res.out, "");
+    assert_non_null(strstr(res.err, "MLMEM_ANALYZER_NICE='20' is not a number from 0 to 19"));
+    e2e_result_free(&res);
+}
+
 /* A Python program: the interpreter is a real, unmodified binary. A 50 MB
  * bytearray is one allocation whose stack goes through CPython. */
 static void test_e2e_capture_python_program(void **state)
@@ -1150,6 +1188,7 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_stacks_all_same_figures),
         cmocka_unit_test(test_e2e_capture_cfi_walk_agrees_with_libunwind),
         cmocka_unit_test(test_e2e_capture_huge_pages_for_analyzer_not_program),
+        cmocka_unit_test(test_e2e_capture_analyzer_yields_to_program),
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
         cmocka_unit_test(test_e2e_capture_fork_child_defines_its_stacks),
