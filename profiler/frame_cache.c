@@ -393,6 +393,14 @@ size_t prof_frame_cache_count(const prof_frame_cache_t *c)
     return c->count;
 }
 
+size_t prof_frame_cache_count_without(const prof_frame_cache_t *c, uint32_t flag)
+{
+    size_t n = 0;
+    for (size_t e = 0; e < c->count; e++)
+        n += !(c->entries[e].flags & flag);
+    return n;
+}
+
 void prof_frame_cache_free(prof_frame_cache_t *c)
 {
     if (!c)

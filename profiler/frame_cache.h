@@ -52,6 +52,9 @@ int prof_frame_cache_save(prof_frame_cache_t *c);
 /* How many offsets the cache holds (read and put). */
 size_t prof_frame_cache_count(const prof_frame_cache_t *c);
 
+/* How many of them have not 'flag' among their flags. */
+size_t prof_frame_cache_count_without(const prof_frame_cache_t *c, uint32_t flag);
+
 void prof_frame_cache_free(prof_frame_cache_t *c);
 
 #endif /* PROF_FRAME_CACHE_H */

@@ -536,15 +536,24 @@ static bool sym_file_has_dwarf(sym_file_t *f)
  * table. libdw keeps all of it with the Dwfl. A build whose frames an
  * earlier run kept is only opened: a rerun's addresses are mostly among
  * them, and libdw's work waits for the first one that is not (it took 20 ms
- * of the other core on every run of the storm). */
+ * of the other core on every run of the storm). Unless some of those frames
+ * came from the symbol table alone and the module still has no debug
+ * information: then the addresses they miss (the sampled mode's stacks
+ * differ from run to run) need the sorted symbol table, and it is sorted
+ * here rather than after the program has ended (PyTorch's libraries: 16 ms
+ * of the report's time; docs/benchmarks.md, eleventh round). */
 static void sym_job_run(sym_job_t *job)
 {
     job->ok = sym_file_open(job->path, job->bias, job->debug_cache, &job->file);
     if (!job->ok)
         return;
     prof_frame_cache_t *kept = sym_file_kept(&job->file, job->debug_cache);
-    if (kept && prof_frame_cache_count(kept) > 0)
+    if (kept && prof_frame_cache_count(kept) > 0) {
+        if (prof_frame_cache_count_without(kept, PROF_FRAME_CACHE_DEBUG_INFO) > 0 &&
+            !sym_file_has_dwarf(&job->file))
+            sym_build_index(&job->file);
         return;
+    }
     Dwarf_Addr bias;
     Dwarf *dwarf = dwfl_module_getdwarf(job->file.mod, &bias);
     Dwarf_Aranges *aranges;

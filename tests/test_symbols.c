@@ -780,6 +780,7 @@ static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
     assert_null(kept[0].file);
     prof_frame_t planted = {.function = "planted_symbol"};
     assert_int_equal(prof_frame_cache_put(c, addr + 1 - m.bias, &planted, 1, 0), 0);
+    assert_int_equal(prof_frame_cache_count_without(c, PROF_FRAME_CACHE_DEBUG_INFO), 2);
     assert_int_equal(prof_frame_cache_save(c), 0);
     prof_frame_cache_free(c);
 
@@ -808,6 +809,8 @@ static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
     planted.function = "planted_assembly";
     assert_int_equal(
         prof_frame_cache_put(c, addr + 2 - m.bias, &planted, 1, PROF_FRAME_CACHE_DEBUG_INFO), 0);
+    assert_int_equal(prof_frame_cache_count(c), 3);
+    assert_int_equal(prof_frame_cache_count_without(c, PROF_FRAME_CACHE_DEBUG_INFO), 1);
     assert_int_equal(prof_frame_cache_save(c), 0);
     prof_frame_cache_free(c);
     s = symtest_new_for(addr, &m);
