@@ -330,30 +330,69 @@ static uint32_t site_stack(const prof_analysis_t *a, const prof_site_t *site, ui
     return prof_stack_store_get(&a->stacks, site->stack_id, addrs, STACK_STORE_MAX_DEPTH, seq);
 }
 
+/* The length of 'str' and its NUL in the site's string block, 0 if it
+ * takes no room: NULL, or the string of the frame before (one module's
+ * path, an inline chain's file). */
+static size_t packed_size(const char *str, const char *before)
+{
+    return str && str != before ? strlen(str) + 1 : 0;
+}
+
+/* 'str' in the block at '*at' (advanced past it), or where the frame before
+ * has it ('before_copy', for 'before'). */
+static char *pack(const char *str, const char *before, char *before_copy, char **at)
+{
+    if (!str)
+        return NULL;
+    if (str == before)
+        return before_copy;
+    size_t len = strlen(str) + 1;
+    char *copy = memcpy(*at, str, len);
+    *at += len;
+    return copy;
+}
+
 static int symbolize_site(prof_analysis_t *a, prof_site_t *site)
 {
     uint64_t addrs[STACK_STORE_MAX_DEPTH], seq = 0;
     uint32_t depth = site_stack(a, site, addrs, &seq);
     if (!depth)
         return 0;
-    /* Resolved here, then copied to a block of the size they take: a
-     * block of the room inline frames might need (12 KiB), zeroed for each
-     * site, was a page fault or three per site (11 us each in the VMs
+    /* Resolved here with the symbolizer's strings, then copied to a block
+     * of the frames' size and one of their strings' (a zeroed block of the
+     * room inline frames might need, 12 KiB a site, and three string copies
+     * a frame, 300,000 for 'import torch''s report, were most of its time
+     * after the program ended: their page faults cost 11 us each in the VMs
      * these runs are measured on; docs/benchmarks.md, eleventh round). */
     prof_frame_t frames[MAX_FRAMES_PER_SITE];
     size_t n = 0;
     for (uint32_t i = 0; i < depth && n < MAX_FRAMES_PER_SITE; i++)
-        n += prof_symbols_resolve(a->symbols, addrs[i], seq, 1, frames + n,
-                                  MAX_FRAMES_PER_SITE - n);
+        n += prof_symbols_resolve_shared(a->symbols, addrs[i], seq, 1, frames + n,
+                                         MAX_FRAMES_PER_SITE - n);
     if (n == 0)
         return 0;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const prof_frame_t *f = &frames[i], none = {0}, *b = i ? &frames[i - 1] : &none;
+        bytes += packed_size(f->function, b->function) + packed_size(f->file, b->file) +
+                 packed_size(f->module, b->module);
+    }
     site->frames = malloc(n * sizeof *site->frames);
-    if (!site->frames) {
-        for (size_t i = 0; i < n; i++)
-            prof_frame_release(&frames[i]);
+    site->frame_strings = malloc(bytes ? bytes : 1);
+    if (!site->frames || !site->frame_strings) {
+        prof_site_drop_frames(site);
         return -1;
     }
-    memcpy(site->frames, frames, n * sizeof *frames);
+    char *at = site->frame_strings;
+    for (size_t i = 0; i < n; i++) {
+        const prof_frame_t *f = &frames[i], none = {0}, *b = i ? &frames[i - 1] : &none;
+        const prof_frame_t *prev = i ? &site->frames[i - 1] : &none;
+        prof_frame_t *out = &site->frames[i];
+        *out = *f;
+        out->function = pack(f->function, b->function, prev->function, &at);
+        out->file = pack(f->file, b->file, prev->file, &at);
+        out->module = pack(f->module, b->module, prev->module, &at);
+    }
     site->frame_count = (uint32_t)n;
     return 0;
 }

@@ -16,8 +16,10 @@ void prof_frame_release(prof_frame_t *f)
 
 void prof_site_drop_frames(prof_site_t *s)
 {
-    for (uint32_t i = 0; s->frames && i < s->frame_count; i++)
+    for (uint32_t i = 0; s->frames && !s->frame_strings && i < s->frame_count; i++)
         prof_frame_release(&s->frames[i]);
+    free(s->frame_strings);
+    s->frame_strings = NULL;
     free(s->frames);
     s->frames = NULL;
     s->frame_count = 0;

@@ -37,6 +37,10 @@ typedef struct {
     uint32_t stack_id;
     uint32_t frame_count;
     prof_frame_t *frames;            /* innermost first; may be NULL       */
+    char *frame_strings;             /* when not NULL, holds every string of
+                                        'frames' (the analyzer packs a site's
+                                        strings in one block); when NULL,
+                                        each frame owns its strings         */
 
     uint64_t allocations;            /* ALLOC/REALLOC/MMAP events          */
     uint64_t frees;
@@ -326,7 +330,8 @@ void prof_site_release(prof_site_t *s);
 /* Frees a site's frames (their strings and the array) only. */
 void prof_site_drop_frames(prof_site_t *s);
 
-/* Frees a frame's strings (the frame itself is the caller's). */
+/* Frees a frame's own strings (the frame itself is the caller's; not for
+ * the frames of a site with frame_strings). */
 void prof_frame_release(prof_frame_t *f);
 
 #endif /* PROF_RESULT_H */

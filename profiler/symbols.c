@@ -1011,20 +1011,21 @@ static const sym_cache_slot_t *sym_cache_insert(prof_symbols_t *s, uint64_t addr
 }
 
 /* Copies 'n' frames into 'out' (at most 'max'), filling in address, module
- * and offset. A string that fails to copy is left NULL: a frame with fewer
- * names beats no frame. */
+ * and offset. With 'copy', their strings are copies the caller owns (one
+ * that fails to copy is left NULL: a frame with fewer names beats no
+ * frame); without, the strings of 'src' and 'm' themselves. */
 static size_t sym_copy_out(const prof_frame_t *src, size_t n, const sym_module_t *m,
-                           uint64_t address, prof_frame_t *out, size_t max)
+                           uint64_t address, prof_frame_t *out, size_t max, bool copy)
 {
     if (n > max)
         n = max;
     for (size_t i = 0; i < n; i++) {
         out[i].address = address;
-        out[i].function = sym_strdup(src[i].function);
-        out[i].file = sym_strdup(src[i].file);
+        out[i].function = copy ? sym_strdup(src[i].function) : src[i].function;
+        out[i].file = copy ? sym_strdup(src[i].file) : src[i].file;
         out[i].line = src[i].line;
         out[i].inlined = src[i].inlined;
-        out[i].module = sym_strdup(m->path);
+        out[i].module = copy ? sym_strdup(m->path) : m->path;
         out[i].module_offset = address - m->bias;
     }
     return n;
@@ -1072,9 +1073,11 @@ void prof_symbols_finish(prof_symbols_t *s)
 /* The lookup address is address - 1 for return addresses (address 0 stays
  * 0), and that is the address reported in the frames. With no module
  * covering it, one frame holds only the address. If the module cannot be
- * read, one frame holds address, module and offset. */
-size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
-                            int is_return_address, prof_frame_t *out, size_t max)
+ * read, one frame holds address, module and offset. 'copy': see
+ * sym_copy_out(); without it, frames that could not be cached (out of
+ * memory) lose their names, which would not outlive this call. */
+static size_t sym_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
+                          int is_return_address, prof_frame_t *out, size_t max, bool copy)
 {
     if (max == 0)
         return 0;
@@ -1093,7 +1096,7 @@ size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
 
     const sym_cache_slot_t *slot = sym_cache_find(s, lookup, key);
     if (slot != NULL)
-        return sym_copy_out(&s->pool[slot->first], slot->count, m, lookup, out, max);
+        return sym_copy_out(&s->pool[slot->first], slot->count, m, lookup, out, max, copy);
 
     sym_frames_t fs = {0};
     if (opened)
@@ -1102,17 +1105,31 @@ size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
         sym_frames_push(&fs, NULL, NULL, 0, 0);
     if (fs.n == 0) {    /* out of memory: module and offset only */
         free(fs.v);
-        return sym_copy_out(out, 1, m, lookup, out, 1);
+        return sym_copy_out(out, 1, m, lookup, out, 1, copy);
     }
 
     size_t n;
     if (!fs.oom && (slot = sym_cache_insert(s, lookup, key, &fs)) != NULL) {
-        n = sym_copy_out(&s->pool[slot->first], slot->count, m, lookup, out, max);
+        n = sym_copy_out(&s->pool[slot->first], slot->count, m, lookup, out, max, copy);
     } else {
-        n = sym_copy_out(fs.v, fs.n, m, lookup, out, max);
+        n = sym_copy_out(fs.v, fs.n, m, lookup, out, max, copy);
+        for (size_t i = 0; !copy && i < n; i++)
+            out[i].function = out[i].file = NULL;
         for (size_t i = 0; i < fs.n; i++)
             sym_frame_clear(&fs.v[i]);
     }
     free(fs.v);
     return n;
+}
+
+size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
+                            int is_return_address, prof_frame_t *out, size_t max)
+{
+    return sym_resolve(s, address, seq, is_return_address, out, max, true);
+}
+
+size_t prof_symbols_resolve_shared(prof_symbols_t *s, uint64_t address, uint64_t seq,
+                                   int is_return_address, prof_frame_t *out, size_t max)
+{
+    return sym_resolve(s, address, seq, is_return_address, out, max, false);
 }

@@ -65,6 +65,14 @@ size_t prof_symbols_opened_ahead(prof_symbols_t *s);
 size_t prof_symbols_resolve(prof_symbols_t *s, uint64_t address, uint64_t seq,
                             int is_return_address, prof_frame_t *out, size_t max);
 
+/* prof_symbols_resolve() without the copies: the strings in 'out' belong to
+ * the symbolizer and stay valid until prof_symbols_free(). A caller that
+ * keeps frames for longer copies what it keeps (analysis.c packs a site's
+ * strings in one block: 300,000 string copies of 'import torch''s report
+ * were most of its time after the program ended). */
+size_t prof_symbols_resolve_shared(prof_symbols_t *s, uint64_t address, uint64_t seq,
+                                   int is_return_address, prof_frame_t *out, size_t max);
+
 /* Stops the helper thread (after the module it is opening; what it had
  * not started is opened by a later resolve) and writes the frames resolved
  * since they were read to the frame cache (frame_cache.h), for the next run

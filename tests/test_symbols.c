@@ -191,6 +191,34 @@ static void test_symbols_strings_outlive_symbolizer(void **state)
     symtest_free_frames(f, n);
 }
 
+/* The shared resolve gives the same frames as the copying one, with the
+ * symbolizer's own strings: the same pointers each time, until it is
+ * freed. */
+static void test_symbols_shared_strings_match_copies(void **state)
+{
+    (void)state;
+    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
+    symtest_module_t m;
+    prof_symbols_t *s = symtest_new_for(addr, &m);
+    prof_frame_t copied[4], shared[4], again[4];
+    size_t n = prof_symbols_resolve(s, addr, 1, 0, copied, 4);
+    assert_int_equal(prof_symbols_resolve_shared(s, addr, 1, 0, shared, 4), n);
+    assert_int_equal(prof_symbols_resolve_shared(s, addr, 1, 0, again, 4), n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(shared[i].address, copied[i].address);
+        assert_string_equal(shared[i].function, copied[i].function);
+        assert_string_equal(shared[i].file, copied[i].file);
+        assert_int_equal(shared[i].line, copied[i].line);
+        assert_string_equal(shared[i].module, m.path);
+        assert_int_equal(shared[i].module_offset, copied[i].module_offset);
+        assert_ptr_not_equal(shared[i].function, copied[i].function);
+        assert_ptr_equal(again[i].function, shared[i].function);
+        assert_ptr_equal(again[i].module, shared[i].module);
+    }
+    symtest_free_frames(copied, n);
+    prof_symbols_free(s);
+}
+
 static void test_symbols_cxx_demangled(void **state)
 {
     uint64_t addr = symtest_widget_grow_address();
@@ -973,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_symbols_debuglink_file_found),
         cmocka_unit_test(test_symbols_no_debuginfod_without_servers),
         cmocka_unit_test(test_symbols_strings_outlive_symbolizer),
+        cmocka_unit_test(test_symbols_shared_strings_match_copies),
         cmocka_unit_test(test_symbols_cxx_demangled),
         cmocka_unit_test(test_symbols_libc_malloc),
         cmocka_unit_test(test_symbols_outside_every_module),
