@@ -60,6 +60,10 @@ void prof_acct_free(prof_acct_t *a);
  * counted as lost and 'a' stays usable). */
 int prof_acct_apply(prof_acct_t *a, const prof_event_t *ev);
 
+/* Whether the live-heap table has outgrown the processor's caches, so
+ * that applying events a few behind the one prefetched for pays. */
+int prof_acct_worth_prefetching(const prof_acct_t *a);
+
 /* Starts loading the live-heap slots that prof_acct_apply() of 'ev' will
  * look at first, so that a caller who applies events a few behind the one
  * it prefetches for does not wait on each one's cache miss. */

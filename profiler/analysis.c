@@ -29,10 +29,10 @@
 #define PREFETCH_ALL_BELOW 4096u
 #define PREFETCH_STRIDE 64u
 /* Events in order wait this many places before they are applied, the live
- * heap's slot of each loaded meanwhile: the table is tens of MiB, written
- * at random, and its cache misses were two thirds of applying an event
- * (perf on the 300-step PyTorch script's report). Replays 9-14% faster
- * (docs/benchmarks.md, eleventh round). */
+ * heap's slot of each loaded meanwhile, once the table has outgrown the
+ * caches: tens of MiB written at random, whose cache misses were two
+ * thirds of applying an event (perf on the 300-step PyTorch script's
+ * report). Replays 9-14% faster (docs/benchmarks.md, eleventh round). */
 #define APPLY_DELAY 16
 
 struct prof_analysis {
@@ -40,6 +40,8 @@ struct prof_analysis {
      * left between calls into the analysis (drain_delayed()). */
     prof_event_t delayed[APPLY_DELAY];
     size_t delayed_head, delayed_count;
+    int delaying;              /* the live heap has outgrown the caches */
+    uint64_t undelayed;        /* events applied at once, until then    */
 
     prof_decoder_t *decoder;
     prof_reorder_t reorder;
@@ -126,12 +128,19 @@ static void drain_delayed(prof_analysis_t *a)
         apply_oldest_delayed(a);
 }
 
-/* Events are applied in the order they come here, APPLY_DELAY behind. */
+/* Events are applied in the order they come here: at once while the live
+ * heap fits in the caches, else APPLY_DELAY behind. */
 static void on_ordered_event(void *ctx, const prof_event_t *e)
 {
     prof_analysis_t *a = ctx;
     if (e->type == MLMEM_EV_NOP)
         return;
+    if (!a->delaying) { /* asked once in 4096 events: the table never shrinks */
+        if ((++a->undelayed & 4095) != 0 || !(a->delaying = prof_acct_worth_prefetching(a->acct))) {
+            apply_event(a, e);
+            return;
+        }
+    }
     if (a->delayed_count == APPLY_DELAY)
         apply_oldest_delayed(a);
     prof_acct_prefetch(a->acct, e);

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void prof_frame_release(prof_frame_t *f)
+/* Frees a frame's own strings (not those of a site with frame_strings). */
+static void frame_release(prof_frame_t *f)
 {
     free(f->function);
     free(f->file);
@@ -17,7 +18,7 @@ void prof_frame_release(prof_frame_t *f)
 void prof_site_drop_frames(prof_site_t *s)
 {
     for (uint32_t i = 0; s->frames && !s->frame_strings && i < s->frame_count; i++)
-        prof_frame_release(&s->frames[i]);
+        frame_release(&s->frames[i]);
     free(s->frame_strings);
     s->frame_strings = NULL;
     free(s->frames);

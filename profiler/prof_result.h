@@ -330,8 +330,4 @@ void prof_site_release(prof_site_t *s);
 /* Frees a site's frames (their strings and the array) only. */
 void prof_site_drop_frames(prof_site_t *s);
 
-/* Frees a frame's own strings (the frame itself is the caller's; not for
- * the frames of a site with frame_strings). */
-void prof_frame_release(prof_frame_t *f);
-
 #endif /* PROF_RESULT_H */

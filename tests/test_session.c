@@ -219,21 +219,22 @@ static void test_session_mark_at_peak(void **state)
     sb_free(&b);
 }
 
-/* The analysis applies events a few behind the one it reads (to load the
- * live heap's slots ahead): none may be left behind when a feed returns,
- * so the figures of a stream still open count every event fed so far. */
+/* Once the live heap outgrows the caches (20,000 blocks: a 1 MiB table),
+ * the analysis applies events a few behind the one it reads, to load their
+ * slots ahead: none may be left behind when a feed returns, so the figures
+ * of a stream still open count every event fed so far. */
 static void test_session_figures_count_every_event_fed(void **state)
 {
     (void)state;
     prof_session_t *s = prof_session_new();
     assert_non_null(s);
     sb_t a;
-    build(&a, 300, 1, "open", 5, 64, NO_END, 0, 0);
+    build(&a, 300, 1, "open", 20000, 64, NO_END, 0, 0);
     feed(s, 1, &a, 1);
     const prof_analysis_t *p = prof_session_process(s, 300);
-    assert_int_equal(prof_analysis_events(p), 5);
-    assert_int_equal(prof_analysis_live_bytes(p), 5 * 64);
-    assert_int_equal(prof_analysis_peak_bytes(p), 5 * 64);
+    assert_int_equal(prof_analysis_events(p), 20000);
+    assert_int_equal(prof_analysis_live_bytes(p), 20000 * 64);
+    assert_int_equal(prof_analysis_peak_bytes(p), 20000 * 64);
     prof_session_free(s);
     sb_free(&a);
 }
