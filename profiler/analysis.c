@@ -340,8 +340,9 @@ static uint32_t site_stack(const prof_analysis_t *a, const prof_site_t *site, ui
 }
 
 /* The length of 'str' and its NUL in the site's string block, 0 if it
- * takes no room: NULL, or the string of the frame before (one module's
- * path, an inline chain's file). */
+ * takes no room: NULL, or the very string of the frame before (the
+ * symbolizer's path of one module: a stack's frames come in runs of one
+ * module). */
 static size_t packed_size(const char *str, const char *before)
 {
     return str && str != before ? strlen(str) + 1 : 0;
