@@ -777,6 +777,14 @@ static size_t symtest_resolve_as(const char *path, uint64_t addr, prof_frame_t *
     return n;
 }
 
+/* symtest_marker's frame as 'path' resolves it (one frame, by that name),
+ * into f[0]; the caller frees it. */
+static void symtest_resolve_marker_as(const char *path, prof_frame_t *f)
+{
+    assert_int_equal(symtest_resolve_as(path, (uint64_t)(uintptr_t)&symtest_marker, f, 1), 1);
+    assert_string_equal(f[0].function, "symtest_marker");
+}
+
 /* A module without debug information resolves from its symbol table alone:
  * those frames are kept too, and used while the build still has no debug
  * information; once it has (here: the same build, unstripped), the address
@@ -793,11 +801,9 @@ static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
     symtest_stripped_copy(dir, NULL, stripped, sizeof stripped);
 
     prof_frame_t f[4];
-    size_t n = symtest_resolve_as(stripped, addr, f, 4);
-    assert_int_equal(n, 1);
-    assert_string_equal(f[0].function, "symtest_marker");
+    symtest_resolve_marker_as(stripped, f);
     assert_null(f[0].file);
-    symtest_free_frames(f, n);
+    symtest_free_frames(f, 1);
 
     prof_frame_cache_t *c = symtest_open_kept(dir);
     const prof_frame_t *kept;
@@ -813,7 +819,7 @@ static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
     prof_frame_cache_free(c);
 
     /* Still without debug information: the kept frames answer. */
-    n = symtest_resolve_as(stripped, addr + 1, f, 4);
+    size_t n = symtest_resolve_as(stripped, addr + 1, f, 4);
     assert_int_equal(n, 1);
     assert_string_equal(f[0].function, "planted_symbol");
     symtest_free_frames(f, n);
@@ -864,15 +870,12 @@ static void test_symbols_debuglink_file_found(void **state)
     char debug_dir[sizeof dir + 16], stripped[sizeof dir + 32];
     snprintf(debug_dir, sizeof debug_dir, "%s/.debug", dir);
     symtest_stripped_copy(dir, debug_dir, stripped, sizeof stripped);
-    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
-    prof_frame_t f[4];
-    size_t n = symtest_resolve_as(stripped, addr, f, 4);
-    assert_int_equal(n, 1);
-    assert_string_equal(f[0].function, "symtest_marker");
+    prof_frame_t f[1];
+    symtest_resolve_marker_as(stripped, f);
     assert_non_null(f[0].file);
     assert_true(symtest_ends_with(f[0].file, "test_symbols.c"));
     assert_int_equal(f[0].line, symtest_marker_line);
-    symtest_free_frames(f, n);
+    symtest_free_frames(f, 1);
     symtest_cache_dir_end(dir, saved);
 }
 
@@ -888,13 +891,10 @@ static void test_symbols_no_debuginfod_without_servers(void **state)
     char *saved = symtest_cache_dir_begin(dir);
     char stripped[sizeof dir + 32];
     symtest_stripped_copy(dir, NULL, stripped, sizeof stripped);
-    uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
     prof_frame_t f[4];
-    size_t n = symtest_resolve_as(stripped, addr, f, 4);
-    assert_int_equal(n, 1);
-    assert_string_equal(f[0].function, "symtest_marker");
+    symtest_resolve_marker_as(stripped, f);
     assert_null(f[0].file);
-    symtest_free_frames(f, n);
+    symtest_free_frames(f, 1);
     assert_null(dlopen("libdebuginfod.so.1", RTLD_LAZY | RTLD_NOLOAD));
     symtest_cache_dir_end(dir, saved);
 }
