@@ -135,8 +135,11 @@ static void on_ordered_event(void *ctx, const prof_event_t *e)
     prof_analysis_t *a = ctx;
     if (e->type == MLMEM_EV_NOP)
         return;
-    if (!a->delaying) { /* asked once in 4096 events: the table never shrinks */
-        if ((++a->undelayed & 4095) != 0 || !(a->delaying = prof_acct_worth_prefetching(a->acct))) {
+    if (!a->delaying) {
+        /* Asked once in 4096 events: the table never shrinks. */
+        if ((++a->undelayed & 4095) == 0)
+            a->delaying = prof_acct_worth_prefetching(a->acct);
+        if (!a->delaying) {
             apply_event(a, e);
             return;
         }
