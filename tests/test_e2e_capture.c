@@ -1112,6 +1112,22 @@ static void test_e2e_capture_huge_pages_for_analyzer_not_program(void **state)
     e2e_result_free(&res);
 }
 
+/* The nice values `mlmem run` of a shell shows for the shell and for its
+ * parent, the analyzer, as "program N analyzer M\n"; 'env' (may be NULL)
+ * is MLMEM_ANALYZER_NICE's value for that run. */
+static e2e_result_t e2e_nice_seen(const char *env)
+{
+    const char *cmd[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--", "/bin/sh", "-c",
+                         "echo program $(cut -d' ' -f19 /proc/self/stat) "
+                         "analyzer $(cut -d' ' -f19 /proc/$PPID/stat)",
+                         NULL};
+    if (env)
+        setenv("MLMEM_ANALYZER_NICE", env, 1);
+    e2e_result_t res = e2e_exec(cmd);
+    unsetenv("MLMEM_ANALYZER_NICE");
+    return res;
+}
+
 /* The analyzer lowers its priority by MLMEM_ANALYZER_NICE (default 10)
  * once the command runs, so the command keeps the priority it was given;
  * 0 leaves it as it is, and a value that is not 0 to 19 stops mlmem
@@ -1121,28 +1137,20 @@ static void test_e2e_capture_analyzer_yields_to_program(void **state)
     (void)state;
     unsetenv("MLMEM_ANALYZER_NICE");
     int base = getpriority(PRIO_PROCESS, 0);
-    int niced = base + 10 > 19 ? 19 : base + 10;
-    char want[64];
-    const char *cmd[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--", "/bin/sh", "-c",
-                         "echo program $(cut -d' ' -f19 /proc/self/stat) "
-                         "analyzer $(cut -d' ' -f19 /proc/$PPID/stat)",
-                         NULL};
-    e2e_result_t res = e2e_exec(cmd);
-    assert_int_equal(res.status, 0);
-    snprintf(want, sizeof want, "program %d analyzer %d\n", base, niced);
-    assert_string_equal(res.out, want);
-    e2e_result_free(&res);
+    const struct {
+        const char *env;
+        int analyzer;
+    } cases[] = {{NULL, base + 10 > 19 ? 19 : base + 10}, {"0", base}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        e2e_result_t res = e2e_nice_seen(cases[i].env);
+        assert_int_equal(res.status, 0);
+        char want[64];
+        snprintf(want, sizeof want, "program %d analyzer %d\n", base, cases[i].analyzer);
+        assert_string_equal(res.out, want);
+        e2e_result_free(&res);
+    }
 
-    setenv("MLMEM_ANALYZER_NICE", "0", 1);
-    res = e2e_exec(cmd);
-    assert_int_equal(res.status, 0);
-    snprintf(want, sizeof want, "program %d analyzer %d\n", base, base);
-    assert_string_equal(res.out, want);
-    e2e_result_free(&res);
-
-    setenv("MLMEM_ANALYZER_NICE", "20", 1);
-    res = e2e_exec(cmd);
-    unsetenv("MLMEM_ANALYZER_NICE");
+    e2e_result_t res = e2e_nice_seen("20");
     assert_int_not_equal(res.status, 0);
     assert_string_equal(res.out, "");
     assert_non_null(strstr(res.err, "MLMEM_ANALYZER_NICE='20' is not a number from 0 to 19"));
