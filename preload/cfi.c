@@ -32,6 +32,12 @@
  * address's low 16 bits, each holding the address's high bits and the
  * packed rule, so one relaxed load or store reads or writes a whole entry
  * and threads need no lock. A module unloaded by dlclose empties it.
+ *
+ * A deep stack's outer frames also come from the thread's last walk (its
+ * ring's memo, shim.h): the same return address at the same stack pointer
+ * has the same rule, read from a small array in stack order rather than
+ * from the table at random. Shallow stacks (under SHIM_CFI_MEMO_FROM
+ * frames) never touch it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -539,6 +545,9 @@ static uint64_t learn_rule(uintptr_t pc)
 /* ---- the table and the walk -------------------------------------------- */
 
 static _Atomic uint64_t *rule_table;
+/* Bumped each time the table is emptied: a thread's last walk (its memo)
+ * written before then may hold rules of unloaded code. */
+static _Atomic uint32_t rule_generation;
 /* Counted off the common path only: an atomic add a walk cost a third of
  * the walk on the storm. */
 static _Atomic uint64_t walks_given_up, walks_checked, walks_differ;
@@ -559,6 +568,7 @@ void shim_cfi_forget(void)
         return;
     for (uint32_t i = 0; i < CFI_SLOTS; i++)
         atomic_store_explicit(&rule_table[i], 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rule_generation, 1, memory_order_relaxed);
 }
 
 static inline uint64_t rule_for(uintptr_t ra)
@@ -580,52 +590,119 @@ static inline uint64_t rule_for(uintptr_t ra)
  * else RBP did not hold what the rule says, and the walk gives up. */
 #define FRAME_SPAN (64u << 20)
 
-int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max)
+/* One step up the stack by the frame's rule: 0 on to the caller (now in
+ * 'ip', 'sp', 'bp'), 1 at the outermost frame, -1 when the rule gives up
+ * or the frame is not where the rule says. */
+static inline int step_up(uint64_t rule, uintptr_t *ip, uintptr_t *sp, uintptr_t *bp)
+{
+    if (SHIM_UNLIKELY(rule & (RULE_GIVE_UP | RULE_LAST)))
+        return rule & RULE_GIVE_UP ? -1 : 1;
+    uintptr_t off = (rule >> RULE_CFA_OFF_SHIFT) & (CFI_MAX_FRAME - 1), cfa;
+    if (SHIM_UNLIKELY(rule & RULE_CFA_AT_RBP)) {
+        /* A realigned frame: RBP points into it, at its saved RBP. */
+        if (*bp <= *sp || *bp - *sp > FRAME_SPAN)
+            return -1;
+        cfa = ((const uintptr_t *)(*bp - off))[0];
+        if (SHIM_UNLIKELY(cfa <= *sp || cfa - *sp > FRAME_SPAN))
+            return -1;
+        *bp = ((const uintptr_t *)*bp)[0];
+    } else {
+        cfa = ((rule & RULE_CFA_RBP) ? *bp : *sp) + off;
+        if (SHIM_UNLIKELY(cfa <= *sp || cfa - *sp > FRAME_SPAN))
+            return -1;
+        int64_t rbp_slot = (int64_t)(rule << (64 - RULE_RBP_SHIFT - 9)) >> (64 - 9);
+        if (rbp_slot)
+            *bp = ((const uintptr_t *)cfa)[rbp_slot];
+    }
+    *ip = ((const uintptr_t *)cfa)[-1];
+    *sp = cfa;
+    return *ip < 0x4000; /* where libunwind's walk stops too */
+}
+
+static int give_up(int frame, uintptr_t ip)
+{
+    if (atomic_fetch_add_explicit(&walks_given_up, 1, memory_order_relaxed) < 10 &&
+        g_shim.config.unwind_mode == SHIM_UNWIND_CHECK)
+        shim_log("unwind check: the CFI walk gives up at frame %d, return address %p", frame,
+                 (void *)ip);
+    return -1;
+}
+
+/* The shim's own frames below the program's (main_wrapper, under main) are
+ * walked through but not kept: they are not the program's code. */
+static inline int is_program(uintptr_t ip)
+{
+    return ip - g_shim.self_start >= g_shim.self_end - g_shim.self_start;
+}
+
+/* The walk from the SHIM_CFI_MEMO_FROM-th frame on, with the thread's last
+ * walk: a frame's rule comes from there when it holds the same return
+ * address at the same stack pointer. Both walks are in stack order, so
+ * one cursor moves up the last as this one moves up the stack. Writes
+ * this walk's frames as the memo's next last walk. */
+static int walk_outer(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max,
+                      int frame, shim_cfi_memo_t *memo)
+{
+    memo->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    uint32_t generation = atomic_load_explicit(&rule_generation, memory_order_relaxed);
+    unsigned which = memo->last & 1u;
+    const shim_cfi_frame_t *last = memo->frames[which];
+    uint32_t last_count = memo->generation == generation ? memo->count[which] : 0;
+    shim_cfi_frame_t *now = memo->frames[which ^ 1u];
+    uint32_t cursor = 0, kept = 0;
+    uint64_t reused = 0;
+    int n = 0, up = 0;
+    while (n < max) {
+        out[n] = ip;
+        n += is_program(ip);
+        while (cursor < last_count && last[cursor].sp < sp)
+            cursor++;
+        uint64_t rule;
+        if (cursor < last_count && last[cursor].sp == sp && last[cursor].ra == ip) {
+            rule = last[cursor++].rule;
+            reused++;
+        } else {
+            rule = rule_for(ip);
+        }
+        if (kept < SHIM_CFI_MEMO_FRAMES)
+            now[kept++] = (shim_cfi_frame_t){sp, ip, rule};
+        up = step_up(rule, &ip, &sp, &bp);
+        if (up != 0)
+            break;
+    }
+    /* Kept even when the walk gives up: the rules hold, that one's too. */
+    memo->count[which ^ 1u] = kept;
+    memo->last = (uint8_t)(which ^ 1u);
+    memo->generation = generation;
+    memo->reused += reused;
+    atomic_signal_fence(memory_order_seq_cst);
+    memo->busy = 0;
+    return up < 0 ? give_up(frame + n - 1, ip) : n;
+}
+
+int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max,
+                  shim_cfi_memo_t *memo)
 {
     if (!rule_table)
         return -1;
-    /* The shim's own frames below the program's (main_wrapper, under main)
-     * are walked through but not kept: they are not the program's code. */
-    const uintptr_t self = g_shim.self_start, self_len = g_shim.self_end - g_shim.self_start;
     int n = 0;
-    while (n < max) {
+    for (int step = 0; n < max; step++) {
+        /* Deep stacks only: the memo's bookkeeping cost the storm's
+         * shallow ones 2.6% under --stacks=all. */
+        if (SHIM_UNLIKELY(step == SHIM_CFI_MEMO_FROM) && memo && !memo->busy) {
+            int outer = walk_outer(ip, sp, bp, out + n, max - n, n, memo);
+            return outer < 0 ? -1 : n + outer;
+        }
         out[n] = ip;
-        n += ip - self >= self_len;
-        uint64_t rule = rule_for(ip);
-        if (SHIM_UNLIKELY(rule & (RULE_GIVE_UP | RULE_LAST))) {
-            if (rule & RULE_GIVE_UP)
-                goto give_up;
+        n += is_program(ip);
+        int up = step_up(rule_for(ip), &ip, &sp, &bp);
+        if (up > 0)
             break;
-        }
-        uintptr_t off = (rule >> RULE_CFA_OFF_SHIFT) & (CFI_MAX_FRAME - 1), cfa;
-        if (SHIM_UNLIKELY(rule & RULE_CFA_AT_RBP)) {
-            /* A realigned frame: RBP points into it, at its saved RBP. */
-            if (bp <= sp || bp - sp > FRAME_SPAN)
-                goto give_up;
-            cfa = ((const uintptr_t *)(bp - off))[0];
-            if (SHIM_UNLIKELY(cfa <= sp || cfa - sp > FRAME_SPAN))
-                goto give_up;
-            bp = ((const uintptr_t *)bp)[0];
-        } else {
-            cfa = ((rule & RULE_CFA_RBP) ? bp : sp) + off;
-            if (SHIM_UNLIKELY(cfa <= sp || cfa - sp > FRAME_SPAN))
-                goto give_up;
-            int64_t rbp_slot = (int64_t)(rule << (64 - RULE_RBP_SHIFT - 9)) >> (64 - 9);
-            if (rbp_slot)
-                bp = ((const uintptr_t *)cfa)[rbp_slot];
-        }
-        ip = ((const uintptr_t *)cfa)[-1];
-        sp = cfa;
-        if (ip < 0x4000) /* where libunwind's walk stops too */
-            break;
+        if (up < 0)
+            return give_up(n - 1, ip);
     }
     return n;
-give_up:
-    if (atomic_fetch_add_explicit(&walks_given_up, 1, memory_order_relaxed) < 10 &&
-        g_shim.config.unwind_mode == SHIM_UNWIND_CHECK)
-        shim_log("unwind check: the CFI walk gives up at frame %d, return address %p", n - 1,
-                 (void *)ip);
-    return -1;
 }
 
 void shim_cfi_check(const uintptr_t *fast, int fast_n, const uintptr_t *slow, int slow_n)
@@ -668,9 +745,10 @@ void shim_cfi_forget(void)
  * else RBP did not hold what the rule says, and the walk gives up. */
 #define FRAME_SPAN (64u << 20)
 
-int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max)
+int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max,
+                  shim_cfi_memo_t *memo)
 {
-    (void)ip, (void)sp, (void)bp, (void)out, (void)max;
+    (void)ip, (void)sp, (void)bp, (void)out, (void)max, (void)memo;
     return -1;
 }
 

@@ -83,6 +83,7 @@ static void ring_claimed(shim_ring_t *r)
     r->last_depth = 0;
     r->def_depth = 0; /* the writer forgot the last owner's when it freed the ring */
     r->capturing = 0;
+    r->walk_memo.busy = 0; /* its rules hold for any thread (cfi.c) */
     r->clock_reuse = 0;
     r->seq_run = 0;
     r->seq_last = 0;

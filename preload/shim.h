@@ -111,6 +111,30 @@ _Static_assert(sizeof(shim_slot_t) == 32, "two slots per cache line");
 
 #define SHIM_RING_SLOTS 8192u /* per thread; 256 KiB */
 
+/* cfi.c: a thread's last CFI walk, the frames from the SHIM_CFI_MEMO_FROM-th
+ * outward, each with the stack pointer it was found at and its rule. The
+ * next walk takes the rule of a frame it shares with it (the same return
+ * address at the same stack pointer: the outer frames, unchanged between
+ * two allocations of one loop) from here, read in order, instead of from
+ * the rule table shared by all threads, read at random: on CPython's deep
+ * stacks those table loads missed the cache one after the other, and were
+ * four fifths of the walk (docs/benchmarks.md, twelfth round). Two
+ * buffers: the last walk's is read while this one's is written. */
+#define SHIM_CFI_MEMO_FROM 8
+#define SHIM_CFI_MEMO_FRAMES (MLMEM_STACK_MAX_DEPTH + 4 - SHIM_CFI_MEMO_FROM)
+typedef struct {
+    uintptr_t sp, ra;
+    uint64_t rule;
+} shim_cfi_frame_t;
+typedef struct {
+    uint8_t busy;        /* a walk is using it: a signal handler's does not */
+    uint8_t last;        /* which buffer holds the last walk               */
+    uint32_t generation; /* of the rule table when it was written          */
+    uint32_t count[2];
+    uint64_t reused;     /* frames whose rule came from here (tests)       */
+    shim_cfi_frame_t frames[2][SHIM_CFI_MEMO_FRAMES];
+} shim_cfi_memo_t;
+
 typedef enum {
     SHIM_RING_FREE = 0,    /* in the pool, no owner                         */
     SHIM_RING_ACTIVE = 1,  /* owned by a live thread                        */
@@ -176,6 +200,7 @@ typedef struct shim_ring {
     uint32_t def_depth;
     uint8_t capturing;              /* a capture is in progress (signals)  */
     uintptr_t def_frames[MLMEM_STACK_MAX_DEPTH];
+    shim_cfi_memo_t walk_memo;      /* the owner's last CFI walk (cfi.c)  */
 
     char pad1[64];
     _Atomic uint64_t tail;          /* writer only (release)              */
@@ -479,10 +504,13 @@ static inline uint64_t shim_ring_entry_slots(const shim_ring_t *r, uint64_t pos)
  * pointer and frame pointer are 'sp' and 'bp', writing at most 'max'
  * return addresses to 'out' as unw_backtrace would, less those in the
  * shim's own text: their count, or -1 when a frame is not simple enough
- * (then libunwind must walk). */
+ * (then libunwind must walk). 'memo' (may be NULL) is the calling thread's
+ * last walk, read and replaced; a walk that interrupts another on the same
+ * thread (a signal handler's) leaves it alone. */
 void shim_cfi_init(void);
 void shim_cfi_forget(void); /* after dlclose: rules may name unmapped code */
-int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max);
+int shim_cfi_walk(uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t *out, int max,
+                  shim_cfi_memo_t *memo);
 void shim_cfi_check(const uintptr_t *fast, int fast_n, const uintptr_t *slow, int slow_n);
 void shim_cfi_report(void);
 

@@ -223,13 +223,13 @@ uint32_t shim_stack_intern(shim_ring_t *r, const uintptr_t *f, uint32_t n)
  * of its frames holds its caller's RBP and its return address; the first
  * return address outside the shim is the program's innermost frame, whose
  * stack pointer is just above it. -1 when the walk must be libunwind's. */
-static int walk_cfi(uintptr_t *out, int max)
+static int walk_cfi(shim_ring_t *r, uintptr_t *out, int max)
 {
     const uintptr_t *fp = __builtin_frame_address(0);
     for (int hop = 0; hop < 32; hop++) {
         uintptr_t ra = fp[1], up = fp[0];
         if (ra < g_shim.self_start || ra >= g_shim.self_end)
-            return shim_cfi_walk(ra, (uintptr_t)(fp + 2), up, out, max);
+            return shim_cfi_walk(ra, (uintptr_t)(fp + 2), up, out, max, &r->walk_memo);
         if (up <= (uintptr_t)fp || up - (uintptr_t)fp > (1u << 20))
             return -1;
         fp = (const uintptr_t *)up;
@@ -273,7 +273,7 @@ __attribute__((noinline)) uint32_t shim_stack_capture(shim_ring_t *r)
 {
     uintptr_t frames[MLMEM_STACK_MAX_DEPTH];
     int mode = g_shim.config.unwind_mode;
-    int n = mode != SHIM_UNWIND_LIBUNWIND ? walk_cfi(frames, MLMEM_STACK_MAX_DEPTH) : -1;
+    int n = mode != SHIM_UNWIND_LIBUNWIND ? walk_cfi(r, frames, MLMEM_STACK_MAX_DEPTH) : -1;
     if (SHIM_UNLIKELY(n < 0)) {
         n = walk_libunwind(frames, MLMEM_STACK_MAX_DEPTH);
     } else if (SHIM_UNLIKELY(mode == SHIM_UNWIND_CHECK)) {

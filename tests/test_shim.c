@@ -403,6 +403,7 @@ static void test_shim_stacks_capture_reuses_same_call_site(void **state)
 /* ---- the CFI walk (cfi.c) ----------------------------------------------- */
 
 typedef struct {
+    shim_cfi_memo_t *memo; /* the CFI walk's last walk, or NULL */
     uintptr_t cfi[MLMEM_STACK_MAX_DEPTH];
     int cfi_n;
     uintptr_t unw[MLMEM_STACK_MAX_DEPTH];
@@ -418,7 +419,8 @@ static volatile int walk_sink; /* work after each call: no tail calls */
 static __attribute__((noinline, optimize("no-omit-frame-pointer"))) void walk_both(walks_t *w)
 {
     const uintptr_t *fp = __builtin_frame_address(0);
-    w->cfi_n = shim_cfi_walk(fp[1], (uintptr_t)(fp + 2), fp[0], w->cfi, MLMEM_STACK_MAX_DEPTH);
+    w->cfi_n = shim_cfi_walk(fp[1], (uintptr_t)(fp + 2), fp[0], w->cfi, MLMEM_STACK_MAX_DEPTH,
+                             w->memo);
     void *raw[MLMEM_STACK_MAX_DEPTH + 1];
     int n = unw_backtrace(raw, MLMEM_STACK_MAX_DEPTH + 1);
     w->unw_n = n - 1;
@@ -509,12 +511,9 @@ static void assert_walks_agree(const walks_t *w)
     assert_memory_equal(w->cfi, w->unw, (size_t)w->cfi_n * sizeof w->cfi[0]);
 }
 
-static void test_shim_cfi_walk_matches_libunwind(void **state)
+static void walk_every_kind(walks_t *wp)
 {
-#if !defined(__x86_64__)
-    skip(); /* libunwind walks every stack there */
-#endif
-    walks_t w;
+    walks_t w = *wp;
     nest(&w, 0);
     assert_walks_agree(&w);
     nest(&w, 7);
@@ -533,6 +532,68 @@ static void test_shim_cfi_walk_matches_libunwind(void **state)
     nest(&w, MLMEM_STACK_MAX_DEPTH + 10);
     assert_walks_agree(&w);
     assert_int_equal(w.cfi_n, MLMEM_STACK_MAX_DEPTH);
+}
+
+/* What a thread's last walk gives the next one, frame by frame. The walks
+ * are made from one call site, so that their outer frames are the same. */
+static void test_shim_cfi_walk_reuses_last_walk(void **state)
+{
+#if !defined(__x86_64__)
+    skip();
+#endif
+    static shim_cfi_memo_t memo, copy;
+    memset(&memo, 0, sizeof memo);
+    walks_t w = {.memo = &memo};
+    static const int depth[] = {20, 20, 23, 20, 20, 20};
+    uint64_t reused[6];
+    uint32_t kept[6];
+    for (int i = 0; i < 6; i++) {
+        if (i == 3) { /* a walk during another on this thread (a signal handler's) */
+            copy = memo;
+            memo.busy = 1;
+        }
+        if (i == 4) { /* ... left the memo alone; now the rule table is emptied (dlclose) */
+            memo.busy = 0;
+            assert_memory_equal(&copy, &memo, sizeof memo);
+            shim_cfi_forget();
+        }
+        uint64_t before = memo.reused;
+        nest(&w, depth[i]);
+        assert_walks_agree(&w);
+        reused[i] = memo.reused - before;
+        kept[i] = memo.count[memo.last];
+    }
+    assert_int_equal(reused[0], 0); /* no last walk yet */
+    assert_true(kept[0] >= 20 - SHIM_CFI_MEMO_FROM);
+    /* The same stack again: every frame it keeps came from the last. */
+    assert_int_equal(kept[1], kept[0]);
+    assert_int_equal(reused[1], kept[0]);
+    /* Three frames deeper: its frames from the ninth on start three frames
+     * lower than the last walk's; those three are looked up, the rest
+     * reused. */
+    assert_int_equal(kept[2], kept[0] + 3);
+    assert_int_equal(reused[2], kept[0]);
+    /* After the table was emptied the last walk's rules are not trusted;
+     * the walk after that one's are. */
+    assert_int_equal(reused[4], 0);
+    assert_int_equal(reused[5], kept[0]);
+}
+
+/* Every kind of frame, walked without a last walk, then twice with one:
+ * the second time each walk takes most of its rules from the one before,
+ * whose frames of other sizes (alloca) lie at other stack pointers. */
+static void test_shim_cfi_walk_matches_libunwind(void **state)
+{
+#if !defined(__x86_64__)
+    skip(); /* libunwind walks every stack there */
+#endif
+    static shim_cfi_memo_t memo;
+    walks_t w = {.memo = NULL};
+    for (int pass = 0; pass < 3; pass++) {
+        w.memo = pass ? &memo : NULL;
+        walk_every_kind(&w);
+    }
+    assert_true(memo.reused > 0);
 }
 
 static walks_t handler_walks;
@@ -611,6 +672,7 @@ int main(void)
         cmocka_unit_test_setup(test_shim_stacks_concurrent_interning_agrees, stacks_setup),
         cmocka_unit_test_setup(test_shim_stacks_capture_reuses_same_call_site, stacks_setup),
         cmocka_unit_test_setup(test_shim_cfi_walk_matches_libunwind, stacks_setup),
+        cmocka_unit_test_setup(test_shim_cfi_walk_reuses_last_walk, stacks_setup),
         cmocka_unit_test_setup(test_shim_cfi_walk_gives_up_at_signal_frame, stacks_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
