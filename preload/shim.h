@@ -121,6 +121,8 @@ _Static_assert(sizeof(shim_slot_t) == 32, "two slots per cache line");
  * four fifths of the walk (docs/benchmarks.md, twelfth round). Two
  * buffers: the last walk's is read while this one's is written. */
 #define SHIM_CFI_MEMO_FROM 8
+/* A walk keeps at most MLMEM_STACK_MAX_DEPTH frames but steps through the
+ * shim's own on the way (main_wrapper): a few more. */
 #define SHIM_CFI_MEMO_FRAMES (MLMEM_STACK_MAX_DEPTH + 4 - SHIM_CFI_MEMO_FROM)
 typedef struct {
     uintptr_t sp, ra;
