@@ -785,6 +785,18 @@ static void symtest_resolve_marker_as(const char *path, prof_frame_t *f)
     assert_string_equal(f[0].function, "symtest_marker");
 }
 
+/* A copy of this program in 'dir' stripped of its debug information, its
+ * path in 'stripped': the marker resolves there from the symbol table
+ * alone, by name and without a file. */
+static void symtest_stripped_without_file(const char *dir, char *stripped, size_t len)
+{
+    symtest_stripped_copy(dir, NULL, stripped, len);
+    prof_frame_t f[4];
+    symtest_resolve_marker_as(stripped, f);
+    assert_null(f[0].file);
+    symtest_free_frames(f, 1);
+}
+
 /* A module without debug information resolves from its symbol table alone:
  * those frames are kept too, and used while the build still has no debug
  * information; once it has (here: the same build, unstripped), the address
@@ -798,13 +810,9 @@ static void test_symbols_kept_symbol_table_frames_until_debug_info(void **state)
     uint64_t addr = (uint64_t)(uintptr_t)&symtest_marker;
     symtest_module_t m = symtest_find_module(addr);
     char stripped[sizeof dir + 32];
-    symtest_stripped_copy(dir, NULL, stripped, sizeof stripped);
+    symtest_stripped_without_file(dir, stripped, sizeof stripped);
 
     prof_frame_t f[4];
-    symtest_resolve_marker_as(stripped, f);
-    assert_null(f[0].file);
-    symtest_free_frames(f, 1);
-
     prof_frame_cache_t *c = symtest_open_kept(dir);
     const prof_frame_t *kept;
     uint32_t flags;
@@ -890,11 +898,7 @@ static void test_symbols_no_debuginfod_without_servers(void **state)
     char dir[] = "/tmp/mlmem-symtest-nodebuginfod.XXXXXX";
     char *saved = symtest_cache_dir_begin(dir);
     char stripped[sizeof dir + 32];
-    symtest_stripped_copy(dir, NULL, stripped, sizeof stripped);
-    prof_frame_t f[4];
-    symtest_resolve_marker_as(stripped, f);
-    assert_null(f[0].file);
-    symtest_free_frames(f, 1);
+    symtest_stripped_without_file(dir, stripped, sizeof stripped);
     assert_null(dlopen("libdebuginfod.so.1", RTLD_LAZY | RTLD_NOLOAD));
     symtest_cache_dir_end(dir, saved);
 }
