@@ -966,10 +966,11 @@ static __attribute__((noinline)) void acct_ranges_merge(prof_acct_t *a)
     for (size_t j = 0; j < half; j++) {
         prof_live_range_t p = a->rng[2 * j], q = a->rng[2 * j + 1];
         a->rng[j].min = p.min < q.min ? p.min : q.min;
-        a->rng[j].max = p.max > q.max ? p.max : q.max;
+        a->rng[j].max = q.max > p.max ? q.max : p.max;
+        a->rng[j].max_ns = q.max > p.max ? q.max_ns : p.max_ns;
     }
     for (size_t j = half; j < PROF_ACCT_RANGES; j++)
-        a->rng[j] = (prof_live_range_t){UINT64_MAX, 0};
+        a->rng[j] = (prof_live_range_t){UINT64_MAX, 0, 0};
     a->rng_width *= 2;
 }
 
@@ -987,8 +988,10 @@ ACCT_HOT void acct_ranges_note(prof_acct_t *a, uint64_t live)
     prof_live_range_t *p = &a->rng[a->rng_cur];
     if (live < p->min)
         p->min = live;
-    if (live > p->max)
+    if (live > p->max) {
         p->max = live;
+        p->max_ns = a->now;
+    }
 }
 
 /* ---- public -------------------------------------------------------------- */
@@ -1016,7 +1019,7 @@ prof_acct_t *prof_acct_new(const prof_acct_options_t *opt)
         return NULL;
     }
     for (size_t i = 0; i < PROF_ACCT_RANGES; i++)
-        a->rng[i] = (prof_live_range_t){UINT64_MAX, 0};
+        a->rng[i] = (prof_live_range_t){UINT64_MAX, 0, 0};
     a->rng_width = 1;
     prof_imap_init(&a->maps);
     a->origin_free = ACCT_NONE;

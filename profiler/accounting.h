@@ -103,7 +103,8 @@ typedef struct {
 const prof_acct_logged_t *prof_acct_alloc_log(const prof_acct_t *a, size_t *count);
 
 /* The lowest and highest live bytes after any event in one span of the
- * run (min UINT64_MAX, max 0: no event in it). Span i covers
+ * run (min UINT64_MAX, max 0: no event in it), and when the span first
+ * reached its highest (the time of that event). Span i covers
  * [i * width, (i + 1) * width) ns from the stream's start; the width is a
  * power of two that doubles (neighbours merge) whenever the run outgrows
  * PROF_ACCT_RANGES spans, so a run of any length has at least half that
@@ -113,6 +114,7 @@ const prof_acct_logged_t *prof_acct_alloc_log(const prof_acct_t *a, size_t *coun
 typedef struct {
     uint64_t min;
     uint64_t max;
+    uint64_t max_ns;    /* the first event after which live bytes were max */
 } prof_live_range_t;
 
 /* The spans up to the current one, in place (valid until the next event

@@ -705,10 +705,14 @@ typedef struct {
     int step_grads;           /* some site is step_grad                   */
     uint64_t *step_starts;    /* detected in the log: each step's start,
                                  for the first step_start_count steps     */
+    size_t *step_pos;         /* where each starts in log_times           */
     size_t step_start_count;
-    uint64_t *step_peak_ns;   /* steps with bounds from the log: when the
-                                 live-range span holding the step's peak
-                                 begins (attr_detected_step_shape)        */
+    uint64_t *log_times;      /* the log's times, allocations with a stack
+                                 only (what steps were detected in)       */
+    size_t log_n;
+    uint64_t *step_peak_ns;   /* steps with bounds from the log: when live
+                                 bytes first reached the step's highest
+                                 (attr_detected_step_shape)               */
     uint8_t *born_backward;   /* per site: born in backward passes by the
                                  log's times (attr_birth_phases)          */
 } attr_ctx_t;
@@ -1068,10 +1072,10 @@ static int attr_cmp_site_stack(const void *p, const void *q, void *ctx)
  * has no telling name (inlined into main, say): with steps found in the
  * allocation log and a forward phase inferred, a site at least half of
  * whose logged births inside steps (at least 3) come at or after their
- * step's peak (from the live-range span holding it on: the block that makes
- * the peak is usually the backward pass's first, and a backward loop's
- * first delta can come just before it) is born in backward passes; forward
- * births all come before the peak. */
+ * step's peak (the event that first reached the step's highest live bytes:
+ * the block that makes the peak is usually the backward pass's first, on
+ * top of every activation) is born in backward passes; forward births all
+ * come before the peak. */
 #define ATTR_BACKWARD_SHARE 0.5
 static int attr_birth_phases(attr_ctx_t *x)
 {
@@ -1597,38 +1601,54 @@ static uint64_t attr_span_low(const prof_attr_input_t *in, size_t j, size_t floo
     return UINT64_MAX;
 }
 
+/* The first of the n times (in order) at or after t; n if none. */
+static size_t attr_first_at(const uint64_t *times, size_t n, uint64_t t)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (times[mid] < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* The detector's steps begin where the first full period that repeats
  * began: an arbitrary point of the step (the reference trainer's began in
- * the middle of its forward pass). A step is taken to begin where live
- * bytes start to rise towards its peak: in each window the log bounds, from
- * the span holding the window's peak back (going round to the window's end,
- * the same point of the step before), the first span whose lowest live
- * bytes are within max(4 KiB, 1% of the rise) of the window's lowest (a
- * span without events holds what the span before ended at). When
- * that is after the peak, the step began that much earlier in the window
- * before. Steps past the log move by the median shift. */
+ * the middle of its forward pass, or at its backward pass's first block).
+ * A step is taken to begin where live bytes start to rise towards its
+ * peak: in each window the log bounds, from the span holding the window's
+ * peak back (going round to the window's end, the same point of the step
+ * before), the first span whose lowest live bytes are within max(4 KiB, 1%
+ * of the rise) of the window's lowest (a span without events holds what
+ * the span before ended at). The step's first allocation is the log's
+ * first from that span on, counted from the window's start (from the next
+ * window's when the span is after the peak: the step began in the window
+ * before). Counted in allocations, that offset is the same in every step
+ * of a program that repeats itself however unevenly a busy machine
+ * stretches its steps; counted in time it is not (a step start placed by
+ * the median shift in time fell in the middle of a slow step's forward
+ * pass, whose births then read as the step before's backward). Every step
+ * moves by the median offset along the log; steps past the log move by
+ * the median of the shifts in time that made. */
 static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_input_t *in)
 {
     prof_steps_t *st = &r->steps;
     uint64_t w = in->range_width_ns;
-    if (x->step_start_count < 3 || !in->ranges || !w || !st->period_ns ||
+    if (x->step_start_count < 3 || !x->step_pos || !in->ranges || !w || !st->period_ns ||
         st->period_ns / w < ATTR_SPANS_PER_STEP)
         return 0;
     size_t n = x->step_start_count - 1; /* windows with both bounds */
-    int64_t *shift = malloc(n * sizeof *shift), *sorted = malloc(n * sizeof *sorted);
-    if (!shift || !sorted) {
-        free(shift);
-        free(sorted);
+    int64_t *offset = malloc(x->step_start_count * sizeof *offset);
+    if (!offset)
         return -1;
-    }
-    /* Each window's shift, read between the detector's starts (none is
-     * moved before every shift is known). */
+    size_t found = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t t0 = x->step_starts[i], t1 = x->step_starts[i + 1];
-        attr_window_t v = attr_window(in, t0, t1);
+        attr_window_t v = attr_window(in, x->step_starts[i], x->step_starts[i + 1]);
         size_t j0 = v.j0, j1 = v.j1, pk = v.pk;
         uint64_t lo = v.lo, hi = v.hi;
-        shift[i] = 0;
         if (j1 <= j0 + 1 || lo == UINT64_MAX || hi <= lo)
             continue;
         uint64_t tol = (hi - lo) / 100 > 4096 ? (hi - lo) / 100 : 4096;
@@ -1642,33 +1662,31 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
         }
         if (q == SIZE_MAX)
             continue;
-        uint64_t at = (uint64_t)q * w < t0 ? t0 : (uint64_t)q * w;
-        if (q > pk) /* the rise began in the window before */
-            at = at - t0 >= t1 - t0 ? t0 : at - (t1 - t0);
-        shift[i] = (int64_t)at - (int64_t)t0;
+        size_t first = attr_first_at(x->log_times, x->log_n, (uint64_t)q * w);
+        size_t from = x->step_pos[q > pk ? i + 1 : i];
+        offset[found++] = (int64_t)first - (int64_t)from;
     }
-    memcpy(sorted, shift, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, attr_cmp_i64);
-    int64_t med = sorted[n / 2];
-    /* The detector's starts are a fixed point of the step, so the shifts
-     * agree; one far from the median read a window whose shape a busy
-     * machine distorted (the program preempted mid-step: a long flat
-     * stretch, a low in the wrong place) and takes the median instead,
-     * rather than misplace that step by half a period. */
-    int64_t slack = (int64_t)(st->period_ns / 8);
-    for (size_t i = 0; i < n; i++) {
-        int64_t d = shift[i] - med;
-        int64_t use = d > slack || d < -slack ? med : shift[i];
-        x->step_starts[i] = (uint64_t)((int64_t)x->step_starts[i] + use);
+    if (!found) {
+        free(offset);
+        return 0;
     }
-    x->step_starts[n] = (uint64_t)((int64_t)x->step_starts[n] + med);
+    qsort(offset, found, sizeof *offset, attr_cmp_i64);
+    int64_t med = offset[found / 2];
+    /* Move every start, and keep each shift in time in 'offset'. */
+    for (size_t i = 0; i <= n; i++) {
+        int64_t p = (int64_t)x->step_pos[i] + med;
+        p = p < 0 ? 0 : p >= (int64_t)x->log_n ? (int64_t)x->log_n - 1 : p;
+        x->step_pos[i] = (size_t)p;
+        offset[i] = (int64_t)x->log_times[p] - (int64_t)x->step_starts[i];
+        x->step_starts[i] = x->log_times[p];
+    }
     for (size_t i = 1; i <= n; i++)
         if (x->step_starts[i] <= x->step_starts[i - 1])
             x->step_starts[i] = x->step_starts[i - 1] + 1;
+    qsort(offset, n + 1, sizeof *offset, attr_cmp_i64);
     st->first_step_ns = x->step_starts[0];
-    st->last_step_ns = (uint64_t)((int64_t)st->last_step_ns + med);
-    free(shift);
-    free(sorted);
+    st->last_step_ns = (uint64_t)((int64_t)st->last_step_ns + offset[(n + 1) / 2]);
+    free(offset);
     return 0;
 }
 
@@ -1677,8 +1695,8 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
  * short span of the run). Step i runs from its start in the log (aligned
  * by attr_align_steps) to the next one's; past the log, [first + i *
  * period, first + (i + 1) * period). Done only when a step spans at least
- * ATTR_SPANS_PER_STEP spans, else left empty rather than wrong. Notes when
- * each log-bounded step's peak span begins (x->step_peak_ns).
+ * ATTR_SPANS_PER_STEP spans, else left empty rather than wrong. Notes
+ * when each log-bounded step reached its peak (x->step_peak_ns).
  *
  * Phases, inferred for the steps whose live bytes rise by at least
  * ATTR_STEP_MIN_RISE: forward from the step's start to its peak
@@ -1717,8 +1735,12 @@ static int attr_detected_step_shape(attr_ctx_t *x, prof_result_t *r,
         size_t j0 = v.j0, j1 = v.j1, pk = v.pk;
         uint64_t lo = v.lo, hi = v.hi;
         st->peak_bytes[i] = hi;
-        if (i + 1 < x->step_start_count)
-            x->step_peak_ns[i] = (uint64_t)pk * w;
+        if (i + 1 < x->step_start_count) {
+            /* When the peak was reached; the span's start where the
+             * ranges do not say (within the span: made by accounting) */
+            uint64_t at = in->ranges[pk].max_ns;
+            x->step_peak_ns[i] = at / w == pk ? at : (uint64_t)pk * w;
+        }
         if (j1 <= j0 || hi == 0 || lo == UINT64_MAX || hi - lo < ATTR_STEP_MIN_RISE)
             continue;
         shaped++;
@@ -1762,10 +1784,12 @@ static int attr_step_starts(attr_ctx_t *x, const uint32_t *keys, const uint64_t 
     size_t k = attr_anchor_steps(keys, n, d->anchor, d->period, &first, &last, pos, d->count);
     if (k > d->count)
         k = d->count;
-    for (size_t i = 0; i < k; i++)
-        x->step_starts[i] = times[pos[i] >= d->anchor_offset ? pos[i] - d->anchor_offset : 0];
+    for (size_t i = 0; i < k; i++) {
+        pos[i] = pos[i] >= d->anchor_offset ? pos[i] - d->anchor_offset : 0;
+        x->step_starts[i] = times[pos[i]];
+    }
     x->step_start_count = k;
-    free(pos);
+    x->step_pos = pos;
     return 0;
 }
 
@@ -1859,7 +1883,12 @@ static int attr_steps(attr_ctx_t *x)
     if (rc == 0 && d.count >= 2)
         rc = attr_step_starts(x, keys, times, n, &d);
     free(keys);
-    free(times);
+    if (x->step_pos) { /* attr_align_steps moves the starts along the log */
+        x->log_times = times;
+        x->log_n = n;
+    } else {
+        free(times);
+    }
     if (rc != 0)
         return -1;
     if (d.count < 2)
@@ -2065,6 +2094,8 @@ done:
     free(x.sibling);
     free(x.step_grad);
     free(x.step_starts);
+    free(x.step_pos);
+    free(x.log_times);
     free(x.born_backward);
     free(x.step_peak_ns);
     return rc;

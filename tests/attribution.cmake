@@ -24,11 +24,5 @@ if(Python3_Interpreter_FOUND AND TARGET mlmem AND TARGET mlmem-train)
   add_test(NAME attribution_accuracy
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/bench/attribution_accuracy.py
             --build ${CMAKE_BINARY_DIR})
-  # Alone: phases and each step's peak are placed by time (spans of the
-  # live-bytes ranges), and a test beside it on 2 cores stretched the
-  # trainer's steps enough that the last forward allocations fell into the
-  # peak's span and counted as born in the backward pass (about 1 run in 3
-  # with two busy loops beside it, the code before the twelfth round's too;
-  # none in 20 without).
-  set_tests_properties(attribution_accuracy PROPERTIES TIMEOUT 120 RUN_SERIAL TRUE)
+  set_tests_properties(attribution_accuracy PROPERTIES TIMEOUT 120)
 endif()

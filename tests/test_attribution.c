@@ -1160,58 +1160,111 @@ static void test_attribution_behaviour_file_reads_are_data(void **state)
  * runs from the step's real start to its peak; and a site born after the
  * peak in every step is born in backward passes (temporaries), with no
  * telling function name, while the forward pass's sites stay activations.
- * Steps: A +0, B +10, C +20, D +30, E +45 (the peak: backward's first
+ * Steps: A +0, B +10, C +20, D +d_off, E +45 (the peak: backward's first
  * block on top of the activations), frees down to 0 by +60, then nothing
- * until the next step at +100; 1 ns spans. */
-static void test_attribution_detected_steps_aligned_to_rise(void **state)
+ * until the next step at +100. Every third step from the first, the
+ * forward pass takes 'stretch' ns longer (E and what follows come that
+ * much later). The first step's first 'warm' allocations have keys of
+ * their own (a warm-up's). The ranges are made at 1 ns and merged into
+ * spans of 'width' ns as accounting merges them (the first time of the
+ * highest kept). Returns the result for the caller's own checks. */
+static prof_result_t *rise_steps_attribute(uint64_t width, uint32_t d_off, uint32_t stretch,
+                                           uint32_t warm)
 {
-    (void)state;
     enum { STEPS = 21, T0 = 1000, P = 100, A = 1, B, C, D, E };
     prof_result_t *r = b_result(5);
     r->steps = (prof_steps_t){0};
-    r->summary.duration_ns = T0 + STEPS * P;
+    uint64_t end = T0 + STEPS * P + (STEPS + 2) / 3 * stretch;
+    r->summary.duration_ns = end;
     prof_acct_logged_t log[STEPS * 5 + 16];
     size_t n = 0;
     for (uint32_t k = 0; k < 9; k++) /* setup */
         log[n++] = (prof_acct_logged_t){100 + k, 10 * k};
-    size_t nr = T0 + STEPS * P;
+    size_t nr = end;
     prof_live_range_t *rng = calloc(nr, sizeof *rng);
     assert_non_null(rng);
     for (size_t j = 0; j < nr; j++)
-        rng[j] = (prof_live_range_t){UINT64_MAX, 0};
+        rng[j] = (prof_live_range_t){UINT64_MAX, 0, 0};
     static const uint64_t mb = 1000000;
-    static const struct {
+    const struct {
         uint32_t off, key;
         uint64_t lo, hi;
     } shape[] = {{0, A, 1 * mb, 1 * mb},  {10, B, 2 * mb, 2 * mb}, {20, C, 3 * mb, 3 * mb},
-                 {30, D, 4 * mb, 4 * mb}, {45, E, 5 * mb, 5 * mb}, {50, 0, 3 * mb, 4 * mb},
+                 {d_off, D, 4 * mb, 4 * mb}, {45, E, 5 * mb, 5 * mb}, {50, 0, 3 * mb, 4 * mb},
                  {60, 0, 0, 2 * mb}};
-    for (uint64_t k = 0; k < STEPS; k++)
+    uint64_t start = T0;
+    for (uint64_t k = 0; k < STEPS; k++) {
+        uint32_t s = k % 3 == 0 ? stretch : 0;
         for (size_t q = 0; q < sizeof shape / sizeof shape[0]; q++) {
-            uint64_t t = T0 + k * P + shape[q].off;
-            rng[t] = (prof_live_range_t){shape[q].lo, shape[q].hi};
-            if (shape[q].key)
-                log[n++] = (prof_acct_logged_t){k == 0 && shape[q].key == A ? 99 : shape[q].key,
-                                                t};
+            uint64_t t = start + shape[q].off + (shape[q].off > d_off ? s : 0);
+            rng[t] = (prof_live_range_t){shape[q].lo, shape[q].hi, t};
+            uint32_t key = shape[q].key;
+            if (key)
+                log[n++] = (prof_acct_logged_t){k == 0 && key < A + warm ? 99 - key : key, t};
         }
-    for (int i = 0; i < 5; i++) { /* A..E: one block a step each */
-        b_per_step(&r->sites[i], STEPS, mb, i == 4 ? 10 : 40 - 10 * (uint64_t)i, 0);
-        r->sites[i].first_alloc_ns = T0 + 10 * (uint64_t)i;
-        r->sites[i].last_alloc_ns = T0 + (STEPS - 1) * P + 10 * (uint64_t)i;
-        r->sites[i].first_free_ns = r->sites[i].first_alloc_ns + (i == 4 ? 10 : 40 - 10 * i);
+        start += P + s;
     }
-    prof_attr_input_t in = {.log = log, .log_count = n, .ranges = rng, .range_count = nr,
-                            .range_width_ns = 1};
+    size_t nw = (nr + width - 1) / width;
+    for (size_t j = 0; j < nw; j++) {
+        prof_live_range_t m = {UINT64_MAX, 0, 0};
+        for (size_t q = j * width; q < (j + 1) * width && q < nr; q++) {
+            m.min = rng[q].min < m.min ? rng[q].min : m.min;
+            if (rng[q].max > m.max)
+                m = (prof_live_range_t){m.min, rng[q].max, rng[q].max_ns};
+        }
+        rng[j] = m;
+    }
+    for (int i = 0; i < 5; i++) { /* A..E: one block a step each */
+        uint32_t off = i == 3 ? d_off : i == 4 ? 45 : 10 * (uint32_t)i;
+        b_per_step(&r->sites[i], STEPS, mb, i == 4 ? 10 : 60 - off, 0);
+        r->sites[i].first_alloc_ns = T0 + off;
+        r->sites[i].last_alloc_ns = end - P + off;
+        r->sites[i].first_free_ns = r->sites[i].first_alloc_ns + (i == 4 ? 10 : 60 - off);
+    }
+    prof_attr_input_t in = {.log = log, .log_count = n, .ranges = rng, .range_count = nw,
+                            .range_width_ns = width};
     assert_int_equal(prof_attribute(r, &in), 0);
     assert_string_equal(r->steps.source, "detected");
-    assert_true(r->steps.first_step_ns >= T0 - 5 && r->steps.first_step_ns <= T0);
-    assert_true(r->steps.forward_end > 0.44 && r->steps.forward_end < 0.49);
     for (int i = 0; i < 4; i++)
         assert_string_equal(r->sites[i].category, "activations");
     assert_string_equal(r->sites[4].category, "temporaries");
     assert_non_null(strstr(r->sites[4].category_evidence, "backward"));
     free(rng);
+    return r;
+}
+
+static void test_attribution_detected_steps_aligned_to_rise(void **state)
+{
+    (void)state;
+    prof_result_t *r = rise_steps_attribute(1, 30, 0, 1);
+    assert_true(r->steps.first_step_ns >= 995 && r->steps.first_step_ns <= 1000);
+    assert_true(r->steps.forward_end > 0.44 && r->steps.forward_end < 0.49);
     b_free(r);
+}
+
+/* Steps realigned to where live bytes rise move along the log: each to the
+ * same allocation of its own step (A), however much longer a busy machine
+ * made some of them. Here the detector's steps begin at the backward pass's
+ * first block (E: the first step's A to D are a warm-up's), and every third
+ * step's forward pass takes 40% longer; moved by one shift in time, those
+ * steps would begin in the middle of their forward pass. */
+static void test_attribution_steps_aligned_in_stretched_steps(void **state)
+{
+    (void)state;
+    prof_result_t *r = rise_steps_attribute(1, 30, 40, 4);
+    assert_int_equal(r->steps.first_step_ns, 1000);
+    b_free(r);
+}
+
+/* The forward pass's last block shares its span with the step's peak (a
+ * long run's spans are wide, and a busy machine stretches the steps): it
+ * is still born before the peak, by the time the span reached its highest,
+ * so its site stays activations. Spans of 24 ns: D at +38 and the peak at
+ * +45 share a span in 3 steps of 4. */
+static void test_attribution_last_forward_birth_in_peak_span(void **state)
+{
+    (void)state;
+    b_free(rise_steps_attribute(24, 38, 0, 1));
 }
 
 /* The small allocations that were not sampled (one pseudo-site, no stack)
@@ -1252,12 +1305,12 @@ static void test_attribution_detected_step_shape(void **state)
             if (variant == 2)
                 v = j < 100 ? 500 : 1000;
             v *= 1000; /* KB: rises of a few bytes are noise, not phases */
-            rng[j] = (prof_live_range_t){v > 1000000 && k >= 1 && k <= 5 ? v - 100000 : v, v};
+            rng[j] = (prof_live_range_t){v > 1000000 && k >= 1 && k <= 5 ? v - 100000 : v, v, 0};
         }
         prof_attr_input_t in = {.ranges = rng, .range_count = 140, .range_width_ns = 10};
         if (variant == 1) { /* the same run in 40 ns spans */
             for (size_t j = 0; j < 35; j++) {
-                prof_live_range_t m = {UINT64_MAX, 0};
+                prof_live_range_t m = {UINT64_MAX, 0, 0};
                 for (size_t q = 4 * j; q < 4 * j + 4; q++) {
                     m.min = rng[q].min < m.min ? rng[q].min : m.min;
                     m.max = rng[q].max > m.max ? rng[q].max : m.max;
@@ -1422,6 +1475,8 @@ int main(void)
         cmocka_unit_test(test_attribution_detected_step_shape),
         cmocka_unit_test(test_attribution_behaviour_unsampled_is_other),
         cmocka_unit_test(test_attribution_detected_steps_aligned_to_rise),
+        cmocka_unit_test(test_attribution_last_forward_birth_in_peak_span),
+        cmocka_unit_test(test_attribution_steps_aligned_in_stretched_steps),
         cmocka_unit_test(test_attribution_steps_from_sites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
