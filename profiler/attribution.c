@@ -715,6 +715,8 @@ typedef struct {
                                  (attr_detected_step_shape)               */
     uint8_t *born_backward;   /* per site: born in backward passes by the
                                  log's times (attr_birth_phases)          */
+    int flat_steps;           /* attr_align_steps: most steps' peak is one
+                                 block over their lowest (no phases)      */
 } attr_ctx_t;
 
 /* A site that lives through training: born by the end of the first step,
@@ -1601,6 +1603,14 @@ static uint64_t attr_span_low(const prof_attr_input_t *in, size_t j, size_t floo
     return UINT64_MAX;
 }
 
+/* When span j first reached its highest live bytes; its start where the
+ * ranges do not say (accounting's say, within the span). */
+static uint64_t attr_span_peak_ns(const prof_attr_input_t *in, size_t j)
+{
+    uint64_t at = in->ranges[j].max_ns, w = in->range_width_ns;
+    return at / w == j ? at : (uint64_t)j * w;
+}
+
 /* The first of the n times (in order) at or after t; n if none. */
 static size_t attr_first_at(const uint64_t *times, size_t n, uint64_t t)
 {
@@ -1644,7 +1654,7 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
     int64_t *offset = malloc(x->step_start_count * sizeof *offset);
     if (!offset)
         return -1;
-    size_t found = 0;
+    size_t found = 0, accumulating = 0;
     for (size_t i = 0; i < n; i++) {
         attr_window_t v = attr_window(in, x->step_starts[i], x->step_starts[i + 1]);
         size_t j0 = v.j0, j1 = v.j1, pk = v.pk;
@@ -1663,10 +1673,19 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
         if (q == SIZE_MAX)
             continue;
         size_t first = attr_first_at(x->log_times, x->log_n, (uint64_t)q * w);
-        size_t from = x->step_pos[q > pk ? i + 1 : i];
-        offset[found++] = (int64_t)first - (int64_t)from;
+        int64_t off = (int64_t)first - (int64_t)x->step_pos[q > pk ? i + 1 : i];
+        offset[found++] = off;
+        /* The allocations from the rise's first to the peak's: one alone
+         * is a lone block over the step's lowest (a BLAS call's scratch
+         * buffer, with the activations in one block made at setup), not a
+         * forward pass keeping what it makes. */
+        size_t upto = attr_first_at(x->log_times, x->log_n, attr_span_peak_ns(in, pk) + 1);
+        accumulating += (int64_t)upto - ((int64_t)x->step_pos[i] + off) >= 2;
     }
-    if (!found) {
+    /* Steps whose live bytes do not build up have no start to find from
+     * them, nor phases: they keep the detector's starts. */
+    x->flat_steps = found && accumulating * 2 < found;
+    if (!found || x->flat_steps) {
         free(offset);
         return 0;
     }
@@ -1703,8 +1722,11 @@ static int attr_align_steps(attr_ctx_t *x, prof_result_t *r, const prof_attr_inp
  * (activations are kept for the backward pass), backward from the peak
  * until live bytes have fallen back half-way to the step's lowest
  * (activations released as their gradients are computed). Each is found
- * when at least half the steps show it; its end is the median over those
- * steps, as a fraction of the step. */
+ * when at least half the steps show it, as a fraction of the step: the
+ * forward pass ends at the median of its ends, the backward pass lasts
+ * the median of its lengths after that (the median of its ends, over
+ * other steps than the forward's, came before the forward's end in the
+ * PyTorch script's 100 steps). */
 static int attr_detected_step_shape(attr_ctx_t *x, prof_result_t *r,
                                     const prof_attr_input_t *in)
 {
@@ -1735,12 +1757,8 @@ static int attr_detected_step_shape(attr_ctx_t *x, prof_result_t *r,
         size_t j0 = v.j0, j1 = v.j1, pk = v.pk;
         uint64_t lo = v.lo, hi = v.hi;
         st->peak_bytes[i] = hi;
-        if (i + 1 < x->step_start_count) {
-            /* When the peak was reached; the span's start where the
-             * ranges do not say (within the span: made by accounting) */
-            uint64_t at = in->ranges[pk].max_ns;
-            x->step_peak_ns[i] = at / w == pk ? at : (uint64_t)pk * w;
-        }
+        if (i + 1 < x->step_start_count)
+            x->step_peak_ns[i] = attr_span_peak_ns(in, pk);
         if (j1 <= j0 || hi == 0 || lo == UINT64_MAX || hi - lo < ATTR_STEP_MIN_RISE)
             continue;
         shaped++;
@@ -1749,18 +1767,19 @@ static int attr_detected_step_shape(attr_ctx_t *x, prof_result_t *r,
         uint64_t half = lo + (hi - lo) / 2;
         for (size_t j = pk + 1; j < j1; j++)
             if (in->ranges[j].min <= half) {
-                bwd[nb++] = ((double)(j - j0) + 1.0) / len;
+                bwd[nb++] = (double)(j - pk) / len; /* the backward pass's length */
                 break;
             }
     }
-    if (shaped * 2 >= st->count && nf) {
+    if (!x->flat_steps && shaped * 2 >= st->count && nf) {
         qsort(fwd, nf, sizeof *fwd, attr_cmp_double);
         st->forward_end = fwd[nf / 2];
         st->phases_seen |= 1u << MLMEM_PHASE_FORWARD;
         st->phase_source = "inferred";
         if (nb * 2 >= shaped) {
             qsort(bwd, nb, sizeof *bwd, attr_cmp_double);
-            st->backward_end = bwd[nb / 2];
+            st->backward_end = st->forward_end + bwd[nb / 2] < 1.0
+                                   ? st->forward_end + bwd[nb / 2] : 1.0;
             st->phases_seen |= 1u << MLMEM_PHASE_BACKWARD;
         }
     }

@@ -1256,6 +1256,51 @@ static void test_attribution_steps_aligned_in_stretched_steps(void **state)
     b_free(r);
 }
 
+/* Steps whose live bytes do not build up (each block freed before the
+ * next: a BLAS call's scratch buffer, with the activations made once at
+ * setup) have no rise to begin at and no phases: they keep the detector's
+ * starts, and the peak each. Blocks K1 +0, K2 +20, K3 +40 (the largest),
+ * K4 +60, each freed 2 ns later; the first step's K1 is a warm-up's, so
+ * the detector's steps begin at K2. */
+static void test_attribution_flat_steps_keep_starts(void **state)
+{
+    (void)state;
+    enum { STEPS = 21, T0 = 1000, P = 100, K1 = 1 };
+    prof_result_t *r = b_result(4);
+    r->steps = (prof_steps_t){0};
+    r->summary.duration_ns = T0 + STEPS * P;
+    prof_acct_logged_t log[STEPS * 4];
+    size_t n = 0, nr = T0 + STEPS * P;
+    prof_live_range_t *rng = calloc(nr, sizeof *rng);
+    assert_non_null(rng);
+    for (size_t j = 0; j < nr; j++)
+        rng[j] = (prof_live_range_t){UINT64_MAX, 0, 0};
+    static const uint64_t base = 4000000, mb = 1000000;
+    for (uint64_t k = 0; k < STEPS; k++)
+        for (uint32_t b = 0; b < 4; b++) {
+            uint64_t t = T0 + k * P + 20 * b, size = b == 2 ? mb + mb / 10 : mb;
+            rng[t] = (prof_live_range_t){base + size, base + size, t};
+            rng[t + 2] = (prof_live_range_t){base, base, t + 2};
+            log[n++] = (prof_acct_logged_t){k == 0 && b == 0 ? 99 : K1 + b, t};
+        }
+    for (int i = 0; i < 4; i++) {
+        b_per_step(&r->sites[i], STEPS, i == 2 ? mb + mb / 10 : mb, 2, 0);
+        r->sites[i].first_alloc_ns = T0 + 20 * (uint64_t)i;
+        r->sites[i].last_alloc_ns = T0 + (STEPS - 1) * P + 20 * (uint64_t)i;
+    }
+    prof_attr_input_t in = {.log = log, .log_count = n, .ranges = rng, .range_count = nr,
+                            .range_width_ns = 1};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_string_equal(r->steps.source, "detected");
+    assert_int_equal(r->steps.first_step_ns, T0 + 20);
+    assert_int_equal(r->steps.phases_seen, 0);
+    assert_null(r->steps.phase_source);
+    assert_int_equal(r->steps.peak_count, r->steps.count);
+    assert_int_equal(r->steps.peak_bytes[0], base + mb + mb / 10);
+    free(rng);
+    b_free(r);
+}
+
 /* The forward pass's last block shares its span with the step's peak (a
  * long run's spans are wide, and a busy machine stretches the steps): it
  * is still born before the peak, by the time the span reached its highest,
@@ -1282,6 +1327,35 @@ static void test_attribution_behaviour_unsampled_is_other(void **state)
     assert_string_equal(r->sites[0].category, "other");
     assert_non_null(strstr(r->sites[0].category_evidence, "not sampled"));
     assert_string_not_equal(r->sites[1].category, "other");
+    b_free(r);
+}
+
+/* The backward pass ends after the forward pass even when the steps that
+ * show where it ends are not those that set the forward's median: here
+ * two steps peak in their 6th span and are half-way down in their 8th,
+ * two peak in their 9th and are not down before the step ends. The
+ * forward pass ends at the median of its ends (0.9), the backward lasts
+ * the median of its lengths after that (0.2 of the step; the median of
+ * its ends would be 0.8). */
+static void test_attribution_backward_ends_after_forward(void **state)
+{
+    (void)state;
+    prof_result_t *r = b_result(1);
+    b_persistent(&r->sites[0], 1, 4000000, 100, 0);
+    r->steps = (prof_steps_t){.source = "detected", .count = 4, .period_ns = 100,
+                              .first_step_ns = 1000, .last_step_ns = 1300};
+    prof_live_range_t rng[140];
+    for (size_t j = 0; j < 140; j++) {
+        size_t k = j % 10, i = j / 10 - 10, top = i < 2 ? 5 : 8;
+        uint64_t v = j < 100 ? 500 : k <= top ? 1000 + k * 1000 / top : i < 2 && k >= 7 ? 1200 : 1800;
+        rng[j] = (prof_live_range_t){v * 1000, v * 1000, 0};
+    }
+    prof_attr_input_t in = {.ranges = rng, .range_count = 140, .range_width_ns = 10};
+    assert_int_equal(prof_attribute(r, &in), 0);
+    assert_int_equal(r->steps.phases_seen,
+                     (1u << MLMEM_PHASE_FORWARD) | (1u << MLMEM_PHASE_BACKWARD));
+    assert_true(r->steps.forward_end > 0.89 && r->steps.forward_end < 0.91);
+    assert_true(r->steps.backward_end > 0.99 && r->steps.backward_end <= 1.0);
     b_free(r);
 }
 
@@ -1477,6 +1551,8 @@ int main(void)
         cmocka_unit_test(test_attribution_detected_steps_aligned_to_rise),
         cmocka_unit_test(test_attribution_last_forward_birth_in_peak_span),
         cmocka_unit_test(test_attribution_steps_aligned_in_stretched_steps),
+        cmocka_unit_test(test_attribution_flat_steps_keep_starts),
+        cmocka_unit_test(test_attribution_backward_ends_after_forward),
         cmocka_unit_test(test_attribution_steps_from_sites),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
