@@ -1330,6 +1330,17 @@ static void test_attribution_behaviour_unsampled_is_other(void **state)
     b_free(r);
 }
 
+/* One persistent site and 4 detected steps of 100 ns from 1000 ns on: the
+ * live ranges that follow give them their shape. */
+static prof_result_t *b_four_steps(void)
+{
+    prof_result_t *r = b_result(1);
+    b_persistent(&r->sites[0], 1, 4000000, 100, 0);
+    r->steps = (prof_steps_t){.source = "detected", .count = 4, .period_ns = 100,
+                              .first_step_ns = 1000, .last_step_ns = 1300};
+    return r;
+}
+
 /* The backward pass ends after the forward pass even when the steps that
  * show where it ends are not those that set the forward's median: here
  * two steps peak in their 6th span and are half-way down in their 8th,
@@ -1340,10 +1351,7 @@ static void test_attribution_behaviour_unsampled_is_other(void **state)
 static void test_attribution_backward_ends_after_forward(void **state)
 {
     (void)state;
-    prof_result_t *r = b_result(1);
-    b_persistent(&r->sites[0], 1, 4000000, 100, 0);
-    r->steps = (prof_steps_t){.source = "detected", .count = 4, .period_ns = 100,
-                              .first_step_ns = 1000, .last_step_ns = 1300};
+    prof_result_t *r = b_four_steps();
     prof_live_range_t rng[140];
     for (size_t j = 0; j < 140; j++) {
         size_t k = j % 10, i = j / 10 - 10, top = i < 2 ? 5 : 8;
@@ -1366,10 +1374,7 @@ static void test_attribution_detected_step_shape(void **state)
 {
     (void)state;
     for (int variant = 0; variant < 3; variant++) { /* fine, coarse, flat */
-        prof_result_t *r = b_result(1);
-        b_persistent(&r->sites[0], 1, 4000000, 100, 0);
-        r->steps = (prof_steps_t){.source = "detected", .count = 4, .period_ns = 100,
-                                  .first_step_ns = 1000, .last_step_ns = 1300};
+        prof_result_t *r = b_four_steps();
         /* Spans of 10 ns: step i (10 spans) rises from 1 MB to its peak
          * 2 MB + 100 i KB in its 6th span and is back to 1.4 MB in its 7th. */
         prof_live_range_t rng[140];
