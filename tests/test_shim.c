@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "preload/record.h"
 #include "preload/shim.h"
 
 #define UNW_LOCAL_ONLY
@@ -622,6 +623,29 @@ static void test_shim_cfi_walk_gives_up_at_signal_frame(void **state)
     assert_true(handler_walks.unw_n > 4); /* libunwind got through, to main */
 }
 
+/* ---- the event clock ----------------------------------------------------- */
+
+/* An event reads the clock when it is fresh (a large block, a mapping) and
+ * so does the next one, which a program makes after computing with what it
+ * allocated; the ones after reuse the thread's last reading, SHIM_CLOCK_REUSE
+ * of them, then read it again. */
+static void test_shim_clock_read_again_after_fresh_event(void **state)
+{
+    (void)state;
+    shim_ring_t *r = test_ring();
+    uint64_t big = shim_event_ticks(r, 1);
+    while (shim_ticks() == big)
+        ;
+    uint64_t next = shim_event_ticks(r, 0);
+    assert_true(next > big);
+    for (unsigned i = 0; i < SHIM_CLOCK_REUSE; i++)
+        assert_int_equal(shim_event_ticks(r, 0), next);
+    while (shim_ticks() == next)
+        ;
+    assert_true(shim_event_ticks(r, 0) > next);
+    free(r);
+}
+
 /* The shim's own memory comes from the region it reserved at start: a
  * piece made after the program cut a hole in a range of its own is not in
  * the hole, so the program's munmap of the whole range leaves it alone; a
@@ -658,6 +682,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shim_format_conversions),
         cmocka_unit_test(test_shim_own_memory_out_of_program_holes),
+        cmocka_unit_test(test_shim_clock_read_again_after_fresh_event),
         cmocka_unit_test(test_shim_format_truncates_within_buffer),
         cmocka_unit_test(test_shim_format_null_string_and_unknown_conversion),
         cmocka_unit_test(test_shim_config_defaults),
