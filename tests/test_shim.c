@@ -1,7 +1,8 @@
 /*
  * test_shim.c - unit tests of the shim's pieces that can run outside a
  * profiled process: the stack-buffer formatter, the configuration parser,
- * the bootstrap pool, the lock-free stack table and the CFI walk. (The hooks themselves
+ * the bootstrap pool, the lock-free stack table, the CFI walk, the shim's own
+ * memory region and the event clock. (The hooks themselves
  * are tested end to end, in test_e2e_capture.c.)
  *
  * The shim's sources are compiled into this test without its hooks, so the
