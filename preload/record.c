@@ -170,6 +170,10 @@ void shim_record_alloc(int fn, void *p, size_t size)
         x->stack_id = stack;
     }
     shim_event_commit(r);
+    if (SHIM_UNLIKELY(r->fold_from_next)) { /* its first: folding starts */
+        r->fold_from_next = 0;
+        r->fold_ok = 1;
+    }
 }
 
 /* Records an event that is not a heap allocation (mappings, annotations),

@@ -211,7 +211,7 @@ static inline shim_event_t *shim_slots_reserve(shim_ring_t *r, unsigned n)
  * them (fold.c). */
 static inline shim_event_t *shim_event_reserve(shim_ring_t *r, unsigned n)
 {
-    if (SHIM_UNLIKELY(r->held_addr | r->folded_count))
+    if (SHIM_UNLIKELY(r->held.addr | r->folded_count))
         shim_fold_flush(r);
     return shim_slots_reserve(r, n);
 }
@@ -251,24 +251,51 @@ static inline void shim_event_commit(shim_ring_t *r)
     }
 }
 
-/* Between shim_fold_begin and shim_fold_end, with nothing held and nothing
- * folded of another stack: holds 'p' with the seq counter as it stands
- * (fold.c: a free sent before the block's ALLOC by another thread took a
- * number after it). */
+/* Whether the thread can hold one more block of 'stack' at 'p', of 'size'
+ * bytes (below the stack threshold), without sending anything first: the
+ * blocks it holds stay fewer than SHIM_FOLD_HELD and smaller together than
+ * the stack threshold (what a peak can miss while another thread frees
+ * them: fold.c), and none is at 'p' (a block another thread freed and the
+ * allocator handed back: the old one must be sent first). */
+static inline int shim_fold_room(const shim_ring_t *r, uintptr_t p, size_t size,
+                                 uint32_t stack)
+{
+    if (!r->held.addr) /* nothing held */
+        return r->fold_stack == stack || !r->folded_count;
+    if (r->fold_stack != stack || r->held_older_n == SHIM_FOLD_HELD - 1 ||
+        r->held_older_bytes + SHIM_HELD_SIZE(&r->held) + size >= g_shim.config.stack_threshold ||
+        r->held.addr == p)
+        return 0;
+    for (uint32_t i = 0; i < r->held_older_n; i++)
+        if (r->held_older[i].addr == p)
+            return 0;
+    return 1;
+}
+
+/* Between shim_fold_begin and shim_fold_end, with room (shim_fold_room):
+ * holds 'p' as the newest block, with the seq counter as it stands (fold.c:
+ * a free sent before the block's ALLOC by another thread took a number
+ * after it). The one held before becomes an older one. */
 static inline void shim_fold_set_held(shim_ring_t *r, int fn, void *p, size_t size,
                                       uint32_t stack)
 {
-    r->held_addr = (uintptr_t)p;
-    r->held_size = size;
-    r->held_fn = (uint8_t)fn;
-    r->held_stack = stack;
-    r->held_after = atomic_load_explicit(&g_shim.seq, memory_order_relaxed);
+    if (SHIM_UNLIKELY(r->held.addr)) {
+        r->held_older_bytes += SHIM_HELD_SIZE(&r->held);
+        r->held_older[r->held_older_n++] = r->held;
+        if (r->held_older_bytes + size > r->fold_most)
+            r->fold_most = r->held_older_bytes + size;
+    }
+    r->held.addr = (uintptr_t)p;
+    r->held.size_fn = (uint64_t)size | (uint64_t)fn << 56;
+    r->held.after = atomic_load_explicit(&g_shim.seq, memory_order_relaxed);
+    r->fold_stack = stack;
+    r->fold_fresh = 1;
 }
 
 /* A small block 'p' of stack 'stack' the thread just made: held instead of
- * sent (what it held before, and temporaries folded of another stack, are
- * sent first), so that a free of it next can fold both into a count.
- * Returns 0 when it must be sent now. */
+ * sent (what it holds and has folded is sent first when there is no room
+ * for it: shim_fold_room), so that a free of it later can fold both into a
+ * count. Returns 0 when it must be sent now. */
 static inline int shim_fold_hold(shim_ring_t *r, int fn, void *p, size_t size, uint32_t stack)
 {
     if (!r->fold_ok || size >= g_shim.config.stack_threshold)
@@ -276,7 +303,7 @@ static inline int shim_fold_hold(shim_ring_t *r, int fn, void *p, size_t size, u
     for (;;) {
         if (!shim_fold_begin(r))
             return 0;
-        if (!r->held_addr && (!r->folded_count || r->folded_stack == stack))
+        if (shim_fold_room(r, (uintptr_t)p, size, stack))
             break;
         shim_fold_end(r);
         shim_fold_flush(r);
@@ -286,23 +313,40 @@ static inline int shim_fold_hold(shim_ring_t *r, int fn, void *p, size_t size, u
     return 1;
 }
 
-/* free('p'): if 'p' is the block the thread holds, the pair becomes one
- * more folded temporary and nothing is sent. Returns 1 if folded. */
+/* shim_fold_free's rest (fold.c): a free of an older held block, or of the
+ * newest after the thread freed another. */
+int shim_fold_free_nested(shim_ring_t *r, void *p);
+
+/* free('p'): if 'p' is a block the thread holds and nobody took a number
+ * since it was made, the pair becomes one more folded temporary and
+ * nothing is sent. Returns 1 if folded. (Otherwise another thread may have
+ * been handed the block and freed it, and the allocator handed the address
+ * back: this free is of another block; fold.c.) The common case is done
+ * here: the newest block, freed before the thread made or freed another. */
 static inline int shim_fold_free(shim_ring_t *r, void *p)
 {
-    if ((uintptr_t)p != r->held_addr || !shim_fold_begin(r))
+    if ((uintptr_t)p != r->held.addr || !r->fold_fresh)
+        return r->held.addr && shim_fold_free_nested(r, p);
+    if (!shim_fold_begin(r))
         return 0;
-    if (SHIM_UNLIKELY((uintptr_t)p != r->held_addr)) { /* a signal handler sent it */
-        shim_fold_end(r);
+    if (SHIM_UNLIKELY((uintptr_t)p != r->held.addr || !r->fold_fresh ||
+                      r->held.after !=
+                          atomic_load_explicit(&g_shim.seq, memory_order_relaxed))) {
+        shim_fold_end(r); /* a signal handler sent it, or numbers taken since */
         return 0;
     }
-    uint64_t size = r->held_size;
-    r->folded_stack = r->held_stack; /* the same, or nothing folded yet */
+    uint64_t size = SHIM_HELD_SIZE(&r->held);
     r->folded_count++;
     r->folded_bytes += size;
     if (size > r->folded_largest)
         r->folded_largest = size;
-    r->held_addr = 0;
+    if (SHIM_UNLIKELY(r->held_older_n)) { /* the one before is the newest */
+        r->held = r->held_older[--r->held_older_n];
+        r->held_older_bytes -= SHIM_HELD_SIZE(&r->held);
+        r->fold_fresh = 0;
+    } else {
+        r->held.addr = 0;
+    }
     shim_fold_end(r);
     return 1;
 }
@@ -311,15 +355,16 @@ static inline int shim_fold_free(shim_ring_t *r, void *p)
  * is done here, inline: a small block whose stack the sampler skips, held
  * while the thread holds nothing and has folded only blocks without a
  * stack (the same steps as shim_stack_for and shim_fold_hold, in that
- * order). Everything else is shim_record_alloc's, and so is every block
- * under --stacks=all: there the countdown stays 0. */
+ * order). A block made while others are held is shim_fold_hold's, through
+ * shim_record_alloc; so is everything else, and every block under
+ * --stacks=all: there the countdown stays 0. */
 static inline void shim_alloc_made(int fn, void *p, size_t size)
 {
     shim_ring_t *r = shim_ring;
     if (SHIM_LIKELY(r != NULL) && r->fold_ok && size < g_shim.config.stack_threshold &&
-        r->sample_countdown > (int64_t)size && !r->held_addr &&
-        r->folded_stack == MLMEM_STACK_NONE && shim_fold_begin(r)) {
-        if (SHIM_LIKELY(!r->held_addr && r->folded_stack == MLMEM_STACK_NONE)) {
+        r->sample_countdown > (int64_t)size && !r->held.addr &&
+        r->fold_stack == MLMEM_STACK_NONE && shim_fold_begin(r)) {
+        if (SHIM_LIKELY(!r->held.addr && r->fold_stack == MLMEM_STACK_NONE)) {
             r->sample_countdown -= (int64_t)size;
             shim_fold_set_held(r, fn, p, size, MLMEM_STACK_NONE);
             shim_fold_end(r);

@@ -35,9 +35,10 @@ static void ring_thread_exit(void *p)
     shim_ring_t *r = p;
     /* What it held and folded goes out now; whatever the thread's last
      * destructors allocate is sent as it happens. */
-    r->fold_ok = 0;
     if (atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE)
-        shim_fold_flush(r);
+        shim_fold_stop(r);
+    else
+        r->fold_ok = r->fold_from_next = 0;
     ring_take_name(r); /* threads often name themselves after they start */
     SHIM_HAPPENS_BEFORE(&r->state);
     atomic_store_explicit(&r->state, SHIM_RING_EXITED, memory_order_release);
@@ -61,10 +62,11 @@ static void ring_annotate(shim_ring_t *r)
                            (size_t)((char *)(r->wdef_frames + MLMEM_STACK_MAX_DEPTH) -
                                     (char *)&r->defs_read),
                            "the writer's own; its creator only mapped it");
-    /* The fold state, from its 'fold_busy' to 'folded_stack' (fold.c):
+    /* The fold state, from its 'fold_busy' to the held blocks (fold.c):
      * read twice by the writer's final drain. */
     SHIM_BENIGN_RACE_SIZED(&r->fold_busy,
-                           (size_t)((char *)(&r->folded_stack + 1) - (char *)&r->fold_busy),
+                           (size_t)((char *)(r->held_older + SHIM_FOLD_HELD - 1) -
+                                    (char *)&r->fold_busy),
                            "the fold state, read twice by the writer's final drain");
     (void)r;
 }

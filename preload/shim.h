@@ -111,6 +111,20 @@ _Static_assert(sizeof(shim_slot_t) == 32, "two slots per cache line");
 
 #define SHIM_RING_SLOTS 8192u /* per thread; 256 KiB */
 
+/* fold.c: a small block the thread made and holds instead of sending, three
+ * words so that the writer can copy them with plain atomic loads. */
+typedef struct {
+    uintptr_t addr;
+    uint64_t after;                 /* the seq counter when it was made    */
+    uint64_t size_fn;               /* size | fn << 56                     */
+} shim_held_t;
+
+/* Blocks a thread holds at most: enough for the calls a program nests
+ * between two events of note (docs/benchmarks.md, fourteenth round). */
+#define SHIM_FOLD_HELD 32
+#define SHIM_HELD_SIZE(h) ((h)->size_fn & ((UINT64_C(1) << 56) - 1))
+#define SHIM_HELD_FN(h) ((unsigned)((h)->size_fn >> 56))
+
 /* cfi.c: a thread's last CFI walk, the frames from the SHIM_CFI_MEMO_FROM-th
  * outward, each with the stack pointer it was found at and its rule. The
  * next walk takes the rule of a frame it shares with it (the same return
@@ -163,24 +177,32 @@ typedef struct shim_ring {
     int64_t sample_countdown;       /* bytes until the next sampled one   */
     uint64_t rng;
 
-    /* Temporaries folded in the thread (fold.c): the last small block it
-     * made, not sent yet, and the blocks it freed right after making them,
-     * all of one stack (none, or the same with --stacks=all), counted since
-     * its last event. The owner changes them
-     * with 'fold_busy' set (a signal handler that finds it set leaves them
+    /* Temporaries folded in the thread (fold.c): the small blocks it made
+     * and has not sent yet, the newest in 'held' and the ones before it in
+     * 'held_older' (oldest first), and the blocks it freed while they were
+     * held, all of one stack (none, or the same with --stacks=all),
+     * counted since its last event. The owner changes them with
+     * 'fold_busy' set (a signal handler that finds it set leaves them
      * alone; the writer reads them twice at the final drain). */
     uint8_t fold_busy;
     uint8_t fold_ok;                /* owner: may fold (off while exiting) */
-    uint8_t held_fn;
-    uint32_t held_stack;            /* the held block's stack id           */
-    uintptr_t held_addr;            /* 0: nothing held                     */
-    uint64_t held_size;
-    uint64_t held_after;            /* the seq counter when it was made    */
+    uint8_t fold_from_next;         /* owner: may fold once its first
+                                       allocation is sent                  */
+    uint8_t fold_fresh;             /* 'held' was the thread's last malloc
+                                       or free                             */
+    uint32_t fold_stack;            /* the held and folded blocks' stack id
+                                       (none while there are none)         */
+    shim_held_t held;               /* the newest; addr 0: none held       */
     uint64_t folded_count;
     uint64_t folded_bytes;
     uint64_t folded_largest;
-    uint32_t folded_stack;          /* the folded blocks' stack id (none
-                                       while nothing is folded)            */
+    uint64_t folded_nested;         /* of them, freed after the thread made
+                                       or freed another block              */
+    uint64_t fold_most;             /* the most held at once when a block
+                                       was made beside older ones          */
+    uint64_t held_older_bytes;
+    uint32_t held_older_n;
+    shim_held_t held_older[SHIM_FOLD_HELD - 1];
 
     /* Ordering and clock (seq.c, record.h). 'seq_busy' is non-zero while
      * the owner takes a sequence number; another thread reads it when the
@@ -424,22 +446,27 @@ uint64_t shim_dropped_total(void);
 
 /* fold.c: temporaries folded in the thread (the inline half is in record.h). */
 typedef struct {
-    uint64_t count, bytes, largest; /* folded temporaries                 */
-    uint32_t stack;                 /* theirs                             */
-    uintptr_t held_addr;            /* 0: none held                       */
-    uint64_t held_size, held_after;
-    unsigned held_fn;
-    uint32_t held_stack;
+    uint64_t count, nested, bytes, largest; /* folded temporaries        */
+    uint64_t most;                  /* held at once (with the held blocks) */
+    uint32_t stack;                 /* theirs and the held blocks'        */
+    unsigned held_n;                /* blocks held, oldest first          */
+    int fresh;                      /* the newest was the last malloc/free */
+    shim_held_t held[SHIM_FOLD_HELD];
 } shim_fold_state_t;
 /* Fill 'e' (its seq taken) and its second slot 'x' as the event that sends
- * f's folded temporaries, or f's held block. */
+ * f's folded temporaries, or f's i-th held block. */
 void shim_fold_temporaries_event(shim_event_t *e, shim_event_ext_t *x,
                                  const shim_fold_state_t *f);
-void shim_fold_held_event(shim_event_t *e, shim_event_ext_t *x, const shim_fold_state_t *f);
+void shim_fold_held_event(shim_event_t *e, shim_event_ext_t *x, const shim_fold_state_t *f,
+                          unsigned i);
 /* Sends what 'r' holds and has folded (owner only; see fold.c). */
 void shim_fold_flush(shim_ring_t *r);
-/* Forgets it (a new owner, a fork child). */
+/* Forgets it (a new owner, a fork child). The thread folds from its
+ * second allocation on: the first is sent, so the thread shows up at once. */
 void shim_fold_reset(shim_ring_t *r);
+/* Sends what 'r' holds and has folded, and folds no more (the thread or
+ * the process is exiting). */
+void shim_fold_stop(shim_ring_t *r);
 /* The writer's copy of another thread's fold state at the final drain;
  * returns 0 if the owner kept changing it (then it is counted as dropped). */
 int shim_fold_peek(shim_ring_t *r, shim_fold_state_t *out);

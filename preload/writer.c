@@ -387,12 +387,18 @@ static void batch_add(batch_t *b, const shim_event_t *e, const shim_event_ext_t 
         PUT_U(seq - (x ? x->arg : 0));
         break;
     }
-    case MLMEM_EV_TEMPORARIES:
-        PUT_U(x ? x->arg : 0);      /* count   */
-        PUT_U(size);                /* bytes   */
-        PUT_U(x ? x->old_addr : 0); /* largest */
+    case MLMEM_EV_TEMPORARIES: {
+        /* fold.c's slots: the most held at once in the address, the
+         * nested ones in the first slot's size bits. */
+        uint64_t largest = x ? x->old_addr : 0;
+        PUT_U(x ? x->arg : 0); /* count   */
+        PUT_U(size);           /* bytes   */
+        PUT_U(largest);
         PUT_U(stack_id);
+        PUT_U(ev_addr - largest); /* held beside the largest at most */
+        PUT_U(info & SHIM_EVI_SIZE_MASK);
         break;
+    }
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:
         PUT_ADDR(ev_addr);
@@ -680,7 +686,7 @@ static void send_folds_left(void)
             __atomic_fetch_add(&r->dropped, 1, __ATOMIC_RELAXED);
             continue;
         }
-        if (!f.count && !f.held_addr)
+        if (!f.count && !f.held_n)
             continue;
         batch_t b;
         batch_begin(&b, r->tid);
@@ -691,9 +697,9 @@ static void send_folds_left(void)
             shim_fold_temporaries_event(&e, &x, &f);
             batch_add(&b, &e, &x, 0);
         }
-        if (f.held_addr) {
+        for (unsigned h = 0; h < f.held_n; h++) {
             e.seq = atomic_fetch_add(&g_shim.seq, 1) + 1;
-            shim_fold_held_event(&e, &x, &f);
+            shim_fold_held_event(&e, &x, &f, h);
             batch_add(&b, &e, &x, 0);
         }
         batch_end(&b);
@@ -859,10 +865,8 @@ void shim_writer_finish(int reason, int code_known, int code)
     /* This thread's held block and folded temporaries go out with the
      * final drain, in its own ring (other threads': send_folds_left). */
     shim_ring_t *r = shim_ring;
-    if (r && atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE) {
-        r->fold_ok = 0;
-        shim_fold_flush(r);
-    }
+    if (r && atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE)
+        shim_fold_stop(r);
     if (code_known) {
         atomic_store(&g_shim.end_code, code);
         atomic_store(&g_shim.end_code_known, 1);

@@ -145,7 +145,8 @@ typedef struct {
 /* A free that found no live block, kept for a while in case the block's
  * ALLOC arrives late (an ALLOC_LATE: the shim held the block, and another
  * thread freed it before the owner sent it; preload/fold.c). */
-#define ACCT_ORPHANS 4096 /* a direct-mapped cache: a collision forgets one */
+#define ACCT_ORPHANS 4096   /* sets of ACCT_ORPHAN_WAYS: a full set forgets */
+#define ACCT_ORPHAN_WAYS 8  /* its oldest (a thread holds up to 32 blocks)  */
 typedef struct {
     uint64_t addr;            /* 0: empty                                  */
     uint64_t seq;             /* the free's number                         */
@@ -440,6 +441,23 @@ static __attribute__((noinline)) void acct_charge_cat(prof_acct_t *a, prof_acct_
     acct_add_cat(a, s, cat, size);
 }
 
+/* Adds 'size' live bytes of site 's' and thread 't' (their peaks follow),
+ * on the heap or in anonymous mappings. */
+static inline void acct_live_add(prof_acct_t *a, prof_acct_site_t *s, prof_acct_thread_t *t,
+                                 uint64_t size, int is_mmap)
+{
+    s->live_bytes += size;
+    if (s->live_bytes > s->peak_live_bytes)
+        s->peak_live_bytes = s->live_bytes;
+    t->live_bytes += size;
+    if (t->live_bytes > t->peak_live_bytes)
+        t->peak_live_bytes = t->live_bytes;
+    if (is_mmap)
+        a->mmap_live += size;
+    else
+        a->heap_live += size;
+}
+
 /* Counts a new allocation of 'size' bytes by site 'si' and thread 'ti' in
  * category 'cat' (PROF_CAT_NONE: not annotated) and makes it live (heap or
  * anonymous mapping). */
@@ -459,23 +477,14 @@ ACCT_HOT void acct_charge(prof_acct_t *a, uint32_t si, uint32_t ti, uint64_t siz
     s->bytes_allocated += size;
     if (size > s->largest)
         s->largest = size;
-    s->live_bytes += size;
     s->live_allocs++;
-    if (s->live_bytes > s->peak_live_bytes)
-        s->peak_live_bytes = s->live_bytes;
     t->allocations++;
     t->bytes_allocated += size;
-    t->live_bytes += size;
-    if (t->live_bytes > t->peak_live_bytes)
-        t->peak_live_bytes = t->live_bytes;
     a->sum.total_allocations++;
     a->sum.total_bytes += size;
-    if (is_mmap) {
-        a->mmap_live += size;
+    if (is_mmap)
         s->is_mmap = 1;
-    } else {
-        a->heap_live += size;
-    }
+    acct_live_add(a, s, t, size, is_mmap);
 }
 
 /* Records a freed allocation's lifetime in its site, and when it first
@@ -539,28 +548,40 @@ ACCT_HOT void acct_heap_add(prof_acct_t *a, uint64_t addr, uint64_t size, uint32
 /* Frees the block at 'addr' as thread 'ti'. Returns 1 if it was live, 0 if
  * not (counted as unmatched). A temporary is a block freed by the thread
  * that allocated it, with no other alloc/free event of that thread between. */
-static size_t acct_orphan_slot(uint64_t addr)
+/* The set of ACCT_ORPHAN_WAYS entries where a free of 'addr' is kept. */
+static acct_orphan_t *acct_orphan_set(const prof_acct_t *a, uint64_t addr)
 {
-    return (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 52) & (ACCT_ORPHANS - 1);
+    size_t sets = ACCT_ORPHANS / ACCT_ORPHAN_WAYS;
+    size_t set = (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 32) & (sets - 1);
+    return &a->orphans[set * ACCT_ORPHAN_WAYS];
 }
 
-/* Remembers an unmatched free of 'addr' by thread 'ti' (event a->seq). */
+/* Remembers an unmatched free of 'addr' by thread 'ti' (event a->seq), in
+ * an empty entry of its set or in place of the oldest. */
 static __attribute__((noinline)) void acct_orphan_note(prof_acct_t *a, uint64_t addr,
                                                        uint32_t ti)
 {
     if (!a->orphans && !(a->orphans = calloc(ACCT_ORPHANS, sizeof *a->orphans)))
         return; /* stays an unmatched free */
-    a->orphans[acct_orphan_slot(addr)] = (acct_orphan_t){addr, a->seq, ti};
+    acct_orphan_t *set = acct_orphan_set(a, addr), *o = set;
+    for (unsigned w = 0; w < ACCT_ORPHAN_WAYS && o->addr; w++)
+        if (!set[w].addr || set[w].seq < o->seq)
+            o = &set[w];
+    *o = (acct_orphan_t){addr, a->seq, ti};
 }
 
-/* Takes back the unmatched free of 'addr' that came after seq 'after', if
- * one is remembered: a free of the block an ALLOC_LATE stands for. */
+/* Takes back the first unmatched free of 'addr' that came after seq
+ * 'after', if one is remembered: a free of the block an ALLOC_LATE stands
+ * for. */
 static int acct_orphan_take(prof_acct_t *a, uint64_t addr, uint64_t after, uint32_t *freer)
 {
     if (!a->orphans)
         return 0;
-    acct_orphan_t *o = &a->orphans[acct_orphan_slot(addr)];
-    if (o->addr != addr || o->seq <= after)
+    acct_orphan_t *set = acct_orphan_set(a, addr), *o = NULL;
+    for (unsigned w = 0; w < ACCT_ORPHAN_WAYS; w++)
+        if (set[w].addr == addr && set[w].seq > after && (!o || set[w].seq < o->seq))
+            o = &set[w];
+    if (!o)
         return 0;
     *freer = o->thread;
     o->addr = 0;
@@ -592,6 +613,8 @@ ACCT_HOT int acct_on_alloc(prof_acct_t *a, const prof_event_t *ev)
     unsigned cat = a->threads[ti].region_cat;
     acct_heap_add(a, ev->addr, ev->size, si, ti, cat,
                   cat == PROF_CAT_NONE ? PROF_EVID_NONE : PROF_EVID_REGION);
+    if (ev->not_latest) /* the thread freed a block since: no temporary */
+        a->threads[ti].last_alloc = 0;
     return 0;
 }
 
@@ -1089,8 +1112,9 @@ static prof_heap_entry_t acct_charge_unlisted(prof_acct_t *a, uint64_t addr, uin
 
 /* An ALLOC that stands for its FREE too (freed_next): exactly the figures
  * of acct_on_alloc, then acct_on_free by the same thread with nothing
- * between (so a temporary, of lifetime 0), without the block ever
- * entering the table. */
+ * between (so a temporary, of lifetime 0, unless the ALLOC says the thread
+ * freed a block since it made this one), without the block ever entering
+ * the table. */
 static int acct_apply_alloc_freed(prof_acct_t *a, const prof_event_t *ev)
 {
     uint32_t si, ti;
@@ -1110,21 +1134,26 @@ static int acct_apply_alloc_freed(prof_acct_t *a, const prof_event_t *ev)
     }
     prof_heap_entry_t block = acct_charge_unlisted(a, ev->addr, ev->size, si, ti);
     acct_after_event(a, ev->seq);
-    acct_heap_release(a, &block, ti, 1);
+    acct_heap_release(a, &block, ti, !ev->not_latest);
     a->threads[ti].last_alloc = 0;
     acct_after_event(a, ev->seq + 1);
     return 0;
 }
 
 /* TEMPORARIES: 'count' blocks of 'bytes' in all, of one stack, each freed
- * by this thread right after it made it (preload/fold.c). Exactly the
- * figures of that many freed_next ALLOCs of their sizes and that stack
- * (none before version 5): the largest is made and freed as
- * one (it alone can raise a peak: the others came and went on the same
- * live bytes), the rest only counted, each with lifetime 0. */
+ * by this thread before its next event (preload/fold.c). Exactly the
+ * figures of sending each block's ALLOC and FREE, that stack (none before
+ * version 5): the largest is made and freed as one, with the bytes the
+ * thread held beside it at its fullest ('most', version 6: nested blocks,
+ * and blocks it still holds, whose ALLOCs come next) live with it for
+ * that instant, so that the peak is what the thread's allocations reached;
+ * the rest only counted, each with lifetime 0. Temporaries are all but the
+ * nested ones (freed after the thread made or freed another block). */
 static int acct_apply_temporaries(prof_acct_t *a, const prof_event_t *ev)
 {
     uint64_t count = ev->arg, bytes = ev->size, largest = ev->old_size;
+    uint64_t beside = ev->addr > largest ? ev->addr - largest : 0;
+    uint64_t temporaries = count - ev->old_addr;
     uint32_t si, ti;
     if (count == 0)
         return 0;
@@ -1132,14 +1161,21 @@ static int acct_apply_temporaries(prof_acct_t *a, const prof_event_t *ev)
         a->sum.lost_events += 2 * count;
         return -1;
     }
+    prof_acct_site_t *s = &a->sites[si];
+    prof_acct_thread_t *t = &a->threads[ti];
     prof_heap_entry_t block = acct_charge_unlisted(a, 0, largest, si, ti);
+    if (beside) { /* released with the block */
+        block.size += beside;
+        acct_live_add(a, s, t, beside, 0);
+        if (PROF_HEAP_CAT(&block) != PROF_CAT_NONE)
+            acct_add_cat(a, s, PROF_HEAP_CAT(&block), beside);
+    }
     acct_after_event(a, ev->seq);
-    acct_heap_release(a, &block, ti, 1);
+    acct_heap_release(a, &block, ti, temporaries > 0);
     a->threads[ti].last_alloc = 0;
 
     uint64_t rest = count - 1, rest_bytes = bytes - largest;
-    prof_acct_site_t *s = &a->sites[si];
-    prof_acct_thread_t *t = &a->threads[ti];
+    uint64_t rest_temporaries = temporaries > 0 ? temporaries - 1 : 0;
     for (uint64_t i = 0; i < rest && a->log_n < PROF_ACCT_LOG_CAP; i++)
         a->log[a->log_n++] = (prof_acct_logged_t){s->stack_id, a->now};
     if (PROF_HEAP_CAT(&block) != PROF_CAT_NONE)
@@ -1147,14 +1183,14 @@ static int acct_apply_temporaries(prof_acct_t *a, const prof_event_t *ev)
     s->allocations += rest;
     s->bytes_allocated += rest_bytes;
     s->frees += rest;
-    s->temporaries += rest;
+    s->temporaries += rest_temporaries;
     t->allocations += rest;
     t->bytes_allocated += rest_bytes;
     t->frees += rest;
     a->sum.total_allocations += rest;
     a->sum.total_bytes += rest_bytes;
     a->sum.total_frees += rest;
-    a->sum.temporary_allocations += rest;
+    a->sum.temporary_allocations += rest_temporaries;
     /* Events: the largest one's pair counts two, the rest two each. */
     a->sum.events += 2 * rest;
     acct_after_event(a, ev->seq);

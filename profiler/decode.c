@@ -181,6 +181,18 @@ static uint64_t get_class_addr(cursor_t *c, uint64_t *class_addr, uint64_t size,
     return addr;
 }
 
+/* An allocation's fn byte; from version 6 it may carry
+ * MLMEM_FN_NOT_LATEST, which becomes 'not_latest'. */
+static void get_fn(cursor_t *c, unsigned version, prof_event_t *e)
+{
+    unsigned fn = get_byte(c);
+    if (version >= 6 && (fn & MLMEM_FN_NOT_LATEST)) {
+        e->not_latest = 1;
+        fn &= ~(unsigned)MLMEM_FN_NOT_LATEST;
+    }
+    e->fn = (uint8_t)fn;
+}
+
 /* Event 'i' has a type that only a version 4 stream may hold. */
 static int fail_newer_type(prof_decoder_t *d, uint64_t at, uint64_t i, unsigned type)
 {
@@ -235,7 +247,7 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
             e.stack_id = (uint32_t)get_u(c);
             if (e.type == MLMEM_EV_REALLOC)
                 e.old_addr = e.addr + (uint64_t)get_s(c);
-            e.fn = get_byte(c);
+            get_fn(c, d->version, &e);
             break;
         case MLMEM_EV_MMAP:
         case MLMEM_EV_MMAP_FILE:
@@ -289,7 +301,7 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
             e.addr = addr;
             if (d->version >= 5)
                 e.stack_id = (uint32_t)get_u(c);
-            e.fn = get_byte(c);
+            get_fn(c, d->version, &e);
             uint64_t back = get_u(c);
             if (!c->bad && (back == 0 || back > seq))
                 return fail(d, at,
@@ -308,14 +320,26 @@ static int decode_events(prof_decoder_t *d, cursor_t *c, uint64_t at)
             e.old_size = get_u(c); /* largest */
             if (d->version >= 5)
                 e.stack_id = (uint32_t)get_u(c);
-            uint64_t most;
+            uint64_t all;
             if (!c->bad && (e.arg == 0 || e.old_size > e.size ||
-                            (!__builtin_mul_overflow(e.arg, e.old_size, &most) && most < e.size)))
+                            (!__builtin_mul_overflow(e.arg, e.old_size, &all) && all < e.size)))
                 return fail(d, at,
                             "event %llu of an EVENTS record: TEMPORARIES of %llu blocks, "
                             "%llu bytes, the largest %llu, cannot be",
                             (unsigned long long)i, (unsigned long long)e.arg,
                             (unsigned long long)e.size, (unsigned long long)e.old_size);
+            /* Version 6: the most held at once, as what was held beside the
+             * largest, and how many were nested (before: none, so the
+             * largest alone). */
+            uint64_t beside = d->version >= 6 ? get_u(c) : 0;
+            e.old_addr = d->version >= 6 ? get_u(c) : 0;
+            if (!c->bad && (__builtin_add_overflow(e.old_size, beside, &e.addr) ||
+                            e.old_addr > e.arg))
+                return fail(d, at,
+                            "event %llu of an EVENTS record: TEMPORARIES of %llu blocks, "
+                            "%llu of them nested, %llu bytes held beside the largest, cannot be",
+                            (unsigned long long)i, (unsigned long long)e.arg,
+                            (unsigned long long)e.old_addr, (unsigned long long)beside);
             break;
         }
         case MLMEM_EV_REGION_END:

@@ -20,9 +20,13 @@
  *   TAG         addr, arg (mlmem_category_t)
  *   FORK        arg (child pid)
  *   FILE_READ   addr (buffer), size (bytes read), arg (fd)
- *   TEMPORARIES arg (count), size (their bytes), old_size (the largest):
- *               blocks each freed by the thread right after it made them,
- *               folded by the shim; stands for 2 * count events
+ *   TEMPORARIES arg (count), size (their bytes), old_size (the largest),
+ *               addr (the most bytes the thread held at once meanwhile,
+ *               these and blocks it still held, sent next: at least
+ *               old_size), old_addr (how many were nested: freed after the
+ *               thread made or freed another block): blocks each freed by
+ *               the thread before its next event, folded by the shim;
+ *               stands for 2 * count events
  *   ALLOC_LATE  addr, size, fn, arg (the seq counter when it was made):
  *               an ALLOC sent after other threads' events
  */
@@ -49,6 +53,8 @@ typedef struct {
                          * block by the same thread at seq + 1, same time
                          * (the writer folds such pairs; every stage
                          * treats it as both events)                     */
+    uint8_t not_latest; /* ALLOC, ALLOC_LATE: the thread freed a block
+                         * since it made this one (MLMEM_FN_NOT_LATEST)  */
 } prof_event_t;
 
 #endif /* PROF_EVENT_H */

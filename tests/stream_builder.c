@@ -179,6 +179,13 @@ static void put_class_addr(sb_t *b, uint64_t size, uint64_t addr)
     b->class_addr[cls] = addr;
 }
 
+/* An allocation's fn byte, with MLMEM_FN_NOT_LATEST for 'not_latest'
+ * (version 6). */
+static void put_fn(sb_t *b, const prof_event_t *e)
+{
+    buf_byte(&b->batch, (uint8_t)(e->fn | (e->not_latest ? MLMEM_FN_NOT_LATEST : 0)));
+}
+
 void sb_event_t(sb_t *b, const prof_event_t *e, int64_t t)
 {
     if (b->batch_open && (e->tid != b->tid || b->count == SB_BATCH_EVENTS))
@@ -208,7 +215,7 @@ void sb_event_t(sb_t *b, const prof_event_t *e, int64_t t)
         buf_u(p, e->stack_id);
         if (e->type == MLMEM_EV_REALLOC)
             buf_s(p, (int64_t)(e->old_addr - e->addr));
-        buf_byte(p, e->fn);
+        put_fn(b, e);
         break;
     case MLMEM_EV_ALLOC_LATE:
         /* Version 4: ALLOC's size and address (same class state), the
@@ -218,16 +225,23 @@ void sb_event_t(sb_t *b, const prof_event_t *e, int64_t t)
         put_class_addr(b, e->size, e->addr);
         if (b->version >= 5)
             buf_u(p, e->stack_id);
-        buf_byte(p, e->fn);
+        put_fn(b, e);
         buf_u(p, e->seq - e->arg);
         break;
     case MLMEM_EV_TEMPORARIES:
-        /* Version 4: count, bytes, largest; version 5: their stack. */
+        /* Version 4: count, bytes, largest; version 5: their stack;
+         * version 6: the most held at once (addr) less the largest
+         * (wrapping: a test may ask for what cannot be), the nested ones
+         * (old_addr). */
         buf_u(p, e->arg);
         buf_u(p, e->size);
         buf_u(p, e->old_size);
         if (b->version >= 5)
             buf_u(p, e->stack_id);
+        if (b->version >= 6) {
+            buf_u(p, e->addr - e->old_size);
+            buf_u(p, e->old_addr);
+        }
         break;
     case MLMEM_EV_MMAP:
     case MLMEM_EV_MMAP_FILE:

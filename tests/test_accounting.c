@@ -998,11 +998,20 @@ static void t_alloc_freed(tst_t *s, uint32_t tid, uint32_t stack, uint64_t addr,
     assert_int_equal(prof_acct_apply(s->a, &e), 0);
 }
 
+/* Version 6: 'most' bytes held at once, 'nested' of the blocks nested. */
+static void t_temporaries_nested(tst_t *s, uint32_t tid, uint32_t stack, uint64_t count,
+                                 uint64_t bytes, uint64_t largest, uint64_t most,
+                                 uint64_t nested)
+{
+    tst_ev(s, (prof_event_t){.type = MLMEM_EV_TEMPORARIES, .tid = tid, .stack_id = stack,
+                             .arg = count, .size = bytes, .old_size = largest, .addr = most,
+                             .old_addr = nested});
+}
+
 static void t_temporaries(tst_t *s, uint32_t tid, uint32_t stack, uint64_t count,
                           uint64_t bytes, uint64_t largest)
 {
-    tst_ev(s, (prof_event_t){.type = MLMEM_EV_TEMPORARIES, .tid = tid, .stack_id = stack,
-                             .arg = count, .size = bytes, .old_size = largest});
+    t_temporaries_nested(s, tid, stack, count, bytes, largest, largest, 0);
 }
 
 /* An ALLOC_LATE made when the seq counter stood at 'after'. */
@@ -1010,6 +1019,40 @@ static void t_alloc_late(tst_t *s, uint32_t tid, uint64_t addr, uint64_t size, u
 {
     tst_ev(s, (prof_event_t){.type = MLMEM_EV_ALLOC_LATE, .tid = tid, .addr = addr,
                              .size = size, .fn = MLMEM_FN_MALLOC, .arg = after});
+}
+
+/* 'q' (folded events) has the figures of 'p' (every event sent): counts,
+ * bytes, temporaries, events and the peak, in the summary, at the site of
+ * 'stack' and for thread 'tid'. */
+static void assert_same_counts(const prof_result_t *p_res, const prof_result_t *q_res,
+                               uint32_t stack, uint32_t tid)
+{
+    const prof_summary_t *p = &p_res->summary, *q = &q_res->summary;
+    assert_int_equal(q->total_allocations, p->total_allocations);
+    assert_int_equal(q->total_frees, p->total_frees);
+    assert_int_equal(q->total_bytes, p->total_bytes);
+    assert_int_equal(q->temporary_allocations, p->temporary_allocations);
+    assert_int_equal(q->peak_bytes, p->peak_bytes);
+    assert_int_equal(q->peak_heap_bytes, p->peak_heap_bytes);
+    assert_int_equal(q->events, p->events);
+
+    const prof_site_t *sp = site_of(p_res, stack), *sq = site_of(q_res, stack);
+    assert_non_null(sp);
+    assert_non_null(sq);
+    assert_int_equal(sq->allocations, sp->allocations);
+    assert_int_equal(sq->bytes_allocated, sp->bytes_allocated);
+    assert_int_equal(sq->largest_allocation, sp->largest_allocation);
+    assert_int_equal(sq->frees, sp->frees);
+    assert_int_equal(sq->temporary_allocations, sp->temporary_allocations);
+    assert_int_equal(sq->peak_live_bytes, sp->peak_live_bytes);
+
+    const prof_thread_t *tp = thread_of(p_res, tid), *tq = thread_of(q_res, tid);
+    assert_non_null(tp);
+    assert_non_null(tq);
+    assert_int_equal(tq->allocations, tp->allocations);
+    assert_int_equal(tq->frees, tp->frees);
+    assert_int_equal(tq->bytes_allocated, tp->bytes_allocated);
+    assert_int_equal(tq->peak_live_bytes, tp->peak_live_bytes);
 }
 
 /* One TEMPORARIES event of K blocks of 'stack' gives the same figures as
@@ -1045,33 +1088,8 @@ static void check_temporaries_same_as_freed_pairs(uint32_t stack)
     assert_int_equal(r[0].summary.temporary_allocations, k);
     assert_int_equal(r[0].summary.peak_bytes, 1000 + largest);
     assert_int_equal(r[0].summary.events, 2 + 2 * k);
-
-    const prof_summary_t *p = &r[0].summary, *q = &r[1].summary;
-    assert_int_equal(q->total_allocations, p->total_allocations);
-    assert_int_equal(q->total_frees, p->total_frees);
-    assert_int_equal(q->total_bytes, p->total_bytes);
-    assert_int_equal(q->temporary_allocations, p->temporary_allocations);
-    assert_int_equal(q->peak_bytes, p->peak_bytes);
-    assert_int_equal(q->peak_heap_bytes, p->peak_heap_bytes);
-    assert_int_equal(q->events, p->events);
-
-    const prof_site_t *sp = site_of(&r[0], stack), *sq = site_of(&r[1], stack);
-    assert_non_null(sp);
-    assert_non_null(sq);
-    assert_int_equal(sp->allocations, k);
-    assert_int_equal(sq->allocations, sp->allocations);
-    assert_int_equal(sq->bytes_allocated, sp->bytes_allocated);
-    assert_int_equal(sq->largest_allocation, sp->largest_allocation);
-    assert_int_equal(sq->frees, sp->frees);
-    assert_int_equal(sq->temporary_allocations, sp->temporary_allocations);
-
-    const prof_thread_t *tp = thread_of(&r[0], 3), *tq = thread_of(&r[1], 3);
-    assert_non_null(tp);
-    assert_non_null(tq);
-    assert_int_equal(tq->allocations, tp->allocations);
-    assert_int_equal(tq->frees, tp->frees);
-    assert_int_equal(tq->bytes_allocated, tp->bytes_allocated);
-    assert_int_equal(tq->peak_live_bytes, tp->peak_live_bytes);
+    assert_int_equal(site_of(&r[0], stack)->allocations, k);
+    assert_same_counts(&r[0], &r[1], stack, 3);
     t_done(&s[0], &r[0]);
     t_done(&s[1], &r[1]);
 }
@@ -1088,6 +1106,53 @@ static void test_accounting_temporaries_with_stack_same_as_freed_pairs(void **st
 {
     (void)state;
     check_temporaries_same_as_freed_pairs(7);
+}
+
+/* Version 6: a thread holds several small blocks and folds the frees of
+ * any of them (preload/fold.c). The folded events give the figures of
+ * sending each one: thread 3 keeps K (1000), then makes A (100) and B
+ * (300), frees B (a temporary), makes D (200) and C (50), frees C (a
+ * temporary) and A (nested: the thread made and freed others since), and
+ * then reallocs D, which is no temporary's free (the thread freed A since
+ * it made D). Folded, that is one TEMPORARIES of 3 blocks, 450 bytes, the
+ * largest 300, the most held at once 400 (A and B), one nested, then D's
+ * ALLOC_LATE marked not the thread's latest. The peak is K + A + B. */
+static void test_accounting_nested_temporaries_same_as_events(void **state)
+{
+    (void)state;
+    tst_t s[2];
+    prof_result_t r[2];
+    for (int fold = 0; fold < 2; fold++) {
+        tst_t *t = &s[fold];
+        tst_init(t, 0);
+        t_alloc(t, 3, 1, 0x10000, 1000); /* K, kept */
+        if (fold) {
+            t_temporaries_nested(t, 3, MLMEM_STACK_NONE, 3, 450, 300, 400, 1);
+            /* D, made when the counter stood at K's number */
+            tst_ev(t, (prof_event_t){.type = MLMEM_EV_ALLOC_LATE, .tid = 3, .addr = 0x20300,
+                                     .size = 200, .arg = 1, .not_latest = 1});
+        } else {
+            t_alloc(t, 3, MLMEM_STACK_NONE, 0x20100, 100); /* A */
+            t_alloc(t, 3, MLMEM_STACK_NONE, 0x20200, 300); /* B */
+            t_free(t, 3, 0x20200);
+            t_alloc(t, 3, MLMEM_STACK_NONE, 0x20300, 200); /* D */
+            t_alloc(t, 3, MLMEM_STACK_NONE, 0x20400, 50);  /* C */
+            t_free(t, 3, 0x20400);
+            t_free(t, 3, 0x20100);
+        }
+        t_realloc(t, 3, 2, 0x20300, 0x20500, 250);
+        t_free(t, 3, 0x10000);
+        t_free(t, 3, 0x20500);
+        t_result(t, &r[fold]);
+    }
+    /* The unfolded run's own figures, so the comparison is not of zeroes. */
+    assert_int_equal(r[0].summary.total_allocations, 1 + 4 + 1);
+    assert_int_equal(r[0].summary.temporary_allocations, 2);
+    assert_int_equal(r[0].summary.peak_bytes, 1000 + 100 + 300);
+    assert_int_equal(r[0].summary.events, 1 + 7 + 3);
+    assert_same_counts(&r[0], &r[1], MLMEM_STACK_NONE, 3);
+    t_done(&s[0], &r[0]);
+    t_done(&s[1], &r[1]);
 }
 
 /* An ALLOC_LATE made before an unmatched free of its address (the free's
@@ -1132,6 +1197,40 @@ static void test_accounting_alloc_late_claims_earlier_free(void **state)
     assert_int_equal(p->allocations, 1);
     assert_int_equal(p->frees, 1);
     assert_int_equal(p->live_allocations, 0);
+    t_done(&s, &r);
+}
+
+/* Block i of the waiting frees below: scattered, as eight threads' arenas
+ * are, 16-byte aligned. */
+static uint64_t waiting_addr(uint64_t i)
+{
+    uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 29;
+    return 0x7f0000000000ull + ((x * 0xBF58476D1CE4E5B9ull) >> 24 & ~15ull);
+}
+
+/* Eight threads each hold 32 blocks that a ninth frees before any is sent
+ * (preload/fold.c): 256 frees wait at once, and every late ALLOC claims
+ * its own; an address freed twice meanwhile gives the first free after the
+ * block was made to it. */
+static void test_accounting_alloc_late_claims_many_waiting_frees(void **state)
+{
+    (void)state;
+    tst_t s;
+    prof_result_t r;
+    tst_init(&s, 0);
+    for (uint64_t i = 0; i < 256; i++)
+        t_free(&s, 9, waiting_addr(i)); /* seq 1..256 */
+    t_free(&s, 9, 0xab000);              /* seq 257 */
+    t_free(&s, 9, 0xab000);              /* seq 258 */
+    for (uint64_t i = 0; i < 256; i++)
+        t_alloc_late(&s, 1 + (uint32_t)(i / 32), waiting_addr(i), 32, 0);
+    t_alloc_late(&s, 1, 0xab000, 100, 257); /* made after the first free */
+    t_result(&s, &r);
+    assert_int_equal(r.summary.unmatched_frees, 1);
+    assert_int_equal(r.summary.total_frees, 257);
+    assert_int_equal(r.summary.live_bytes, 0);
+    assert_int_equal(thread_of(&r, 9)->frees, 257);
     t_done(&s, &r);
 }
 
@@ -1421,7 +1520,9 @@ int main(void)
         cmocka_unit_test(test_accounting_freed_next_same_as_two_events),
         cmocka_unit_test(test_accounting_temporaries_event_same_as_freed_pairs),
         cmocka_unit_test(test_accounting_temporaries_with_stack_same_as_freed_pairs),
+        cmocka_unit_test(test_accounting_nested_temporaries_same_as_events),
         cmocka_unit_test(test_accounting_alloc_late_claims_earlier_free),
+        cmocka_unit_test(test_accounting_alloc_late_claims_many_waiting_frees),
         cmocka_unit_test(test_accounting_alloc_late_after_free_not_claimed),
         cmocka_unit_test(test_accounting_alloc_late_without_free_is_alloc),
         cmocka_unit_test(test_accounting_result_free_zeroes),

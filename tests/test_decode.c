@@ -279,6 +279,7 @@ static void check_event(const prof_event_t *got, const prof_event_t *want)
     assert_int_equal(got->arg, want->arg);
     assert_int_equal(got->stack_id, want->stack_id);
     assert_int_equal(got->fn, want->fn);
+    assert_int_equal(got->not_latest, want->not_latest);
 }
 
 /* ---- full decode -------------------------------------------------------------- */
@@ -648,27 +649,34 @@ static void test_decode_addr_by_size_class(void **state)
     sb_free(&w);
 }
 
-/* A TEMPORARIES event (count, bytes, largest; their stack from version 5)
- * and an ALLOC_LATE (ALLOC's fields, the stack from version 5, and how far
- * back the seq counter stood when the block was made) decode into the
+/* A TEMPORARIES event (count, bytes, largest; their stack from version 5;
+ * from version 6 the most held at once and how many were nested) and an
+ * ALLOC_LATE (ALLOC's fields, the stack from version 5, and how far back
+ * the seq counter stood when the block was made) decode into the
  * prof_event_t fields of prof_event.h; the decoder counts TEMPORARIES as
  * the 2 * count events it stands for. A version 4 stream has no stacks in
- * them ('stack' 0); version 5 carries 'stack' (and a long one). */
+ * them ('stack' 0); version 5 carries 'stack' (and a long one); before
+ * version 6 the most held at once is the largest, none nested. From
+ * version 6 an ALLOC or ALLOC_LATE may say it is not its thread's latest
+ * allocation (a flag in its fn byte). */
 static void decode_temporaries_and_alloc_late(unsigned version, uint32_t stack)
 {
+    int v6 = version >= 6;
     prof_event_t ev[] = {
         {.type = MLMEM_EV_ALLOC, .tid = 7, .seq = 1, .time_ns = 100, .addr = 0x555500001000ull,
-         .size = 24, .stack_id = 0, .fn = MLMEM_FN_MALLOC},
+         .size = 24, .stack_id = 0, .fn = MLMEM_FN_MALLOC, .not_latest = (uint8_t)v6},
         {.type = MLMEM_EV_TEMPORARIES, .tid = 7, .seq = 2, .time_ns = 110, .arg = 5,
-         .size = 300, .old_size = 100, .stack_id = stack},
+         .size = 300, .old_size = 100, .stack_id = stack, .addr = v6 ? 124 : 100,
+         .old_addr = v6 ? 2 : 0},
         /* made when the counter stood at 4: sent as 'back' 5 */
         {.type = MLMEM_EV_ALLOC_LATE, .tid = 7, .seq = 9, .time_ns = 120,
          .addr = 0x555500001020ull, .size = 24, .fn = MLMEM_FN_CALLOC, .arg = 4,
-         .stack_id = stack ? stack + 1 : 0},
+         .stack_id = stack ? stack + 1 : 0, .not_latest = (uint8_t)v6},
         /* long varints: a count past 2^32, bytes past 2^40 */
         {.type = MLMEM_EV_TEMPORARIES, .tid = 7, .seq = 10, .time_ns = 130,
          .arg = 5000000000ull, .size = 3ull << 40, .old_size = 1024,
-         .stack_id = stack ? 1000000 : 0},
+         .stack_id = stack ? 1000000 : 0, .addr = v6 ? 1ull << 36 : 1024,
+         .old_addr = v6 ? 4000000000ull : 0},
         {.type = MLMEM_EV_ALLOC_LATE, .tid = 7, .seq = 1ull << 40, .time_ns = 140,
          .addr = 0x7f0000000000ull, .size = 1ull << 30, .fn = MLMEM_FN_MALLOC, .arg = 1,
          .stack_id = stack},
@@ -709,6 +717,12 @@ static void test_decode_v5_temporaries_and_alloc_late_with_stacks(void **state)
 {
     (void)state;
     decode_temporaries_and_alloc_late(5, 3);
+}
+
+static void test_decode_v6_nested_temporaries_and_not_latest(void **state)
+{
+    (void)state;
+    decode_temporaries_and_alloc_late(6, 3);
 }
 
 /* An ALLOC_LATE's address is a delta against the last block of its size
@@ -825,7 +839,8 @@ static void expect_event_ok(unsigned version, const prof_event_t *ev)
 }
 
 /* TEMPORARIES that cannot be: no blocks, the largest over all their
- * bytes, more bytes than count blocks of the largest. The limits
+ * bytes, more bytes than count blocks of the largest; from version 6 more
+ * nested than blocks, or the most held at once past 2^64. The limits
  * themselves are accepted. */
 static void test_decode_temporaries_malformed(void **state)
 {
@@ -847,10 +862,24 @@ static void test_decode_temporaries_malformed(void **state)
                        "event 1 of an EVENTS record: TEMPORARIES of 2 blocks, 41 bytes, "
                        "the largest 20, cannot be");
 
-    e.arg = 2, e.size = 40, e.old_size = 20; /* bytes == count * largest */
+    /* Accepted (before version 6 the most held at once is the largest). */
+    e.arg = 2, e.size = 40, e.old_size = 20, e.addr = 20; /* bytes == count * largest */
     expect_event_ok(4, &e);
-    e.arg = 1, e.size = 7, e.old_size = 7;   /* one block: bytes == largest */
+    e.arg = 1, e.size = 7, e.old_size = 7, e.addr = 7;    /* one block: bytes == largest */
     expect_event_ok(4, &e);
+
+    /* Version 6: more nested than blocks; the most held at once past 2^64
+     * (the builder writes addr - largest, wrapping: UINT64_MAX - 4 here) */
+    e.arg = 2, e.size = 40, e.old_size = 20, e.addr = 20, e.old_addr = 3;
+    expect_event_error(6, &e,
+                       "event 1 of an EVENTS record: TEMPORARIES of 2 blocks, 3 of them "
+                       "nested, 0 bytes held beside the largest, cannot be");
+    e.old_addr = 0, e.addr = 15;
+    expect_event_error(6, &e,
+                       "event 1 of an EVENTS record: TEMPORARIES of 2 blocks, 0 of them "
+                       "nested, 18446744073709551611 bytes held beside the largest, cannot be");
+    e.old_addr = 2, e.addr = 20; /* all nested, nothing beside */
+    expect_event_ok(6, &e);
 }
 
 /* ALLOC_LATE going back 0 (made after its own number) or further back
@@ -883,7 +912,7 @@ static void test_decode_v4_events_rejected_before_v4(void **state)
 {
     (void)state;
     prof_event_t t = {.type = MLMEM_EV_TEMPORARIES, .tid = 3, .seq = 5, .time_ns = 10,
-                      .arg = 2, .size = 30, .old_size = 20};
+                      .arg = 2, .size = 30, .old_size = 20, .addr = 20};
     prof_event_t l = {.type = MLMEM_EV_ALLOC_LATE, .tid = 3, .seq = 5, .time_ns = 10,
                       .addr = 0x2000, .size = 48, .fn = MLMEM_FN_MALLOC, .arg = 3};
     expect_event_error(3, &t,
@@ -1426,6 +1455,7 @@ int main(void)
         cmocka_unit_test(test_decode_addr_by_size_class),
         cmocka_unit_test(test_decode_v4_temporaries_and_alloc_late),
         cmocka_unit_test(test_decode_v5_temporaries_and_alloc_late_with_stacks),
+        cmocka_unit_test(test_decode_v6_nested_temporaries_and_not_latest),
         cmocka_unit_test(test_decode_alloc_late_shares_size_class_addr),
         cmocka_unit_test(test_decode_temporaries_malformed),
         cmocka_unit_test(test_decode_alloc_late_malformed),

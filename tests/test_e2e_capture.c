@@ -245,32 +245,47 @@ static json_t *temps_site(json_t *report)
  * is what sending each event gives, checked against the known program and
  * against a run with folding off, and with stacks the temporaries' site
  * too; and folding happens: the 15,000 pairs do not reach the trace. */
+/* The summary figures folding must leave as they are. */
+static const char *const fold_fields[] = {
+    "summary.total_allocations", "summary.total_frees", "summary.total_bytes",
+    "summary.temporary_allocations", "summary.peak_heap_bytes", "summary.leaked_bytes",
+    "summary.unmatched_frees"};
+#define FOLD_FIELDS (sizeof fold_fields / sizeof fold_fields[0])
+
+/* `mlmem run` of 'cmd' with folding on (r[1]) and off (r[0]), after
+ * checking that neither lost or dropped an event, and fold_fields of each
+ * in got[1] and got[0]. */
+static void profile_folded_and_not(const char *const *cmd, const char *const *opts, json_t *r[2],
+                                   long long got[2][FOLD_FIELDS])
+{
+    for (int fold = 1; fold >= 0; fold--) {
+        setenv("MLMEM_FOLD", fold ? "1" : "0", 1);
+        r[fold] = e2e_profile(opts, cmd, 0);
+        for (size_t k = 0; k < FOLD_FIELDS; k++)
+            got[fold][k] = e2e_int(r[fold], fold_fields[k]);
+        assert_int_equal(e2e_int(r[fold], "summary.lost_events"), 0);
+        assert_int_equal(e2e_int(r[fold], "summary.dropped_events"), 0);
+    }
+    unsetenv("MLMEM_FOLD");
+}
+
 static void check_folded_temporaries(const char *const *opts)
 {
     const char *cmd[] = {e2e_prog("e2e_fold"), "temps", NULL};
-    static const char *const fields[] = {
-        "summary.total_allocations", "summary.total_frees", "summary.total_bytes",
-        "summary.temporary_allocations", "summary.peak_heap_bytes", "summary.leaked_bytes",
-        "summary.unmatched_frees"};
     static const char *const site_fields[] = {
         "allocations", "frees", "bytes_allocated", "temporary_allocations",
         "largest_allocation", "peak_live_bytes", "live_bytes_at_peak", "leaked_bytes"};
-    long long got[2][7], site[2][8];
-    for (int fold = 1; fold >= 0; fold--) {
-        setenv("MLMEM_FOLD", fold ? "1" : "0", 1);
-        json_t *r = e2e_profile(opts, cmd, 0);
-        for (int k = 0; k < 7; k++)
-            got[fold][k] = e2e_int(r, fields[k]);
-        assert_int_equal(e2e_int(r, "summary.lost_events"), 0);
-        assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    long long got[2][FOLD_FIELDS], site[2][8];
+    json_t *r[2];
+    profile_folded_and_not(cmd, opts, r, got);
+    for (int fold = 0; fold < 2; fold++) {
         if (opts) {
-            json_t *t = temps_site(r);
+            json_t *t = temps_site(r[fold]);
             for (int k = 0; k < 8; k++)
                 site[fold][k] = json_integer_value(json_object_get(t, site_fields[k]));
         }
-        json_decref(r);
+        json_decref(r[fold]);
     }
-    unsetenv("MLMEM_FOLD");
     /* 5 runs of 3000 temporaries of 16 + (i % 64) * 32 bytes, each run
      * followed by a kept block of 2000 bytes. */
     long long run_bytes = 0;
@@ -284,7 +299,7 @@ static void check_folded_temporaries(const char *const *opts)
     assert_int_equal(got[1][4], 4 * 2000 + 16 + 63 * 32);
     assert_int_equal(got[1][5], 0);
     assert_int_equal(got[1][6], 0);
-    for (int k = 0; k < 7; k++)
+    for (size_t k = 0; k < FOLD_FIELDS; k++)
         assert_int_equal(got[1][k], got[0][k]);
     if (opts) {
         assert_int_equal(site[1][2], 5 * run_bytes);
@@ -310,6 +325,46 @@ static void test_e2e_capture_folded_temporaries_with_stacks_exact(void **state)
     (void)state;
     const char *all[] = {"--stacks=all", NULL};
     check_folded_temporaries(all);
+}
+
+/* Blocks freed while the thread holds others (preload/fold.c, nested):
+ * e2e_fold's nested mode (the counts and bytes of its header), profiled
+ * with folding on and off ('opts': NULL or --stacks=all), gives the same
+ * figures: counts, bytes, temporaries (the outer block A and D's realloc
+ * are not), the peak (the recursion, deeper than the shim holds: all 40
+ * blocks live at once), nothing leaked or unmatched. (What is sent is
+ * test_shim's: test_shim_fold_nested_frees.) */
+static void check_nested_folded(const char *const *opts)
+{
+    const char *cmd[] = {e2e_prog("e2e_fold"), "nested", NULL};
+    long long got[2][FOLD_FIELDS];
+    json_t *r[2];
+    profile_folded_and_not(cmd, opts, r, got);
+    json_decref(r[0]);
+    json_decref(r[1]);
+    const long long nests = 2000, depth = 40;
+    long long a_bytes = 0, deep_bytes = 0;
+    for (long long i = 0; i < nests; i++)
+        a_bytes += 100 + (i % 8) * 8;
+    for (long long d = 0; d < depth; d++)
+        deep_bytes += 16 + d;
+    assert_int_equal(got[0][0], nests * 5 + depth);
+    assert_int_equal(got[0][1], nests * 5 + depth);
+    assert_int_equal(got[0][2], a_bytes + nests * (300 + 200 + 48 + 250) + deep_bytes);
+    assert_int_equal(got[0][3], nests * 3 + 1); /* B, C, D's realloc; the innermost */
+    assert_int_equal(got[0][4], deep_bytes);
+    assert_int_equal(got[0][5], 0);
+    assert_int_equal(got[0][6], 0);
+    for (size_t k = 0; k < FOLD_FIELDS; k++)
+        assert_int_equal(got[1][k], got[0][k]);
+}
+
+static void test_e2e_capture_nested_temporaries_exact(void **state)
+{
+    (void)state;
+    check_nested_folded(NULL);
+    const char *all[] = {"--stacks=all", NULL};
+    check_nested_folded(all);
 }
 
 /* `mlmem run` of e2e_fold in 'mode': its report, after checking that no free
@@ -372,6 +427,35 @@ static void test_e2e_capture_held_block_freed_by_another_thread(void **state)
     check_handback(NULL);
     const char *all[] = {"--stacks=all", NULL};
     check_handback(all);
+}
+
+/* A block the main thread holds, handed to a worker that frees it and hands
+ * back a new one at the same address, while the main thread holds a second
+ * block: the free of the new one must not fold with the old one (the
+ * worker took numbers since). The figures are those of every event sent
+ * (but the peak, which the two threads' timing decides): each free its own
+ * block's, nothing unmatched, nothing leaked but what pthread_create
+ * keeps, and the worker made and freed 500 blocks. */
+static void test_e2e_capture_nested_free_of_handed_back_address(void **state)
+{
+    (void)state;
+    const char *cmd[] = {e2e_prog("e2e_fold"), "handnested", NULL};
+    long long got[2][FOLD_FIELDS];
+    json_t *r[2];
+    profile_folded_and_not(cmd, NULL, r, got);
+    assert_int_equal(got[0][3], 500); /* the main thread's B, freed before R */
+    assert_int_equal(got[0][6], 0);
+    for (size_t k = 0; k < FOLD_FIELDS; k++)
+        if (k != 4) /* the peak: when the worker frees A is the scheduler's */
+            assert_int_equal(got[1][k], got[0][k]);
+    int workers = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(r[1], "threads"), i, t)
+        workers += e2e_int(t, "allocations") == 500 && e2e_int(t, "frees") == 500;
+    assert_int_equal(workers, 1);
+    json_decref(r[0]);
+    json_decref(r[1]);
 }
 
 /* A thread blocked for good when the process exits still holds its last
@@ -1189,7 +1273,9 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_seq_counter_handoffs_exact),
         cmocka_unit_test(test_e2e_capture_folded_temporaries_exact),
         cmocka_unit_test(test_e2e_capture_folded_temporaries_with_stacks_exact),
+        cmocka_unit_test(test_e2e_capture_nested_temporaries_exact),
         cmocka_unit_test(test_e2e_capture_held_block_freed_by_another_thread),
+        cmocka_unit_test(test_e2e_capture_nested_free_of_handed_back_address),
         cmocka_unit_test(test_e2e_capture_blocked_thread_folds_sent_at_exit),
         cmocka_unit_test(test_e2e_capture_file_reads_marked),
         cmocka_unit_test(test_e2e_capture_inferred_phases),

@@ -2,8 +2,8 @@
  * test_shim.c - unit tests of the shim's pieces that can run outside a
  * profiled process: the stack-buffer formatter, the configuration parser,
  * the bootstrap pool, the lock-free stack table, the CFI walk, the shim's own
- * memory region and the event clock. (The hooks themselves
- * are tested end to end, in test_e2e_capture.c.)
+ * memory region, the event clock and the folding of temporaries. (The hooks
+ * themselves are tested end to end, in test_e2e_capture.c.)
  *
  * The shim's sources are compiled into this test without its hooks, so the
  * test's own malloc is the real one.
@@ -647,6 +647,139 @@ static void test_shim_clock_read_again_after_fresh_event(void **state)
     free(r);
 }
 
+/* ---- folded temporaries (fold.c) ----------------------------------------- */
+
+/* The events in 'r' from slot 'from' on: their first slots, in order, each
+ * with its second slot in 'ext' (zeroed for one-slot events). Returns how
+ * many (at most 'cap'). */
+static unsigned ring_events(const shim_ring_t *r, uint64_t from, shim_event_t *ev,
+                            shim_event_ext_t *ext, unsigned cap)
+{
+    unsigned n = 0;
+    uint64_t head = atomic_load(&r->head);
+    for (uint64_t i = from; i < head && n < cap; i++, n++) {
+        ev[n] = r->slots[i & (SHIM_RING_SLOTS - 1)].ev;
+        memset(&ext[n], 0, sizeof ext[n]);
+        if (ev[n].info & SHIM_EVI_EXT)
+            ext[n] = r->slots[++i & (SHIM_RING_SLOTS - 1)].ext;
+    }
+    return n;
+}
+
+/* How many blocks 'r' holds. */
+static unsigned held_count(const shim_ring_t *r)
+{
+    return r->held.addr ? 1 + r->held_older_n : 0;
+}
+
+/* A ring that folds, as a thread's ring in a profiled process once the
+ * thread's first allocation is sent (until then it does not). */
+static shim_ring_t *fold_ring(void)
+{
+    shim_config_load(&g_shim.config);
+    shim_ring_t *r = test_ring();
+    shim_fold_reset(r);
+    assert_int_equal(r->fold_ok, 0);
+    assert_int_equal(r->fold_from_next, 1);
+    r->fold_ok = 1;
+    r->fold_from_next = 0;
+    return r;
+}
+
+/* A thread that holds several small blocks folds the free of any of them:
+ * A (100), B (300) freed, D (200), C (48) freed, A freed, and nothing is
+ * sent; the thread's next event sends first one TEMPORARIES (3 blocks,
+ * 448 bytes, the largest 300, the most held at once 400, one nested: A)
+ * and then D, the block still held, marked not the thread's latest
+ * allocation (the thread freed A after making it). */
+static void test_shim_fold_nested_frees(void **state)
+{
+    (void)state;
+    shim_ring_t *r = fold_ring();
+    char a[1], b[1], c[1], d[1]; /* addresses only */
+    assert_true(shim_fold_hold(r, MLMEM_FN_MALLOC, a, 100, MLMEM_STACK_NONE));
+    assert_true(shim_fold_hold(r, MLMEM_FN_MALLOC, b, 300, MLMEM_STACK_NONE));
+    assert_true(shim_fold_free(r, b));
+    assert_true(shim_fold_hold(r, MLMEM_FN_CALLOC, d, 200, MLMEM_STACK_NONE));
+    assert_true(shim_fold_hold(r, MLMEM_FN_MALLOC, c, 48, MLMEM_STACK_NONE));
+    assert_true(shim_fold_free(r, c));
+    assert_true(shim_fold_free(r, a));
+    assert_int_equal(atomic_load(&r->head), 0); /* nothing sent */
+    shim_fold_flush(r); /* what the thread's next event does first */
+
+    shim_event_t ev[4];
+    shim_event_ext_t x[4];
+    assert_int_equal(ring_events(r, 0, ev, x, 4), 2);
+    assert_int_equal(SHIM_EVI_TYPE(ev[0].info), MLMEM_EV_TEMPORARIES);
+    assert_int_equal(x[0].arg, 3);          /* count   */
+    assert_int_equal(x[0].size, 448);       /* bytes   */
+    assert_int_equal(x[0].old_addr, 300);   /* largest */
+    assert_int_equal(ev[0].addr, 400);      /* most at once: A and B */
+    assert_int_equal(ev[0].info & SHIM_EVI_SIZE_MASK, 1); /* nested: A */
+    /* D: its number came after the TEMPORARIES' */
+    assert_int_equal(SHIM_EVI_TYPE(ev[1].info), MLMEM_EV_ALLOC_LATE);
+    assert_int_equal(ev[1].addr, (uintptr_t)d);
+    assert_int_equal(x[1].size, 200);
+    assert_int_equal(SHIM_EVI_FN(ev[1].info), MLMEM_FN_CALLOC | MLMEM_FN_NOT_LATEST);
+    assert_int_equal(held_count(r), 0);
+    assert_int_equal(r->folded_count, 0);
+    free(r);
+}
+
+/* A held block whose free comes after someone took a number is not folded
+ * (another thread may have freed it and been handed its address back):
+ * the free is the caller's to send. Nor is a free of what is not held. */
+static void test_shim_fold_refused_after_a_number(void **state)
+{
+    (void)state;
+    shim_ring_t *r = fold_ring();
+    char a[1], b[1];
+    assert_true(shim_fold_hold(r, MLMEM_FN_MALLOC, a, 64, MLMEM_STACK_NONE));
+    assert_false(shim_fold_free(r, b));
+    atomic_fetch_add(&g_shim.seq, 1); /* another thread's event */
+    assert_false(shim_fold_free(r, a));
+    assert_int_equal(held_count(r), 1);
+    assert_int_equal(r->folded_count, 0);
+    free(r);
+}
+
+/* A thread holds SHIM_FOLD_HELD blocks at most, and fewer bytes than the
+ * stack threshold: the next one sends them (oldest first, each an ALLOC of
+ * its own) and is held in their place. A block at an address already held
+ * sends the first too. */
+static void test_shim_fold_holds_at_most_its_room(void **state)
+{
+    (void)state;
+    shim_ring_t *r = fold_ring();
+    static char blocks[SHIM_FOLD_HELD + 1];
+    for (unsigned i = 0; i <= SHIM_FOLD_HELD; i++)
+        assert_true(shim_fold_hold(r, MLMEM_FN_MALLOC, &blocks[i], 16 + i, MLMEM_STACK_NONE));
+    shim_event_t ev[SHIM_FOLD_HELD + 2];
+    shim_event_ext_t x[SHIM_FOLD_HELD + 2];
+    assert_int_equal(ring_events(r, 0, ev, x, SHIM_FOLD_HELD + 2), SHIM_FOLD_HELD);
+    for (unsigned i = 0; i < SHIM_FOLD_HELD; i++) {
+        assert_int_equal(ev[i].addr, (uintptr_t)&blocks[i]);
+        assert_int_equal(x[i].size, 16 + i);
+        assert_int_equal(SHIM_EVI_FN(ev[i].info), MLMEM_FN_MALLOC); /* the newest: latest */
+    }
+    assert_int_equal(held_count(r), 1);
+    uint64_t sent = atomic_load(&r->head);
+    assert_true(shim_fold_hold(r, MLMEM_FN_MALLOC, &blocks[SHIM_FOLD_HELD], 16,
+                               MLMEM_STACK_NONE));
+    assert_int_equal(ring_events(r, sent, ev, x, 2), 1);
+    assert_int_equal(ev[0].addr, (uintptr_t)&blocks[SHIM_FOLD_HELD]);
+    assert_int_equal(held_count(r), 1);
+    /* Held together they stay below the stack threshold (4096): 16 + 2100
+     * + 2100 is too much, and the first two go. */
+    sent = atomic_load(&r->head);
+    assert_true(shim_fold_hold(r, MLMEM_FN_MALLOC, &blocks[0], 2100, MLMEM_STACK_NONE));
+    assert_int_equal(held_count(r), 2);
+    assert_true(shim_fold_hold(r, MLMEM_FN_MALLOC, &blocks[1], 2100, MLMEM_STACK_NONE));
+    assert_int_equal(ring_events(r, sent, ev, x, 3), 2);
+    assert_int_equal(held_count(r), 1);
+    free(r);
+}
+
 /* The shim's own memory comes from the region it reserved at start: a
  * piece made after the program cut a hole in a range of its own is not in
  * the hole, so the program's munmap of the whole range leaves it alone; a
@@ -684,6 +817,9 @@ int main(void)
         cmocka_unit_test(test_shim_format_conversions),
         cmocka_unit_test(test_shim_own_memory_out_of_program_holes),
         cmocka_unit_test(test_shim_clock_read_again_after_fresh_event),
+        cmocka_unit_test(test_shim_fold_nested_frees),
+        cmocka_unit_test(test_shim_fold_refused_after_a_number),
+        cmocka_unit_test(test_shim_fold_holds_at_most_its_room),
         cmocka_unit_test(test_shim_format_truncates_within_buffer),
         cmocka_unit_test(test_shim_format_null_string_and_unknown_conversion),
         cmocka_unit_test(test_shim_config_defaults),

@@ -31,7 +31,8 @@
 
 #define MLMEM_STREAM_MAGIC "MLMEMSTR"
 #define MLMEM_STREAM_MAGIC_LEN 8
-#define MLMEM_STREAM_VERSION 5 /* 4: TEMPORARIES and ALLOC_LATE events; 5: with stacks */
+/* 4: TEMPORARIES and ALLOC_LATE events; 5: with stacks; 6: nested temporaries */
+#define MLMEM_STREAM_VERSION 6
 #define MLMEM_STREAM_VERSION_MIN 1 /* the oldest a reader still reads */
 #define MLMEM_STREAM_HEADER_LEN 10 /* magic + u16 version */
 
@@ -65,9 +66,11 @@ enum {
     MLMEM_EV_FORK = 14,      /* arg = child pid                             */
     MLMEM_EV_FILE_READ = 15, /* addr = buffer, size = bytes read, arg = fd  */
     MLMEM_EV_NOP = 16,       /* a seq was taken for an operation that failed */
-    MLMEM_EV_TEMPORARIES = 17, /* count blocks, each freed by its thread right
-                                * after it made it: count, bytes, largest,
-                                * and (version 5) their stack               */
+    MLMEM_EV_TEMPORARIES = 17, /* count blocks, each freed by its thread
+                                * before its next event: count, bytes,
+                                * largest, (version 5) their stack, and
+                                * (version 6) the most held at once and how
+                                * many were nested                          */
     MLMEM_EV_ALLOC_LATE = 18,  /* an ALLOC sent after other threads' events:
                                 * ALLOC's fields, and the seq counter when the
                                 * block was made (docs/trace-format.md)      */
@@ -96,6 +99,12 @@ enum {
     MLMEM_FN_PVALLOC = 8,
     MLMEM_FN_COUNT = 9,
 };
+
+/* A flag in the fn byte of ALLOC and ALLOC_LATE (version 6): the thread
+ * freed a block after it made this one (folded temporaries nested inside
+ * it), so this is not the thread's latest allocation: a free of it next is
+ * not a temporary's (docs/trace-format.md). */
+#define MLMEM_FN_NOT_LATEST 0x40
 
 /* Stack ids. Id 0 means "no stack was captured" (a small allocation that was
  * not sampled); ids from 1 are defined by STACK records before first use. */
