@@ -630,12 +630,17 @@ done:
 /* Writes the document 'root' (its reference is taken) to 'path' through a
  * temporary file renamed over it; with 'sites_of' (not NULL), root was
  * built without sites and those of 'sites_of' are streamed into it. On
- * failure the temporary file is removed and 'path' is left untouched. */
+ * failure the temporary file is removed and 'path' is left untouched. A
+ * path that names a device, a pipe or a socket (/dev/stdout, /dev/null, a
+ * FIFO) is written in place: a file renamed over it would replace it (and
+ * as root, /dev/null with it). */
 static int rj_write_document(json_t *root, const prof_result_t *sites_of, const char *path,
                              char *err, size_t errlen)
 {
     char *tmp = NULL;
-    int fd = rj_open_temp(path, &tmp);
+    struct stat st;
+    int in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+    int fd = in_place ? open(path, O_WRONLY | O_CLOEXEC) : rj_open_temp(path, &tmp);
     if (fd < 0) {
         rj_error(err, errlen, "create", path, errno);
         json_decref(root);
@@ -664,7 +669,7 @@ static int rj_write_document(json_t *root, const prof_result_t *sites_of, const 
         close(fd);
         goto fail;
     }
-    if (dumped != 0 || fsync(fd) != 0) {
+    if (dumped != 0 || (!in_place && fsync(fd) != 0)) {
         rj_error(err, errlen, "write", path, errnum ? errnum : errno);
         close(fd);
         goto fail;
@@ -673,13 +678,13 @@ static int rj_write_document(json_t *root, const prof_result_t *sites_of, const 
         rj_error(err, errlen, "write", path, errno);
         goto fail;
     }
-    if (rename(tmp, path) != 0) {
+    if (!in_place && rename(tmp, path) != 0) {
         rj_error(err, errlen, "replace", path, errno);
         goto fail;
     }
     rc = 0;
 fail:
-    if (rc != 0)
+    if (rc != 0 && tmp)
         unlink(tmp);
     free(tmp);
     return rc;

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -479,6 +480,47 @@ static void test_report_json_write_roundtrip(void **state)
     rtest_result_free(r);
 }
 
+/* A path that is not a regular file (a FIFO here; /dev/stdout, /dev/null)
+ * is written in place: the report comes through it, and the FIFO is still
+ * a FIFO, with nothing left beside it (a file renamed over it would have
+ * replaced it, and as root /dev/null the same way). */
+static void test_report_json_write_into_fifo(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    rjtest_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/report.fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    /* Read and write ends held here: the report's open does not wait for a
+     * reader, and the pipe holds all of it (a few KiB: 64 KiB by default,
+     * made more where the system allows). */
+    int fd = open(path, O_RDWR | O_NONBLOCK);
+    assert_true(fd >= 0);
+    (void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+    prof_result_t *r = rtest_result_new();
+    char err[256] = "";
+    assert_int_equal(report_json_write(r, path, err, sizeof(err)), 0);
+
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(rjtest_count_entries(dir), 1);
+    static char text[1 << 20];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    assert_true(n > 0);
+    text[n] = '\0';
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    assert_non_null(j);
+    assert_string_equal(rjtest_str(j, "schema"), "mlmem-report/1");
+    json_decref(j);
+
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+    rtest_result_free(r);
+}
+
 /* The file's bytes, malloc'd and NUL-terminated. */
 static char *rjtest_read_file(const char *path)
 {
@@ -684,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_report_json_empty_result),
         cmocka_unit_test(test_report_json_clamps_huge_values),
         cmocka_unit_test(test_report_json_write_roundtrip),
+        cmocka_unit_test(test_report_json_write_into_fifo),
         cmocka_unit_test(test_report_json_write_streams_the_same_bytes),
         cmocka_unit_test(test_report_json_write_unwritable_path),
         cmocka_unit_test(test_report_json_read_errors),
