@@ -9,13 +9,13 @@
  * threshold, instead of sending them (the newest apart from the older
  * ones: the allocation storm's hooks touch only it); a free of one it
  * holds makes the pair one more "folded temporary" (a count, their bytes
- * and the largest), and nothing is sent. The held and folded blocks share one stack: none (unsampled),
- * or under --stacks=all the same call site in a loop; a block of another
- * stack sends them first. Anything else the thread sends first sends what
- * it folded (one TEMPORARIES event, with their stack) and then the blocks
- * it holds (ALLOCs, oldest first), so each event keeps its place in the
- * thread's order and the analyzer's figures stay exact
- * (docs/shim.md, "Folded temporaries"):
+ * and the largest), and nothing is sent. The held and folded blocks share
+ * one stack: none (unsampled), or under --stacks=all the same call site in
+ * a loop; a block of another stack sends them first. Anything else the
+ * thread sends first sends what it folded (one TEMPORARIES event, with
+ * their stack) and then the blocks it holds (ALLOCs, oldest first), so
+ * each event keeps its place in the thread's order and the analyzer's
+ * figures stay exact (docs/shim.md, "Folded temporaries"):
  *  - the peak: the live bytes rose, between the thread's two events, by
  *    the most bytes it held at once, which TEMPORARIES carries ('most');
  *  - temporaries: the analyzer calls a block temporary when its thread
@@ -47,7 +47,8 @@
 
 /* The slots carry TEMPORARIES' five figures: count, bytes and the largest
  * in the second slot, the most held at once in the first slot's address,
- * and the nested ones in its size bits (below 2^48: shim_fold_free). */
+ * and the nested ones in its size bits (below 2^48: shim_fold_free_nested
+ * folds no more). */
 void shim_fold_temporaries_event(shim_event_t *e, shim_event_ext_t *x,
                                  const shim_fold_state_t *f)
 {
@@ -78,6 +79,8 @@ void shim_fold_held_event(shim_event_t *e, shim_event_ext_t *x, const shim_fold_
     x->stack_id = f->stack;
 }
 
+/* A free of an older held block, or of the newest after the thread freed
+ * another (record.h's shim_fold_free does the common case). */
 int shim_fold_free_nested(shim_ring_t *r, void *p)
 {
     if (!shim_fold_begin(r))
