@@ -545,9 +545,6 @@ ACCT_HOT void acct_heap_add(prof_acct_t *a, uint64_t addr, uint64_t size, uint32
     a->threads[ti].last_alloc = addr;
 }
 
-/* Frees the block at 'addr' as thread 'ti'. Returns 1 if it was live, 0 if
- * not (counted as unmatched). A temporary is a block freed by the thread
- * that allocated it, with no other alloc/free event of that thread between. */
 /* The set of ACCT_ORPHAN_WAYS entries where a free of 'addr' is kept. */
 static acct_orphan_t *acct_orphan_set(const prof_acct_t *a, uint64_t addr)
 {
@@ -588,6 +585,9 @@ static int acct_orphan_take(prof_acct_t *a, uint64_t addr, uint64_t after, uint3
     return 1;
 }
 
+/* Frees the block at 'addr' as thread 'ti'. Returns 1 if it was live, 0 if
+ * not (counted as unmatched). A temporary is a block freed by the thread
+ * that allocated it, with no other alloc/free event of that thread between. */
 ACCT_HOT int acct_heap_free(prof_acct_t *a, uint64_t addr, uint32_t ti)
 {
     prof_heap_entry_t *e = prof_heap_table_find(&a->heap, addr);
