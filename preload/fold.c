@@ -100,14 +100,10 @@ int shim_fold_free_nested(shim_ring_t *r, void *p)
         return 0;
     }
     uint64_t size = SHIM_HELD_SIZE(h);
-    int nested = i != n || !r->fold_fresh; /* the newest, freed right after: no */
-    if (i == n) { /* the newest: the one before it takes its place */
-        if (n) {
-            r->held = r->held_older[--r->held_older_n];
-            r->held_older_bytes -= SHIM_HELD_SIZE(&r->held);
-        } else {
-            r->held.addr = 0;
-        }
+    r->folded_nested += i != n || !r->fold_fresh; /* the newest, freed right after: no */
+    shim_fold_count(r, size);
+    if (i == n) {
+        shim_fold_drop_newest(r);
     } else {
         for (; i + 1 < n; i++)
             r->held_older[i] = r->held_older[i + 1];
@@ -115,11 +111,6 @@ int shim_fold_free_nested(shim_ring_t *r, void *p)
         r->held_older_bytes -= size;
     }
     r->fold_fresh = 0;
-    r->folded_count++;
-    r->folded_nested += (uint64_t)nested;
-    r->folded_bytes += size;
-    if (size > r->folded_largest)
-        r->folded_largest = size;
     shim_fold_end(r);
     return 1;
 }

@@ -317,6 +317,29 @@ static inline int shim_fold_hold(shim_ring_t *r, int fn, void *p, size_t size, u
  * newest after the thread freed another. */
 int shim_fold_free_nested(shim_ring_t *r, void *p);
 
+/* One more folded pair, of 'size' bytes (between shim_fold_begin and
+ * shim_fold_end, as the two below). */
+static inline void shim_fold_count(shim_ring_t *r, uint64_t size)
+{
+    r->folded_count++;
+    r->folded_bytes += size;
+    if (size > r->folded_largest)
+        r->folded_largest = size;
+}
+
+/* The newest held block is gone (folded): the one before it, if any, is
+ * the newest now, and not the thread's last malloc or free. */
+static inline void shim_fold_drop_newest(shim_ring_t *r)
+{
+    if (SHIM_UNLIKELY(r->held_older_n)) {
+        r->held = r->held_older[--r->held_older_n];
+        r->held_older_bytes -= SHIM_HELD_SIZE(&r->held);
+        r->fold_fresh = 0;
+    } else {
+        r->held.addr = 0;
+    }
+}
+
 /* free('p'): if 'p' is a block the thread holds and nobody took a number
  * since it was made, the pair becomes one more folded temporary and
  * nothing is sent. Returns 1 if folded. (Otherwise another thread may have
@@ -335,18 +358,8 @@ static inline int shim_fold_free(shim_ring_t *r, void *p)
         shim_fold_end(r); /* a signal handler sent it, or numbers taken since */
         return 0;
     }
-    uint64_t size = SHIM_HELD_SIZE(&r->held);
-    r->folded_count++;
-    r->folded_bytes += size;
-    if (size > r->folded_largest)
-        r->folded_largest = size;
-    if (SHIM_UNLIKELY(r->held_older_n)) { /* the one before is the newest */
-        r->held = r->held_older[--r->held_older_n];
-        r->held_older_bytes -= SHIM_HELD_SIZE(&r->held);
-        r->fold_fresh = 0;
-    } else {
-        r->held.addr = 0;
-    }
+    shim_fold_count(r, SHIM_HELD_SIZE(&r->held));
+    shim_fold_drop_newest(r);
     shim_fold_end(r);
     return 1;
 }
