@@ -223,7 +223,8 @@ void shim_fold_stop(shim_ring_t *r)
 {
     r->fold_ok = 0;
     r->fold_from_next = 0;
-    shim_fold_flush(r);
+    if (atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE)
+        shim_fold_flush(r);
 }
 
 /* The owner may be changing the state right now (a thread still running at

@@ -35,10 +35,7 @@ static void ring_thread_exit(void *p)
     shim_ring_t *r = p;
     /* What it held and folded goes out now; whatever the thread's last
      * destructors allocate is sent as it happens. */
-    if (atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE)
-        shim_fold_stop(r);
-    else
-        r->fold_ok = r->fold_from_next = 0;
+    shim_fold_stop(r);
     ring_take_name(r); /* threads often name themselves after they start */
     SHIM_HAPPENS_BEFORE(&r->state);
     atomic_store_explicit(&r->state, SHIM_RING_EXITED, memory_order_release);

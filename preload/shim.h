@@ -464,8 +464,8 @@ void shim_fold_flush(shim_ring_t *r);
 /* Forgets it (a new owner, a fork child). The thread folds from its
  * second allocation on: the first is sent, so the thread shows up at once. */
 void shim_fold_reset(shim_ring_t *r);
-/* Sends what 'r' holds and has folded, and folds no more (the thread or
- * the process is exiting). */
+/* Folds no more, and sends what 'r' holds and has folded while the shim
+ * records (the thread or the process is exiting). */
 void shim_fold_stop(shim_ring_t *r);
 /* The writer's copy of another thread's fold state at the final drain;
  * returns 0 if the owner kept changing it (then it is counted as dropped). */

@@ -865,7 +865,7 @@ void shim_writer_finish(int reason, int code_known, int code)
     /* This thread's held block and folded temporaries go out with the
      * final drain, in its own ring (other threads': send_folds_left). */
     shim_ring_t *r = shim_ring;
-    if (r && atomic_load_explicit(&g_shim.mode, memory_order_relaxed) == SHIM_ACTIVE)
+    if (r)
         shim_fold_stop(r);
     if (code_known) {
         atomic_store(&g_shim.end_code, code);
