@@ -45,19 +45,24 @@ static void detect_cpu(void)
 #endif
 }
 
+/* The locks a child must not inherit held (neither is taken while the
+ * other is held). */
 static void fork_prepare(void)
 {
+    shim_unwind_fork_prepare();
     pthread_mutex_lock(&g_shim.modules_lock);
 }
 
 static void fork_parent(void)
 {
     pthread_mutex_unlock(&g_shim.modules_lock);
+    shim_unwind_fork_done();
 }
 
 static void fork_child(void)
 {
     pthread_mutex_unlock(&g_shim.modules_lock);
+    shim_unwind_fork_done();
     if (atomic_load(&g_shim.mode) != SHIM_ACTIVE)
         return;
     atomic_store(&g_shim.mode, SHIM_DETACHED);

@@ -574,6 +574,12 @@ static inline uint32_t shim_stack_shared(const uintptr_t *a, uint32_t an, const 
 void shim_unwind_init(void);
 void shim_unwind_warm_up(void); /* the writer thread, at its start */
 int shim_unwind_read(const void *caller);
+/* unw_backtrace, as every unwind of the shim's through libunwind must be
+ * made: under the lock that fork's handlers take (shim_unwind_fork_prepare
+ * before fork, shim_unwind_fork_done after it in parent and child). */
+int shim_unwind_backtrace(void **frames, int max);
+void shim_unwind_fork_prepare(void);
+void shim_unwind_fork_done(void);
 
 /* modules.c */
 void shim_modules_init(void);

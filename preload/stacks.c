@@ -244,7 +244,7 @@ static int walk_libunwind(uintptr_t *out, int max)
     void *raw[MLMEM_STACK_MAX_DEPTH + 8];
     int saved = shim_guard, saved_errno = errno;
     shim_guard = SHIM_GUARD_UNWIND;
-    int n = unw_backtrace(raw, MLMEM_STACK_MAX_DEPTH + 8);
+    int n = shim_unwind_backtrace(raw, MLMEM_STACK_MAX_DEPTH + 8);
     shim_guard = saved;
     errno = saved_errno; /* validation leaves EAGAIN there (unwind.c) */
 

@@ -32,9 +32,21 @@
  * process_vm_readv can be refused (seccomp); the start-up probe then leaves
  * libunwind its own pipe, as before (docs/shim.md). A program that uses
  * libunwind itself keeps libunwind's behaviour for its own unwinding.
+ *
+ * Fork: libunwind's locks are not reset in a fork child. A fork while
+ * another thread was inside libunwind (the writer's warm-up at every
+ * start, a stack the CFI walk gave up on) left the child a lock nobody
+ * would release, and its first unwind hung: a shell forking a subshell
+ * at once, its writer and its main thread both waiting on that lock
+ * (tests/e2e's unwind check through pyenv's shell scripts, one run in a
+ * few hundred). So the shim unwinds through libunwind only under
+ * unwind_lock, which fork's prepare handler takes too (init.c): no thread
+ * is inside libunwind when a process forks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -44,6 +56,34 @@
 #include <libunwind.h>
 
 #include "shim.h"
+
+static pthread_mutex_t unwind_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Signals are blocked while the lock is held, as libunwind blocks them
+ * while it holds its own: a handler that allocated meanwhile and unwound
+ * would wait on its own thread. */
+int shim_unwind_backtrace(void **frames, int max)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pthread_mutex_lock(&unwind_lock);
+    int n = unw_backtrace(frames, max);
+    pthread_mutex_unlock(&unwind_lock);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return n;
+}
+
+void shim_unwind_fork_prepare(void)
+{
+    pthread_mutex_lock(&unwind_lock);
+}
+
+/* In the parent and in the child alike: the forking thread took it. */
+void shim_unwind_fork_done(void)
+{
+    pthread_mutex_unlock(&unwind_lock);
+}
 
 #if defined(__x86_64__)
 
@@ -137,7 +177,7 @@ static void warm_up(void)
     void *frames[4];
     int saved = shim_guard;
     shim_guard = SHIM_GUARD_UNWIND;
-    unw_backtrace(frames, 4);
+    shim_unwind_backtrace(frames, 4);
     shim_guard = saved;
 }
 

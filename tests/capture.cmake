@@ -4,7 +4,7 @@
 set(E2E_DIR ${CMAKE_BINARY_DIR}/bin/e2e)
 foreach(prog e2e_peak e2e_realloc e2e_aligned e2e_mmap e2e_calloc_overflow e2e_threads
         e2e_fork e2e_sigkill e2e_signal_alloc e2e_dlopen e2e_exit e2e_annotate e2e_closefds
-        e2e_handoff e2e_fileread e2e_phases e2e_fold)
+        e2e_handoff e2e_fileread e2e_phases e2e_fold e2e_fork_unwind)
   add_executable(${prog} e2e/${prog}.c)
   # -O0 keeps every allocation the source shows; -g for symbol checks.
   target_compile_options(${prog} PRIVATE -O0 -g -fno-builtin)
@@ -14,6 +14,7 @@ target_link_libraries(e2e_threads PRIVATE Threads::Threads)
 target_link_libraries(e2e_exit PRIVATE Threads::Threads)
 target_link_libraries(e2e_handoff PRIVATE Threads::Threads)
 target_link_libraries(e2e_fold PRIVATE Threads::Threads)
+target_link_libraries(e2e_fork_unwind PRIVATE Threads::Threads)
 target_link_libraries(e2e_dlopen PRIVATE ${CMAKE_DL_LIBS})
 add_executable(e2e_cxx e2e/e2e_cxx.cpp)
 target_compile_options(e2e_cxx PRIVATE -O0 -g)
@@ -28,7 +29,7 @@ mlmem_add_test(test_e2e_capture
 add_dependencies(test_e2e_capture mlmem mlmem_preload e2e_peak e2e_realloc e2e_aligned
   e2e_mmap e2e_calloc_overflow e2e_threads e2e_fork e2e_sigkill e2e_signal_alloc
   e2e_dlopen e2e_exit e2e_annotate e2e_cxx e2e_plugin e2e_closefds e2e_handoff e2e_fileread
-  e2e_phases e2e_fold mlmem-train)
+  e2e_phases e2e_fold e2e_fork_unwind mlmem-train)
 
 # The shim's pieces that run outside a profiled process: no allocation hooks
 # linked (the stack table writes definitions into rings, so the ring, record

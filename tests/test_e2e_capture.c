@@ -629,6 +629,55 @@ static void test_e2e_capture_fork_and_exec_children(void **state)
     json_decref(r);
 }
 
+/* Forks that come while the shim's writer thread is inside libunwind (its
+ * warm-up, the process's first unwind) in a process that has just been
+ * forked itself, as a shell's subshells fork: the child must not inherit
+ * libunwind's lock held (preload/unwind.c, "Fork"). e2e_fork_unwind makes
+ * 100 tries of four generations forking at once, each child allocating one
+ * block, and fails when a child does not end within 10 s: before the fix
+ * one of a few dozen tries hung, in the default mode and with libunwind
+ * for every stack alike. Every child is then in the report, exact. */
+static void check_fork_while_unwinding(const char *const *opts)
+{
+    const char *cmd[] = {e2e_prog("e2e_fork_unwind"), "100", NULL};
+    json_t *r = e2e_profile(opts, cmd, 0);
+    json_t *children = json_object_get(r, "children");
+    int execd = 0, forked = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(children, i, c) {
+        const char *end = json_string_value(json_object_get(c, "end"));
+        if (strcmp(end, "exec") == 0)
+            execd++;
+        else if (strcmp(end, "exited") == 0 &&
+                 json_integer_value(json_object_get(c, "exit_code")) == 0 &&
+                 json_integer_value(json_object_get(c, "total_allocations")) == 1 &&
+                 json_integer_value(json_object_get(c, "leaked_bytes")) == 0)
+            forked++;
+    }
+    assert_int_equal(execd, 99);
+    assert_int_equal(forked, 400);
+    assert_int_equal(json_array_size(children), 499);
+    assert_int_equal(e2e_int(r, "summary.dropped_events"), 0);
+    json_decref(r);
+}
+
+static void test_e2e_capture_fork_while_unwinding_no_hang(void **state)
+{
+    (void)state;
+    check_fork_while_unwinding(NULL);
+    const char *every_stack[] = {"--stacks=all", NULL};
+    setenv("MLMEM_UNWIND", "libunwind", 1); /* unset by the teardown, failed or not */
+    check_fork_while_unwinding(every_stack);
+}
+
+static int unset_unwind_mode(void **state)
+{
+    (void)state;
+    unsetenv("MLMEM_UNWIND");
+    return 0;
+}
+
 static void test_e2e_capture_no_follow_fork(void **state)
 {
     const char *cmd[] = {e2e_prog("e2e_fork"), e2e_prog("e2e_peak"), NULL};
@@ -1284,6 +1333,8 @@ int main(void)
         cmocka_unit_test(test_e2e_capture_huge_pages_for_analyzer_not_program),
         cmocka_unit_test(test_e2e_capture_analyzer_yields_to_program),
         cmocka_unit_test(test_e2e_capture_fork_and_exec_children),
+        cmocka_unit_test_teardown(test_e2e_capture_fork_while_unwinding_no_hang,
+                                  unset_unwind_mode),
         cmocka_unit_test(test_e2e_capture_no_follow_fork),
         cmocka_unit_test(test_e2e_capture_fork_child_defines_its_stacks),
         cmocka_unit_test(test_e2e_capture_no_follow_fork_records_the_commands_exec),
