@@ -4,12 +4,17 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +103,124 @@ static char *slurp_fd(int fd)
     return s;
 }
 
+/* A command still running after this long has hung (the longest run of
+ * these tests takes a few seconds): what each of its threads waits on is
+ * printed and its processes are killed, so the test fails with that rather
+ * than when ctest's timeout ends the whole binary and says nothing. */
+#define E2E_DEADLINE_MS 120000
+#define E2E_MAX_TREE 256
+
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close = strrchr(buf, ')'); /* the name may hold spaces */
+    int ppid = 0;
+    char state;
+    if (!close || sscanf(close + 1, " %c %d", &state, &ppid) != 2)
+        return 0;
+    return (pid_t)ppid;
+}
+
+/* 'root' and the processes below it, parents first (orphans adopted by
+ * init are not found). */
+static int process_tree(pid_t root, pid_t *tree)
+{
+    int n = 0;
+    tree[n++] = root;
+    for (int grew = 1; grew && n < E2E_MAX_TREE;) {
+        grew = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d)) && n < E2E_MAX_TREE) {
+            pid_t pid = (pid_t)atoi(e->d_name), ppid = pid > 0 ? parent_of(pid) : 0;
+            int known = 0, parent_known = 0;
+            for (int i = 0; i < n; i++) {
+                known |= tree[i] == pid;
+                parent_known |= tree[i] == ppid;
+            }
+            if (pid > 0 && !known && parent_known) {
+                tree[n++] = pid;
+                grew = 1;
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    return n;
+}
+
+static void print_proc_line(const char *what, const char *path)
+{
+    char buf[256] = "";
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = '\0';
+        fclose(f);
+    }
+    buf[strcspn(buf, "\n")] = '\0';
+    fprintf(stderr, " %s %s", what, buf);
+}
+
+/* Each process of the tree and each of its threads: its name, the kernel
+ * function it sleeps in and the system call it is in. */
+static void report_and_kill_hung(pid_t root, const char *const *argv)
+{
+    pid_t tree[E2E_MAX_TREE];
+    int n = process_tree(root, tree);
+    fprintf(stderr, "e2e: %s ... still running after %d s; its processes:\n", argv[0],
+            E2E_DEADLINE_MS / 1000);
+    for (int i = 0; i < n; i++) {
+        char path[64 + sizeof ((struct dirent *)0)->d_name];
+        snprintf(path, sizeof path, "/proc/%d/task", (int)tree[i]);
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            fprintf(stderr, "  pid %d tid %s", (int)tree[i], e->d_name);
+            snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)tree[i], e->d_name);
+            print_proc_line("", path);
+            snprintf(path, sizeof path, "/proc/%d/task/%s/wchan", (int)tree[i], e->d_name);
+            print_proc_line("wchan", path);
+            snprintf(path, sizeof path, "/proc/%d/task/%s/syscall", (int)tree[i], e->d_name);
+            print_proc_line("syscall", path);
+            fputc('\n', stderr);
+        }
+        if (d)
+            closedir(d);
+    }
+    for (int i = n - 1; i >= 0; i--)
+        kill(tree[i], SIGKILL);
+}
+
+/* Waits for 'pid' as wait4 does, unless it runs past the deadline: then
+ * reports it hung, kills it and fails the test. */
+static void wait_with_deadline(pid_t pid, const char *const *argv, int *st, struct rusage *ru)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd >= 0) {
+        struct pollfd p = {pidfd, POLLIN, 0};
+        int ready;
+        while ((ready = poll(&p, 1, E2E_DEADLINE_MS)) < 0 && errno == EINTR)
+            ;
+        close(pidfd);
+        if (ready == 0) {
+            report_and_kill_hung(pid, argv);
+            wait4(pid, st, 0, ru);
+            fail_msg("%s hung (what it waited on is above)", argv[0]);
+        }
+    }
+    wait4(pid, st, 0, ru);
+}
+
 e2e_result_t e2e_exec(const char *const *argv)
 {
     e2e_result_t r = {0};
@@ -117,7 +240,7 @@ e2e_result_t e2e_exec(const char *const *argv)
     int st = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
-    wait4(pid, &st, 0, &ru);
+    wait_with_deadline(pid, argv, &st, &ru);
     r.max_rss_kb = ru.ru_maxrss;
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     r.out = slurp_fd(out);
