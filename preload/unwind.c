@@ -38,8 +38,9 @@
  * start, a stack the CFI walk gave up on) left the child a lock nobody
  * would release, and its first unwind hung: a shell forking a subshell
  * at once, its writer and its main thread both waiting on that lock
- * (tests/e2e's unwind check through pyenv's shell scripts, one run in a
- * few hundred). So the shim unwinds through libunwind only under
+ * (the CFI check's run of python3 through pyenv's shell scripts, about
+ * one run in a hundred; tests/e2e/e2e_fork_unwind.c makes it in a few
+ * dozen tries). So the shim unwinds through libunwind only under
  * unwind_lock, which fork's prepare handler takes too (init.c): no thread
  * is inside libunwind when a process forks.
  */
