@@ -108,9 +108,9 @@ static char *slurp_fd(int fd)
  * printed and its processes are killed, so the test fails with that rather
  * than when ctest's timeout ends the whole binary and says nothing. */
 #define E2E_DEADLINE_MS 120000
-#define E2E_MAX_TREE 256
 
-static pid_t parent_of(pid_t pid)
+/* The process group of 'pid' (/proc/PID/stat's fifth field), or 0. */
+static pid_t group_of(pid_t pid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -121,39 +121,11 @@ static pid_t parent_of(pid_t pid)
     fclose(f);
     buf[n] = '\0';
     const char *close = strrchr(buf, ')'); /* the name may hold spaces */
-    int ppid = 0;
+    int ppid = 0, pgrp = 0;
     char state;
-    if (!close || sscanf(close + 1, " %c %d", &state, &ppid) != 2)
+    if (!close || sscanf(close + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
         return 0;
-    return (pid_t)ppid;
-}
-
-/* 'root' and the processes below it, parents first (orphans adopted by
- * init are not found). */
-static int process_tree(pid_t root, pid_t *tree)
-{
-    int n = 0;
-    tree[n++] = root;
-    for (int grew = 1; grew && n < E2E_MAX_TREE;) {
-        grew = 0;
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-        while (d && (e = readdir(d)) && n < E2E_MAX_TREE) {
-            pid_t pid = (pid_t)atoi(e->d_name), ppid = pid > 0 ? parent_of(pid) : 0;
-            int known = 0, parent_known = 0;
-            for (int i = 0; i < n; i++) {
-                known |= tree[i] == pid;
-                parent_known |= tree[i] == ppid;
-            }
-            if (pid > 0 && !known && parent_known) {
-                tree[n++] = pid;
-                grew = 1;
-            }
-        }
-        if (d)
-            closedir(d);
-    }
-    return n;
+    return (pid_t)pgrp;
 }
 
 static void print_proc_line(const char *what, const char *path)
@@ -169,51 +141,58 @@ static void print_proc_line(const char *what, const char *path)
     fprintf(stderr, " %s %s", what, buf);
 }
 
-/* Each process of the tree and each of its threads: its name, the kernel
- * function it sleeps in and the system call it is in. */
-static void report_and_kill_hung(pid_t root, const char *const *argv)
+/* Each thread of 'pid': its name, the kernel function it sleeps in and the
+ * system call it is in. */
+static void print_threads(pid_t pid)
 {
-    pid_t tree[E2E_MAX_TREE];
-    int n = process_tree(root, tree);
-    fprintf(stderr, "e2e: %s ... still running after %d s; its processes:\n", argv[0],
-            E2E_DEADLINE_MS / 1000);
-    for (int i = 0; i < n; i++) {
-        char path[64 + sizeof ((struct dirent *)0)->d_name];
-        snprintf(path, sizeof path, "/proc/%d/task", (int)tree[i]);
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            fprintf(stderr, "  pid %d tid %s", (int)tree[i], e->d_name);
-            snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)tree[i], e->d_name);
-            print_proc_line("", path);
-            snprintf(path, sizeof path, "/proc/%d/task/%s/wchan", (int)tree[i], e->d_name);
-            print_proc_line("wchan", path);
-            snprintf(path, sizeof path, "/proc/%d/task/%s/syscall", (int)tree[i], e->d_name);
-            print_proc_line("syscall", path);
-            fputc('\n', stderr);
-        }
-        if (d)
-            closedir(d);
+    char path[64 + sizeof ((struct dirent *)0)->d_name];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        fprintf(stderr, "  pid %d tid %s", (int)pid, e->d_name);
+        snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+        print_proc_line("", path);
+        snprintf(path, sizeof path, "/proc/%d/task/%s/wchan", (int)pid, e->d_name);
+        print_proc_line("wchan", path);
+        snprintf(path, sizeof path, "/proc/%d/task/%s/syscall", (int)pid, e->d_name);
+        print_proc_line("syscall", path);
+        fputc('\n', stderr);
     }
-    for (int i = n - 1; i >= 0; i--)
-        kill(tree[i], SIGKILL);
+    if (d)
+        closedir(d);
 }
 
-/* Waits for 'pid' as wait4 does, unless it runs past the deadline: then
- * reports it hung, kills it and fails the test. */
-static void wait_with_deadline(pid_t pid, const char *const *argv, int *st, struct rusage *ru)
+/* Waits for 'pid', the leader of the command's process group, as wait4
+ * does, unless it runs past 'limit_ms': then prints every thread of the
+ * group (orphans included), kills the group and fails the test. */
+static void wait_within(pid_t pid, const char *const *argv, int limit_ms, int *st,
+                        struct rusage *ru)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd >= 0) {
         struct pollfd p = {pidfd, POLLIN, 0};
         int ready;
-        while ((ready = poll(&p, 1, E2E_DEADLINE_MS)) < 0 && errno == EINTR)
+        while ((ready = poll(&p, 1, limit_ms)) < 0 && errno == EINTR)
             ;
         close(pidfd);
         if (ready == 0) {
-            report_and_kill_hung(pid, argv);
+            fprintf(stderr, "e2e:");
+            for (int i = 0; argv[i]; i++)
+                fprintf(stderr, " %s", argv[i]);
+            fprintf(stderr, "\n  still running after %d s; its processes:\n", limit_ms / 1000);
+            DIR *d = opendir("/proc");
+            struct dirent *e;
+            while (d && (e = readdir(d))) {
+                pid_t each = (pid_t)atoi(e->d_name);
+                if (each > 0 && group_of(each) == pid)
+                    print_threads(each);
+            }
+            if (d)
+                closedir(d);
+            kill(-pid, SIGKILL);
             wait4(pid, st, 0, ru);
             fail_msg("%s hung (what it waited on is above)", argv[0]);
         }
@@ -222,6 +201,11 @@ static void wait_with_deadline(pid_t pid, const char *const *argv, int *st, stru
 }
 
 e2e_result_t e2e_exec(const char *const *argv)
+{
+    return e2e_exec_within(argv, E2E_DEADLINE_MS);
+}
+
+e2e_result_t e2e_exec_within(const char *const *argv, int limit_ms)
 {
     e2e_result_t r = {0};
     char out_path[] = "/tmp/mlmem-e2e-out-XXXXXX";
@@ -232,6 +216,7 @@ e2e_result_t e2e_exec(const char *const *argv)
     unlink(err_path);
     pid_t pid = fork();
     if (pid == 0) {
+        setpgid(0, 0); /* a group of its own, to be killed whole if it hangs */
         dup2(out, 1);
         dup2(err, 2);
         execv(argv[0], (char *const *)argv);
@@ -240,7 +225,7 @@ e2e_result_t e2e_exec(const char *const *argv)
     int st = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
-    wait_with_deadline(pid, argv, &st, &ru);
+    wait_within(pid, argv, limit_ms, &st, &ru);
     r.max_rss_kb = ru.ru_maxrss;
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     r.out = slurp_fd(out);

@@ -29,8 +29,12 @@ const char *e2e_tmpdir(void);
 const char *e2e_prog(const char *name);
 const char *e2e_mlmem(void);
 
-/* Runs argv (argv[0] a path) with stdout/stderr captured. */
+/* Runs argv (argv[0] a path) with stdout/stderr captured, in a process
+ * group of its own. One still running after 'limit_ms' (e2e_exec: 120 s)
+ * has hung: what each of its threads waits on is printed, the group is
+ * killed and the test fails. */
 e2e_result_t e2e_exec(const char *const *argv);
+e2e_result_t e2e_exec_within(const char *const *argv, int limit_ms);
 void e2e_result_free(e2e_result_t *r);
 
 /* Loads a JSON file; fails the test if it cannot. */

@@ -729,32 +729,6 @@ static void test_e2e_reliability_socket_refuses_outsiders(void **state)
 
 /* ---- 4d. a program that takes over libunwind's descriptors --------------- */
 
-/* Runs `mlmem run --stacks=all -- e2e_takefds MODE` in a process group of
- * its own, killed after 'limit_s': returns the exit status, or -1 if it
- * had to be killed (a hang). The report goes to 'json'. */
-static int run_takefds(const char *mode, const char *json, double limit_s)
-{
-    const char *argv[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--stacks=all", "--json",
-                          json, "--", e2e_prog("e2e_takefds"), mode, NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    double t0 = now_s();
-    int st;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_s() - t0 > limit_s) {
-            kill(-pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        usleep(10000);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* e2e_takefds replaces every descriptor number it did not open with its
  * own socket or pipe, then allocates at six new call sites (depths 1, 6
  * and 41, through a function pointer, from a second thread, through code
@@ -784,9 +758,11 @@ static void test_e2e_reliability_program_takes_libunwind_fds(void **state)
     for (size_t m = 0; m < 2; m++) {
         char json[4096];
         snprintf(json, sizeof json, "%s/takefds-%s.json", e2e_tmpdir(), modes[m]);
-        int status = run_takefds(modes[m], json, 20.0);
-        if (status == -1)
-            fail_msg("e2e_takefds %s hung (killed after 20 s)", modes[m]);
+        const char *argv[] = {e2e_mlmem(), "run", "-q", "--no-trace", "--stacks=all", "--json",
+                              json, "--", e2e_prog("e2e_takefds"), modes[m], NULL};
+        e2e_result_t res = e2e_exec_within(argv, 20000); /* a hang fails the test there */
+        int status = res.status;
+        e2e_result_free(&res);
         if (status != 0)
             fail_msg("e2e_takefds %s exited %d: its descriptors were %s", modes[m], status,
                      status == 3 ? "closed or replaced" : status == 4 ? "written to" : "?");
